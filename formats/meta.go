@@ -1,0 +1,218 @@
+package formats
+
+import (
+	"fmt"
+	"time"
+)
+
+// Keystore is keystore.toml, written once by keytree init.
+type Keystore struct {
+	Version int       `toml:"version"`
+	ID      string    `toml:"id"` // 32 hex digits; names this keystore's machine entropy
+	Created time.Time `toml:"created"`
+}
+
+func (k *Keystore) Validate() error {
+	if err := checkVersion(k.Version); err != nil {
+		return err
+	}
+	if !isHex(k.ID, 32) {
+		return corrupt("id %q is not 32 hex digits", k.ID)
+	}
+	return nil
+}
+
+func DecodeKeystore(data []byte) (*Keystore, error) {
+	var k Keystore
+	return &k, decode(data, &k, "version", "id", "created")
+}
+
+func (k *Keystore) Encode() ([]byte, error) { return encode(k) }
+
+// Retired records an earlier generation of a master key that still has
+// items on disk encrypted under it: items that a --force operation could not
+// decrypt, kept unchanged until a backup of that key recovers them.
+type Retired struct {
+	Generation int    `toml:"generation"`
+	Thumbprint string `toml:"thumbprint"`
+	Algorithm  string `toml:"algorithm"`
+}
+
+// SMK is smk.toml: the service master key's metadata and the commit point of
+// every operation on it. The account and machine encryptions of the key are
+// smk/account.G.age and smk/machine.G.age, where G is Generation; every item
+// the SMK protects is stored under a name ending in .G.age as well, so one
+// atomic replace of this file moves the whole keystore from one key to the
+// next.
+type SMK struct {
+	Version           int       `toml:"version"`
+	Generation        int       `toml:"generation"`
+	Thumbprint        string    `toml:"thumbprint"`
+	Algorithm         string    `toml:"algorithm"`
+	Created           time.Time `toml:"created"`
+	MachineProtection bool      `toml:"machine_protection"`
+	Retired           []Retired `toml:"retired,omitempty"`
+}
+
+func (s *SMK) Validate() error {
+	if err := checkVersion(s.Version); err != nil {
+		return err
+	}
+	if err := checkKeyFields(s.Generation, s.Thumbprint, s.Algorithm); err != nil {
+		return err
+	}
+	return checkRetired(s.Retired, s.Generation)
+}
+
+func DecodeSMK(data []byte) (*SMK, error) {
+	var s SMK
+	return &s, decode(data, &s, "version", "generation", "thumbprint", "algorithm", "created", "machine_protection")
+}
+
+func (s *SMK) Encode() ([]byte, error) { return encode(s) }
+
+// RetiredGeneration returns the retired entry for generation g, if any.
+func RetiredGeneration(list []Retired, g int) (Retired, bool) {
+	for _, r := range list {
+		if r.Generation == g {
+			return r, true
+		}
+	}
+	return Retired{}, false
+}
+
+func checkKeyFields(gen int, thumbprint, alg string) error {
+	if gen < 1 || gen > MaxGeneration {
+		return corrupt("generation %d is out of range", gen)
+	}
+	if !isHex(thumbprint, 40) {
+		return corrupt("thumbprint %q is not 40 hex digits", thumbprint)
+	}
+	if alg != "x25519" && alg != "mlkem768x25519" {
+		return corrupt("unknown algorithm %q", alg)
+	}
+	return nil
+}
+
+func checkRetired(list []Retired, current int) error {
+	seen := map[int]bool{}
+	for _, r := range list {
+		if err := checkKeyFields(r.Generation, r.Thumbprint, r.Algorithm); err != nil {
+			return corrupt("retired key: %s", err.Error())
+		}
+		if r.Generation >= current || seen[r.Generation] {
+			return corrupt("retired generation %d is not an earlier, distinct generation", r.Generation)
+		}
+		seen[r.Generation] = true
+	}
+	if len(list) > MaxRetired {
+		return corrupt("more than %d retired generations", MaxRetired)
+	}
+	return nil
+}
+
+// MaxGeneration and MaxRevision bound the counters in file names.
+const (
+	MaxGeneration = 1 << 40
+	MaxRevision   = 1 << 40
+	MaxRetired    = 1000
+)
+
+// Credential is credentials/NAME.toml. The value is
+// credentials/NAME.R.G.age: revision R of the value, encrypted by the SMK of
+// generation G.
+type Credential struct {
+	Version  int       `toml:"version"`
+	Name     string    `toml:"name"`
+	Identity string    `toml:"identity"`
+	Revision int       `toml:"revision"`
+	Created  time.Time `toml:"created"`
+	Updated  time.Time `toml:"updated"`
+}
+
+// MaxIdentityLength bounds a credential's identity (a user name, say).
+const MaxIdentityLength = 1024
+
+func (c *Credential) Validate() error {
+	if err := checkVersion(c.Version); err != nil {
+		return err
+	}
+	if err := ValidateName("credential", c.Name); err != nil {
+		return corrupt("%s", err.Error())
+	}
+	if err := ValidateIdentity(c.Identity); err != nil {
+		return corrupt("%s", err.Error())
+	}
+	if c.Revision < 1 || c.Revision > MaxRevision {
+		return corrupt("revision %d is out of range", c.Revision)
+	}
+	return nil
+}
+
+// ValidateIdentity checks a credential's identity: printable, one line.
+func ValidateIdentity(id string) error {
+	if id == "" {
+		return fmt.Errorf("the identity is empty")
+	}
+	if len(id) > MaxIdentityLength {
+		return fmt.Errorf("the identity is longer than %d bytes", MaxIdentityLength)
+	}
+	for _, r := range id {
+		if r < 0x20 || r == 0x7f || r == 0xfffd {
+			return fmt.Errorf("the identity contains a control character or invalid UTF-8")
+		}
+	}
+	return nil
+}
+
+func DecodeCredential(data []byte) (*Credential, error) {
+	var c Credential
+	return &c, decode(data, &c, "version", "name", "identity", "revision", "created", "updated")
+}
+
+func (c *Credential) Encode() ([]byte, error) { return encode(c) }
+
+// Pending is pending.toml: what a writer may leave behind if it stops before
+// it finishes. It is written, and made durable, before the operation creates
+// any file; the next writer to take the lock removes every listed path that
+// committed metadata does not reference, sweeps the listed directories the
+// same way, and deletes this file. Whether a file is garbage is always
+// decided from committed metadata, never from this file, so a damaged or
+// hostile pending.toml can make keytree look at files but not lose one.
+type Pending struct {
+	Version    int       `toml:"version"`
+	Operation  string    `toml:"operation"`
+	Started    time.Time `toml:"started"`
+	Candidates []string  `toml:"candidates,omitempty"`
+	Sweep      []string  `toml:"sweep,omitempty"`
+}
+
+func (p *Pending) Validate() error {
+	if err := checkVersion(p.Version); err != nil {
+		return err
+	}
+	if len(p.Candidates)+len(p.Sweep) > 100000 {
+		return corrupt("too many entries")
+	}
+	return nil
+}
+
+func DecodePending(data []byte) (*Pending, error) {
+	var p Pending
+	return &p, decode(data, &p, "version", "operation", "started")
+}
+
+func (p *Pending) Encode() ([]byte, error) { return encode(p) }
+
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}

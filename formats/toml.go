@@ -1,0 +1,107 @@
+package formats
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Version is the metadata format version this keytree writes and reads.
+const Version = 1
+
+// MaxMetadataSize bounds every TOML file keytree reads: metadata is small,
+// and a huge file is an attack or an accident, not a keystore.
+const MaxMetadataSize = 1 << 20
+
+// CorruptError reports a file whose content keytree cannot trust.
+type CorruptError struct {
+	File   string // path or name of the file, as the caller knows it
+	Reason string
+}
+
+func (e *CorruptError) Error() string {
+	if e.File == "" {
+		return e.Reason
+	}
+	return e.File + ": " + e.Reason
+}
+
+// ErrCorrupt matches every *CorruptError with errors.Is.
+var ErrCorrupt = errors.New("corrupt")
+
+func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
+
+func corrupt(format string, args ...any) error {
+	return &CorruptError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// WithFile names the file in a CorruptError produced while decoding it.
+func WithFile(err error, file string) error {
+	var ce *CorruptError
+	if errors.As(err, &ce) && ce.File == "" {
+		return &CorruptError{File: file, Reason: ce.Reason}
+	}
+	return err
+}
+
+// validator is implemented by every metadata type.
+type validator interface{ Validate() error }
+
+// decode reads one TOML document into v strictly: every key of the document
+// must be a field of v, every required key must be present, and v must
+// validate.
+func decode(data []byte, v validator, required ...string) error {
+	if len(data) > MaxMetadataSize {
+		return corrupt("file is larger than %d bytes", MaxMetadataSize)
+	}
+	if bytes.IndexByte(data, 0) >= 0 {
+		return corrupt("file contains a NUL byte")
+	}
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(v)
+	if err != nil {
+		return corrupt("invalid TOML: %s", oneLine(err.Error()))
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return corrupt("unknown key %s", strings.Join(keys, ", "))
+	}
+	for _, k := range required {
+		if !md.IsDefined(strings.Split(k, ".")...) {
+			return corrupt("missing key %s", k)
+		}
+	}
+	return v.Validate()
+}
+
+// encode writes v as TOML after validating it: keytree never writes metadata
+// it would refuse to read.
+func encode(v validator) ([]byte, error) {
+	if err := v.Validate(); err != nil {
+		return nil, fmt.Errorf("refusing to write invalid metadata: %w", err)
+	}
+	var buf bytes.Buffer
+	if err := toml.NewEncoder(&buf).Encode(v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func checkVersion(v int) error {
+	if v != Version {
+		return corrupt("format version %d is not supported (this keytree reads version %d)", v, Version)
+	}
+	return nil
+}
+
+func oneLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}

@@ -1,0 +1,74 @@
+package protect
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+
+	"filippo.io/age"
+)
+
+// Kind names what protects a key, as listings and messages show it.
+type Kind string
+
+const (
+	KindAccount  Kind = "account"
+	KindMachine  Kind = "machine"
+	KindPassword Kind = "password"
+	KindSMK      Kind = "smk"
+	KindDMK      Kind = "dmk"
+)
+
+// A Protector wraps file keys (as an age recipient) and unwraps them (as an
+// age identity). Sealing a key or a secret to a Protector produces a
+// standard age file.
+type Protector interface {
+	age.Recipient
+	age.Identity
+	Kind() Kind
+}
+
+// ErrDecrypt reports that an age file could not be opened with the protector
+// it was given: the wrong key or password, or a damaged file. The two cannot
+// be told apart reliably (age authenticates the header with the file key), so
+// callers report them together.
+var ErrDecrypt = errors.New("cannot be decrypted")
+
+// Seal encrypts plaintext to p and returns the age file.
+func Seal(p age.Recipient, plaintext []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	w, err := age.Encrypt(&buf, p)
+	if err != nil {
+		return nil, fmt.Errorf("encrypt: %w", err)
+	}
+	if _, err := w.Write(plaintext); err != nil {
+		return nil, fmt.Errorf("encrypt: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("encrypt: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// Open decrypts the age file ciphertext with id. It reads at most max bytes of
+// plaintext: a file that holds more is refused rather than read into memory.
+// Every failure to decrypt wraps ErrDecrypt; a scrypt work factor below the
+// floor wraps ErrWeakScrypt as well.
+func Open(id age.Identity, ciphertext []byte, max int64) ([]byte, error) {
+	r, err := age.Decrypt(bytes.NewReader(ciphertext), id)
+	if err != nil {
+		if errors.Is(err, ErrWeakScrypt) {
+			return nil, fmt.Errorf("%w: %w", ErrDecrypt, ErrWeakScrypt)
+		}
+		return nil, fmt.Errorf("%w: %v", ErrDecrypt, err)
+	}
+	out, err := io.ReadAll(io.LimitReader(r, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrDecrypt, err)
+	}
+	if int64(len(out)) > max {
+		return nil, fmt.Errorf("%w: more than %d bytes of plaintext", ErrDecrypt, max)
+	}
+	return out, nil
+}
