@@ -10,9 +10,13 @@ type identityProtector struct {
 	recipient age.Recipient
 }
 
-func (p *identityProtector) Kind() Kind                                   { return p.kind }
-func (p *identityProtector) Wrap(fileKey []byte) ([]*age.Stanza, error)   { return p.recipient.Wrap(fileKey) }
-func (p *identityProtector) Unwrap(stanzas []*age.Stanza) ([]byte, error) { return p.identity.Unwrap(stanzas) }
+func (p *identityProtector) Kind() Kind { return p.kind }
+func (p *identityProtector) Wrap(fileKey []byte) ([]*age.Stanza, error) {
+	return p.recipient.Wrap(fileKey)
+}
+func (p *identityProtector) Unwrap(stanzas []*age.Stanza) ([]byte, error) {
+	return p.identity.Unwrap(stanzas)
+}
 
 // x25519FromSeed turns 32 secret bytes into an age X25519 identity. age takes
 // any 32 bytes as a scalar (X25519 clamps it), but only in its Bech32

@@ -108,11 +108,11 @@ func Thumbprint(recipient string) string {
 	return hex.EncodeToString(sum[:20])
 }
 
-func (k *Key) Kind() Kind                                     { return k.kind }
-func (k *Key) Algorithm() Algorithm                           { return k.algorithm }
-func (k *Key) Thumbprint() string                             { return k.thumbprint }
-func (k *Key) Wrap(fileKey []byte) ([]*age.Stanza, error)     { return k.recipient.Wrap(fileKey) }
-func (k *Key) Unwrap(stanzas []*age.Stanza) ([]byte, error)   { return k.identity.Unwrap(stanzas) }
+func (k *Key) Kind() Kind                                   { return k.kind }
+func (k *Key) Algorithm() Algorithm                         { return k.algorithm }
+func (k *Key) Thumbprint() string                           { return k.thumbprint }
+func (k *Key) Wrap(fileKey []byte) ([]*age.Stanza, error)   { return k.recipient.Wrap(fileKey) }
+func (k *Key) Unwrap(stanzas []*age.Stanza) ([]byte, error) { return k.identity.Unwrap(stanzas) }
 
 // Secret returns the key's age identity encoding. It is the key itself:
 // callers only ever encrypt it.
