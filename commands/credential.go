@@ -1,0 +1,175 @@
+package commands
+
+import (
+	"github.com/urfave/cli/v2"
+)
+
+const flagIdentity = "identity"
+
+func (e *env) credentialCommand() *cli.Command {
+	return group("credential", "keep secrets under the service master key",
+		e.credentialSetCommand(),
+		e.credentialGetCommand(),
+		e.credentialListCommand(),
+		e.credentialRmCommand(),
+	)
+}
+
+func (e *env) credentialSetCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "set",
+		Usage: "create or replace a credential",
+		UsageText: `keytree credential set NAME --identity ID [--file F]
+
+Stores a credential: an identity (a user name, say) and a secret value read
+byte for byte from --file or standard input (asked for without echo on a
+terminal). The value is encrypted by the service master key.
+
+Examples:
+   printf '%s' "$PASSWORD" | keytree credential set backup-db --identity svc_backup
+   keytree credential set tls-key --identity web01 --file server.key`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: flagIdentity, Usage: "the identity the secret belongs to (required)"},
+			&cli.StringFlag{Name: flagFile, Usage: "read the value from `FILE` instead of standard input"},
+		},
+		Action: func(c *cli.Context) error {
+			name, err := oneArg(c, "a credential NAME")
+			if err != nil {
+				return err
+			}
+			if !c.IsSet(flagIdentity) {
+				return usagef("credential set needs --identity")
+			}
+			ks, err := e.open(c)
+			if err != nil {
+				return err
+			}
+			value, err := e.readValue(c.String(flagFile), "credential "+name, &stdinUse{})
+			if err != nil {
+				return err
+			}
+			created, err := ks.SetCredential(name, c.String(flagIdentity), value)
+			if err != nil {
+				return err
+			}
+			if created {
+				e.say("Created credential %s.", name)
+			} else {
+				e.say("Replaced credential %s.", name)
+			}
+			return nil
+		},
+	}
+}
+
+func (e *env) credentialGetCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "get",
+		Usage: "print a credential's value",
+		UsageText: `keytree credential get NAME
+
+Writes the value to standard output exactly as it was stored, with no newline
+added.
+
+Examples:
+   keytree credential get backup-db
+   PGPASSWORD=$(keytree credential get backup-db) pg_dump ...`,
+		Action: func(c *cli.Context) error {
+			name, err := oneArg(c, "a credential NAME")
+			if err != nil {
+				return err
+			}
+			ks, err := e.open(c)
+			if err != nil {
+				return err
+			}
+			_, value, err := ks.GetCredential(name)
+			if err != nil {
+				return err
+			}
+			_, err = e.stdout.Write(value)
+			return err
+		},
+	}
+}
+
+type credentialJSON struct {
+	Name     string `json:"name"`
+	Identity string `json:"identity"`
+	Created  string `json:"created"`
+	Updated  string `json:"updated"`
+	Orphaned bool   `json:"orphaned"`
+	NeedsKey string `json:"needsKey,omitempty"`
+}
+
+func (e *env) credentialListCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "list",
+		Usage: "list credentials (names and identities, never values)",
+		UsageText: `keytree credential list [--json]
+
+Examples:
+   keytree credential list
+   keytree credential list --json | jq -r '.[].name'`,
+		Flags: []cli.Flag{jsonFlag()},
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			ks, err := e.open(c)
+			if err != nil {
+				return err
+			}
+			creds, err := ks.ListCredentials()
+			if err != nil {
+				return err
+			}
+			if c.Bool(flagJSON) {
+				out := []credentialJSON{}
+				for _, cr := range creds {
+					j := credentialJSON{Name: cr.Name, Identity: cr.Identity, Created: timeString(cr.Created), Updated: timeString(cr.Updated)}
+					if cr.Orphan != nil {
+						j.Orphaned, j.NeedsKey = true, cr.Orphan.Thumbprint
+					}
+					out = append(out, j)
+				}
+				return writeJSON(e.stdout, out)
+			}
+			var rows [][]string
+			for _, cr := range creds {
+				state := ""
+				if cr.Orphan != nil {
+					state = "orphaned: needs key " + cr.Orphan.Thumbprint
+				}
+				rows = append(rows, []string{cr.Name, cr.Identity, timeString(cr.Updated), state})
+			}
+			return table(e.stdout, []string{"NAME", "IDENTITY", "UPDATED", ""}, rows)
+		},
+	}
+}
+
+func (e *env) credentialRmCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "rm",
+		Usage: "remove a credential",
+		UsageText: `keytree credential rm NAME
+
+Example:
+   keytree credential rm backup-db`,
+		Action: func(c *cli.Context) error {
+			name, err := oneArg(c, "a credential NAME")
+			if err != nil {
+				return err
+			}
+			ks, err := e.open(c)
+			if err != nil {
+				return err
+			}
+			if err := ks.RemoveCredential(name); err != nil {
+				return err
+			}
+			e.say("Removed credential %s.", name)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,303 @@
+package commands
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/keytree-dev/keytree/keystore"
+	"github.com/keytree-dev/keytree/protect"
+)
+
+func algorithmFlag(usage string) *cli.StringFlag {
+	return &cli.StringFlag{Name: flagAlgorithm, Usage: usage + ": x25519 or mlkem768x25519 (post-quantum hybrid)", Value: string(protect.X25519)}
+}
+
+func jsonFlag() *cli.BoolFlag {
+	return &cli.BoolFlag{Name: flagJSON, Usage: "print JSON"}
+}
+
+func parseAlgorithm(c *cli.Context) (protect.Algorithm, error) {
+	alg, err := protect.ParseAlgorithm(c.String(flagAlgorithm))
+	if err != nil {
+		return "", usagef("%v", err)
+	}
+	return alg, nil
+}
+
+func (e *env) initCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "init",
+		Usage: "create a keystore and its service master key",
+		UsageText: `keytree init [--algorithm x25519|mlkem768x25519]
+
+Creates the keystore directory (owner-only) and a service master key protected
+by your account and by this machine. Back the key up next: keytree smk backup.
+
+Examples:
+   keytree init
+   keytree --keystore /srv/keys init --algorithm mlkem768x25519`,
+		Flags: []cli.Flag{algorithmFlag("the service master key's algorithm")},
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			alg, err := parseAlgorithm(c)
+			if err != nil {
+				return err
+			}
+			opts, err := e.options(c)
+			if err != nil {
+				return err
+			}
+			res, err := keystore.Init(opts, alg)
+			if err != nil {
+				return err
+			}
+			e.say("Created keystore %s\nService master key %s (%s)\nBack it up now: keytree smk backup --file FILE", res.Dir, res.Thumbprint, res.Algorithm)
+			return nil
+		},
+	}
+}
+
+type encryptionJSON struct {
+	Protector  string `json:"protector"`
+	Thumbprint string `json:"thumbprint"`
+	Enabled    bool   `json:"enabled"`
+	Valid      bool   `json:"valid"`
+	Reason     string `json:"reason,omitempty"`
+	Recreated  bool   `json:"recreated"`
+	RepairErr  string `json:"repairError,omitempty"`
+}
+
+type smkJSON struct {
+	Thumbprint        string           `json:"thumbprint"`
+	Algorithm         string           `json:"algorithm"`
+	Generation        int              `json:"generation"`
+	Created           string           `json:"created"`
+	MachineProtection bool             `json:"machineProtection"`
+	Encryptions       []encryptionJSON `json:"encryptions"`
+}
+
+func smkInfoJSON(info *keystore.SMKInfo) *smkJSON {
+	if info == nil {
+		return nil
+	}
+	out := &smkJSON{Thumbprint: info.Thumbprint, Algorithm: string(info.Algorithm), Generation: info.Generation,
+		Created: info.Created, MachineProtection: info.MachineProtection, Encryptions: []encryptionJSON{}}
+	for _, enc := range info.Encryptions {
+		out.Encryptions = append(out.Encryptions, encryptionJSON{Protector: string(enc.Protector), Thumbprint: enc.Thumbprint,
+			Enabled: enc.Enabled, Valid: enc.Valid, Reason: enc.Reason, Recreated: enc.Recreated, RepairErr: enc.RepairErr})
+	}
+	return out
+}
+
+// encryptionLines describes the SMK's encryptions for people.
+func encryptionLines(info *keystore.SMKInfo) [][]string {
+	var rows [][]string
+	for _, enc := range info.Encryptions {
+		state := "valid"
+		switch {
+		case !enc.Enabled:
+			state = "off"
+		case !enc.Valid && enc.Recreated:
+			state = "was invalid (" + enc.Reason + "); re-created"
+		case !enc.Valid && enc.RepairErr != "":
+			state = "invalid (" + enc.Reason + "); could not re-create: " + enc.RepairErr
+		case !enc.Valid:
+			state = "invalid (" + enc.Reason + ")"
+		}
+		rows = append(rows, []string{"  " + string(enc.Protector) + " encryption (" + enc.Thumbprint + "):", state})
+	}
+	return rows
+}
+
+type statusJSON struct {
+	Keystore   string       `json:"keystore"`
+	ID         string       `json:"id"`
+	Created    string       `json:"created"`
+	AccountDir string       `json:"accountDir"`
+	MachineDir string       `json:"machineDir"`
+	SMK        *smkJSON     `json:"smk"`
+	Counts     countsJSON   `json:"counts"`
+	Orphans    []orphanJSON `json:"orphans"`
+}
+
+type countsJSON struct {
+	Credentials int `json:"credentials"`
+	Databases   int `json:"databases"`
+	Secrets     int `json:"secrets"`
+	Orphaned    int `json:"orphaned"`
+}
+
+type orphanJSON struct {
+	Item       string `json:"item"`
+	Generation int    `json:"generation"`
+	Thumbprint string `json:"thumbprint"`
+}
+
+func (e *env) statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "status",
+		Usage: "describe the keystore, its service master key and its encryptions",
+		UsageText: `keytree status [--json]
+
+Opens the service master key (re-creating an invalid encryption from the valid
+one, as every command does) and shows whether each encryption was valid, with
+counts of what the keystore holds and any orphaned items.
+
+Examples:
+   keytree status
+   keytree status --json | jq .smk.encryptions`,
+		Flags: []cli.Flag{jsonFlag()},
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			ks, err := e.open(c)
+			if err != nil {
+				return err
+			}
+			st, err := ks.Status()
+			if st == nil {
+				return err
+			}
+			if perr := e.printStatus(st, c.Bool(flagJSON)); perr != nil {
+				return perr
+			}
+			return err
+		},
+	}
+}
+
+func (e *env) printStatus(st *keystore.Status, asJSON bool) error {
+	if asJSON {
+		out := statusJSON{Keystore: st.Dir, ID: st.ID, Created: timeString(st.Created), AccountDir: st.AccountDir,
+			MachineDir: st.MachineDir, SMK: smkInfoJSON(st.SMK), Orphans: []orphanJSON{},
+			Counts: countsJSON{Credentials: st.Credentials, Databases: st.Databases, Secrets: st.Secrets, Orphaned: len(st.Orphans)}}
+		for _, o := range st.Orphans {
+			out.Orphans = append(out.Orphans, orphanJSON{Item: o.Item, Generation: o.Generation, Thumbprint: o.Thumbprint})
+		}
+		return writeJSON(e.stdout, out)
+	}
+	rows := [][]string{
+		{"keystore:", st.Dir},
+		{"id:", st.ID},
+		{"account dir:", st.AccountDir},
+		{"machine dir:", st.MachineDir},
+	}
+	if st.SMK != nil {
+		rows = append(rows,
+			[]string{"service master key:", st.SMK.Thumbprint},
+			[]string{"  algorithm:", string(st.SMK.Algorithm)},
+			[]string{"  generation:", strconv.Itoa(st.SMK.Generation)},
+			[]string{"  created:", st.SMK.Created})
+		rows = append(rows, encryptionLines(st.SMK)...)
+	} else {
+		rows = append(rows, []string{"service master key:", "none yet"})
+	}
+	rows = append(rows,
+		[]string{"credentials:", strconv.Itoa(st.Credentials)},
+		[]string{"databases:", strconv.Itoa(st.Databases)},
+		[]string{"secrets:", strconv.Itoa(st.Secrets)},
+		[]string{"orphaned:", strconv.Itoa(len(st.Orphans))})
+	for _, o := range st.Orphans {
+		rows = append(rows, []string{"  " + o.Item + ":", fmt.Sprintf("needs key %s (generation %d)", o.Thumbprint, o.Generation)})
+	}
+	return table(e.stdout, nil, rows)
+}
+
+type keyEncryptionJSON struct {
+	Key           string `json:"key"`
+	Thumbprint    string `json:"thumbprint"`
+	CryptType     string `json:"cryptType"`
+	CryptTypeDesc string `json:"cryptTypeDesc"`
+	Protector     string `json:"protector"`
+	State         string `json:"state"`
+}
+
+func (e *env) keyEncryptionsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "key-encryptions",
+		Usage: "list every encryption of every key, like SQL Server's sys.key_encryptions",
+		UsageText: `keytree key-encryptions [--json]
+
+One row per encryption: the service master key's two (thumbprint 0x01 for the
+account, 0x03 for the machine), each credential's by the service master key,
+each database master key's by password (ESKP) and by the service master key
+(ESKM), each secret's by its database master key. STATE is valid or invalid
+(the SMK's encryptions, checked now), off, current, or orphaned.
+
+Examples:
+   keytree key-encryptions
+   keytree key-encryptions --json`,
+		Flags: []cli.Flag{jsonFlag()},
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			ks, err := e.open(c)
+			if err != nil {
+				return err
+			}
+			rows, err := ks.KeyEncryptions()
+			if rows == nil && err != nil {
+				return err
+			}
+			var perr error
+			if c.Bool(flagJSON) {
+				out := []keyEncryptionJSON{}
+				for _, r := range rows {
+					out = append(out, keyEncryptionJSON{Key: r.Key, Thumbprint: r.Thumbprint, CryptType: r.CryptType,
+						CryptTypeDesc: r.CryptTypeDesc, Protector: r.Protector, State: r.State})
+				}
+				perr = writeJSON(e.stdout, out)
+			} else {
+				var t [][]string
+				for _, r := range rows {
+					tp := r.Thumbprint
+					if tp == "" {
+						tp = "-"
+					}
+					t = append(t, []string{r.Key, tp, r.CryptType, r.CryptTypeDesc, r.Protector, r.State})
+				}
+				perr = table(e.stdout, []string{"KEY", "THUMBPRINT", "CRYPT_TYPE", "CRYPT_TYPE_DESC", "PROTECTOR", "STATE"}, t)
+			}
+			if perr != nil {
+				return perr
+			}
+			return err
+		},
+	}
+}
+
+func (e *env) errorlogCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "errorlog",
+		Usage: "print the keystore's error log",
+		UsageText: `keytree errorlog
+
+The error log records what SQL Server writes to its errorlog: error 15466 when
+neither encryption of the service master key opens, and every encryption keytree
+re-created on its own.
+
+Example:
+   keytree errorlog | tail`,
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			ks, err := e.open(c)
+			if err != nil {
+				return err
+			}
+			log, err := ks.ErrorLog()
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprint(e.stdout, log)
+			return err
+		},
+	}
+}

@@ -1,0 +1,298 @@
+// Package commands is keytree's command line: one file per noun, one
+// constructor per verb. Actions parse flags into options and call the
+// keystore package; Main is the one place that turns errors into messages
+// and exit codes.
+package commands
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/keytree-dev/keytree/keystore"
+)
+
+// version is stamped at build time (-ldflags "-X .../commands.version=v1.2.3").
+var version = ""
+
+// Exit codes (docs/cli-abi.md).
+const (
+	exitOK          = 0
+	exitError       = 1
+	exitUsage       = 2
+	exitDecryption  = 3
+	exitNotFound    = 4
+	exitExists      = 5
+	exitCorrupt     = 6
+	exitLocked      = 7
+	exitPermissions = 8
+	exitRefused     = 9
+)
+
+// Global flag names.
+const (
+	flagKeystore    = "keystore"
+	flagAccountDir  = "account-dir"
+	flagMachineDir  = "machine-dir"
+	flagLockTimeout = "lock-timeout"
+	flagJSON        = "json"
+	flagFile        = "file"
+	flagPassword    = "password-file"
+	flagOpenPass    = "open-password-file"
+	flagForce       = "force"
+	flagAlgorithm   = "algorithm"
+	flagNoPolicy    = "no-password-policy"
+)
+
+// env is what a command runs against: the standard streams and whether they
+// are terminals. Tests build one with buffers.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	stdinTTY       bool
+	stdoutTTY      bool
+	stderrTTY      bool
+	// tty opens the terminal for a prompt; nil when there is none.
+	tty func() (*os.File, error)
+}
+
+// Main runs keytree with args (os.Args) and returns the exit status.
+func Main(args []string) int {
+	e := &env{
+		stdin:     os.Stdin,
+		stdout:    os.Stdout,
+		stderr:    os.Stderr,
+		stdinTTY:  term.IsTerminal(int(os.Stdin.Fd())),
+		stdoutTTY: term.IsTerminal(int(os.Stdout.Fd())),
+		stderrTTY: term.IsTerminal(int(os.Stderr.Fd())),
+		tty:       openTTY,
+	}
+	return e.run(args)
+}
+
+func (e *env) run(args []string) int {
+	app := e.newApp()
+	err := app.Run(permuteArgs(app, args))
+	return e.report(err)
+}
+
+// usageError is a mistake in how keytree was called.
+type usageError struct{ msg string }
+
+func (u *usageError) Error() string { return u.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+func (e *env) newApp() *cli.App {
+	app := &cli.App{
+		Name:    "keytree",
+		Usage:   "keep secrets under a SQL Server-style key hierarchy",
+		Version: buildVersion(),
+		Description: `keytree keeps credentials and secrets in a keystore directory, encrypted under a
+service master key (SMK) that is protected twice, by your OS account and by this
+machine, and heals itself when one of the two protections breaks. Databases hold
+secrets under database master keys protected by passwords and, by default, the SMK.
+
+Examples:
+   keytree init
+   printf '%s' "$DB_PASSWORD" | keytree credential set backup-db --identity svc_backup
+   keytree credential get backup-db
+   keytree status`,
+		EnableBashCompletion: true,
+		HideHelpCommand:      true,
+		Reader:               e.stdin,
+		Writer:               e.stdout,
+		ErrWriter:            e.stderr,
+		// Errors are reported, and exit codes chosen, in one place: report.
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError:   onUsageError,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: flagKeystore, Usage: "keystore `DIR`", EnvVars: []string{"KEYTREE_DIR"}},
+			&cli.StringFlag{Name: flagAccountDir, Usage: "account protector `DIR`", EnvVars: []string{"KEYTREE_ACCOUNT_DIR"}},
+			&cli.StringFlag{Name: flagMachineDir, Usage: "machine protector `DIR`", EnvVars: []string{"KEYTREE_MACHINE_DIR"}},
+			&cli.DurationFlag{Name: flagLockTimeout, Usage: "how long to wait for another keytree process", Value: keystore.DefaultLockTimeout, EnvVars: []string{"KEYTREE_LOCK_TIMEOUT"}},
+		},
+		Commands: []*cli.Command{
+			e.initCommand(),
+			e.statusCommand(),
+			e.keyEncryptionsCommand(),
+			e.errorlogCommand(),
+			e.smkCommand(),
+			e.credentialCommand(),
+			e.completionCommand(),
+		},
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return usagef("unknown command %q", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
+		},
+	}
+	setUsageErrors(app.Commands)
+	return app
+}
+
+func onUsageError(c *cli.Context, err error, isSubcommand bool) error {
+	return &usageError{msg: err.Error()}
+}
+
+// setUsageErrors makes every command report flag mistakes as usage errors
+// (exit 2) rather than print urfave/cli's own message.
+func setUsageErrors(cmds []*cli.Command) {
+	for _, c := range cmds {
+		c.OnUsageError = onUsageError
+		setUsageErrors(c.Subcommands)
+	}
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// report prints err as keytree's users see it and returns the exit status.
+func (e *env) report(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	var ue *usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(e.stderr, "keytree: error: %s\n", ue.msg)
+		fmt.Fprintf(e.stderr, "keytree: hint: see 'keytree --help' or 'keytree COMMAND --help'\n")
+		return exitUsage
+	}
+	var ke *keystore.Error
+	if errors.As(err, &ke) {
+		if ke.Number != 0 {
+			fmt.Fprintf(e.stderr, "keytree: error %d: %s\n", ke.Number, ke.Text)
+		} else {
+			fmt.Fprintf(e.stderr, "keytree: error: %s\n", ke.Text)
+		}
+		for _, d := range ke.Detail {
+			fmt.Fprintf(e.stderr, "keytree:   %s\n", d)
+		}
+		if ke.Hint != "" {
+			fmt.Fprintf(e.stderr, "keytree: hint: %s\n", ke.Hint)
+		}
+	} else {
+		fmt.Fprintf(e.stderr, "keytree: error: %s\n", err)
+	}
+	return exitCode(err)
+}
+
+func exitCode(err error) int {
+	for _, m := range []struct {
+		kind error
+		code int
+	}{
+		{keystore.ErrInvalid, exitUsage},
+		{keystore.ErrDecryption, exitDecryption},
+		{keystore.ErrNotFound, exitNotFound},
+		{keystore.ErrExists, exitExists},
+		{keystore.ErrCorrupt, exitCorrupt},
+		{keystore.ErrLocked, exitLocked},
+		{keystore.ErrPermissions, exitPermissions},
+		{keystore.ErrRefused, exitRefused},
+	} {
+		if errors.Is(err, m.kind) {
+			return m.code
+		}
+	}
+	return exitError
+}
+
+// options builds the keystore options from the global flags, the
+// environment and the OS defaults.
+func (e *env) options(c *cli.Context) (keystore.Options, error) {
+	dirs, err := keystore.DefaultDirs()
+	if err != nil {
+		return keystore.Options{}, err
+	}
+	for _, f := range []struct {
+		flag string
+		dst  *string
+	}{{flagKeystore, &dirs.Keystore}, {flagAccountDir, &dirs.Account}, {flagMachineDir, &dirs.Machine}} {
+		if v := c.String(f.flag); v != "" {
+			*f.dst = v
+		}
+	}
+	return keystore.Options{
+		Dirs:        dirs,
+		LockTimeout: c.Duration(flagLockTimeout),
+		Notice: func(msg string) {
+			if e.stderrTTY {
+				fmt.Fprintf(e.stderr, "keytree: note: %s\n", msg)
+			}
+		},
+	}, nil
+}
+
+// open opens the keystore named by the global flags.
+func (e *env) open(c *cli.Context) (*keystore.Keystore, error) {
+	opts, err := e.options(c)
+	if err != nil {
+		return nil, err
+	}
+	return keystore.Open(opts)
+}
+
+// group makes a command whose verbs are its subcommands. Called without a
+// verb it shows its help; with an unknown one, it is a usage error.
+func group(name, usage string, subs ...*cli.Command) *cli.Command {
+	return &cli.Command{
+		Name:        name,
+		Usage:       usage,
+		Subcommands: subs,
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return usagef("unknown command %q for %s", c.Args().First(), cmdName(c))
+			}
+			return cli.ShowSubcommandHelp(c)
+		},
+	}
+}
+
+// noArgs refuses positional arguments to a command that takes none.
+func noArgs(c *cli.Context) error {
+	if c.Args().Len() > 0 {
+		return usagef("%s takes no arguments (got %q)", cmdName(c), strings.Join(c.Args().Slice(), " "))
+	}
+	return nil
+}
+
+// oneArg returns the single positional argument of a command.
+func oneArg(c *cli.Context, what string) (string, error) {
+	switch c.Args().Len() {
+	case 1:
+		return c.Args().First(), nil
+	case 0:
+		return "", usagef("%s needs %s", cmdName(c), what)
+	}
+	return "", usagef("%s takes one %s (got %q)", cmdName(c), what, strings.Join(c.Args().Slice(), " "))
+}
+
+func timeString(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// cmdName is the command's name as typed: "credential get".
+func cmdName(c *cli.Context) string {
+	return strings.TrimPrefix(c.Command.HelpName, c.App.Name+" ")
+}

@@ -1,0 +1,259 @@
+package keystore
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/keytree-dev/keytree/formats"
+	"github.com/keytree-dev/keytree/protect"
+)
+
+// Credential is a credential's metadata: its name and identity (a user name,
+// say) in clear, its value encrypted by the SMK.
+type Credential struct {
+	Name     string
+	Identity string
+	Created  time.Time
+	Updated  time.Time
+	Orphan   *Orphan // set if --force left it under an older SMK
+}
+
+func (ks *Keystore) credentialMetaPath(name string) string {
+	return ks.path(credentialsDir, formats.MetaName(name))
+}
+
+func (ks *Keystore) loadCredentialMeta(name string) (*formats.Credential, error) {
+	p := ks.credentialMetaPath(name)
+	data, err := readFile(p, formats.MaxMetadataSize)
+	if err != nil {
+		if notExist(err) {
+			return nil, err
+		}
+		return nil, ks.fileError(p, err)
+	}
+	meta, err := formats.DecodeCredential(data)
+	if err != nil {
+		return nil, errCorrupt(p, err)
+	}
+	return meta, nil
+}
+
+// credentialMeta loads a credential's metadata for an operation on it. On a
+// case-insensitive filesystem "Foo" finds foo.toml: the name inside tells.
+func (ks *Keystore) credentialMeta(name string) (*formats.Credential, error) {
+	meta, err := ks.loadCredentialMeta(name)
+	if notExist(err) {
+		return nil, errNotFound("credential", name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if meta.Name != name {
+		if strings.EqualFold(meta.Name, name) {
+			return nil, &Error{Text: fmt.Sprintf("the credential is named '%s', not '%s'", meta.Name, name), Kind: ErrNotFound,
+				Hint: "names are case-sensitive, and this filesystem is not: use the name as it was created"}
+		}
+		return nil, corruptf(ks.credentialMetaPath(name), "names credential %q", meta.Name)
+	}
+	return meta, nil
+}
+
+func smkGens(m *formats.SMK) keyGens { return keyGens{current: m.Generation, retired: m.Retired} }
+
+func validName(what, name string) error {
+	if err := formats.ValidateName(what, name); err != nil {
+		return invalid(err)
+	}
+	return nil
+}
+
+// SetCredential creates or replaces a credential. The value is encrypted by
+// the SMK; the previous value, if any, is removed only once the new one is
+// committed.
+func (ks *Keystore) SetCredential(name, identity string, value []byte) (created bool, err error) {
+	if err := validName("credential", name); err != nil {
+		return false, err
+	}
+	if err := formats.ValidateIdentity(identity); err != nil {
+		return false, invalid(err)
+	}
+	if len(value) > MaxValueSize {
+		return false, invalid(fmt.Errorf("the value is larger than %d bytes", MaxValueSize))
+	}
+	err = ks.write("credential set", func(s *session) error {
+		st, err := s.openSMK()
+		if err != nil {
+			return err
+		}
+		g := smkGens(st.meta)
+		now := s.ks.nowUTC()
+		meta := &formats.Credential{Version: formats.Version, Name: name, Identity: identity, Revision: 1, Created: now, Updated: now}
+		old, err := s.ks.credentialMeta(name)
+		switch {
+		case err == nil:
+			meta.Revision, meta.Created = old.Revision+1, old.Created
+		case errors.Is(err, ErrNotFound) && notExist(lstatErr(s.ks.credentialMetaPath(name))):
+			created = true
+		default:
+			return err
+		}
+		if meta.Revision > formats.MaxRevision {
+			return fmt.Errorf("credential %s has been rewritten too many times", name)
+		}
+		blob := formats.BlobName(name, meta.Revision, g.current)
+		cands := []string{rel(credentialsDir, blob)}
+		if old != nil {
+			for _, n := range itemBlobNames(name, old.Revision, g) {
+				cands = append(cands, rel(credentialsDir, n))
+			}
+		}
+		if err := s.intend(cands, nil); err != nil {
+			return err
+		}
+		if err := writeNewBlob(s.ks.path(credentialsDir, blob), st.key, value); err != nil {
+			return err
+		}
+		if err := syncDir(s.ks.path(credentialsDir)); err != nil {
+			return err
+		}
+		data, err := meta.Encode()
+		if err != nil {
+			return err
+		}
+		return s.ks.writeFileAtomic(s.ks.credentialMetaPath(name), data)
+	})
+	return created, err
+}
+
+func lstatErr(p string) error {
+	_, err := os.Lstat(p)
+	return err
+}
+
+// GetCredential returns a credential and its value.
+func (ks *Keystore) GetCredential(name string) (*Credential, []byte, error) {
+	if err := validName("credential", name); err != nil {
+		return nil, nil, err
+	}
+	var (
+		cred  *Credential
+		value []byte
+	)
+	err := ks.read("credential get", func(s *session) error {
+		st, err := s.openSMK()
+		if err != nil {
+			return err
+		}
+		meta, err := s.ks.credentialMeta(name)
+		if err != nil {
+			return err
+		}
+		path, orphan, err := s.ks.itemBlob([]string{credentialsDir}, name, meta.Revision, smkGens(st.meta))
+		if err != nil {
+			return err
+		}
+		if orphan != nil {
+			return orphanError("credential", name, orphan, "service master key",
+				"recover it with a backup of that key: keytree smk recover --file BACKUP")
+		}
+		value, err = openValue(st.key, path)
+		if err != nil {
+			return valueError("credential", name, path, err)
+		}
+		cred = credentialOf(meta, nil)
+		return nil
+	})
+	return cred, value, err
+}
+
+// valueError reports a value that the right key could not open: the file
+// is damaged.
+func valueError(what, name, path string, err error) error {
+	if errors.Is(err, protect.ErrDecrypt) {
+		return &Error{Text: fmt.Sprintf("the %s '%s' cannot be decrypted: %s is damaged", what, name, path), Kind: ErrCorrupt,
+			Hint: "restore it from a backup of the keystore, or set it again", Err: err}
+	}
+	return (&Keystore{}).fileError(path, err)
+}
+
+func credentialOf(m *formats.Credential, o *Orphan) *Credential {
+	return &Credential{Name: m.Name, Identity: m.Identity, Created: m.Created, Updated: m.Updated, Orphan: o}
+}
+
+// ListCredentials returns every credential's metadata, sorted by name. It
+// opens no key.
+func (ks *Keystore) ListCredentials() ([]*Credential, error) {
+	var out []*Credential
+	err := ks.read("credential list", func(s *session) error {
+		var g keyGens
+		if meta, err := s.ks.loadSMKMeta(); err == nil {
+			g = smkGens(meta)
+		} else if !notExist(err) {
+			return err
+		}
+		return s.ks.eachCredential(func(m *formats.Credential) error {
+			var orphan *Orphan
+			if g.current != 0 {
+				_, o, err := s.ks.itemBlob([]string{credentialsDir}, m.Name, m.Revision, g)
+				if err != nil {
+					return err
+				}
+				orphan = o
+			}
+			out = append(out, credentialOf(m, orphan))
+			return nil
+		})
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, err
+}
+
+// eachCredential calls fn with the metadata of every credential.
+func (ks *Keystore) eachCredential(fn func(*formats.Credential) error) error {
+	c := &collector{ks: ks}
+	return c.eachEntry(credentialsDir, func(name string, isDir bool) error {
+		base, ok := strings.CutSuffix(name, ".toml")
+		if isDir || !ok || strings.HasPrefix(name, ".") {
+			return nil
+		}
+		if err := formats.ValidateName("credential", base); err != nil {
+			return corruptf(ks.path(credentialsDir, name), "is not a credential's file: %v", err)
+		}
+		meta, err := ks.credentialMeta(base)
+		if err != nil {
+			return err
+		}
+		return fn(meta)
+	})
+}
+
+// RemoveCredential removes a credential. It needs no key: removing the
+// metadata is the commit, and the value's file goes with the clean-up.
+func (ks *Keystore) RemoveCredential(name string) error {
+	if err := validName("credential", name); err != nil {
+		return err
+	}
+	return ks.write("credential rm", func(s *session) error {
+		meta, err := s.ks.credentialMeta(name)
+		if err != nil {
+			return err
+		}
+		var cands []string
+		if smk, err := s.ks.loadSMKMeta(); err == nil {
+			for _, n := range itemBlobNames(name, meta.Revision, smkGens(smk)) {
+				cands = append(cands, rel(credentialsDir, n))
+			}
+		}
+		if err := s.intend(cands, nil); err != nil {
+			return err
+		}
+		if err := removeFile(s.ks.credentialMetaPath(name)); err != nil {
+			return err
+		}
+		return syncDir(s.ks.path(credentialsDir))
+	})
+}

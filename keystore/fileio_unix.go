@@ -1,0 +1,58 @@
+//go:build !windows
+
+package keystore
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// fixMode sets a new file's mode to 0600 whatever the umask was.
+func fixMode(f *os.File) error { return f.Chmod(fileMode) }
+
+// checkPrivate refuses a file or directory that group or others can use, as
+// OpenSSH refuses a private key that others can read.
+func checkPrivate(path string, fi fs.FileInfo) error {
+	if fi.Mode().Perm()&0o077 != 0 {
+		return permissionError(path, fi.Mode())
+	}
+	return nil
+}
+
+func renameReplace(from, to string) error {
+	if err := step("rename", to); err != nil {
+		return err
+	}
+	return os.Rename(from, to)
+}
+
+// renameNoReplace moves from to to unless to exists. link(2) fails with
+// EEXIST rather than replace, which makes the creation atomic and exclusive.
+func renameNoReplace(from, to string) error {
+	if err := step("rename", to); err != nil {
+		return err
+	}
+	if err := os.Link(from, to); err != nil {
+		var le *os.LinkError
+		if errors.As(err, &le) && errors.Is(le.Err, fs.ErrExist) {
+			return fs.ErrExist
+		}
+		return err
+	}
+	return nil
+}
+
+func syncDirOS(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, unix.EINVAL) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,69 @@
+//go:build windows
+
+package keystore
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"time"
+
+	"golang.org/x/sys/windows"
+)
+
+// fixMode does nothing on Windows: files inherit the ACL of their directory,
+// which for keytree's directories is the profile's (owner-only).
+func fixMode(*os.File) error { return nil }
+
+// checkPrivate does nothing on Windows, whose permissions are ACLs rather
+// than mode bits (docs/security.md).
+func checkPrivate(string, fs.FileInfo) error { return nil }
+
+// renameReplace replaces to with from through MoveFileEx, retrying for a
+// while when another process (an antivirus, an indexer, a keytree reader)
+// has the target open.
+func renameReplace(from, to string) error {
+	if err := step("rename", to); err != nil {
+		return err
+	}
+	return moveFile(from, to, windows.MOVEFILE_REPLACE_EXISTING|windows.MOVEFILE_WRITE_THROUGH)
+}
+
+// renameNoReplace moves from to to unless to exists: MoveFileEx without
+// MOVEFILE_REPLACE_EXISTING fails rather than replace.
+func renameNoReplace(from, to string) error {
+	if err := step("rename", to); err != nil {
+		return err
+	}
+	err := moveFile(from, to, windows.MOVEFILE_WRITE_THROUGH)
+	if errors.Is(err, windows.ERROR_ALREADY_EXISTS) || errors.Is(err, windows.ERROR_FILE_EXISTS) {
+		return fs.ErrExist
+	}
+	return err
+}
+
+func moveFile(from, to string, flags uint32) error {
+	f, err := windows.UTF16PtrFromString(from)
+	if err != nil {
+		return err
+	}
+	t, err := windows.UTF16PtrFromString(to)
+	if err != nil {
+		return err
+	}
+	for i := 0; ; i++ {
+		err = windows.MoveFileEx(f, t, flags)
+		if err == nil || i == 50 || !(errors.Is(err, windows.ERROR_ACCESS_DENIED) || errors.Is(err, windows.ERROR_SHARING_VIOLATION)) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
+	}
+	return nil
+}
+
+// syncDirOS does nothing: NTFS journals directory changes, and Windows has
+// no call to flush a directory. MOVEFILE_WRITE_THROUGH flushes the rename.
+func syncDirOS(string) error { return nil }

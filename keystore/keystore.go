@@ -1,0 +1,224 @@
+package keystore
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/keytree-dev/keytree/formats"
+	"github.com/keytree-dev/keytree/protect"
+)
+
+// Names of the files and directories in a keystore.
+const (
+	keystoreFile   = "keystore.toml"
+	smkFile        = "smk.toml"
+	lockFile       = "lock"
+	errorlogFile   = "errorlog"
+	pendingFile    = "pending.toml"
+	tmpDir         = "tmp"
+	smkDir         = "smk"
+	credentialsDir = "credentials"
+	databasesDir   = "databases"
+)
+
+// Size limits for what keytree reads from disk.
+const (
+	// MaxValueSize bounds a credential or secret value.
+	MaxValueSize = 64 << 20
+	// maxBlobSize bounds an age file holding a value: the value plus age's
+	// header and 16 bytes of tag per 64 KiB chunk.
+	maxBlobSize = MaxValueSize + MaxValueSize/4096 + 64<<10
+	// maxKeyBlobSize bounds an age file holding a key.
+	maxKeyBlobSize = formats.MaxKeyFileSize + 16<<10
+	// maxSecretFileSize bounds a protector secret or entropy file.
+	maxSecretFileSize = 64 << 10
+)
+
+// Options say where a keystore is and how to behave.
+type Options struct {
+	Dirs
+	// LockTimeout is how long to wait for another keytree process.
+	LockTimeout time.Duration
+	// Notice, if set, is told of repairs keytree made on its own, such as
+	// re-creating an invalid SMK encryption.
+	Notice func(msg string)
+	// Now, if set, replaces time.Now (tests).
+	Now func() time.Time
+}
+
+// Keystore is an open keystore directory. Its methods take the lock they need
+// for each operation; a Keystore holds no lock between calls.
+type Keystore struct {
+	dir, accountDir, machineDir string
+	id                          string
+	created                     time.Time
+	lockTimeout                 time.Duration
+	notice                      func(string)
+	now                         func() time.Time
+}
+
+func newKeystore(opts Options) (*Keystore, error) {
+	dirs := opts.Dirs
+	if err := dirs.check(); err != nil {
+		return nil, err
+	}
+	ks := &Keystore{
+		dir:         dirs.Keystore,
+		accountDir:  dirs.Account,
+		machineDir:  dirs.Machine,
+		lockTimeout: opts.LockTimeout,
+		notice:      opts.Notice,
+		now:         opts.Now,
+	}
+	if ks.lockTimeout <= 0 {
+		ks.lockTimeout = DefaultLockTimeout
+	}
+	if ks.now == nil {
+		ks.now = time.Now
+	}
+	if ks.notice == nil {
+		ks.notice = func(string) {}
+	}
+	return ks, nil
+}
+
+// Dir returns the keystore directory.
+func (ks *Keystore) Dir() string { return ks.dir }
+
+// ID returns the keystore's id.
+func (ks *Keystore) ID() string { return ks.id }
+
+func (ks *Keystore) path(elem ...string) string {
+	return filepath.Join(append([]string{ks.dir}, elem...)...)
+}
+
+func (ks *Keystore) nowUTC() time.Time { return ks.now().UTC().Truncate(time.Second) }
+
+// InitResult describes a new keystore.
+type InitResult struct {
+	Dir        string
+	ID         string
+	Thumbprint string
+	Algorithm  protect.Algorithm
+}
+
+// Init creates a keystore and its service master key. It refuses a directory
+// that already holds a keystore, or that holds anything else.
+func Init(opts Options, alg protect.Algorithm) (*InitResult, error) {
+	ks, err := newKeystore(opts)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(ks.path(keystoreFile)); err == nil {
+		return nil, &Error{Text: fmt.Sprintf("a keystore already exists in %s", ks.dir), Kind: ErrExists,
+			Hint: "use it as it is, or choose another directory with --keystore"}
+	}
+	if entries, err := os.ReadDir(ks.dir); err == nil {
+		for _, e := range entries {
+			if e.Name() != lockFile && e.Name() != tmpDir {
+				return nil, &Error{Text: fmt.Sprintf("%s is not empty and is not a keystore", ks.dir), Kind: ErrExists,
+					Hint: "choose an empty or new directory with --keystore"}
+			}
+		}
+	}
+	if err := mkdirPrivate(ks.dir); err != nil {
+		return nil, fmt.Errorf("create keystore: %w", err)
+	}
+	if err := checkPrivateDir(ks.dir); err != nil {
+		return nil, err
+	}
+	var res *InitResult
+	err = ks.lockedInit(func(s *session) error {
+		if _, err := os.Stat(ks.path(keystoreFile)); err == nil {
+			return &Error{Text: fmt.Sprintf("a keystore already exists in %s", ks.dir), Kind: ErrExists}
+		}
+		for _, d := range []string{tmpDir, smkDir, credentialsDir, databasesDir} {
+			if err := mkdirPrivate(ks.path(d)); err != nil {
+				return err
+			}
+		}
+		id := make([]byte, 16)
+		if _, err := rand.Read(id); err != nil {
+			return err
+		}
+		meta := &formats.Keystore{Version: formats.Version, ID: hex.EncodeToString(id), Created: ks.nowUTC()}
+		data, err := meta.Encode()
+		if err != nil {
+			return err
+		}
+		// keystore.toml commits the keystore; the SMK follows. A crash in
+		// between leaves a keystore without an SMK, and the first command
+		// that needs one creates it, as SQL Server creates its SMK.
+		if err := ks.writeFileAtomic(ks.path(keystoreFile), data); err != nil {
+			return err
+		}
+		ks.id, ks.created = meta.ID, meta.Created
+		st, err := s.createSMK(alg)
+		if err != nil {
+			return err
+		}
+		res = &InitResult{Dir: ks.dir, ID: ks.id, Thumbprint: st.meta.Thumbprint, Algorithm: st.key.Algorithm()}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// Open opens an existing keystore. It checks that the directory is private
+// to its owner and reads keystore.toml; it takes no lock and opens no key.
+func Open(opts Options) (*Keystore, error) {
+	ks, err := newKeystore(opts)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := os.Stat(ks.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, &Error{Text: fmt.Sprintf("no keystore in %s", ks.dir), Kind: ErrNotFound,
+			Hint: "create one with: keytree init (or point --keystore / KEYTREE_DIR at an existing one)"}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() {
+		return nil, &Error{Text: fmt.Sprintf("%s is not a directory", ks.dir), Kind: ErrInvalid}
+	}
+	if err := checkPrivate(ks.dir, fi); err != nil {
+		return nil, err
+	}
+	data, err := readFile(ks.path(keystoreFile), formats.MaxMetadataSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, &Error{Text: fmt.Sprintf("%s is not a keystore (it has no %s)", ks.dir, keystoreFile), Kind: ErrNotFound,
+			Hint: "create one with: keytree init"}
+	}
+	if err != nil {
+		return nil, ks.fileError(ks.path(keystoreFile), err)
+	}
+	meta, err := formats.DecodeKeystore(data)
+	if err != nil {
+		return nil, errCorrupt(ks.path(keystoreFile), err)
+	}
+	ks.id, ks.created = meta.ID, meta.Created
+	return ks, nil
+}
+
+// fileError classifies an error from reading a keystore file: permissions
+// and damage keep their kind, anything else is reported with the path.
+func (ks *Keystore) fileError(path string, err error) error {
+	var ke *Error
+	if errors.As(err, &ke) {
+		return err
+	}
+	var ce *formats.CorruptError
+	if errors.As(err, &ce) {
+		return errCorrupt(path, err)
+	}
+	return fmt.Errorf("read %s: %w", path, err)
+}

@@ -1,0 +1,87 @@
+package keystore
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+)
+
+// Dirs are the three places keytree keeps things: the keystore, the account
+// protector's secret and the machine protector's secrets. They must be three
+// separate directories, none inside another: a copy of the keystore must
+// never carry a protector's secret with it (P4).
+type Dirs struct {
+	Keystore string
+	Account  string
+	Machine  string
+}
+
+// DefaultDirs returns the default directories for this OS and account
+// (docs/cli-abi.md lists them). Environment variables and flags override
+// them; the commands package applies those.
+func DefaultDirs() (Dirs, error) {
+	return defaultDirs()
+}
+
+// check makes the directories absolute and refuses any two that are the
+// same or nested.
+func (d *Dirs) check() error {
+	named := []struct {
+		name string
+		path *string
+	}{{"keystore", &d.Keystore}, {"account", &d.Account}, {"machine", &d.Machine}}
+	for _, n := range named {
+		if *n.path == "" {
+			return fmt.Errorf("no %s directory given", n.name)
+		}
+		abs, err := filepath.Abs(*n.path)
+		if err != nil {
+			return err
+		}
+		*n.path = abs
+	}
+	for i := range named {
+		for j := range named {
+			if i == j {
+				continue
+			}
+			if within(*named[j].path, *named[i].path) {
+				return &Error{
+					Text: fmt.Sprintf("the %s directory (%s) and the %s directory (%s) overlap", named[i].name, *named[i].path, named[j].name, *named[j].path),
+					Hint: "keep the keystore and each protector's secret in separate directories, none inside another (KEYTREE_DIR, KEYTREE_ACCOUNT_DIR, KEYTREE_MACHINE_DIR)",
+					Kind: ErrInvalid,
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// within reports whether path is dir or lies inside it.
+func within(path, dir string) bool {
+	if runtime.GOOS == "windows" || runtime.GOOS == "darwin" {
+		path, dir = strings.ToLower(path), strings.ToLower(dir)
+	}
+	rel, err := filepath.Rel(dir, path)
+	if err != nil {
+		return false
+	}
+	return rel == "." || (rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel))
+}
+
+func homeDir() (string, error) {
+	h, err := os.UserHomeDir()
+	if err != nil || h == "" {
+		return "", fmt.Errorf("cannot find the home directory (%v); set KEYTREE_DIR, KEYTREE_ACCOUNT_DIR and KEYTREE_MACHINE_DIR", err)
+	}
+	return h, nil
+}
+
+func envOr(name, fallback string) string {
+	if v := os.Getenv(name); v != "" && filepath.IsAbs(v) {
+		return v
+	}
+	return fallback
+}

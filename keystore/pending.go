@@ -1,0 +1,253 @@
+package keystore
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/keytree-dev/keytree/formats"
+)
+
+// recoverPending finishes the clean-up of an operation that stopped before it
+// could: it empties tmp/ and collects what pending.toml lists. It runs under
+// the exclusive lock, before every writer.
+func (ks *Keystore) recoverPending() error {
+	if err := ks.emptyTmp(); err != nil {
+		return err
+	}
+	data, err := readFile(ks.path(pendingFile), formats.MaxMetadataSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	var p *formats.Pending
+	if err == nil {
+		p, err = formats.DecodePending(data)
+	}
+	var ke *Error
+	if errors.As(err, &ke) && ke.Kind == ErrPermissions {
+		return err
+	}
+	if err != nil {
+		// An unreadable record: look everywhere. Garbage is decided from
+		// committed metadata, so a full sweep removes no more than the
+		// right record would have.
+		p = &formats.Pending{Sweep: []string{smkDir, credentialsDir, databasesDir + "/*"}}
+	}
+	if err := ks.collect(p); err != nil {
+		return err
+	}
+	if err := removeFile(ks.path(pendingFile)); err != nil {
+		return err
+	}
+	return syncDir(ks.dir)
+}
+
+func (ks *Keystore) emptyTmp() error {
+	entries, err := os.ReadDir(ks.path(tmpDir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return mkdirPrivate(ks.path(tmpDir))
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := removeFile(ks.path(tmpDir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// collect removes the files that p names, or that lie in the directories it
+// sweeps, and that committed metadata does not reference. A file whose status
+// cannot be decided (its metadata is damaged, say) is kept.
+func (ks *Keystore) collect(p *formats.Pending) error {
+	c := &collector{ks: ks}
+	var first error
+	keep := func(err error) {
+		if first == nil {
+			first = err
+		}
+	}
+	for _, cand := range p.Candidates {
+		if !safeRel(cand) {
+			continue
+		}
+		keep(c.consider(cand))
+	}
+	for _, dir := range p.Sweep {
+		if strings.HasSuffix(dir, "/*") {
+			parent := strings.TrimSuffix(dir, "/*")
+			if !safeRel(parent) {
+				continue
+			}
+			keep(c.eachEntry(parent, func(name string, isDir bool) error {
+				if isDir {
+					return c.sweep(rel(parent, name))
+				}
+				return nil
+			}))
+			continue
+		}
+		if !safeRel(dir) {
+			continue
+		}
+		keep(c.sweep(dir))
+	}
+	return first
+}
+
+// safeRel accepts a clean, relative, slash-separated path inside the
+// keystore: pending.toml is read from disk and trusted no further.
+func safeRel(p string) bool {
+	if p == "" || strings.ContainsAny(p, "\\\x00:") || path.IsAbs(p) || path.Clean(p) != p {
+		return false
+	}
+	return p != ".." && !strings.HasPrefix(p, "../")
+}
+
+type collector struct {
+	ks     *Keystore
+	smk    *formats.SMK
+	smkErr error
+	smkSet bool
+}
+
+func (c *collector) sweep(dir string) error {
+	return c.eachEntry(dir, func(name string, isDir bool) error {
+		if isDir {
+			return nil
+		}
+		return c.consider(rel(dir, name))
+	})
+}
+
+// eachEntry calls fn for every entry of dir, reading the directory in chunks
+// so that a sweep of a large directory uses little memory.
+func (c *collector) eachEntry(dir string, fn func(name string, isDir bool) error) error {
+	f, err := os.Open(c.ks.path(dir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for {
+		entries, err := f.ReadDir(1024)
+		for _, e := range entries {
+			if ferr := fn(e.Name(), e.IsDir()); ferr != nil {
+				return ferr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (c *collector) consider(p string) error {
+	ref, known := c.referenced(p)
+	if !known || ref {
+		return nil
+	}
+	return removeFile(c.ks.path(p))
+}
+
+func (c *collector) smkMeta() (*formats.SMK, error) {
+	if !c.smkSet {
+		c.smk, c.smkErr = c.ks.loadSMKMeta()
+		c.smkSet = true
+	}
+	return c.smk, c.smkErr
+}
+
+// referenced reports whether committed metadata refers to the file at p,
+// and whether that could be decided at all.
+func (c *collector) referenced(p string) (ref, known bool) {
+	parts := strings.Split(p, "/")
+	switch {
+	case len(parts) == 2 && parts[0] == tmpDir:
+		return false, true
+	case len(parts) == 2 && parts[0] == smkDir:
+		kind, gen, ok := parseProtectorBlob(parts[1])
+		if !ok {
+			return false, false
+		}
+		meta, err := c.smkMeta()
+		if err != nil {
+			return false, false
+		}
+		return gen == meta.Generation && (kind == "account" || meta.MachineProtection), true
+	case len(parts) == 2 && parts[0] == credentialsDir:
+		if strings.HasPrefix(parts[1], formats.TempPrefix) {
+			return false, true
+		}
+		base, rev, gen, ok := formats.ParseBlobName(parts[1])
+		if !ok || formats.ValidateName("credential", base) != nil {
+			return false, false
+		}
+		smk, err := c.smkMeta()
+		if err != nil {
+			return false, false
+		}
+		meta, err := c.ks.loadCredentialMeta(base)
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, true
+		}
+		if err != nil || meta.Name != base {
+			return false, false
+		}
+		return rev == meta.Revision && c.genReferenced(gen, smk.Generation, smk.Retired, func() bool {
+			return exists(c.ks.path(credentialsDir, formats.BlobName(base, rev, smk.Generation)))
+		}), true
+	}
+	return c.referencedDatabase(parts)
+}
+
+// genReferenced decides whether an item's blob under key generation gen is
+// live: it is if gen is the current generation, or if gen is retired (the
+// blob is an orphan kept for recovery) and the item has no blob under the
+// current generation.
+func (c *collector) genReferenced(gen, current int, retired []formats.Retired, hasCurrent func() bool) bool {
+	if gen == current {
+		return true
+	}
+	if _, ok := formats.RetiredGeneration(retired, gen); ok {
+		return !hasCurrent()
+	}
+	return false
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
+// protectorBlobName is the file of the SMK's encryption by one protector.
+func protectorBlobName(kind string, gen int) string {
+	return kind + "." + strconv.Itoa(gen) + ".age"
+}
+
+func parseProtectorBlob(name string) (kind string, gen int, ok bool) {
+	rest, found := strings.CutSuffix(name, ".age")
+	if !found {
+		return "", 0, false
+	}
+	kind, g, found := strings.Cut(rest, ".")
+	if !found || (kind != "account" && kind != "machine") {
+		return "", 0, false
+	}
+	n, err := strconv.Atoi(g)
+	if err != nil || n < 1 || strconv.Itoa(n) != g {
+		return "", 0, false
+	}
+	return kind, n, true
+}

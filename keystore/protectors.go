@@ -1,0 +1,146 @@
+package keystore
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/keytree-dev/keytree/formats"
+	"github.com/keytree-dev/keytree/protect"
+)
+
+// unavailableError says why a protector cannot be used right now: its secret
+// is missing, damaged or out of reach. The SMK encryption it protects counts
+// as invalid and is re-created once a working protector exists.
+type unavailableError struct{ reason string }
+
+func (e *unavailableError) Error() string { return e.reason }
+
+// protector returns the account or machine protector of this keystore. With
+// create, a secret that is missing or damaged is made anew; without, that is
+// an *unavailableError. Loose permissions are always an error: keytree does
+// not use, or silently replace, a secret others may have read.
+func (ks *Keystore) protector(kind protect.Kind, create bool) (protect.Protector, error) {
+	switch kind {
+	case protect.KindAccount:
+		secret, err := ks.protectorSecret(ks.accountDir, protect.AccountSecretName, "account secret",
+			protect.GenerateAccountSecret, func(b []byte) error { _, err := protect.Account(b); return err }, create)
+		if err != nil {
+			return nil, err
+		}
+		return protect.Account(secret)
+	case protect.KindMachine:
+		var machineSecret []byte
+		if protect.MachineSecretName != "" {
+			var err error
+			machineSecret, err = ks.protectorSecret(ks.machineDir, protect.MachineSecretName, "machine secret",
+				protect.GenerateMachineSecret, func(b []byte) error {
+					_, err := protect.Machine(b, make([]byte, protect.EntropySize))
+					return err
+				}, create)
+			if err != nil {
+				return nil, err
+			}
+		}
+		entropy, err := ks.protectorSecret(ks.machineDir, ks.id+".entropy", "machine entropy of this keystore",
+			protect.GenerateEntropy, func(b []byte) error {
+				if len(b) != protect.EntropySize {
+					return fmt.Errorf("%d bytes, want %d", len(b), protect.EntropySize)
+				}
+				return nil
+			}, create)
+		if err != nil {
+			return nil, err
+		}
+		return protect.Machine(machineSecret, entropy)
+	}
+	return nil, fmt.Errorf("unknown protector %q", kind)
+}
+
+// protectorSecret reads dir/name, checking it with valid. If it is missing
+// or invalid and create is set, it makes a new one with generate: a missing
+// file is created exclusively (another keytree process, for another keystore,
+// may be creating the same account secret at this moment; then its secret is
+// used), a damaged one is replaced.
+func (ks *Keystore) protectorSecret(dir, name, what string, generate func() ([]byte, error), valid func([]byte) error, create bool) ([]byte, error) {
+	path := filepath.Join(dir, name)
+	for attempt := 0; ; attempt++ {
+		if _, err := os.Stat(dir); err == nil {
+			if err := checkPrivateDir(dir); err != nil {
+				return nil, err
+			}
+		}
+		data, err := readFile(path, maxSecretFileSize)
+		var ke *Error
+		switch {
+		case errors.As(err, &ke):
+			return nil, err // permissions
+		case err == nil:
+			if verr := valid(data); verr == nil {
+				return data, nil
+			} else if !create {
+				return nil, &unavailableError{fmt.Sprintf("the %s (%s) is damaged: %v", what, path, verr)}
+			}
+			// Damaged: replace it.
+			fresh, err := generate()
+			if err != nil {
+				return nil, err
+			}
+			if err := replaceFileInDir(path, fresh); err != nil {
+				return nil, fmt.Errorf("replace the damaged %s: %w", what, err)
+			}
+			return fresh, nil
+		case errors.Is(err, fs.ErrNotExist):
+			if !create {
+				return nil, &unavailableError{fmt.Sprintf("the %s (%s) does not exist", what, path)}
+			}
+		default:
+			var ce *formats.CorruptError
+			if errors.As(err, &ce) && create {
+				return nil, fmt.Errorf("the %s (%s) is not a regular file", what, path)
+			}
+			if !create {
+				return nil, &unavailableError{fmt.Sprintf("the %s (%s) cannot be read: %v", what, path, err)}
+			}
+			return nil, fmt.Errorf("read the %s: %w", what, err)
+		}
+		if attempt > 0 {
+			return nil, fmt.Errorf("the %s (%s) keeps changing", what, path)
+		}
+		if err := mkdirPrivate(dir); err != nil {
+			return nil, fmt.Errorf("create %s: %w", dir, err)
+		}
+		if err := checkPrivateDir(dir); err != nil {
+			return nil, err
+		}
+		fresh, err := generate()
+		if err != nil {
+			return nil, err
+		}
+		err = createFileAtomic(path, fresh)
+		if err == nil {
+			return fresh, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("create the %s: %w", what, err)
+		}
+		// Someone else created it first: use theirs.
+	}
+}
+
+// replaceFileInDir atomically replaces a file outside the keystore, through
+// a temporary file in the same directory.
+func replaceFileInDir(path string, data []byte) error {
+	tmp := filepath.Join(filepath.Dir(path), formats.TempPrefix+randomName())
+	if err := createFile(tmp, data, true); err != nil {
+		removeQuietly(tmp)
+		return err
+	}
+	if err := renameReplace(tmp, path); err != nil {
+		removeQuietly(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}

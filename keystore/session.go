@@ -1,0 +1,113 @@
+package keystore
+
+import (
+	"errors"
+	"path/filepath"
+	"slices"
+
+	"github.com/keytree-dev/keytree/formats"
+)
+
+// A session is one operation under the keystore's lock. It caches what the
+// operation has read, so a key is decrypted at most once per command.
+type session struct {
+	ks      *Keystore
+	mode    lockMode
+	op      string
+	smk     *smkState
+	pending *formats.Pending
+}
+
+// errNeedsWrite is returned inside a reader's session when the operation
+// found something to repair and must run again as a writer.
+var errNeedsWrite = errors.New("keystore: repair needs the exclusive lock")
+
+// read runs fn under a shared lock; if fn finds a repair to make (an invalid
+// SMK encryption), it runs fn again under the exclusive lock.
+func (ks *Keystore) read(op string, fn func(*session) error) error {
+	l, err := acquireLock(ks.path(lockFile), lockShared, ks.lockTimeout)
+	if err != nil {
+		return err
+	}
+	err = fn(&session{ks: ks, mode: lockShared, op: op})
+	l.release()
+	if errors.Is(err, errNeedsWrite) {
+		return ks.write(op, fn)
+	}
+	return err
+}
+
+// write runs fn under the exclusive lock. It first finishes the clean-up
+// of any operation that crashed, and afterwards removes whatever fn
+// recorded as possibly left behind and is not referenced by committed
+// metadata, whether fn succeeded or not.
+func (ks *Keystore) write(op string, fn func(*session) error) error {
+	l, err := acquireLock(ks.path(lockFile), lockExclusive, ks.lockTimeout)
+	if err != nil {
+		return err
+	}
+	defer l.release()
+	if err := ks.recoverPending(); err != nil {
+		return err
+	}
+	return ks.runWriter(op, fn)
+}
+
+// lockedInit is write for a keystore that has no keystore.toml yet.
+func (ks *Keystore) lockedInit(fn func(*session) error) error {
+	l, err := acquireLock(ks.path(lockFile), lockExclusive, ks.lockTimeout)
+	if err != nil {
+		return err
+	}
+	defer l.release()
+	return ks.runWriter("init", fn)
+}
+
+func (ks *Keystore) runWriter(op string, fn func(*session) error) error {
+	s := &session{ks: ks, mode: lockExclusive, op: op}
+	err := fn(s)
+	if s.pending != nil {
+		if cerr := ks.collect(s.pending); cerr == nil {
+			if rerr := removeFile(ks.path(pendingFile)); rerr == nil {
+				syncDir(ks.dir)
+			}
+		}
+	}
+	return err
+}
+
+// intend records, durably and before the files exist, paths an operation is
+// about to create or make obsolete (candidates) and directories in which it
+// will create or obsolete many files (sweep). Paths are relative to the
+// keystore, with forward slashes.
+func (s *session) intend(candidates, sweep []string) error {
+	if s.mode != lockExclusive {
+		panic("keystore: intend outside a writer")
+	}
+	if s.pending == nil {
+		s.pending = &formats.Pending{Version: formats.Version, Operation: s.op, Started: s.ks.nowUTC()}
+	}
+	before := len(s.pending.Candidates) + len(s.pending.Sweep)
+	for _, c := range candidates {
+		if !slices.Contains(s.pending.Candidates, c) {
+			s.pending.Candidates = append(s.pending.Candidates, c)
+		}
+	}
+	for _, d := range sweep {
+		if !slices.Contains(s.pending.Sweep, d) {
+			s.pending.Sweep = append(s.pending.Sweep, d)
+		}
+	}
+	if len(s.pending.Candidates)+len(s.pending.Sweep) == before {
+		return nil
+	}
+	data, err := s.pending.Encode()
+	if err != nil {
+		return err
+	}
+	return s.ks.writeFileAtomic(s.ks.path(pendingFile), data)
+}
+
+// rel turns slash-separated keystore-relative elements into a relative path
+// for pending.toml.
+func rel(elem ...string) string { return filepath.ToSlash(filepath.Join(elem...)) }

@@ -1,0 +1,202 @@
+package keystore
+
+import (
+	"errors"
+	"sort"
+	"time"
+
+	"github.com/keytree-dev/keytree/formats"
+	"github.com/keytree-dev/keytree/protect"
+)
+
+// Status describes a keystore.
+type Status struct {
+	Dir        string
+	ID         string
+	Created    time.Time
+	AccountDir string
+	MachineDir string
+	SMK        *SMKInfo // nil if the keystore has no SMK yet
+	// Credentials, Databases and Secrets count items.
+	Credentials int
+	Databases   int
+	Secrets     int
+	Orphans     []OrphanItem
+}
+
+// OrphanItem is an item that a --force operation could not re-encrypt: it
+// stays on disk, encrypted by the key named here, until a backup of that key
+// recovers it.
+type OrphanItem struct {
+	Item       string // "credential/NAME", ...
+	Generation int
+	Thumbprint string
+}
+
+// Status opens the SMK (repairing an invalid encryption) and describes the
+// keystore. If the SMK cannot be opened it returns the status it could
+// gather together with the error (15466).
+func (ks *Keystore) Status() (*Status, error) {
+	var st *Status
+	err := ks.read("status", func(s *session) error {
+		st = &Status{Dir: ks.dir, ID: ks.id, Created: ks.created, AccountDir: ks.accountDir, MachineDir: ks.machineDir}
+		smk, openErr := s.openSMK()
+		if smk != nil {
+			st.SMK = smk.infoFromMeta()
+		}
+		if openErr != nil && smk == nil {
+			return openErr
+		}
+		err := s.eachItem(func(it item) error {
+			switch it.kind {
+			case "credential":
+				st.Credentials++
+			case "database":
+				st.Databases++
+			case "secret":
+				st.Secrets++
+			}
+			if it.orphan != nil {
+				st.Orphans = append(st.Orphans, OrphanItem{Item: it.name, Generation: it.orphan.Generation, Thumbprint: it.orphan.Thumbprint})
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return openErr
+	})
+	return st, err
+}
+
+func (st *smkState) infoFromMeta() *SMKInfo {
+	info := &SMKInfo{
+		Thumbprint:        st.meta.Thumbprint,
+		Algorithm:         protect.Algorithm(st.meta.Algorithm),
+		Generation:        st.meta.Generation,
+		Created:           st.meta.Created.Format(time.RFC3339),
+		MachineProtection: st.meta.MachineProtection,
+		Encryptions:       append([]EncryptionState(nil), st.encryptions...),
+	}
+	return info
+}
+
+// item is one thing a listing walks over: a credential now; databases and
+// secrets too once they exist.
+type item struct {
+	kind   string // "credential", "database", "secret"
+	name   string // "credential/NAME"
+	orphan *Orphan
+	// encrypting key for key-encryptions
+	protector  string
+	thumbprint string
+}
+
+// eachItem walks over every item of the keystore, with its orphan status.
+func (s *session) eachItem(fn func(item) error) error {
+	smk, err := s.ks.loadSMKMeta()
+	if err != nil && !notExist(err) {
+		return err
+	}
+	if smk != nil {
+		g := smkGens(smk)
+		err := s.ks.eachCredential(func(m *formats.Credential) error {
+			_, orphan, err := s.ks.itemBlob([]string{credentialsDir}, m.Name, m.Revision, g)
+			if err != nil {
+				return err
+			}
+			it := item{kind: "credential", name: "credential/" + m.Name, orphan: orphan, protector: "smk", thumbprint: smk.Thumbprint}
+			if orphan != nil {
+				it.thumbprint = orphan.Thumbprint
+			}
+			return fn(it)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return s.eachDatabaseItem(smk, fn)
+}
+
+// KeyEncryption is one row of key-encryptions: one encryption of one key or
+// value, as SQL Server's sys.key_encryptions lists them.
+type KeyEncryption struct {
+	Key           string // "service master key", "credential/NAME", ...
+	Thumbprint    string // of what encrypts it: 0x01, 0x03, a master key's thumbprint, or "" for a password
+	CryptType     string // ESKM or ESKP
+	CryptTypeDesc string
+	Protector     string // account, machine, smk, dmk, password
+	// State: "valid" (opened just now), "invalid" (did not open), "off"
+	// (the machine encryption, turned off), "current" (encrypted under the
+	// current master key; not decrypted for this listing) or "orphaned".
+	State string
+}
+
+const (
+	cryptTypeMasterKey = "ESKM"
+	cryptTypePassword  = "ESKP"
+	descMasterKey      = "ENCRYPTION BY MASTER KEY"
+	descPassword       = "ENCRYPTION BY PASSWORD"
+)
+
+// KeyEncryptions lists every encryption of every key and value. Opening the
+// SMK repairs it as every command does; if it cannot be opened the rows
+// still come back, with the error (15466).
+func (ks *Keystore) KeyEncryptions() ([]KeyEncryption, error) {
+	var rows []KeyEncryption
+	err := ks.read("key-encryptions", func(s *session) error {
+		rows = nil
+		smk, openErr := s.openSMK()
+		if smk == nil {
+			return openErr
+		}
+		for _, e := range smk.encryptions {
+			state := "valid"
+			switch {
+			case !e.Enabled:
+				state = "off"
+			case e.Recreated:
+				state = "valid"
+			case !e.Valid:
+				state = "invalid"
+			}
+			rows = append(rows, KeyEncryption{Key: "service master key", Thumbprint: e.Thumbprint,
+				CryptType: cryptTypeMasterKey, CryptTypeDesc: descMasterKey, Protector: string(e.Protector), State: state})
+		}
+		err := s.eachItem(func(it item) error {
+			if it.protector == "" {
+				return nil
+			}
+			state := "current"
+			if it.orphan != nil {
+				state = "orphaned"
+			}
+			ct, desc := cryptTypeMasterKey, descMasterKey
+			if it.protector == string(protect.KindPassword) {
+				ct, desc, state = cryptTypePassword, descPassword, "current"
+			}
+			rows = append(rows, KeyEncryption{Key: it.name, Thumbprint: it.thumbprint, CryptType: ct, CryptTypeDesc: desc,
+				Protector: it.protector, State: state})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return openErr
+	})
+	sort.SliceStable(rows, func(i, j int) bool {
+		return rowOrder(rows[i]) < rowOrder(rows[j])
+	})
+	var ke *Error
+	if err != nil && !errors.As(err, &ke) {
+		return rows, err
+	}
+	return rows, err
+}
+
+func rowOrder(r KeyEncryption) int {
+	if r.Key == "service master key" {
+		return 0
+	}
+	return 1
+}
