@@ -1,16 +1,304 @@
 package commands
 
 import (
+	"fmt"
+
 	"github.com/urfave/cli/v2"
+
+	"github.com/keytree-dev/keytree/keystore"
+)
+
+const (
+	flagOldAccountDir = "old-account-dir"
+	flagNewAccountDir = "new-account-dir"
 )
 
 func (e *env) smkCommand() *cli.Command {
 	return group("smk", "manage the service master key",
+		e.smkBackupCommand(),
+		e.smkRestoreCommand(),
+		e.smkRegenerateCommand(),
+		e.smkRecoverCommand(),
+		e.smkAlterCommand(),
 		e.smkVerifyCommand(),
 		e.smkMachineProtectionCommand(),
 	)
 }
 
+func passwordFileFlag(usage string) *cli.StringFlag {
+	return &cli.StringFlag{Name: flagPassword, Usage: usage + ", from `FILE` (- for standard input; asked for on a terminal if omitted)"}
+}
+
+func noPolicyFlag() *cli.BoolFlag {
+	return &cli.BoolFlag{Name: flagNoPolicy, Usage: "accept a password that fails the password policy"}
+}
+
+func forceFlag(usage string) *cli.BoolFlag {
+	return &cli.BoolFlag{Name: flagForce, Usage: usage}
+}
+
+func fileFlag(usage string) *cli.StringFlag {
+	return &cli.StringFlag{Name: flagFile, Usage: usage}
+}
+
+func needFile(c *cli.Context) (string, error) {
+	f := c.String(flagFile)
+	if f == "" {
+		return "", usagef("%s needs --file", cmdName(c))
+	}
+	return f, nil
+}
+
+func (e *env) smkBackupCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "backup",
+		Usage: "write the service master key to a password-protected file",
+		UsageText: `keytree smk backup --file F [--password-file P] [--no-password-policy]
+
+Writes the service master key to F, a standard age file encrypted with a
+password (scrypt), created owner-only. An existing F is refused (error 15240).
+The password must pass the password policy: at least 8 characters, three of
+upper case, lower case, digits and symbols, not your account name, not a
+well-known password. Keep the file and its password somewhere safe, apart:
+with them, docs/recovery.md recovers every credential without keytree.
+
+Examples:
+   keytree smk backup --file /media/usb/smk-2026-11.age
+   keytree smk backup --file smk.age --password-file - < pass.txt`,
+		Flags: []cli.Flag{fileFlag("the backup `FILE` to create"), passwordFileFlag("the backup's password"), noPolicyFlag()},
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			file, err := needFile(c)
+			if err != nil {
+				return err
+			}
+			ks, err := e.open(c)
+			if err != nil {
+				return err
+			}
+			pw, err := e.readPassword(passwordRequest{flag: flagPassword, path: c.String(flagPassword),
+				prompt: "Password for the backup", confirm: true}, &stdinUse{})
+			if err != nil {
+				return err
+			}
+			info, err := ks.BackupSMK(file, pw, keystore.SMKOptions{SkipPasswordPolicy: c.Bool(flagNoPolicy)})
+			if err != nil {
+				return err
+			}
+			e.say("Wrote service master key %s to %s.", info.Thumbprint, file)
+			return nil
+		},
+	}
+}
+
+func (e *env) printRekey(res *keystore.RekeyResult, verb string) {
+	if res.Unchanged {
+		fmt.Fprintf(e.stderr, "keytree: %d: The old and new master keys are identical. No data re-encryption is required.\n", keystore.MsgSameKey)
+		return
+	}
+	e.say("%s: the service master key is now %s (%s, generation %d).", verb, res.Thumbprint, res.Algorithm, res.Generation)
+	e.say("%d values re-encrypted, %d orphans recovered.", res.Reencrypted, res.Recovered)
+	if res.OrphanedCount > 0 {
+		fmt.Fprintf(e.stderr, "keytree: warning: %d values could not be decrypted and were kept, orphaned:\n", res.OrphanedCount)
+		for _, o := range res.Orphaned {
+			fmt.Fprintf(e.stderr, "keytree:   %s\n", o)
+		}
+		fmt.Fprintf(e.stderr, "keytree: hint: keytree status lists them with the key each needs; recover them with: keytree smk recover --file BACKUP\n")
+	}
+}
+
+func (e *env) smkRestoreCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "restore",
+		Usage: "make the key in a backup the service master key",
+		UsageText: `keytree smk restore --file F [--password-file P] [--force]
+
+Loads the key from F, decrypts everything the current service master key
+protects and re-encrypts it under the loaded key, then protects the loaded key
+with your account and this machine. If the current key cannot be opened
+(15329), or a value cannot be decrypted (15320), nothing changes unless --force
+is given; with --force, what cannot be decrypted is kept, orphaned, for
+keytree smk recover. Restoring the key already in use changes nothing (15588).
+
+Examples:
+   keytree smk restore --file /media/usb/smk-2026-11.age
+   keytree smk restore --file smk.age --force     # both encryptions invalid (15466)`,
+		Flags: []cli.Flag{fileFlag("the backup `FILE`"), passwordFileFlag("the backup's password"), forceFlag("continue past what cannot be decrypted, keeping it orphaned")},
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			file, err := needFile(c)
+			if err != nil {
+				return err
+			}
+			ks, err := e.open(c)
+			if err != nil {
+				return err
+			}
+			pw, err := e.readPassword(passwordRequest{flag: flagPassword, path: c.String(flagPassword), prompt: "Password of the backup"}, &stdinUse{})
+			if err != nil {
+				return err
+			}
+			progress, done := e.progress("re-encrypting")
+			res, err := ks.RestoreSMK(file, pw, keystore.SMKOptions{Force: c.Bool(flagForce), Progress: progress})
+			done()
+			if err != nil {
+				return err
+			}
+			e.printRekey(res, "Restored")
+			return nil
+		},
+	}
+}
+
+func (e *env) smkRegenerateCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "regenerate",
+		Usage: "replace the service master key with a new one, re-encrypting everything",
+		UsageText: `keytree smk regenerate [--force] [--algorithm x25519|mlkem768x25519]
+
+Generates a new service master key, decrypts everything the current key
+protects and re-encrypts it under the new one: either all of it happens or
+none. --force continues past values that cannot be decrypted, keeping them
+orphaned. --algorithm upgrades (or changes) the key type, as SQL Server's
+regeneration upgraded 3DES keys to AES. Back up the new key afterwards.
+
+Examples:
+   keytree smk regenerate
+   keytree smk regenerate --algorithm mlkem768x25519
+   keytree smk backup --file smk-new.age`,
+		Flags: []cli.Flag{forceFlag("continue past what cannot be decrypted, keeping it orphaned"),
+			&cli.StringFlag{Name: flagAlgorithm, Usage: "the new key's algorithm: x25519 or mlkem768x25519 (default: the current key's)"}},
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			opts := keystore.SMKOptions{Force: c.Bool(flagForce)}
+			if c.IsSet(flagAlgorithm) {
+				alg, err := parseAlgorithm(c)
+				if err != nil {
+					return err
+				}
+				opts.Algorithm = alg
+			}
+			ks, err := e.open(c)
+			if err != nil {
+				return err
+			}
+			progress, done := e.progress("re-encrypting")
+			opts.Progress = progress
+			res, err := ks.RegenerateSMK(opts)
+			done()
+			if err != nil {
+				return err
+			}
+			e.printRekey(res, "Regenerated")
+			return nil
+		},
+	}
+}
+
+func (e *env) smkRecoverCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "recover",
+		Usage: "re-encrypt orphaned values with an old service master key's backup",
+		UsageText: `keytree smk recover --file F [--password-file P]
+
+Opens the backup of an earlier service master key and re-encrypts, under the
+current key, every orphaned value that key opens (values a --force regenerate
+or restore could not decrypt). keytree status lists orphans and the key each
+one needs.
+
+Example:
+   keytree smk recover --file smk-2026-10.age`,
+		Flags: []cli.Flag{fileFlag("the old key's backup `FILE`"), passwordFileFlag("the backup's password")},
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			file, err := needFile(c)
+			if err != nil {
+				return err
+			}
+			ks, err := e.open(c)
+			if err != nil {
+				return err
+			}
+			pw, err := e.readPassword(passwordRequest{flag: flagPassword, path: c.String(flagPassword), prompt: "Password of the backup"}, &stdinUse{})
+			if err != nil {
+				return err
+			}
+			progress, done := e.progress("recovering")
+			res, err := ks.RecoverSMK(file, pw, keystore.SMKOptions{Progress: progress})
+			done()
+			if err != nil {
+				return err
+			}
+			e.say("Recovered %d orphaned values; %d still orphaned.", res.Recovered, res.OrphansLeft)
+			return nil
+		},
+	}
+}
+
+func (e *env) smkAlterCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "alter",
+		Usage: "re-protect the service master key for an old or a new account",
+		UsageText: `keytree smk alter --old-account-dir DIR
+keytree smk alter --new-account-dir DIR
+
+--old-account-dir: when neither encryption of the service master key opens
+(15466) after an account change, open it with the earlier account's protector
+secret (the account directory it used), then protect it for the current
+account and this machine (SQL Server's WITH OLD_ACCOUNT).
+
+--new-account-dir: protect the key for another account's protector secret
+before switching keytree to that account (SQL Server's WITH NEW_ACCOUNT).
+Until the switch, the current account opens the key through the machine
+encryption, so run it just before switching.
+
+Examples:
+   keytree smk alter --old-account-dir /home/olduser/.config/keytree/account
+   keytree smk alter --new-account-dir /srv/keytree/account-svc2`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: flagOldAccountDir, Usage: "the earlier account's protector `DIR`"},
+			&cli.StringFlag{Name: flagNewAccountDir, Usage: "the next account's protector `DIR`"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			oldDir, newDir := c.String(flagOldAccountDir), c.String(flagNewAccountDir)
+			if (oldDir == "") == (newDir == "") {
+				return usagef("smk alter needs exactly one of --old-account-dir and --new-account-dir")
+			}
+			ks, err := e.open(c)
+			if err != nil {
+				return err
+			}
+			if oldDir != "" {
+				res, err := ks.AlterSMKOldAccount(oldDir)
+				if err != nil {
+					return err
+				}
+				if res.AlreadyValid {
+					e.say("The service master key already opens with the current account and machine; nothing to do.")
+				} else {
+					e.say("Opened the service master key with the old account and protected it for the current account and machine.")
+				}
+				return nil
+			}
+			if _, err := ks.AlterSMKNewAccount(newDir); err != nil {
+				return err
+			}
+			e.say("The account encryption of the service master key now belongs to the account in %s.", newDir)
+			return nil
+		},
+	}
+}
 func (e *env) smkVerifyCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "verify",

@@ -25,12 +25,7 @@ func (e *unavailableError) Error() string { return e.reason }
 func (ks *Keystore) protector(kind protect.Kind, create bool) (protect.Protector, error) {
 	switch kind {
 	case protect.KindAccount:
-		secret, err := ks.protectorSecret(ks.accountDir, protect.AccountSecretName, "account secret",
-			protect.GenerateAccountSecret, func(b []byte) error { _, err := protect.Account(b); return err }, create)
-		if err != nil {
-			return nil, err
-		}
-		return protect.Account(secret)
+		return ks.accountProtectorIn(ks.accountDir, create)
 	case protect.KindMachine:
 		var machineSecret []byte
 		if protect.MachineSecretName != "" {
@@ -57,6 +52,17 @@ func (ks *Keystore) protector(kind protect.Kind, create bool) (protect.Protector
 		return protect.Machine(machineSecret, entropy)
 	}
 	return nil, fmt.Errorf("unknown protector %q", kind)
+}
+
+// accountProtectorIn returns the account protector whose secret is in dir:
+// the current account's, or another's for smk alter.
+func (ks *Keystore) accountProtectorIn(dir string, create bool) (protect.Protector, error) {
+	secret, err := ks.protectorSecret(dir, protect.AccountSecretName, "account secret",
+		protect.GenerateAccountSecret, func(b []byte) error { _, err := protect.Account(b); return err }, create)
+	if err != nil {
+		return nil, err
+	}
+	return protect.Account(secret)
 }
 
 // protectorSecret reads dir/name, checking it with valid. If it is missing

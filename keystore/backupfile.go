@@ -1,0 +1,107 @@
+package keystore
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/keytree-dev/keytree/formats"
+	"github.com/keytree-dev/keytree/protect"
+)
+
+// maxBackupFileSize bounds a backup file read from disk.
+const maxBackupFileSize = 64 << 10
+
+// writeKeyBackup writes a master key backup: a standard age file, encrypted
+// with a password through scrypt, holding a key file that says what the key
+// is. The file is created owner-only and exclusively: an existing file is
+// refused with 15240, as SQL Server refuses it.
+func writeKeyBackup(path string, key *protect.Key, kf *formats.KeyFile, password []byte) error {
+	p, err := protect.NewPassword(password)
+	if err != nil {
+		return invalid(err)
+	}
+	plain, err := kf.Encode()
+	if err != nil {
+		return err
+	}
+	blob, err := protect.Seal(p, plain)
+	if err != nil {
+		return err
+	}
+	// Check the backup opens before anyone relies on it.
+	if _, _, err := openKeyFile(p, blob, key.Kind(), key.Thumbprint()); err != nil {
+		return fmt.Errorf("the backup does not open: %w", err)
+	}
+	if err := createFileAtomic(path, blob); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return errFileExists(path)
+		}
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+func errFileExists(path string) error {
+	return &Error{
+		Number: MsgFileExists,
+		Text:   fmt.Sprintf("Cannot write into file '%s'. Verify that you have write permissions, that the file path is valid, and that the file does not already exist.", path),
+		Hint:   "keytree never overwrites a file: choose a new name, or remove the old file first",
+		Kind:   ErrExists,
+	}
+}
+
+// readKeyBackup opens a master key backup with its password and checks that
+// it holds a key of the expected kind.
+func readKeyBackup(path string, kind protect.Kind, password []byte) (*protect.Key, *formats.KeyFile, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, &Error{Text: fmt.Sprintf("no backup file %s", path), Kind: ErrNotFound}
+		}
+		return nil, nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(data) > maxBackupFileSize {
+		return nil, nil, errBadBackup(path, "it is too large to be a master key backup")
+	}
+	p, err := protect.NewPassword(password)
+	if err != nil {
+		return nil, nil, invalid(err)
+	}
+	key, kf, err := openKeyFile(p, data, kind, "")
+	if err == nil {
+		return key, kf, nil
+	}
+	switch {
+	case !bytes.HasPrefix(data, []byte("age-encryption.org/v1\n")):
+		return nil, nil, errBadBackup(path, "it is not an age file")
+	case !bytes.Contains(data[:min(len(data), 200)], []byte("\n-> scrypt ")):
+		return nil, nil, errBadBackup(path, "it is not encrypted with a password")
+	case errors.Is(err, protect.ErrWeakScrypt):
+		return nil, nil, errBadBackup(path, err.Error())
+	case errors.Is(err, protect.ErrDecrypt):
+		return nil, nil, &Error{Text: fmt.Sprintf("cannot decrypt %s: the password is wrong, or the file is damaged", path),
+			Kind: ErrDecryption, Err: err}
+	}
+	return nil, nil, errBadBackup(path, err.Error())
+}
+
+func errBadBackup(path, why string) error {
+	return &Error{
+		Number: MsgBadKeyFile,
+		Text:   "The master key file does not have the proper format.",
+		Detail: []string{fmt.Sprintf("%s: %s", path, why)},
+		Kind:   ErrCorrupt,
+	}
+}
+
+// backupKeyFile describes key for its backup.
+func backupKeyFile(key *protect.Key, created, now time.Time, database string) *formats.KeyFile {
+	kf := keyFileOf(key, created)
+	kf.Backup = now.UTC()
+	kf.Database = database
+	return kf
+}

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package keystore
+
+import "os"
+
+// syncfs is only used on Linux (see batch).
+func syncfs(f *os.File) error { return f.Sync() }
