@@ -264,4 +264,3 @@ func (ks *Keystore) AlterSMKNewAccount(dir string) (*AlterResult, error) {
 	})
 	return res, err
 }
-
