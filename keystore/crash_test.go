@@ -1,0 +1,594 @@
+package keystore
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/keytree-dev/keytree/formats"
+	"github.com/keytree-dev/keytree/protect"
+)
+
+// The crash-injection harness. Every change keytree makes to the disk goes
+// through step (fileio.go); a crashPoint lets the first n-1 steps happen and
+// fails the n-th and every one after it, as if the process had died there.
+// For each operation the harness counts its steps, then for every n runs
+// it on a fresh copy of the same keystore, stopped at step n, and checks
+// that:
+//   - the keystore opens, and is wholly in the old state or wholly in the new
+//     one (smk.toml's generation and thumbprint, and every value readable
+//     under them);
+//   - every credential reads back with its right value;
+//   - the next writing command removes everything the crash left behind:
+//     afterwards tmp/ is empty, pending.toml is gone and every file is
+//     referenced by committed metadata.
+// docs/reliability.md reports the figures this test logs.
+
+var errCrashed = errors.New("simulated crash")
+
+type crashPoint struct {
+	n, seen int
+	crashed bool
+	at      string
+}
+
+func (c *crashPoint) hook(kind, path string) error {
+	if c.crashed {
+		return errCrashed
+	}
+	c.seen++
+	if c.seen == c.n {
+		c.crashed = true
+		c.at = kind + " " + path
+		return errCrashed
+	}
+	return nil
+}
+
+// crashEnv is one copy of a test keystore: its three directories and what
+// the test knows about it.
+type crashEnv struct {
+	root     string
+	dirs     Dirs
+	values   map[string][]byte
+	password []byte
+	// SMK thumbprints: before the operation, and after it if known.
+	oldThumb, newThumb string
+	oldGen             int
+	backupOld          string // backup of an earlier SMK
+	backupCur          string // backup of the current SMK
+	orphan             string // a credential that is orphaned before the operation
+}
+
+func (e *crashEnv) opts() Options { return Options{Dirs: e.dirs} }
+
+func (e *crashEnv) open(t *testing.T) *Keystore {
+	t.Helper()
+	ks, err := Open(e.opts())
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	return ks
+}
+
+func crashTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "keytree-crash-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runtime.GOOS != "windows" {
+		t.Cleanup(func() { os.RemoveAll(dir) })
+	}
+	return dir
+}
+
+// newCrashTemplate builds a keystore with a few credentials, a backup of its
+// first SMK, then regenerates so that the backup is of an earlier key, and
+// takes a backup of the current key too.
+func newCrashTemplate(t *testing.T) *crashEnv {
+	t.Helper()
+	root := crashTempDir(t)
+	e := &crashEnv{
+		root:     root,
+		dirs:     Dirs{Keystore: filepath.Join(root, "ks"), Account: filepath.Join(root, "account"), Machine: filepath.Join(root, "machine")},
+		values:   map[string][]byte{},
+		password: []byte("Backup-Passw0rd-7"),
+	}
+	if _, err := Init(e.opts(), protect.X25519); err != nil {
+		t.Fatal(err)
+	}
+	ks := e.open(t)
+	for i, v := range []string{"alpha", "b\x00inary\xff", "", "delta-value"} {
+		name := fmt.Sprintf("cred-%d", i)
+		e.values[name] = []byte(v)
+		if _, err := ks.SetCredential(name, "user"+name, []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.backupOld = filepath.Join(root, "backup-old.age")
+	if _, err := ks.BackupSMK(e.backupOld, e.password, SMKOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.RegenerateSMK(SMKOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.backupCur = filepath.Join(root, "backup-cur.age")
+	if _, err := ks.BackupSMK(e.backupCur, e.password, SMKOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.refresh(t)
+	return e
+}
+
+// refresh records the current SMK as the "old" state.
+func (e *crashEnv) refresh(t *testing.T) {
+	t.Helper()
+	meta, err := e.open(t).loadSMKMeta()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.oldThumb, e.oldGen = meta.Thumbprint, meta.Generation
+}
+
+// clone copies the template into a new directory.
+func (e *crashEnv) clone(t *testing.T) *crashEnv {
+	t.Helper()
+	root := crashTempDir(t)
+	c := *e
+	c.root = root
+	move := func(p string) string {
+		r, err := filepath.Rel(e.root, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return filepath.Join(root, r)
+	}
+	c.dirs = Dirs{Keystore: move(e.dirs.Keystore), Account: move(e.dirs.Account), Machine: move(e.dirs.Machine)}
+	if filepath.IsAbs(e.orphan) {
+		c.orphan = move(e.orphan)
+	}
+	c.values = map[string][]byte{}
+	for k, v := range e.values {
+		c.values[k] = v
+	}
+	if err := copyTree(e.root, root); err != nil {
+		t.Fatal(err)
+	}
+	c.backupOld = filepath.Join(root, filepath.Base(e.backupOld))
+	c.backupCur = filepath.Join(root, filepath.Base(e.backupCur))
+	return &c
+}
+
+func copyTree(from, to string) error {
+	return filepath.WalkDir(from, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		r, _ := filepath.Rel(from, p)
+		dst := filepath.Join(to, r)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if err := os.MkdirAll(dst, 0o700); err != nil {
+				return err
+			}
+			return os.Chmod(dst, info.Mode().Perm())
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(dst, data, info.Mode().Perm())
+	})
+}
+
+// checkValues reads every credential back. An orphan may be unreadable in the
+// old state only.
+func (e *crashEnv) checkValues(t *testing.T, ks *Keystore, state string) {
+	t.Helper()
+	for name, want := range e.values {
+		_, got, err := ks.GetCredential(name)
+		if name == e.orphan && state == "old" {
+			if err == nil || !errors.Is(err, ErrDecryption) {
+				t.Fatalf("orphan %s in the old state: err = %v, want it still orphaned", name, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("credential %s (%s state): %v", name, state, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("credential %s (%s state) = %q, want %q", name, state, got, want)
+		}
+	}
+}
+
+// smkState reports "old" or "new" from smk.toml, failing on anything else.
+func (e *crashEnv) smkGeneration(t *testing.T, ks *Keystore) string {
+	t.Helper()
+	meta, err := ks.loadSMKMeta()
+	if err != nil {
+		t.Fatalf("smk.toml: %v", err)
+	}
+	switch {
+	case meta.Generation == e.oldGen && meta.Thumbprint == e.oldThumb:
+		return "old"
+	case meta.Generation == e.oldGen+1 && (e.newThumb == "" || meta.Thumbprint == e.newThumb):
+		return "new"
+	}
+	t.Fatalf("smk.toml is neither the old state (gen %d, %s) nor the new one (gen %d, %s): gen %d, %s",
+		e.oldGen, e.oldThumb, e.oldGen+1, e.newThumb, meta.Generation, meta.Thumbprint)
+	return ""
+}
+
+// assertClean checks that nothing an interrupted operation left behind
+// survives: tmp/ is empty, pending.toml is gone, and every file is
+// referenced by committed metadata.
+func assertClean(t *testing.T, ks *Keystore) {
+	t.Helper()
+	if entries, _ := os.ReadDir(ks.path(tmpDir)); len(entries) > 0 {
+		t.Fatalf("tmp/ still holds %d files", len(entries))
+	}
+	if exists(ks.path(pendingFile)) {
+		t.Fatal("pending.toml survived the next writer")
+	}
+	c := &collector{ks: ks}
+	var garbage []string
+	for _, dir := range []string{smkDir, credentialsDir} {
+		entries, err := os.ReadDir(ks.path(dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, en := range entries {
+			if strings.HasSuffix(en.Name(), ".toml") {
+				continue
+			}
+			p := rel(dir, en.Name())
+			if ref, known := c.referenced(p); !ref || !known {
+				garbage = append(garbage, p)
+			}
+		}
+	}
+	if len(garbage) > 0 {
+		sort.Strings(garbage)
+		t.Fatalf("files left behind: %v", garbage)
+	}
+}
+
+type crashCase struct {
+	name string
+	// prepare turns a clone of the template into the operation's starting
+	// point (it runs with the fault hook off).
+	prepare func(t *testing.T, e *crashEnv)
+	op      func(e *crashEnv, ks *Keystore) error
+	// check verifies the keystore after the operation was stopped, and
+	// returns "old" or "new".
+	check func(t *testing.T, e *crashEnv, ks *Keystore) string
+	// finish, if set, is run when check found the old state: the operation,
+	// run again without faults, must then succeed.
+	finish func(e *crashEnv, ks *Keystore) error
+}
+
+// checkRekey is the check of the SMK-wide operations.
+func checkRekey(t *testing.T, e *crashEnv, ks *Keystore) string {
+	state := e.smkGeneration(t, ks)
+	e.checkValues(t, ks, state)
+	return state
+}
+
+func crashCases() []crashCase {
+	regen := func(e *crashEnv, ks *Keystore) error { _, err := ks.RegenerateSMK(SMKOptions{}); return err }
+	return []crashCase{
+		{
+			name:  "backup",
+			op:    func(e *crashEnv, ks *Keystore) error { _, err := ks.BackupSMK(filepath.Join(e.root, "new-backup.age"), e.password, SMKOptions{}); return err },
+			check: checkBackup,
+		},
+		{
+			name: "restore",
+			prepare: func(t *testing.T, e *crashEnv) {
+				key, _, err := readKeyBackup(e.backupOld, protect.KindSMK, e.password)
+				if err != nil {
+					t.Fatal(err)
+				}
+				e.newThumb = key.Thumbprint()
+			},
+			op: func(e *crashEnv, ks *Keystore) error {
+				_, err := ks.RestoreSMK(e.backupOld, e.password, SMKOptions{})
+				return err
+			},
+			check: checkRekey,
+		},
+		{
+			name: "restore --force, both encryptions invalid",
+			prepare: func(t *testing.T, e *crashEnv) {
+				// Another account and another machine: 15466.
+				e.dirs.Account += "-new"
+				e.dirs.Machine += "-new"
+				e.newThumb = e.oldThumb
+			},
+			op: func(e *crashEnv, ks *Keystore) error {
+				_, err := ks.RestoreSMK(e.backupCur, e.password, SMKOptions{Force: true})
+				return err
+			},
+			check: func(t *testing.T, e *crashEnv, ks *Keystore) string {
+				meta, err := ks.loadSMKMeta()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if meta.Generation == e.oldGen {
+					// Old state: the key still does not open.
+					if _, _, err := ks.GetCredential("cred-0"); !isMsg(err, MsgDecryption) {
+						t.Fatalf("old state: got %v, want 15466", err)
+					}
+					return "old"
+				}
+				return checkRekey(t, e, ks)
+			},
+			finish: func(e *crashEnv, ks *Keystore) error {
+				_, err := ks.RestoreSMK(e.backupCur, e.password, SMKOptions{Force: true})
+				return err
+			},
+		},
+		{name: "regenerate", op: regen, check: checkRekey},
+		{
+			name: "regenerate --algorithm mlkem768x25519",
+			op: func(e *crashEnv, ks *Keystore) error {
+				_, err := ks.RegenerateSMK(SMKOptions{Algorithm: protect.MLKEM768X25519})
+				return err
+			},
+			check: checkRekey,
+		},
+		{
+			name:    "regenerate --force with an undecryptable credential",
+			prepare: prepareForeignCredential,
+			op: func(e *crashEnv, ks *Keystore) error {
+				_, err := ks.RegenerateSMK(SMKOptions{Force: true})
+				return err
+			},
+			check: func(t *testing.T, e *crashEnv, ks *Keystore) string {
+				state := e.smkGeneration(t, ks)
+				// The foreign credential never reads, in either state; the
+				// others always do.
+				for name, want := range e.values {
+					_, got, err := ks.GetCredential(name)
+					if name == e.orphan {
+						if err == nil {
+							t.Fatalf("foreign credential read back in the %s state", state)
+						}
+						continue
+					}
+					if err != nil || !bytes.Equal(got, want) {
+						t.Fatalf("%s (%s state) = %q, %v; want %q", name, state, got, err, want)
+					}
+				}
+				return state
+			},
+		},
+		{
+			name: "recover",
+			prepare: func(t *testing.T, e *crashEnv) {
+				prepareForeignCredential(t, e)
+				ks := e.open(t)
+				if _, err := ks.RegenerateSMK(SMKOptions{Force: true}); err != nil {
+					t.Fatal(err)
+				}
+				e.refresh(t)
+				e.newThumb = e.oldThumb // recover keeps the key, in a new generation
+			},
+			op: func(e *crashEnv, ks *Keystore) error {
+				_, err := ks.RecoverSMK(e.backupOld, e.password, SMKOptions{})
+				return err
+			},
+			check: checkRekey,
+		},
+		{
+			name: "alter --old-account-dir",
+			prepare: func(t *testing.T, e *crashEnv) {
+				e.orphan = e.dirs.Account // remember the old account's directory
+				e.dirs.Account += "-new"
+				e.dirs.Machine += "-new"
+			},
+			op: func(e *crashEnv, ks *Keystore) error {
+				_, err := ks.AlterSMKOldAccount(e.orphan)
+				return err
+			},
+			check: func(t *testing.T, e *crashEnv, ks *Keystore) string {
+				// The key does not change; either it opens (new, possibly with
+				// one encryption still to re-create) or it does not (old).
+				if _, _, err := ks.GetCredential("cred-0"); isMsg(err, MsgDecryption) {
+					return "old"
+				}
+				e.orphan = ""
+				checkRekey(t, e, ks)
+				return "new"
+			},
+			finish: func(e *crashEnv, ks *Keystore) error {
+				_, err := ks.AlterSMKOldAccount(strings.TrimSuffix(e.dirs.Account, "-new"))
+				return err
+			},
+		},
+		{
+			name: "alter --new-account-dir",
+			op: func(e *crashEnv, ks *Keystore) error {
+				_, err := ks.AlterSMKNewAccount(filepath.Join(e.root, "account-next"))
+				return err
+			},
+			check: func(t *testing.T, e *crashEnv, ks *Keystore) string {
+				// New state: the account encryption opens with the next
+				// account's secret. Check that before reading values, which
+				// would re-create it for the current account.
+				state := "old"
+				if p, err := ks.accountProtectorIn(filepath.Join(e.root, "account-next"), false); err == nil {
+					blob, err := os.ReadFile(ks.path(smkDir, protectorBlobName("account", e.oldGen)))
+					if err == nil {
+						if _, _, err := openKeyFile(p, blob, protect.KindSMK, e.oldThumb); err == nil {
+							state = "new"
+						}
+					}
+				}
+				checkRekey(t, e, ks)
+				return state
+			},
+		},
+		{
+			name: "machine-protection off",
+			op:   func(e *crashEnv, ks *Keystore) error { _, err := ks.SetMachineProtection(false); return err },
+			check: func(t *testing.T, e *crashEnv, ks *Keystore) string {
+				meta, _ := ks.loadSMKMeta()
+				checkRekey(t, e, ks)
+				if meta.MachineProtection {
+					return "old"
+				}
+				return "new"
+			},
+		},
+		{
+			name: "credential set (replace)",
+			op: func(e *crashEnv, ks *Keystore) error {
+				_, err := ks.SetCredential("cred-3", "someone-else", []byte("replacement"))
+				return err
+			},
+			check: func(t *testing.T, e *crashEnv, ks *Keystore) string {
+				cred, got, err := ks.GetCredential("cred-3")
+				if err != nil {
+					t.Fatal(err)
+				}
+				state := "old"
+				if cred.Identity == "someone-else" {
+					state = "new"
+					e.values["cred-3"] = []byte("replacement")
+				}
+				if !bytes.Equal(got, e.values["cred-3"]) {
+					t.Fatalf("cred-3 in the %s state = %q", state, got)
+				}
+				checkRekey(t, e, ks)
+				return state
+			},
+		},
+		{
+			name: "credential rm",
+			op:   func(e *crashEnv, ks *Keystore) error { return ks.RemoveCredential("cred-0") },
+			check: func(t *testing.T, e *crashEnv, ks *Keystore) string {
+				state := "old"
+				if _, _, err := ks.GetCredential("cred-0"); errors.Is(err, ErrNotFound) {
+					state = "new"
+					delete(e.values, "cred-0")
+				}
+				checkRekey(t, e, ks)
+				return state
+			},
+		},
+	}
+}
+
+// prepareForeignCredential replaces cred-1's value with a copy encrypted by
+// the earlier SMK, as if an old file had been put back: the current SMK
+// cannot decrypt it, the old key's backup can.
+func prepareForeignCredential(t *testing.T, e *crashEnv) {
+	t.Helper()
+	ks := e.open(t)
+	oldKey, _, err := readKeyBackup(e.backupOld, protect.KindSMK, e.password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, _ := ks.loadCredentialMeta("cred-1")
+	ct, err := protect.Seal(oldKey, e.values["cred-1"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := ks.path(credentialsDir, formats.BlobName("cred-1", meta.Revision, e.oldGen))
+	if err := os.WriteFile(p, ct, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.orphan = "cred-1"
+}
+
+// checkBackup: the keystore is untouched; the backup file is either absent
+// or whole and restorable; a leftover temporary file may remain beside it.
+func checkBackup(t *testing.T, e *crashEnv, ks *Keystore) string {
+	checkRekey(t, e, ks)
+	p := filepath.Join(e.root, "new-backup.age")
+	if !exists(p) {
+		return "old"
+	}
+	key, _, err := readKeyBackup(p, protect.KindSMK, e.password)
+	if err != nil {
+		t.Fatalf("a backup file exists but does not open: %v", err)
+	}
+	if key.Thumbprint() != e.oldThumb {
+		t.Fatalf("backup holds %s, want %s", key.Thumbprint(), e.oldThumb)
+	}
+	return "new"
+}
+
+func isMsg(err error, n int) bool {
+	var ke *Error
+	return errors.As(err, &ke) && ke.Number == n
+}
+
+func TestCrashInjection(t *testing.T) {
+	tmpl := newCrashTemplate(t)
+	totalSteps, totalRuns := 0, 0
+	for _, c := range crashCases() {
+		t.Run(c.name, func(t *testing.T) {
+			base := tmpl.clone(t)
+			if c.prepare != nil {
+				c.prepare(t, base)
+			}
+			// Count the steps of an uninterrupted run.
+			counter := &crashPoint{n: -1}
+			e := base.clone(t)
+			faultHook = counter.hook
+			err := c.op(e, e.open(t))
+			faultHook = nil
+			if err != nil {
+				t.Fatalf("uninterrupted run: %v", err)
+			}
+			if got := c.check(t, e, e.open(t)); got != "new" {
+				t.Fatalf("uninterrupted run ends in the %s state", got)
+			}
+			states := map[string]int{}
+			for n := 1; n <= counter.seen; n++ {
+				e := base.clone(t)
+				cp := &crashPoint{n: n}
+				ks := e.open(t)
+				faultHook = cp.hook
+				c.op(e, ks)
+				faultHook = nil
+				if !cp.crashed {
+					t.Fatalf("step %d was never reached", n)
+				}
+				t.Run(fmt.Sprintf("step%02d", n), func(t *testing.T) {
+					ks := e.open(t)
+					state := c.check(t, e, ks)
+					states[state]++
+					if state == "old" && c.finish != nil {
+						if err := c.finish(e, ks); err != nil {
+							t.Fatalf("crashed at %s; running the operation again: %v", cp.at, err)
+						}
+					}
+					// The next writer cleans up.
+					if _, err := ks.SetCredential("after-crash", "x", []byte("x")); err != nil {
+						t.Fatalf("crashed at %s; next command: %v", cp.at, err)
+					}
+					assertClean(t, ks)
+				})
+			}
+			totalSteps += counter.seen
+			totalRuns += counter.seen
+			t.Logf("%s: %d steps, each interrupted once: %d old state, %d new state", c.name, counter.seen, states["old"], states["new"])
+		})
+	}
+	t.Logf("crash injection: %d operations, %d interrupted runs", len(crashCases()), totalRuns)
+}
