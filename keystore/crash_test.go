@@ -290,8 +290,11 @@ func crashCases() []crashCase {
 	regen := func(e *crashEnv, ks *Keystore) error { _, err := ks.RegenerateSMK(SMKOptions{}); return err }
 	return []crashCase{
 		{
-			name:  "backup",
-			op:    func(e *crashEnv, ks *Keystore) error { _, err := ks.BackupSMK(filepath.Join(e.root, "new-backup.age"), e.password, SMKOptions{}); return err },
+			name: "backup",
+			op: func(e *crashEnv, ks *Keystore) error {
+				_, err := ks.BackupSMK(filepath.Join(e.root, "new-backup.age"), e.password, SMKOptions{})
+				return err
+			},
 			check: checkBackup,
 		},
 		{
