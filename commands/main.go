@@ -128,6 +128,9 @@ Examples:
 			e.errorlogCommand(),
 			e.smkCommand(),
 			e.credentialCommand(),
+			e.dmkCommand(),
+			e.dbCommand(),
+			e.secretCommand(),
 			e.completionCommand(),
 		},
 		Action: func(c *cli.Context) error {

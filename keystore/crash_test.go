@@ -535,11 +535,6 @@ func checkBackup(t *testing.T, e *crashEnv, ks *Keystore) string {
 	return "new"
 }
 
-func isMsg(err error, n int) bool {
-	var ke *Error
-	return errors.As(err, &ke) && ke.Number == n
-}
-
 func TestCrashInjection(t *testing.T) {
 	tmpl := newCrashTemplate(t)
 	totalSteps, totalRuns := 0, 0

@@ -1,20 +1,174 @@
 package keystore
 
-import "github.com/keytree-dev/keytree/formats"
+import (
+	"os"
+	"strings"
 
-// referencedDatabase decides garbage under databases/. Databases come with
-// the database master key operations; until then nothing there is known.
+	"github.com/keytree-dev/keytree/formats"
+	"github.com/keytree-dev/keytree/protect"
+)
+
+// referencedDatabase decides garbage under databases/DB/. A database
+// directory without database.toml is uncommitted (a create or import that
+// stopped) or dropped: everything in it is garbage.
 func (c *collector) referencedDatabase(parts []string) (ref, known bool) {
+	if len(parts) < 3 || parts[0] != databasesDir || formats.ValidateName("database", parts[1]) != nil {
+		return false, false
+	}
+	db := parts[1]
+	name := parts[len(parts)-1]
+	meta, err := c.ks.loadDatabaseMeta(db)
+	if notExist(err) {
+		return false, true
+	}
+	if err != nil || meta.Name != db {
+		return false, false
+	}
+	if strings.HasPrefix(name, formats.TempPrefix) {
+		return false, true
+	}
+	switch {
+	case len(parts) == 3 && name == databaseFile:
+		return true, true
+	case len(parts) == 3:
+		if id, gen, ok := formats.ParsePasswordBlobName(name); ok {
+			if gen != meta.Generation {
+				return false, true
+			}
+			for _, p := range meta.Passwords {
+				if p.ID == id {
+					return true, true
+				}
+			}
+			return false, true
+		}
+		base, rev, gen, ok := formats.ParseBlobName(name)
+		if !ok || base != formats.SMKEncryptionBase {
+			return false, false
+		}
+		smk, err := c.smkMeta()
+		if err != nil {
+			return false, false
+		}
+		return meta.SMKEncryption && rev == meta.Generation && c.genReferenced(gen, smk.Generation, smk.Retired, func() bool {
+			return exists(c.ks.dbPath(db, formats.BlobName(base, rev, smk.Generation)))
+		}), true
+	case len(parts) == 4 && parts[2] == secretsDir:
+		if strings.HasSuffix(name, ".toml") {
+			return true, true
+		}
+		base, rev, gen, ok := formats.ParseBlobName(name)
+		if !ok || formats.ValidateName("secret", base) != nil {
+			return false, false
+		}
+		sm, err := c.ks.loadSecretMeta(db, base)
+		if notExist(err) {
+			return false, true
+		}
+		if err != nil || sm.Name != base {
+			return false, false
+		}
+		return rev == sm.Revision && c.genReferenced(gen, meta.Generation, meta.Retired, func() bool {
+			return exists(c.ks.dbPath(db, secretsDir, formats.BlobName(base, rev, meta.Generation)))
+		}), true
+	}
 	return false, false
 }
 
-// eachDatabaseItem walks over databases and their secrets (none yet).
-func (s *session) eachDatabaseItem(smk *formats.SMK, fn func(item) error) error {
+// sweepDatabase sweeps a database directory. One without database.toml is
+// removed whole: its secrets' metadata too, and the directories.
+func (c *collector) sweepDatabase(db string) error {
+	if err := c.sweep(rel(databasesDir, db)); err != nil {
+		return err
+	}
+	if _, err := c.ks.loadDatabaseMeta(db); !notExist(err) {
+		return nil
+	}
+	secrets := rel(databasesDir, db, secretsDir)
+	err := c.eachEntry(secrets, func(name string, isDir bool) error {
+		if isDir {
+			return nil
+		}
+		return removeFile(c.ks.path(secrets, name))
+	})
+	if err != nil {
+		return err
+	}
+	for _, d := range []string{c.ks.dbPath(db, secretsDir), c.ks.dbPath(db)} {
+		if err := removeDir(d); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
-// eachDMKSMKItem walks over the SMK encryptions of database master keys
-// (none yet).
-func (s *session) eachDMKSMKItem(fn func(smkItem) error) error {
+// removeDir removes an empty directory; one already gone is fine.
+func removeDir(dir string) error {
+	if err := step("rmdir", dir); err != nil {
+		return err
+	}
+	if err := os.Remove(dir); err != nil && !notExist(err) {
+		return err
+	}
 	return nil
+}
+
+// eachDMKSMKItem walks over the SMK encryptions of database master keys.
+func (s *session) eachDMKSMKItem(fn func(encItem) error) error {
+	return s.ks.eachDatabaseMeta(func(m *formats.Database) error {
+		if !m.SMKEncryption {
+			return nil
+		}
+		return fn(encItem{what: "database master key", name: m.Name, dir: rel(databasesDir, m.Name),
+			base: formats.SMKEncryptionBase, rev: m.Generation})
+	})
+}
+
+// eachSecretItem walks over a database's secrets as items of its DMK.
+func (ks *Keystore) eachSecretItem(db string) func(fn func(encItem) error) error {
+	return func(fn func(encItem) error) error {
+		return ks.eachSecretMeta(db, func(m *formats.Secret) error {
+			return fn(encItem{what: "secret", name: db + "/" + m.Name, dir: rel(databasesDir, db, secretsDir),
+				base: m.Name, rev: m.Revision})
+		})
+	}
+}
+
+// eachDatabaseItem walks over databases, their encryptions and their secrets
+// for status and key-encryptions.
+func (s *session) eachDatabaseItem(smk *formats.SMK, fn func(item) error) error {
+	return s.ks.eachDatabaseMeta(func(m *formats.Database) error {
+		if err := fn(item{kind: "database", name: "dmk/" + m.Name}); err != nil {
+			return err
+		}
+		for range m.Passwords {
+			if err := fn(item{kind: "dmk-encryption", name: "dmk/" + m.Name, protector: string(protect.KindPassword)}); err != nil {
+				return err
+			}
+		}
+		if m.SMKEncryption && smk != nil {
+			_, orphan, err := s.ks.itemBlob([]string{databasesDir, m.Name}, formats.SMKEncryptionBase, m.Generation, smkGens(smk))
+			if err != nil {
+				return err
+			}
+			it := item{kind: "dmk-encryption", name: "dmk/" + m.Name, orphan: orphan, protector: string(protect.KindSMK), thumbprint: smk.Thumbprint}
+			if orphan != nil {
+				it.thumbprint = orphan.Thumbprint
+			}
+			if err := fn(it); err != nil {
+				return err
+			}
+		}
+		return s.ks.eachSecretMeta(m.Name, func(sm *formats.Secret) error {
+			_, orphan, err := s.ks.itemBlob([]string{databasesDir, m.Name, secretsDir}, sm.Name, sm.Revision, dmkGens(m))
+			if err != nil {
+				return err
+			}
+			it := item{kind: "secret", name: "secret/" + m.Name + "/" + sm.Name, orphan: orphan, protector: string(protect.KindDMK), thumbprint: m.Thumbprint}
+			if orphan != nil {
+				it.thumbprint = orphan.Thumbprint
+			}
+			return fn(it)
+		})
+	})
 }

@@ -122,3 +122,9 @@ func corruptf(path, format string, args ...any) error {
 func invalid(err error) error {
 	return &Error{Text: err.Error(), Kind: ErrInvalid, Err: err}
 }
+
+// isMsg reports whether err carries SQL Server message number n.
+func isMsg(err error, n int) bool {
+	var ke *Error
+	return errors.As(err, &ke) && ke.Number == n
+}

@@ -56,3 +56,14 @@ func syncDirOS(dir string) error {
 	}
 	return nil
 }
+
+// renameDir moves a directory to a name that does not exist yet.
+func renameDir(from, to string) error {
+	if err := step("rename", to); err != nil {
+		return err
+	}
+	if exists(to) {
+		return fs.ErrExist
+	}
+	return os.Rename(from, to)
+}

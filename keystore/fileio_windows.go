@@ -67,3 +67,11 @@ func moveFile(from, to string, flags uint32) error {
 // syncDirOS does nothing: NTFS journals directory changes, and Windows has
 // no call to flush a directory. MOVEFILE_WRITE_THROUGH flushes the rename.
 func syncDirOS(string) error { return nil }
+
+// renameDir moves a directory to a name that does not exist yet.
+func renameDir(from, to string) error {
+	if err := step("rename", to); err != nil {
+		return err
+	}
+	return moveFile(from, to, 0)
+}

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -35,7 +36,7 @@ func (ks *Keystore) recoverPending() error {
 		// An unreadable record: look everywhere. Garbage is decided from
 		// committed metadata, so a full sweep removes no more than the
 		// right record would have.
-		p = &formats.Pending{Sweep: []string{smkDir, credentialsDir, databasesDir + "/*"}}
+		p = &formats.Pending{Sweep: []string{smkDir, credentialsDir, allDatabases}}
 	}
 	if err := ks.collect(p); err != nil {
 		return err
@@ -55,11 +56,38 @@ func (ks *Keystore) emptyTmp() error {
 		return err
 	}
 	for _, e := range entries {
-		if err := removeFile(ks.path(tmpDir, e.Name())); err != nil {
+		p := ks.path(tmpDir, e.Name())
+		if e.IsDir() {
+			if err := removeTree(p); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := removeFile(p); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// removeTree removes a directory and everything in it, entry by entry.
+func removeTree(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil && !notExist(err) {
+		return err
+	}
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		if e.IsDir() {
+			err = removeTree(p)
+		} else {
+			err = removeFile(p)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return removeDir(dir)
 }
 
 // collect removes the files that p names, or that lie in the directories it
@@ -80,26 +108,49 @@ func (ks *Keystore) collect(p *formats.Pending) error {
 		keep(c.consider(cand))
 	}
 	for _, dir := range p.Sweep {
+		if dir == allDatabases {
+			keep(c.eachEntry(databasesDir, func(name string, isDir bool) error {
+				if !isDir || formats.ValidateName("database", name) != nil {
+					return nil
+				}
+				if err := c.sweep(rel(databasesDir, name, secretsDir)); err != nil {
+					return err
+				}
+				return c.sweepDatabase(name)
+			}))
+			continue
+		}
 		if strings.HasSuffix(dir, "/*") {
 			parent := strings.TrimSuffix(dir, "/*")
 			if !safeRel(parent) {
 				continue
 			}
 			keep(c.eachEntry(parent, func(name string, isDir bool) error {
-				if isDir {
-					return c.sweep(rel(parent, name))
+				if !isDir {
+					return nil
 				}
-				return nil
+				if parent == databasesDir && formats.ValidateName("database", name) == nil {
+					return c.sweepDatabase(name)
+				}
+				return c.sweep(rel(parent, name))
 			}))
 			continue
 		}
 		if !safeRel(dir) {
 			continue
 		}
+		if parts := strings.Split(dir, "/"); len(parts) == 2 && parts[0] == databasesDir && formats.ValidateName("database", parts[1]) == nil {
+			keep(c.sweepDatabase(parts[1]))
+			continue
+		}
 		keep(c.sweep(dir))
 	}
 	return first
 }
+
+// allDatabases, in a sweep list, sweeps every database directory and its
+// secrets: the full sweep after an unreadable pending.toml.
+const allDatabases = databasesDir + "/**"
 
 // safeRel accepts a clean, relative, slash-separated path inside the
 // keystore: pending.toml is read from disk and trusted no further.

@@ -14,9 +14,10 @@ import (
 	"github.com/keytree-dev/keytree/protect"
 )
 
-// smkItem is a value the SMK encrypts: a credential's value, or a database
-// master key's SMK encryption.
-type smkItem struct {
+// encItem is a value a master key encrypts: a credential's value or a
+// database master key's SMK encryption (under the SMK), or a secret's value
+// (under its database's master key).
+type encItem struct {
 	what string // "credential", "database master key"
 	name string
 	dir  string // keystore-relative directory, slash-separated
@@ -24,13 +25,13 @@ type smkItem struct {
 	rev  int
 }
 
-func (it smkItem) dirElems() []string { return strings.Split(it.dir, "/") }
+func (it encItem) dirElems() []string { return strings.Split(it.dir, "/") }
 
 // eachSMKItem calls fn for every value the SMK encrypts, reading metadata as
 // it goes rather than loading the keystore into memory.
-func (s *session) eachSMKItem(fn func(smkItem) error) error {
+func (s *session) eachSMKItem(fn func(encItem) error) error {
 	err := s.ks.eachCredential(func(m *formats.Credential) error {
-		return fn(smkItem{what: "credential", name: m.Name, dir: credentialsDir, base: m.Name, rev: m.Revision})
+		return fn(encItem{what: "credential", name: m.Name, dir: credentialsDir, base: m.Name, rev: m.Revision})
 	})
 	if err != nil {
 		return err
@@ -90,23 +91,43 @@ func countRemaining(remaining map[int]int) int {
 	return n
 }
 
-// rekeySMK moves every value the SMK protects to a new generation encrypted
-// by plan.newKey, then commits by replacing smk.toml. Until that rename,
-// every new file has a name that committed metadata does not know, so a
-// crash leaves the old state whole, and the clean-up recorded in
-// pending.toml removes the new files; after it, the old files are garbage.
-func (s *session) rekeySMK(st *smkState, plan rekeyPlan) (*RekeyResult, error) {
-	old := st.meta
-	newGen := old.Generation + 1
+// rekeyScope is a master key and what it encrypts, as the rekey pass sees
+// it: the SMK with credentials and DMK encryptions, or one DMK with its
+// database's secrets.
+type rekeyScope struct {
+	what       string // "service master key", "database master key of 'payroll'"
+	generation int
+	thumbprint string
+	algorithm  string
+	retired    []formats.Retired
+	items      func(fn func(encItem) error) error
+	sweep      []string
+	// writeOwn writes the new key's own encryptions (by the account and
+	// machine protectors, or by passwords and the SMK) into the batch.
+	writeOwn func(b *batch, newKey *protect.Key, newGen int, created time.Time) error
+	// commit replaces the scope's metadata: the one rename that moves the
+	// scope to the new generation.
+	commit func(newKey *protect.Key, newGen int, created time.Time, retired []formats.Retired) error
+	// ownFiles lists the old key's own encryptions, removed after the commit.
+	ownFiles func(oldGen int) []string
+}
+
+// rekey moves every value of a scope to a new generation encrypted by
+// plan.newKey, then commits. Until the commit, every new file has a name
+// that committed metadata does not know, so a crash leaves the old state
+// whole, and the clean-up recorded in pending.toml removes the new files;
+// after it, the old files are garbage.
+func (s *session) rekey(sc rekeyScope, plan rekeyPlan) (*RekeyResult, error) {
+	newGen := sc.generation + 1
 	if newGen > formats.MaxGeneration {
-		return nil, fmt.Errorf("the service master key has been replaced too many times")
+		return nil, fmt.Errorf("the %s has been replaced too many times", sc.what)
 	}
-	if err := s.intend(nil, smkSweep()); err != nil {
+	if err := s.intend(nil, sc.sweep); err != nil {
 		return nil, err
 	}
 	total := 0
 	if plan.progress != nil {
-		if err := s.eachSMKItem(func(smkItem) error { total++; return nil }); err != nil {
+		if err := sc.items(func(encItem) error { total++; return nil }); err != nil {
 			return nil, err
 		}
 	}
@@ -116,9 +137,9 @@ func (s *session) rekeySMK(st *smkState, plan rekeyPlan) (*RekeyResult, error) {
 	newOrphans := 0
 	var mu sync.Mutex
 	b := s.ks.newBatch()
-	oldGens := keyGens{current: old.Generation, retired: old.Retired}
+	oldGens := keyGens{current: sc.generation, retired: sc.retired}
 
-	work := func(it smkItem) error {
+	work := func(it encItem) error {
 		path, orphan, err := s.ks.itemBlob(it.dirElems(), it.base, it.rev, oldGens)
 		if err != nil {
 			if !plan.force {
@@ -133,7 +154,7 @@ func (s *session) rekeySMK(st *smkState, plan rekeyPlan) (*RekeyResult, error) {
 		if orphan == nil {
 			key = plan.oldKey
 			if key == nil {
-				key = plan.keys[old.Thumbprint]
+				key = plan.keys[sc.thumbprint]
 			}
 		} else {
 			key = plan.keys[orphan.Thumbprint]
@@ -160,7 +181,7 @@ func (s *session) rekeySMK(st *smkState, plan rekeyPlan) (*RekeyResult, error) {
 			}
 			if !plan.force {
 				if err == nil {
-					err = errors.New("the current service master key cannot be opened")
+					err = errors.New("the current " + sc.what + " cannot be opened")
 				}
 				return errItemDecrypt(it, err)
 			}
@@ -191,7 +212,7 @@ func (s *session) rekeySMK(st *smkState, plan rekeyPlan) (*RekeyResult, error) {
 		mu.Unlock()
 		return nil
 	}
-	if err := s.forEachParallel(work); err != nil {
+	if err := forEachParallel(sc.items, work); err != nil {
 		return nil, err
 	}
 
@@ -204,58 +225,93 @@ func (s *session) rekeySMK(st *smkState, plan rekeyPlan) (*RekeyResult, error) {
 	}
 
 	// The new key's own encryptions, then one flush, then the commit.
-	for _, pr := range smkProtectors {
-		if pr.kind == protect.KindMachine && !old.MachineProtection {
-			continue
-		}
-		p, err := s.ks.protector(pr.kind, true)
-		if err != nil {
-			return nil, fmt.Errorf("the %s protector: %w", pr.kind, err)
-		}
-		blob, err := sealKey(p, plan.newKey, plan.newCreated)
-		if err != nil {
-			return nil, err
-		}
-		if _, _, err := openKeyFile(p, blob, protect.KindSMK, plan.newKey.Thumbprint()); err != nil {
-			return nil, fmt.Errorf("the new %s encryption does not open: %w", pr.kind, err)
-		}
-		if err := b.create(s.ks.path(smkDir, protectorBlobName(string(pr.kind), newGen)), s.ks.path(smkDir), blob); err != nil {
-			return nil, err
-		}
+	if err := sc.writeOwn(b, plan.newKey, newGen, plan.newCreated); err != nil {
+		return nil, err
 	}
 	if err := b.sync(); err != nil {
 		return nil, err
 	}
-
-	next := &formats.SMK{
-		Version:           formats.Version,
-		Generation:        newGen,
-		Thumbprint:        plan.newKey.Thumbprint(),
-		Algorithm:         string(plan.newKey.Algorithm()),
-		Created:           plan.newCreated.UTC(),
-		MachineProtection: old.MachineProtection,
-	}
-	for _, r := range old.Retired {
+	var retired []formats.Retired
+	for _, r := range sc.retired {
 		if remaining[r.Generation] > 0 {
-			next.Retired = append(next.Retired, r)
+			retired = append(retired, r)
 			res.OrphansLeft += remaining[r.Generation]
 		}
 	}
 	if newOrphans > 0 {
-		next.Retired = append(next.Retired, formats.Retired{Generation: old.Generation, Thumbprint: old.Thumbprint, Algorithm: old.Algorithm})
+		retired = append(retired, formats.Retired{Generation: sc.generation, Thumbprint: sc.thumbprint, Algorithm: sc.algorithm})
 		res.OrphansLeft += newOrphans
 	}
-	if len(next.Retired) > formats.MaxRetired {
-		return nil, fmt.Errorf("too many generations of the service master key hold orphans; recover or remove them first")
+	if len(retired) > formats.MaxRetired {
+		return nil, fmt.Errorf("too many generations of the %s hold orphans; recover or remove them first", sc.what)
 	}
-	if err := s.ks.writeSMKMeta(next); err != nil {
+	if err := sc.commit(plan.newKey, newGen, plan.newCreated, retired); err != nil {
 		return nil, err
 	}
-	s.smk = &smkState{meta: next, key: plan.newKey, encryptions: validEncryptions(next)}
-	s.ks.logEvent(fmt.Sprintf("%s: the service master key is now %s (generation %d); %d values re-encrypted, %d recovered, %d orphaned",
-		s.op, next.Thumbprint, newGen, res.Reencrypted, res.Recovered, res.OrphanedCount))
-	s.cleanupAfterRekey(old, next)
+	s.ks.logEvent(fmt.Sprintf("%s: the %s is now %s (generation %d); %d values re-encrypted, %d recovered, %d orphaned",
+		s.op, sc.what, plan.newKey.Thumbprint(), newGen, res.Reencrypted, res.Recovered, res.OrphanedCount))
+	s.cleanupAfterRekey(sc, newGen)
 	return res, nil
+}
+
+// rekeySMK runs the rekey pass over the SMK's scope.
+func (s *session) rekeySMK(st *smkState, plan rekeyPlan) (*RekeyResult, error) {
+	old := st.meta
+	sc := rekeyScope{
+		what:       "service master key",
+		generation: old.Generation,
+		thumbprint: old.Thumbprint,
+		algorithm:  old.Algorithm,
+		retired:    old.Retired,
+		items:      s.eachSMKItem,
+		sweep:      smkSweep(),
+		writeOwn: func(b *batch, key *protect.Key, gen int, created time.Time) error {
+			for _, pr := range smkProtectors {
+				if pr.kind == protect.KindMachine && !old.MachineProtection {
+					continue
+				}
+				p, err := s.ks.protector(pr.kind, true)
+				if err != nil {
+					return fmt.Errorf("the %s protector: %w", pr.kind, err)
+				}
+				blob, err := sealKey(p, key, created)
+				if err != nil {
+					return err
+				}
+				if _, _, err := openKeyFile(p, blob, protect.KindSMK, key.Thumbprint()); err != nil {
+					return fmt.Errorf("the new %s encryption does not open: %w", pr.kind, err)
+				}
+				if err := b.create(s.ks.path(smkDir, protectorBlobName(string(pr.kind), gen)), s.ks.path(smkDir), blob); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		commit: func(key *protect.Key, gen int, created time.Time, retired []formats.Retired) error {
+			next := &formats.SMK{
+				Version:           formats.Version,
+				Generation:        gen,
+				Thumbprint:        key.Thumbprint(),
+				Algorithm:         string(key.Algorithm()),
+				Created:           created.UTC(),
+				MachineProtection: old.MachineProtection,
+				Retired:           retired,
+			}
+			if err := s.ks.writeSMKMeta(next); err != nil {
+				return err
+			}
+			s.smk = &smkState{meta: next, key: key, encryptions: validEncryptions(next)}
+			return nil
+		},
+		ownFiles: func(oldGen int) []string {
+			var out []string
+			for _, pr := range smkProtectors {
+				out = append(out, s.ks.path(smkDir, protectorBlobName(string(pr.kind), oldGen)))
+			}
+			return out
+		},
+	}
+	return s.rekey(sc, plan)
 }
 
 func validEncryptions(m *formats.SMK) []EncryptionState {
@@ -269,16 +325,16 @@ func validEncryptions(m *formats.SMK) []EncryptionState {
 
 // cleanupAfterRekey removes, once the new generation is committed, the files
 // of the old one: each value's old blob if it has a new one, and the old
-// protector encryptions. A failure leaves pending.toml in place, and the
-// next writer sweeps.
-func (s *session) cleanupAfterRekey(old, next *formats.SMK) {
-	gens := []int{old.Generation}
-	for _, r := range old.Retired {
+// key's own encryptions. A failure leaves pending.toml in place, and the next
+// writer sweeps.
+func (s *session) cleanupAfterRekey(sc rekeyScope, newGen int) {
+	gens := []int{sc.generation}
+	for _, r := range sc.retired {
 		gens = append(gens, r.Generation)
 	}
-	err := s.eachSMKItem(func(it smkItem) error {
+	err := sc.items(func(it encItem) error {
 		dir := s.ks.path(it.dirElems()...)
-		if !exists(filepath.Join(dir, formats.BlobName(it.base, it.rev, next.Generation))) {
+		if !exists(filepath.Join(dir, formats.BlobName(it.base, it.rev, newGen))) {
 			return nil
 		}
 		for _, g := range gens {
@@ -288,9 +344,9 @@ func (s *session) cleanupAfterRekey(old, next *formats.SMK) {
 		}
 		return nil
 	})
-	for _, pr := range smkProtectors {
+	for _, f := range sc.ownFiles(sc.generation) {
 		if err == nil {
-			err = removeFile(s.ks.path(smkDir, protectorBlobName(string(pr.kind), old.Generation)))
+			err = removeFile(f)
 		}
 	}
 	if err == nil {
@@ -298,13 +354,13 @@ func (s *session) cleanupAfterRekey(old, next *formats.SMK) {
 	}
 }
 
-// forEachParallel runs fn on every SMK item with one worker per CPU. The walk
-// over the keystore feeds the workers as it goes, so memory does not grow
-// with the keystore. The first error stops everything.
-func (s *session) forEachParallel(fn func(smkItem) error) error {
+// forEachParallel runs fn on every item of a walk with one worker per CPU.
+// The walk feeds the workers as it goes, so memory does not grow with the
+// keystore. The first error stops everything.
+func forEachParallel(walk func(func(encItem) error) error, fn func(encItem) error) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	items := make(chan smkItem, 64)
+	items := make(chan encItem, 64)
 	var (
 		wg       sync.WaitGroup
 		once     sync.Once
@@ -327,7 +383,7 @@ func (s *session) forEachParallel(fn func(smkItem) error) error {
 			}
 		}()
 	}
-	walkErr := s.eachSMKItem(func(it smkItem) error {
+	walkErr := walk(func(it encItem) error {
 		select {
 		case items <- it:
 			return nil
@@ -343,7 +399,7 @@ func (s *session) forEachParallel(fn func(smkItem) error) error {
 	return walkErr
 }
 
-func errItemDecrypt(it smkItem, cause error) error {
+func errItemDecrypt(it encItem, cause error) error {
 	return &Error{
 		Number: MsgItemDecrypt,
 		Text: fmt.Sprintf("An error occurred while decrypting %s '%s' that was encrypted by the old master key. The FORCE option can be used to ignore this error and continue the operation; what cannot be decrypted is kept, orphaned, until a backup of its key recovers it.",
@@ -355,7 +411,7 @@ func errItemDecrypt(it smkItem, cause error) error {
 	}
 }
 
-func errCurrentKey() error {
+func errCurrentKey() *Error {
 	return &Error{
 		Number: MsgCurrentKey,
 		Text:   "The current master key cannot be decrypted. The FORCE option can be used to ignore this error and continue the operation; the data encrypted by the old master key is kept, orphaned, until a backup of that key recovers it.",

@@ -1,0 +1,505 @@
+package commands
+
+import (
+	"errors"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/keytree-dev/keytree/keystore"
+)
+
+const (
+	flagDB              = "db"
+	flagBy              = "by"
+	flagNoSMKEncryption = "no-smk-encryption"
+	flagNewPassword     = "new-password-file"
+)
+
+func dbFlag() *cli.StringFlag {
+	return &cli.StringFlag{Name: flagDB, Usage: "the database `NAME`"}
+}
+
+func openPasswordFlag() *cli.StringFlag {
+	return &cli.StringFlag{Name: flagOpenPass, Usage: "open the database master key with the password in `FILE` (- for standard input) instead of the service master key"}
+}
+
+func needDB(c *cli.Context) (string, error) {
+	db := c.String(flagDB)
+	if db == "" {
+		return "", usagef("%s needs --db", cmdName(c))
+	}
+	return db, nil
+}
+
+func parseBy(c *cli.Context) (keystore.EncryptionKind, error) {
+	switch by := c.String(flagBy); by {
+	case "smk":
+		return keystore.BySMK, nil
+	case "password":
+		return keystore.ByPassword, nil
+	case "":
+		return "", usagef("%s needs --by smk or --by password", cmdName(c))
+	default:
+		return "", usagef("--by takes smk or password, not %q", by)
+	}
+}
+
+// openPassword reads --open-password-file if given; nil means "open through
+// the service master key".
+func (e *env) openPassword(c *cli.Context, stdin *stdinUse) ([]byte, error) {
+	if !c.IsSet(flagOpenPass) {
+		return nil, nil
+	}
+	return e.readPassword(passwordRequest{flag: flagOpenPass, path: c.String(flagOpenPass), prompt: "Password of the database master key"}, stdin)
+}
+
+// withDMK runs op with the open password read from --open-password-file
+// (nil if none). If op fails with 15581 because the key needs a password
+// nobody gave, and a terminal is attached, it asks for the password and
+// tries once more.
+func (e *env) withDMK(pw []byte, op func(openPassword []byte) error) error {
+	err := op(pw)
+	var ke *keystore.Error
+	if pw == nil && errors.As(err, &ke) && ke.Number == keystore.MsgDMKNotOpen && e.stdinTTY && e.tty != nil && !errors.Is(err, keystore.ErrNotFound) {
+		pw, perr := e.promptPassword(passwordRequest{flag: flagOpenPass, prompt: "Password of the database master key"})
+		if perr != nil {
+			return err
+		}
+		return op(pw)
+	}
+	return err
+}
+
+func (e *env) dmkCommand() *cli.Command {
+	return group("dmk", "manage database master keys",
+		e.dmkCreateCommand(),
+		e.dmkAddEncryptionCommand(),
+		e.dmkDropEncryptionCommand(),
+		e.dmkRegenerateCommand(),
+		e.dmkBackupCommand(),
+		e.dmkRestoreCommand(),
+		e.dmkRecoverCommand(),
+		e.dmkDropCommand(),
+	)
+}
+
+func (e *env) dmkCreateCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "create",
+		Usage: "create a database and its master key",
+		UsageText: `keytree dmk create --db DB [--password-file P] [--no-smk-encryption] [--algorithm A]
+
+Creates database DB with a new database master key, encrypted by a password
+(which must pass the password policy) and, unless --no-smk-encryption, by the
+service master key, so that keytree opens it without the password. A second
+create fails with error 15578.
+
+Examples:
+   keytree dmk create --db payroll
+   keytree dmk create --db hr --password-file - --no-smk-encryption < pass.txt`,
+		Flags: []cli.Flag{dbFlag(), passwordFileFlag("the master key's password"), noPolicyFlag(),
+			&cli.BoolFlag{Name: flagNoSMKEncryption, Usage: "do not encrypt the key by the service master key: only its passwords open it"},
+			algorithmFlag("the key's algorithm")},
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			db, err := needDB(c)
+			if err != nil {
+				return err
+			}
+			alg, err := parseAlgorithm(c)
+			if err != nil {
+				return err
+			}
+			ks, err := e.open(c)
+			if err != nil {
+				return err
+			}
+			pw, err := e.readPassword(passwordRequest{flag: flagPassword, path: c.String(flagPassword), prompt: "Password for the database master key", confirm: true}, &stdinUse{})
+			if err != nil {
+				return err
+			}
+			info, err := ks.CreateDMK(db, pw, keystore.DMKOptions{NoSMKEncryption: c.Bool(flagNoSMKEncryption),
+				SkipPasswordPolicy: c.Bool(flagNoPolicy), Algorithm: alg})
+			if err != nil {
+				return err
+			}
+			e.say("Created database %s with master key %s (%s).", db, info.Thumbprint, info.Algorithm)
+			return nil
+		},
+	}
+}
+
+func (e *env) dmkAddEncryptionCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "add-encryption",
+		Usage: "encrypt a database master key by the service master key or another password",
+		UsageText: `keytree dmk add-encryption --db DB --by smk|password [--password-file P] [--open-password-file P]
+
+--by smk: encrypt the key by the service master key again, so keytree opens it
+without a password (after db import, or after drop-encryption --by smk).
+--by password: add a password (from --password-file, or asked for); one that
+already encrypts the key is refused. The key is opened by the service master
+key, or with --open-password-file. The new encryption is checked to open
+before it is committed.
+
+Examples:
+   keytree dmk add-encryption --db payroll --by smk --open-password-file pw.txt
+   keytree dmk add-encryption --db payroll --by password --password-file new.txt`,
+		Flags: []cli.Flag{dbFlag(), &cli.StringFlag{Name: flagBy, Usage: "smk or password"},
+			passwordFileFlag("the new password (--by password)"), openPasswordFlag(), noPolicyFlag()},
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			db, err := needDB(c)
+			if err != nil {
+				return err
+			}
+			by, err := parseBy(c)
+			if err != nil {
+				return err
+			}
+			ks, err := e.open(c)
+			if err != nil {
+				return err
+			}
+			stdin := &stdinUse{}
+			var newPW []byte
+			if by == keystore.ByPassword {
+				if newPW, err = e.readPassword(passwordRequest{flag: flagPassword, path: c.String(flagPassword), prompt: "New password for the database master key", confirm: true}, stdin); err != nil {
+					return err
+				}
+			} else if c.IsSet(flagPassword) {
+				return usagef("--password-file goes with --by password; open the key with --open-password-file")
+			}
+			open, err := e.openPassword(c, stdin)
+			if err != nil {
+				return err
+			}
+			err = e.withDMK(open, func(open []byte) error {
+				return ks.AddDMKEncryption(db, by, newPW, keystore.DMKOptions{OpenPassword: open, SkipPasswordPolicy: c.Bool(flagNoPolicy)})
+			})
+			if err != nil {
+				return err
+			}
+			e.say("Added the %s encryption of the master key of %s.", by, db)
+			return nil
+		},
+	}
+}
+
+func (e *env) dmkDropEncryptionCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "drop-encryption",
+		Usage: "drop an encryption of a database master key",
+		UsageText: `keytree dmk drop-encryption --db DB --by smk|password [--password-file P]
+
+--by smk: drop the service master key encryption; from then on every command
+that needs the key fails with error 15581 unless given --open-password-file.
+--by password: drop the encryption by the password given (a password is
+identified by the password itself); the last password encryption can never
+be dropped.
+
+Examples:
+   keytree dmk drop-encryption --db payroll --by smk
+   keytree dmk drop-encryption --db payroll --by password --password-file old.txt`,
+		Flags: []cli.Flag{dbFlag(), &cli.StringFlag{Name: flagBy, Usage: "smk or password"}, passwordFileFlag("the password to drop (--by password)")},
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			db, err := needDB(c)
+			if err != nil {
+				return err
+			}
+			by, err := parseBy(c)
+			if err != nil {
+				return err
+			}
+			ks, err := e.open(c)
+			if err != nil {
+				return err
+			}
+			var pw []byte
+			if by == keystore.ByPassword {
+				if pw, err = e.readPassword(passwordRequest{flag: flagPassword, path: c.String(flagPassword), prompt: "Password to drop"}, &stdinUse{}); err != nil {
+					return err
+				}
+			}
+			if err := ks.DropDMKEncryption(db, by, pw); err != nil {
+				return err
+			}
+			e.say("Dropped the %s encryption of the master key of %s.", by, db)
+			return nil
+		},
+	}
+}
+
+func (e *env) dmkRegenerateCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "regenerate",
+		Usage: "replace a database master key with a new one, re-encrypting its secrets",
+		UsageText: `keytree dmk regenerate --db DB [--password-file NEW] [--open-password-file P] [--force] [--algorithm A]
+
+Generates a new database master key and re-encrypts every secret of DB under
+it: all of it or none. As with SQL Server's REGENERATE WITH ENCRYPTION BY
+PASSWORD, the new key is encrypted by one password, the new one given here
+(asked for if --password-file is omitted), and by the service master key if
+the old key was; add other passwords again afterwards. --force continues past
+secrets that cannot be decrypted, keeping them orphaned.
+
+Examples:
+   keytree dmk regenerate --db payroll --password-file new.txt
+   keytree dmk regenerate --db payroll --password-file new.txt --algorithm mlkem768x25519`,
+		Flags: []cli.Flag{dbFlag(), passwordFileFlag("the new key's password"), openPasswordFlag(), noPolicyFlag(),
+			forceFlag("continue past secrets that cannot be decrypted, keeping them orphaned"),
+			&cli.StringFlag{Name: flagAlgorithm, Usage: "the new key's algorithm (default: the current key's)"}},
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			db, err := needDB(c)
+			if err != nil {
+				return err
+			}
+			opts := keystore.DMKOptions{Force: c.Bool(flagForce), SkipPasswordPolicy: c.Bool(flagNoPolicy)}
+			if c.IsSet(flagAlgorithm) {
+				if opts.Algorithm, err = parseAlgorithm(c); err != nil {
+					return err
+				}
+			}
+			ks, err := e.open(c)
+			if err != nil {
+				return err
+			}
+			stdin := &stdinUse{}
+			newPW, err := e.readPassword(passwordRequest{flag: flagPassword, path: c.String(flagPassword), prompt: "Password for the new database master key", confirm: true}, stdin)
+			if err != nil {
+				return err
+			}
+			var res *keystore.RekeyResult
+			open, err := e.openPassword(c, stdin)
+			if err != nil {
+				return err
+			}
+			err = e.withDMK(open, func(open []byte) error {
+				progress, done := e.progress("re-encrypting")
+				defer done()
+				o := opts
+				o.OpenPassword, o.Progress = open, progress
+				res, err = ks.RegenerateDMK(db, newPW, o)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			e.printRekey(res, "Regenerated the master key of "+db)
+			return nil
+		},
+	}
+}
+
+func (e *env) dmkBackupCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "backup",
+		Usage: "write a database master key to a password-protected file",
+		UsageText: `keytree dmk backup --db DB --file F [--password-file P] [--open-password-file P]
+
+Writes the database master key of DB to F, a standard age file encrypted with
+a password that must pass the password policy, created owner-only; an existing
+F is refused (error 15240).
+
+Example:
+   keytree dmk backup --db payroll --file payroll-dmk.age`,
+		Flags: []cli.Flag{dbFlag(), fileFlag("the backup `FILE` to create"), passwordFileFlag("the backup's password"), openPasswordFlag(), noPolicyFlag()},
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			db, err := needDB(c)
+			if err != nil {
+				return err
+			}
+			file, err := needFile(c)
+			if err != nil {
+				return err
+			}
+			ks, err := e.open(c)
+			if err != nil {
+				return err
+			}
+			stdin := &stdinUse{}
+			pw, err := e.readPassword(passwordRequest{flag: flagPassword, path: c.String(flagPassword), prompt: "Password for the backup", confirm: true}, stdin)
+			if err != nil {
+				return err
+			}
+			open, err := e.openPassword(c, stdin)
+			if err != nil {
+				return err
+			}
+			err = e.withDMK(open, func(open []byte) error {
+				_, err := ks.BackupDMK(db, file, pw, keystore.DMKOptions{OpenPassword: open, SkipPasswordPolicy: c.Bool(flagNoPolicy)})
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			e.say("Wrote the master key of %s to %s.", db, file)
+			return nil
+		},
+	}
+}
+
+func (e *env) dmkRestoreCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "restore",
+		Usage: "make the key in a backup a database's master key",
+		UsageText: `keytree dmk restore --db DB --file F [--password-file P] [--force] [--new-password-file P2]
+
+Loads the key from F (a dmk backup), decrypts every secret of DB with the
+current master key and re-encrypts it under the loaded one. If the current key
+cannot be opened (15329) or a secret cannot be decrypted (15320), nothing
+changes unless --force, which keeps what it cannot decrypt, orphaned.
+Restoring the key in use changes nothing (15588). The restored key is
+encrypted by the backup's password, or by --new-password-file, and by the
+service master key if the old key was.
+
+Examples:
+   keytree dmk restore --db payroll --file payroll-dmk.age
+   keytree dmk restore --db payroll --file payroll-dmk.age --force --new-password-file new.txt`,
+		Flags: []cli.Flag{dbFlag(), fileFlag("the backup `FILE`"), passwordFileFlag("the backup's password"), openPasswordFlag(),
+			&cli.StringFlag{Name: flagNewPassword, Usage: "encrypt the restored key with the password in `FILE` instead of the backup's"},
+			noPolicyFlag(), forceFlag("continue past what cannot be decrypted, keeping it orphaned")},
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			db, err := needDB(c)
+			if err != nil {
+				return err
+			}
+			file, err := needFile(c)
+			if err != nil {
+				return err
+			}
+			ks, err := e.open(c)
+			if err != nil {
+				return err
+			}
+			stdin := &stdinUse{}
+			pw, err := e.readPassword(passwordRequest{flag: flagPassword, path: c.String(flagPassword), prompt: "Password of the backup"}, stdin)
+			if err != nil {
+				return err
+			}
+			var newPW []byte
+			if c.IsSet(flagNewPassword) {
+				if newPW, err = e.readPassword(passwordRequest{flag: flagNewPassword, path: c.String(flagNewPassword), prompt: "New password for the database master key", confirm: true}, stdin); err != nil {
+					return err
+				}
+			}
+			var res *keystore.RekeyResult
+			open, err := e.openPassword(c, stdin)
+			if err != nil {
+				return err
+			}
+			err = e.withDMK(open, func(open []byte) error {
+				progress, done := e.progress("re-encrypting")
+				defer done()
+				res, err = ks.RestoreDMK(db, file, pw, newPW, keystore.DMKOptions{OpenPassword: open, Force: c.Bool(flagForce),
+					SkipPasswordPolicy: c.Bool(flagNoPolicy), Progress: progress})
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			e.printRekey(res, "Restored the master key of "+db)
+			return nil
+		},
+	}
+}
+
+func (e *env) dmkRecoverCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "recover",
+		Usage: "re-encrypt orphaned secrets with an old database master key's backup",
+		UsageText: `keytree dmk recover --db DB --file F [--password-file P] [--open-password-file P]
+
+Opens the backup of an earlier master key of DB and re-encrypts, under the
+current key, every orphaned secret that key opens.
+
+Example:
+   keytree dmk recover --db payroll --file payroll-dmk-old.age`,
+		Flags: []cli.Flag{dbFlag(), fileFlag("the old key's backup `FILE`"), passwordFileFlag("the backup's password"), openPasswordFlag()},
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			db, err := needDB(c)
+			if err != nil {
+				return err
+			}
+			file, err := needFile(c)
+			if err != nil {
+				return err
+			}
+			ks, err := e.open(c)
+			if err != nil {
+				return err
+			}
+			stdin := &stdinUse{}
+			pw, err := e.readPassword(passwordRequest{flag: flagPassword, path: c.String(flagPassword), prompt: "Password of the backup"}, stdin)
+			if err != nil {
+				return err
+			}
+			var res *keystore.RekeyResult
+			open, err := e.openPassword(c, stdin)
+			if err != nil {
+				return err
+			}
+			err = e.withDMK(open, func(open []byte) error {
+				res, err = ks.RecoverDMK(db, file, pw, keystore.DMKOptions{OpenPassword: open})
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			e.say("Recovered %d orphaned secrets of %s; %d still orphaned.", res.Recovered, db, res.OrphansLeft)
+			return nil
+		},
+	}
+}
+
+func (e *env) dmkDropCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "drop",
+		Usage: "drop a database master key and its database",
+		UsageText: `keytree dmk drop --db DB
+
+Drops the database master key of DB, and the database with it. Refused with
+error 15580 while secrets are encrypted by it: remove them first.
+
+Example:
+   keytree dmk drop --db scratch`,
+		Flags: []cli.Flag{dbFlag()},
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			db, err := needDB(c)
+			if err != nil {
+				return err
+			}
+			ks, err := e.open(c)
+			if err != nil {
+				return err
+			}
+			if err := ks.DropDMK(db); err != nil {
+				return err
+			}
+			e.say("Dropped the master key of %s.", db)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,172 @@
+package formats
+
+import (
+	"fmt"
+	"time"
+)
+
+// Database is databases/DB/database.toml: a database's master key (DMK)
+// metadata and the commit point of every DMK operation. The DMK's encryptions
+// are databases/DB/password.ID.G.age, one per password, and
+// databases/DB/smk.G.S.age, its encryption by the SMK of generation S, where
+// G is the DMK's Generation. Its secrets are databases/DB/secrets/NAME.toml
+// and NAME.R.G.age.
+type Database struct {
+	Version       int                  `toml:"version"`
+	Name          string               `toml:"name"`
+	Generation    int                  `toml:"generation"`
+	Thumbprint    string               `toml:"thumbprint"`
+	Algorithm     string               `toml:"algorithm"`
+	Created       time.Time            `toml:"created"`
+	SMKEncryption bool                 `toml:"smk_encryption"`
+	Passwords     []PasswordEncryption `toml:"password"`
+	Retired       []Retired            `toml:"retired,omitempty"`
+}
+
+// PasswordEncryption is one encryption of a DMK by a password. A password is
+// identified by the password itself (keytree tries each encryption); the id
+// only names the file.
+type PasswordEncryption struct {
+	ID      string    `toml:"id"` // 16 hex digits
+	Created time.Time `toml:"created"`
+}
+
+// MaxPasswords bounds a DMK's password encryptions.
+const MaxPasswords = 64
+
+func (d *Database) Validate() error {
+	if err := checkVersion(d.Version); err != nil {
+		return err
+	}
+	if err := ValidateName("database", d.Name); err != nil {
+		return corrupt("%s", err.Error())
+	}
+	if err := checkKeyFields(d.Generation, d.Thumbprint, d.Algorithm); err != nil {
+		return err
+	}
+	// P9: a DMK always keeps a password encryption.
+	if len(d.Passwords) == 0 {
+		return corrupt("the database master key has no password encryption")
+	}
+	if len(d.Passwords) > MaxPasswords {
+		return corrupt("more than %d password encryptions", MaxPasswords)
+	}
+	seen := map[string]bool{}
+	for _, p := range d.Passwords {
+		if !isHex(p.ID, 16) || seen[p.ID] {
+			return corrupt("password encryption id %q is not 16 hex digits, or repeats", p.ID)
+		}
+		seen[p.ID] = true
+	}
+	return checkRetired(d.Retired, d.Generation)
+}
+
+func DecodeDatabase(data []byte) (*Database, error) {
+	var d Database
+	return &d, decode(data, &d, "version", "name", "generation", "thumbprint", "algorithm", "created", "smk_encryption", "password")
+}
+
+func (d *Database) Encode() ([]byte, error) { return encode(d) }
+
+// PasswordBlobName is the file of one password encryption of a DMK.
+func PasswordBlobName(id string, gen int) string {
+	return fmt.Sprintf("password.%s.%d.age", id, gen)
+}
+
+// ParsePasswordBlobName splits a name made by PasswordBlobName.
+func ParsePasswordBlobName(name string) (id string, gen int, ok bool) {
+	rest, found := cutPrefixSuffix(name, "password.", ".age")
+	if !found || len(rest) < 18 || rest[16] != '.' || !isHex(rest[:16], 16) {
+		return "", 0, false
+	}
+	n, err := parseCounter(rest[17:])
+	if err != nil {
+		return "", 0, false
+	}
+	return rest[:16], n, true
+}
+
+func cutPrefixSuffix(s, prefix, suffix string) (string, bool) {
+	if len(s) < len(prefix)+len(suffix) || s[:len(prefix)] != prefix || s[len(s)-len(suffix):] != suffix {
+		return "", false
+	}
+	return s[len(prefix) : len(s)-len(suffix)], true
+}
+
+// SMKEncryptionBase is the base name of a DMK's encryption by the SMK:
+// smk.G.S.age, where G (the "revision") is the DMK's generation and S the
+// SMK's.
+const SMKEncryptionBase = "smk"
+
+// Secret is databases/DB/secrets/NAME.toml. The value is NAME.R.G.age:
+// revision R, encrypted by the DMK of generation G.
+type Secret struct {
+	Version  int       `toml:"version"`
+	Name     string    `toml:"name"`
+	Revision int       `toml:"revision"`
+	Created  time.Time `toml:"created"`
+	Updated  time.Time `toml:"updated"`
+}
+
+func (s *Secret) Validate() error {
+	if err := checkVersion(s.Version); err != nil {
+		return err
+	}
+	if err := ValidateName("secret", s.Name); err != nil {
+		return corrupt("%s", err.Error())
+	}
+	if s.Revision < 1 || s.Revision > MaxRevision {
+		return corrupt("revision %d is out of range", s.Revision)
+	}
+	return nil
+}
+
+func DecodeSecret(data []byte) (*Secret, error) {
+	var s Secret
+	return &s, decode(data, &s, "version", "name", "revision", "created", "updated")
+}
+
+func (s *Secret) Encode() ([]byte, error) { return encode(s) }
+
+// ExportKind is the kind of a database export.
+const ExportKind = "keytree-database-export"
+
+// ExportManifest is keytree-export.toml, the first entry of a database
+// export: a tar archive holding the database's database.toml, its password
+// encryptions and its secrets, as they are in the keystore. The DMK's SMK
+// encryption stays behind: another keystore's SMK could not open it.
+type ExportManifest struct {
+	Version    int       `toml:"version"`
+	Kind       string    `toml:"kind"`
+	Database   string    `toml:"database"`
+	Thumbprint string    `toml:"thumbprint"`
+	Algorithm  string    `toml:"algorithm"`
+	Exported   time.Time `toml:"exported"`
+	Secrets    int       `toml:"secrets"`
+}
+
+// ExportManifestName is the first entry of an export archive.
+const ExportManifestName = "keytree-export.toml"
+
+func (m *ExportManifest) Validate() error {
+	if err := checkVersion(m.Version); err != nil {
+		return err
+	}
+	if m.Kind != ExportKind {
+		return corrupt("not a keytree database export (kind %q)", m.Kind)
+	}
+	if err := ValidateName("database", m.Database); err != nil {
+		return corrupt("%s", err.Error())
+	}
+	if m.Secrets < 0 {
+		return corrupt("negative secret count")
+	}
+	return checkKeyFields(1, m.Thumbprint, m.Algorithm)
+}
+
+func DecodeExportManifest(data []byte) (*ExportManifest, error) {
+	var m ExportManifest
+	return &m, decode(data, &m, "version", "kind", "database", "thumbprint", "algorithm", "exported", "secrets")
+}
+
+func (m *ExportManifest) Encode() ([]byte, error) { return encode(m) }

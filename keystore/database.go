@@ -1,0 +1,531 @@
+package keystore
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/keytree-dev/keytree/formats"
+	"github.com/keytree-dev/keytree/protect"
+)
+
+// Files of a database, under databases/DB/.
+const (
+	databaseFile = "database.toml"
+	secretsDir   = "secrets"
+)
+
+func (ks *Keystore) dbPath(db string, elem ...string) string {
+	return ks.path(append([]string{databasesDir, db}, elem...)...)
+}
+
+func (ks *Keystore) loadDatabaseMeta(db string) (*formats.Database, error) {
+	p := ks.dbPath(db, databaseFile)
+	data, err := readFile(p, formats.MaxMetadataSize)
+	if err != nil {
+		if notExist(err) {
+			return nil, err
+		}
+		return nil, ks.fileError(p, err)
+	}
+	meta, err := formats.DecodeDatabase(data)
+	if err != nil {
+		return nil, errCorrupt(p, err)
+	}
+	return meta, nil
+}
+
+// errNoDatabase is what a command that needs a database's master key reports
+// when the database has none: SQL Server's 15581.
+func errNoDMK(db string) error {
+	return &Error{
+		Number: MsgDMKNotOpen,
+		Text:   "Please create a master key in the database or open the master key in the session before performing this operation.",
+		Detail: []string{fmt.Sprintf("database '%s' has no master key", db)},
+		Hint:   fmt.Sprintf("create one with: keytree dmk create --db %s", db),
+		Kind:   ErrNotFound,
+	}
+}
+
+// databaseMeta loads a database's metadata for an operation on it, checking
+// the name it records (case-insensitive filesystems) and reporting a missing
+// database as missing.
+func (ks *Keystore) databaseMeta(db string, missing func(string) error) (*formats.Database, error) {
+	meta, err := ks.loadDatabaseMeta(db)
+	if notExist(err) {
+		return nil, missing(db)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if meta.Name != db {
+		if strings.EqualFold(meta.Name, db) {
+			return nil, &Error{Text: fmt.Sprintf("the database is named '%s', not '%s'", meta.Name, db), Kind: ErrNotFound,
+				Hint: "names are case-sensitive, and this filesystem is not: use the name as it was created"}
+		}
+		return nil, corruptf(ks.dbPath(db, databaseFile), "names database %q", meta.Name)
+	}
+	return meta, nil
+}
+
+func missingDatabase(db string) error {
+	e := errNotFound("database", db)
+	e.Hint = fmt.Sprintf("create it with: keytree dmk create --db %s", db)
+	return e
+}
+
+func (ks *Keystore) writeDatabaseMeta(meta *formats.Database) error {
+	data, err := meta.Encode()
+	if err != nil {
+		return err
+	}
+	return ks.writeFileAtomic(ks.dbPath(meta.Name, databaseFile), data)
+}
+
+func dmkGens(m *formats.Database) keyGens { return keyGens{current: m.Generation, retired: m.Retired} }
+
+// dmkState is an open database master key.
+type dmkState struct {
+	meta *formats.Database
+	key  *protect.Key
+	// passwordID is the password encryption that opened it, if one did.
+	passwordID string
+}
+
+// openDMK opens a database's master key: with the password, if one is given
+// (SQL Server's OPEN MASTER KEY DECRYPTION BY PASSWORD), else through its SMK
+// encryption. Without either it fails with 15581. The key that opens must be
+// the one database.toml names, with the algorithm it names (P12).
+func (s *session) openDMK(meta *formats.Database, password []byte) (*dmkState, error) {
+	if password != nil {
+		key, id, err := s.ks.openDMKByPassword(meta, password)
+		if err != nil {
+			return nil, err
+		}
+		return &dmkState{meta: meta, key: key, passwordID: id}, nil
+	}
+	if !meta.SMKEncryption {
+		return nil, &Error{
+			Number: MsgDMKNotOpen,
+			Text:   "Please create a master key in the database or open the master key in the session before performing this operation.",
+			Detail: []string{fmt.Sprintf("the master key of database '%s' is not encrypted by the service master key", meta.Name)},
+			Hint:   "open it with its password: --open-password-file FILE (- for standard input)",
+			Kind:   ErrDecryption,
+		}
+	}
+	st, err := s.openSMK()
+	if err != nil {
+		var ke *Error
+		if errors.As(err, &ke) && ke.Number == MsgDecryption {
+			ke.Hint += "; or open the database master key with its password: --open-password-file FILE"
+		}
+		return nil, err
+	}
+	path, orphan, err := s.ks.itemBlob([]string{databasesDir, meta.Name}, formats.SMKEncryptionBase, meta.Generation, smkGens(st.meta))
+	if err != nil {
+		return nil, err
+	}
+	if orphan != nil {
+		return nil, &Error{
+			Number: MsgDMKNotOpen,
+			Text:   "Please create a master key in the database or open the master key in the session before performing this operation.",
+			Detail: []string{fmt.Sprintf("the service master key encryption of database '%s' is orphaned: it needs service master key %s", meta.Name, orphan.Thumbprint)},
+			Hint:   "open it with its password (--open-password-file FILE), or recover it: keytree smk recover --file BACKUP",
+			Kind:   ErrDecryption,
+		}
+	}
+	blob, err := readFile(path, maxKeyBlobSize)
+	if err != nil {
+		return nil, s.ks.fileError(path, err)
+	}
+	key, _, err := openKeyFile(st.key, blob, protect.KindDMK, meta.Thumbprint)
+	if err != nil {
+		return nil, dmkOpenError(path, err)
+	}
+	if string(key.Algorithm()) != meta.Algorithm {
+		return nil, corruptf(s.ks.dbPath(meta.Name, databaseFile), "names algorithm %s, but the key is %s", meta.Algorithm, key.Algorithm())
+	}
+	return &dmkState{meta: meta, key: key}, nil
+}
+
+func dmkOpenError(path string, err error) error {
+	var km *keyMismatchError
+	if errors.As(err, &km) {
+		return corruptf(path, "holds database master key %s, not the one database.toml names (%s)", km.got.Thumbprint(), km.want)
+	}
+	if errors.Is(err, protect.ErrDecrypt) {
+		return corruptf(path, "cannot be decrypted by the service master key")
+	}
+	return errCorrupt(path, err)
+}
+
+// openDMKByPassword tries the password on each password encryption. It
+// returns the key and the id of the encryption that opened.
+func (ks *Keystore) openDMKByPassword(meta *formats.Database, password []byte) (*protect.Key, string, error) {
+	p, err := protect.NewPassword(password)
+	if err != nil {
+		return nil, "", invalid(err)
+	}
+	for _, pe := range meta.Passwords {
+		path := ks.dbPath(meta.Name, formats.PasswordBlobName(pe.ID, meta.Generation))
+		blob, err := readFile(path, maxKeyBlobSize)
+		if err != nil {
+			return nil, "", ks.fileError(path, err)
+		}
+		key, _, err := openKeyFile(p, blob, protect.KindDMK, meta.Thumbprint)
+		if err == nil {
+			if string(key.Algorithm()) != meta.Algorithm {
+				return nil, "", corruptf(ks.dbPath(meta.Name, databaseFile), "names algorithm %s, but the key is %s", meta.Algorithm, key.Algorithm())
+			}
+			return key, pe.ID, nil
+		}
+		if errors.Is(err, protect.ErrWeakScrypt) {
+			return nil, "", corruptf(path, "%v", err)
+		}
+		if !errors.Is(err, protect.ErrDecrypt) {
+			return nil, "", dmkOpenError(path, err)
+		}
+	}
+	return nil, "", errNotEncryptedBy(meta.Name)
+}
+
+func errNotEncryptedBy(db string) error {
+	return &Error{
+		Number: MsgNotEncryptedBy,
+		Text:   "The key is not encrypted using the specified decryptor.",
+		Detail: []string{fmt.Sprintf("no password encryption of the master key of database '%s' opens with that password", db)},
+		Kind:   ErrDecryption,
+	}
+}
+
+func newPasswordID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// writePasswordEncryption seals the DMK to a password and checks it opens.
+func (ks *Keystore) sealDMKForPassword(key *protect.Key, created time.Time, password []byte) ([]byte, error) {
+	p, err := protect.NewPassword(password)
+	if err != nil {
+		return nil, invalid(err)
+	}
+	blob, err := sealKey(p, key, created)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := openKeyFile(p, blob, protect.KindDMK, key.Thumbprint()); err != nil {
+		return nil, fmt.Errorf("the new password encryption does not open: %w", err)
+	}
+	return blob, nil
+}
+
+// sealDMKForSMK seals the DMK to the SMK and checks it opens.
+func sealDMKForSMK(smk *smkState, key *protect.Key, created time.Time) ([]byte, error) {
+	blob, err := sealKey(smk.key, key, created)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := openKeyFile(smk.key, blob, protect.KindDMK, key.Thumbprint()); err != nil {
+		return nil, fmt.Errorf("the new service master key encryption does not open: %w", err)
+	}
+	return blob, nil
+}
+
+// DMKOptions tune the database master key operations.
+type DMKOptions struct {
+	// OpenPassword opens the DMK by password instead of by the SMK.
+	OpenPassword []byte
+	// NoSMKEncryption creates a DMK that only passwords open.
+	NoSMKEncryption bool
+	// SkipPasswordPolicy accepts a new password that fails the policy.
+	SkipPasswordPolicy bool
+	// Force continues past secrets that cannot be decrypted (P7).
+	Force bool
+	// Algorithm of a new or regenerated key; empty: x25519, or the
+	// current key's.
+	Algorithm protect.Algorithm
+	Progress  func(done, total int)
+}
+
+func checkNewPassword(pw []byte, opts DMKOptions) error {
+	if opts.SkipPasswordPolicy {
+		return nil
+	}
+	return CheckPassword(pw)
+}
+
+// CreateDMK creates a database and its master key, encrypted by password
+// and, unless opts.NoSMKEncryption, by the SMK.
+func (ks *Keystore) CreateDMK(db string, password []byte, opts DMKOptions) (*DatabaseInfo, error) {
+	if err := validName("database", db); err != nil {
+		return nil, err
+	}
+	if err := checkNewPassword(password, opts); err != nil {
+		return nil, err
+	}
+	alg := opts.Algorithm
+	if alg == "" {
+		alg = protect.X25519
+	}
+	var info *DatabaseInfo
+	err := ks.write("dmk create", func(s *session) error {
+		if _, err := s.ks.loadDatabaseMeta(db); err == nil || !notExist(err) {
+			if err != nil {
+				return err
+			}
+			return &Error{Number: MsgDMKExists, Kind: ErrExists,
+				Text: "There is already a master key in the database. Please drop it before performing this statement.",
+				Hint: fmt.Sprintf("database '%s' already has one; see keytree db list", db)}
+		}
+		key, err := protect.GenerateKey(protect.KindDMK, alg)
+		if err != nil {
+			return err
+		}
+		now := ks.nowUTC()
+		meta := &formats.Database{
+			Version: formats.Version, Name: db, Generation: 1, Thumbprint: key.Thumbprint(),
+			Algorithm: string(alg), Created: now, SMKEncryption: !opts.NoSMKEncryption,
+			Passwords: []formats.PasswordEncryption{{ID: newPasswordID(), Created: now}},
+		}
+		pwBlob, err := ks.sealDMKForPassword(key, now, password)
+		if err != nil {
+			return err
+		}
+		var smkBlob []byte
+		var smk *smkState
+		if meta.SMKEncryption {
+			if smk, err = s.openSMK(); err != nil {
+				return err
+			}
+			if smkBlob, err = sealDMKForSMK(smk, key, now); err != nil {
+				return err
+			}
+		}
+		// Until database.toml exists, nothing in the directory counts.
+		if err := s.intend(nil, []string{rel(databasesDir, db)}); err != nil {
+			return err
+		}
+		for _, d := range []string{ks.dbPath(db), ks.dbPath(db, secretsDir)} {
+			if err := mkdirPrivate(d); err != nil {
+				return err
+			}
+		}
+		b := ks.newBatch()
+		if err := b.create(ks.dbPath(db, formats.PasswordBlobName(meta.Passwords[0].ID, 1)), ks.dbPath(db), pwBlob); err != nil {
+			return err
+		}
+		if smkBlob != nil {
+			if err := b.create(ks.dbPath(db, formats.BlobName(formats.SMKEncryptionBase, 1, smk.meta.Generation)), ks.dbPath(db), smkBlob); err != nil {
+				return err
+			}
+		}
+		if err := b.sync(); err != nil {
+			return err
+		}
+		if err := ks.writeDatabaseMeta(meta); err != nil {
+			return err
+		}
+		if err := syncDir(ks.path(databasesDir)); err != nil {
+			return err
+		}
+		info = databaseInfo(meta, 0)
+		return nil
+	})
+	return info, err
+}
+
+// EncryptionKind names what protects a DMK.
+type EncryptionKind string
+
+const (
+	BySMK      EncryptionKind = "smk"
+	ByPassword EncryptionKind = "password"
+)
+
+// AddDMKEncryption adds an encryption of a database's master key, by the SMK
+// or by a new password, and checks that it opens before it commits. A
+// password that already encrypts the key is refused.
+func (ks *Keystore) AddDMKEncryption(db string, by EncryptionKind, newPassword []byte, opts DMKOptions) error {
+	if err := validName("database", db); err != nil {
+		return err
+	}
+	if by == ByPassword {
+		if err := checkNewPassword(newPassword, opts); err != nil {
+			return err
+		}
+	}
+	return ks.write("dmk add-encryption", func(s *session) error {
+		meta, err := s.ks.databaseMeta(db, missingDatabase)
+		if err != nil {
+			return err
+		}
+		next := *meta
+		switch by {
+		case BySMK:
+			smk, err := s.openSMK()
+			if err != nil {
+				return err
+			}
+			if meta.SMKEncryption && exists(s.ks.dbPath(db, formats.BlobName(formats.SMKEncryptionBase, meta.Generation, smk.meta.Generation))) {
+				return &Error{Number: MsgEncryptionExists, Kind: ErrExists,
+					Text: "The key is already encrypted by the service master key."}
+			}
+			dmk, err := s.openDMK(meta, opts.OpenPassword)
+			if err != nil {
+				return err
+			}
+			blob, err := sealDMKForSMK(smk, dmk.key, meta.Created)
+			if err != nil {
+				return err
+			}
+			path := s.ks.dbPath(db, formats.BlobName(formats.SMKEncryptionBase, meta.Generation, smk.meta.Generation))
+			if err := s.intend([]string{rel(databasesDir, db, filepath.Base(path))}, nil); err != nil {
+				return err
+			}
+			// The name may already count as live (an orphaned encryption
+			// re-added): replace it atomically.
+			if err := s.ks.writeFileAtomic(path, blob); err != nil {
+				return err
+			}
+			next.SMKEncryption = true
+		case ByPassword:
+			if len(meta.Passwords) >= formats.MaxPasswords {
+				return &Error{Text: fmt.Sprintf("database '%s' already has %d password encryptions", db, len(meta.Passwords)), Kind: ErrRefused}
+			}
+			if _, _, err := s.ks.openDMKByPassword(meta, newPassword); err == nil {
+				return &Error{Number: MsgEncryptionExists, Kind: ErrExists,
+					Text: "The key is already encrypted by this password."}
+			} else if !isMsg(err, MsgNotEncryptedBy) {
+				return err
+			}
+			dmk, err := s.openDMK(meta, opts.OpenPassword)
+			if err != nil {
+				return err
+			}
+			pe := formats.PasswordEncryption{ID: newPasswordID(), Created: ks.nowUTC()}
+			blob, err := s.ks.sealDMKForPassword(dmk.key, meta.Created, newPassword)
+			if err != nil {
+				return err
+			}
+			name := formats.PasswordBlobName(pe.ID, meta.Generation)
+			if err := s.intend([]string{rel(databasesDir, db, name)}, nil); err != nil {
+				return err
+			}
+			if err := createFile(s.ks.dbPath(db, name), blob, true); err != nil {
+				return err
+			}
+			if err := syncDir(s.ks.dbPath(db)); err != nil {
+				return err
+			}
+			next.Passwords = append(append([]formats.PasswordEncryption(nil), meta.Passwords...), pe)
+		default:
+			return invalid(fmt.Errorf("unknown encryption %q (want smk or password)", by))
+		}
+		return s.ks.writeDatabaseMeta(&next)
+	})
+}
+
+// DropDMKEncryption drops an encryption of a database's master key: the SMK
+// encryption, or the password encryption that the given password opens. The
+// last password encryption can never be dropped (P9).
+func (ks *Keystore) DropDMKEncryption(db string, by EncryptionKind, password []byte) error {
+	if err := validName("database", db); err != nil {
+		return err
+	}
+	return ks.write("dmk drop-encryption", func(s *session) error {
+		meta, err := s.ks.databaseMeta(db, missingDatabase)
+		if err != nil {
+			return err
+		}
+		next := *meta
+		var obsolete []string
+		switch by {
+		case BySMK:
+			if !meta.SMKEncryption {
+				return &Error{Number: MsgNotEncryptedBy, Kind: ErrNotFound,
+					Text:   "The key is not encrypted using the specified decryptor.",
+					Detail: []string{fmt.Sprintf("the master key of database '%s' has no service master key encryption", db)}}
+			}
+			next.SMKEncryption = false
+			if smk, err := s.ks.loadSMKMeta(); err == nil {
+				for _, n := range itemBlobNames(formats.SMKEncryptionBase, meta.Generation, smkGens(smk)) {
+					obsolete = append(obsolete, rel(databasesDir, db, n))
+				}
+			}
+		case ByPassword:
+			if len(meta.Passwords) == 1 {
+				return &Error{Number: MsgLastPassword, Kind: ErrRefused,
+					Text: "Cannot drop encryption by password because it is the last password encryption of the master key.",
+					Hint: "a database master key always keeps a password encryption: add another password first (keytree dmk add-encryption --by password)"}
+			}
+			_, id, err := s.ks.openDMKByPassword(meta, password)
+			if err != nil {
+				return err
+			}
+			next.Passwords = nil
+			for _, pe := range meta.Passwords {
+				if pe.ID != id {
+					next.Passwords = append(next.Passwords, pe)
+				}
+			}
+			obsolete = append(obsolete, rel(databasesDir, db, formats.PasswordBlobName(id, meta.Generation)))
+		default:
+			return invalid(fmt.Errorf("unknown encryption %q (want smk or password)", by))
+		}
+		if err := s.intend(obsolete, nil); err != nil {
+			return err
+		}
+		return s.ks.writeDatabaseMeta(&next)
+	})
+}
+
+// DropDMK drops a database's master key, and with it the database, unless
+// secrets depend on it (15580).
+func (ks *Keystore) DropDMK(db string) error {
+	if err := validName("database", db); err != nil {
+		return err
+	}
+	return ks.write("dmk drop", func(s *session) error {
+		if _, err := s.ks.databaseMeta(db, missingDatabase); err != nil {
+			return err
+		}
+		n := 0
+		if err := s.ks.eachSecretMeta(db, func(*formats.Secret) error { n++; return nil }); err != nil {
+			return err
+		}
+		if n > 0 {
+			return &Error{Number: MsgDMKInUse, Kind: ErrRefused,
+				Text: fmt.Sprintf("Cannot drop master key because %d secrets in database '%s' are encrypted by it.", n, db),
+				Hint: fmt.Sprintf("remove them first (keytree secret list %s; keytree secret rm %s/NAME)", db, db)}
+		}
+		if err := s.intend(nil, []string{rel(databasesDir, db)}); err != nil {
+			return err
+		}
+		if err := removeFile(s.ks.dbPath(db, databaseFile)); err != nil {
+			return err
+		}
+		return syncDir(s.ks.dbPath(db))
+	})
+}
+
+// DatabaseInfo describes a database.
+type DatabaseInfo struct {
+	Name          string
+	Thumbprint    string
+	Algorithm     protect.Algorithm
+	Generation    int
+	Created       time.Time
+	SMKEncryption bool
+	Passwords     int
+	Secrets       int
+}
+
+func databaseInfo(m *formats.Database, secrets int) *DatabaseInfo {
+	return &DatabaseInfo{Name: m.Name, Thumbprint: m.Thumbprint, Algorithm: protect.Algorithm(m.Algorithm),
+		Generation: m.Generation, Created: m.Created, SMKEncryption: m.SMKEncryption, Passwords: len(m.Passwords), Secrets: secrets}
+}

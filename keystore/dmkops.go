@@ -1,0 +1,278 @@
+package keystore
+
+import (
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/keytree-dev/keytree/formats"
+	"github.com/keytree-dev/keytree/protect"
+)
+
+// dmkScope is a database master key and its secrets, for the rekey pass.
+// newPassword is the password the new key is encrypted with; if it is nil the
+// key does not change (recover), and its password encryptions are carried
+// over to the new generation as they are. smk, if set, re-creates the SMK
+// encryption.
+func (s *session) dmkScope(meta *formats.Database, newPassword []byte, smk *smkState) rekeyScope {
+	db := meta.Name
+	dir := s.ks.dbPath(db)
+	var passwords []formats.PasswordEncryption
+	return rekeyScope{
+		what:       fmt.Sprintf("database master key of '%s'", db),
+		generation: meta.Generation,
+		thumbprint: meta.Thumbprint,
+		algorithm:  meta.Algorithm,
+		retired:    meta.Retired,
+		items:      s.ks.eachSecretItem(db),
+		sweep:      []string{rel(databasesDir, db), rel(databasesDir, db, secretsDir)},
+		writeOwn: func(b *batch, key *protect.Key, gen int, created time.Time) error {
+			if newPassword != nil {
+				pe := formats.PasswordEncryption{ID: newPasswordID(), Created: s.ks.nowUTC()}
+				blob, err := s.ks.sealDMKForPassword(key, created, newPassword)
+				if err != nil {
+					return err
+				}
+				if err := b.create(filepath.Join(dir, formats.PasswordBlobName(pe.ID, gen)), dir, blob); err != nil {
+					return err
+				}
+				passwords = []formats.PasswordEncryption{pe}
+			} else {
+				for _, pe := range meta.Passwords {
+					blob, err := readFile(filepath.Join(dir, formats.PasswordBlobName(pe.ID, meta.Generation)), maxKeyBlobSize)
+					if err != nil {
+						return s.ks.fileError(filepath.Join(dir, formats.PasswordBlobName(pe.ID, meta.Generation)), err)
+					}
+					if err := b.create(filepath.Join(dir, formats.PasswordBlobName(pe.ID, gen)), dir, blob); err != nil {
+						return err
+					}
+				}
+				passwords = meta.Passwords
+			}
+			if smk != nil {
+				blob, err := sealDMKForSMK(smk, key, created)
+				if err != nil {
+					return err
+				}
+				return b.create(filepath.Join(dir, formats.BlobName(formats.SMKEncryptionBase, gen, smk.meta.Generation)), dir, blob)
+			}
+			return nil
+		},
+		commit: func(key *protect.Key, gen int, created time.Time, retired []formats.Retired) error {
+			next := &formats.Database{
+				Version:       formats.Version,
+				Name:          db,
+				Generation:    gen,
+				Thumbprint:    key.Thumbprint(),
+				Algorithm:     string(key.Algorithm()),
+				Created:       created.UTC(),
+				SMKEncryption: smk != nil,
+				Passwords:     passwords,
+				Retired:       retired,
+			}
+			return s.ks.writeDatabaseMeta(next)
+		},
+		ownFiles: func(oldGen int) []string {
+			var out []string
+			for _, pe := range meta.Passwords {
+				out = append(out, filepath.Join(dir, formats.PasswordBlobName(pe.ID, oldGen)))
+			}
+			if smkMeta, err := s.ks.loadSMKMeta(); err == nil {
+				for _, n := range itemBlobNames(formats.SMKEncryptionBase, oldGen, smkGens(smkMeta)) {
+					out = append(out, filepath.Join(dir, n))
+				}
+			}
+			return out
+		},
+	}
+}
+
+// dmkForForce opens a database's master key for an operation that may go on
+// without it: with --force, a key that does not open is no obstacle (its
+// secrets are kept, orphaned).
+func (s *session) dmkForForce(meta *formats.Database, opts DMKOptions, restore bool) (*protect.Key, error) {
+	dmk, err := s.openDMK(meta, opts.OpenPassword)
+	if err == nil {
+		return dmk.key, nil
+	}
+	if opts.Force {
+		return nil, nil
+	}
+	if restore {
+		e := errCurrentKey()
+		e.Detail = []string{err.Error()}
+		e.Hint = "open it with its password (--open-password-file), or rerun with --force; nothing was changed"
+		return nil, e
+	}
+	return nil, err
+}
+
+// smkForDMK opens the SMK when a database's master key is encrypted by it,
+// so that operations re-create that encryption for a new key.
+func (s *session) smkForDMK(meta *formats.Database) (*smkState, error) {
+	if !meta.SMKEncryption {
+		return nil, nil
+	}
+	return s.openSMK()
+}
+
+// RegenerateDMK replaces a database's master key with a new random one,
+// re-encrypting every secret: all of it happens or none (P6). Like SQL
+// Server's ALTER MASTER KEY REGENERATE WITH ENCRYPTION BY PASSWORD, the new
+// key is encrypted by one password, newPassword (and by the SMK if the old
+// one was); other password encryptions are not carried over.
+func (ks *Keystore) RegenerateDMK(db string, newPassword []byte, opts DMKOptions) (*RekeyResult, error) {
+	if err := validName("database", db); err != nil {
+		return nil, err
+	}
+	if err := checkNewPassword(newPassword, opts); err != nil {
+		return nil, err
+	}
+	var res *RekeyResult
+	err := ks.write("dmk regenerate", func(s *session) error {
+		meta, err := s.ks.databaseMeta(db, missingDatabase)
+		if err != nil {
+			return err
+		}
+		oldKey, err := s.dmkForForce(meta, opts, false)
+		if err != nil {
+			return err
+		}
+		alg := opts.Algorithm
+		if alg == "" {
+			if oldKey != nil {
+				alg = oldKey.Algorithm()
+			} else if alg, err = protect.ParseAlgorithm(meta.Algorithm); err != nil {
+				return err
+			}
+		}
+		smk, err := s.smkForDMK(meta)
+		if err != nil {
+			return err
+		}
+		newKey, err := protect.GenerateKey(protect.KindDMK, alg)
+		if err != nil {
+			return err
+		}
+		res, err = s.rekey(s.dmkScope(meta, newPassword, smk), rekeyPlan{
+			oldKey: oldKey, newKey: newKey, newCreated: ks.nowUTC(), force: opts.Force, progress: opts.Progress,
+		})
+		return err
+	})
+	return res, err
+}
+
+// BackupDMK writes a database's master key to path, encrypted with password.
+func (ks *Keystore) BackupDMK(db, path string, password []byte, opts DMKOptions) (*DatabaseInfo, error) {
+	if err := validName("database", db); err != nil {
+		return nil, err
+	}
+	if err := checkNewPassword(password, opts); err != nil {
+		return nil, err
+	}
+	var info *DatabaseInfo
+	err := ks.read("dmk backup", func(s *session) error {
+		meta, err := s.ks.databaseMeta(db, missingDatabase)
+		if err != nil {
+			return err
+		}
+		dmk, err := s.openDMK(meta, opts.OpenPassword)
+		if err != nil {
+			return err
+		}
+		if err := writeKeyBackup(path, dmk.key, backupKeyFile(dmk.key, meta.Created, ks.now(), db), password); err != nil {
+			return err
+		}
+		info = databaseInfo(meta, 0)
+		return nil
+	})
+	return info, err
+}
+
+// RestoreDMK makes the key in a backup a database's master key: SMK restore's
+// semantics one level down. Every secret is decrypted with the current DMK
+// and re-encrypted under the restored one; if the current DMK cannot be
+// opened (15329) or a secret cannot be decrypted (15320), nothing changes
+// unless opts.Force, which keeps what it cannot decrypt, orphaned. Restoring
+// the key in use changes nothing (15588). The restored key is encrypted by
+// newPassword (the backup's password if nil), and by the SMK if the database
+// master key was.
+func (ks *Keystore) RestoreDMK(db, path string, backupPassword, newPassword []byte, opts DMKOptions) (*RekeyResult, error) {
+	if err := validName("database", db); err != nil {
+		return nil, err
+	}
+	if newPassword != nil {
+		if err := checkNewPassword(newPassword, opts); err != nil {
+			return nil, err
+		}
+	} else {
+		newPassword = backupPassword
+	}
+	key, kf, err := readKeyBackup(path, protect.KindDMK, backupPassword)
+	if err != nil {
+		return nil, err
+	}
+	var res *RekeyResult
+	err = ks.write("dmk restore", func(s *session) error {
+		meta, err := s.ks.databaseMeta(db, missingDatabase)
+		if err != nil {
+			return err
+		}
+		oldKey, err := s.dmkForForce(meta, opts, true)
+		if err != nil {
+			return err
+		}
+		if oldKey != nil && oldKey.Equal(key) {
+			res = &RekeyResult{Thumbprint: key.Thumbprint(), Algorithm: key.Algorithm(), Generation: meta.Generation, Unchanged: true}
+			return nil
+		}
+		smk, err := s.smkForDMK(meta)
+		if err != nil {
+			return err
+		}
+		res, err = s.rekey(s.dmkScope(meta, newPassword, smk), rekeyPlan{
+			oldKey: oldKey, newKey: key, newCreated: kf.Created, force: opts.Force,
+			keys: map[string]*protect.Key{key.Thumbprint(): key}, tryKeys: []*protect.Key{key}, progress: opts.Progress,
+		})
+		return err
+	})
+	return res, err
+}
+
+// RecoverDMK opens an old backup of a database's master key and
+// re-encrypts, under the current DMK, every orphaned secret that key opens.
+// The DMK moves to a new generation with its encryptions unchanged.
+func (ks *Keystore) RecoverDMK(db, path string, password []byte, opts DMKOptions) (*RekeyResult, error) {
+	if err := validName("database", db); err != nil {
+		return nil, err
+	}
+	key, _, err := readKeyBackup(path, protect.KindDMK, password)
+	if err != nil {
+		return nil, err
+	}
+	var res *RekeyResult
+	err = ks.write("dmk recover", func(s *session) error {
+		meta, err := s.ks.databaseMeta(db, missingDatabase)
+		if err != nil {
+			return err
+		}
+		if len(meta.Retired) == 0 {
+			return &Error{Text: fmt.Sprintf("database '%s' has no orphaned secrets", db), Kind: ErrNotFound,
+				Hint: "keytree status lists orphaned values"}
+		}
+		dmk, err := s.openDMK(meta, opts.OpenPassword)
+		if err != nil {
+			return err
+		}
+		smk, err := s.smkForDMK(meta)
+		if err != nil {
+			return err
+		}
+		res, err = s.rekey(s.dmkScope(meta, nil, smk), rekeyPlan{
+			oldKey: dmk.key, newKey: dmk.key, newCreated: meta.Created,
+			keys: map[string]*protect.Key{key.Thumbprint(): key}, tryKeys: []*protect.Key{key}, mustRecover: true, progress: opts.Progress,
+		})
+		return err
+	})
+	return res, err
+}

@@ -1,0 +1,387 @@
+package keystore
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/keytree-dev/keytree/formats"
+)
+
+// An export is a tar archive: keytree-export.toml first, then the database's
+// database.toml, its password encryptions and its secrets, each file as it
+// is in the keystore. The archive and every age file in it open with stock
+// tools (tar, age), so an export is also a way out of keytree (P15).
+
+// maxExportEntries bounds the entries of an archive keytree will import.
+const maxExportEntries = 4_000_000
+
+// ExportDatabase writes database db to path. It needs no key: the files are
+// copied as they are, encrypted. The DMK's SMK encryption is left out, since
+// no other keystore's SMK could open it; the import opens by password until
+// dmk add-encryption --by smk adds one again.
+func (ks *Keystore) ExportDatabase(db, path string) (*formats.ExportManifest, error) {
+	if err := validName("database", db); err != nil {
+		return nil, err
+	}
+	var manifest *formats.ExportManifest
+	err := ks.read("db export", func(s *session) error {
+		meta, err := s.ks.databaseMeta(db, missingDatabase)
+		if err != nil {
+			return err
+		}
+		n := 0
+		if err := s.ks.eachSecretMeta(db, func(*formats.Secret) error { n++; return nil }); err != nil {
+			return err
+		}
+		manifest = &formats.ExportManifest{Version: formats.Version, Kind: formats.ExportKind, Database: db,
+			Thumbprint: meta.Thumbprint, Algorithm: meta.Algorithm, Exported: ks.nowUTC(), Secrets: n}
+		return writeArchive(path, func(tw *tar.Writer) error {
+			if err := addEntry(tw, formats.ExportManifestName, manifest); err != nil {
+				return err
+			}
+			exported := *meta
+			exported.SMKEncryption = false
+			if err := addEntry(tw, databaseFile, &exported); err != nil {
+				return err
+			}
+			for _, pe := range meta.Passwords {
+				name := formats.PasswordBlobName(pe.ID, meta.Generation)
+				if err := addFile(tw, name, ks.dbPath(db, name)); err != nil {
+					return err
+				}
+			}
+			return s.ks.eachSecretMeta(db, func(sm *formats.Secret) error {
+				p, _, err := s.ks.itemBlob([]string{databasesDir, db, secretsDir}, sm.Name, sm.Revision, dmkGens(meta))
+				if err != nil {
+					return err
+				}
+				if err := addEntry(tw, secretsDir+"/"+formats.MetaName(sm.Name), sm); err != nil {
+					return err
+				}
+				return addFile(tw, secretsDir+"/"+filepath.Base(p), p)
+			})
+		})
+	})
+	return manifest, err
+}
+
+type encoder interface{ Encode() ([]byte, error) }
+
+func addEntry(tw *tar.Writer, name string, v encoder) error {
+	data, err := v.Encode()
+	if err != nil {
+		return err
+	}
+	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: fileMode, Size: int64(len(data)), Typeflag: tar.TypeReg, Format: tar.FormatPAX}); err != nil {
+		return err
+	}
+	_, err = tw.Write(data)
+	return err
+}
+
+func addFile(tw *tar.Writer, name, path string) error {
+	data, err := readFile(path, maxBlobSize)
+	if err != nil {
+		return err
+	}
+	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: fileMode, Size: int64(len(data)), Typeflag: tar.TypeReg, Format: tar.FormatPAX}); err != nil {
+		return err
+	}
+	_, err = tw.Write(data)
+	return err
+}
+
+// writeArchive streams an archive into a temporary file beside path, then
+// links it into place without replacing anything (15240 if path exists).
+func writeArchive(path string, fill func(*tar.Writer) error) (err error) {
+	if exists(path) {
+		return errFileExists(path)
+	}
+	dir := filepath.Dir(path)
+	tmp := filepath.Join(dir, formats.TempPrefix+randomName())
+	if err := step("create", tmp); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			removeQuietly(tmp)
+		}
+	}()
+	if err := fixMode(f); err != nil {
+		return err
+	}
+	tw := tar.NewWriter(f)
+	if err := step("write", tmp); err != nil {
+		return err
+	}
+	if err := fill(tw); err != nil {
+		return err
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	if err := step("sync", tmp); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	err = renameNoReplace(tmp, path)
+	removeQuietly(tmp)
+	if errors.Is(err, fs.ErrExist) {
+		return errFileExists(path)
+	}
+	if err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// ImportDatabase attaches an exported database to this keystore, as name (or
+// the name it was exported under). Every entry of the archive is checked
+// before the database appears: it is unpacked into tmp/ and renamed into
+// databases/ in one step. The imported master key has no SMK encryption.
+func (ks *Keystore) ImportDatabase(path, name string) (*formats.ExportManifest, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, &Error{Text: fmt.Sprintf("no export file %s", path), Kind: ErrNotFound}
+		}
+		return nil, err
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	hdr, err := tr.Next()
+	if err != nil || hdr.Name != formats.ExportManifestName || hdr.Typeflag != tar.TypeReg || hdr.Size > formats.MaxMetadataSize {
+		return nil, errBadExport(path, "it does not start with "+formats.ExportManifestName)
+	}
+	data, err := io.ReadAll(io.LimitReader(tr, formats.MaxMetadataSize))
+	if err != nil {
+		return nil, errBadExport(path, err.Error())
+	}
+	manifest, err := formats.DecodeExportManifest(data)
+	if err != nil {
+		return nil, errBadExport(path, err.Error())
+	}
+	if name == "" {
+		name = manifest.Database
+	}
+	if err := validName("database", name); err != nil {
+		return nil, err
+	}
+	err = ks.write("db import", func(s *session) error {
+		if _, err := s.ks.loadDatabaseMeta(name); !notExist(err) {
+			if err != nil {
+				return err
+			}
+			return &Error{Number: MsgDMKExists, Kind: ErrExists,
+				Text: "There is already a master key in the database. Please drop it before performing this statement.",
+				Hint: fmt.Sprintf("database '%s' exists; import under another name with --db", name)}
+		}
+		// A directory without database.toml is a leftover: clear it.
+		c := &collector{ks: s.ks}
+		if err := c.sweepDatabase(name); err != nil {
+			return err
+		}
+		stage := s.ks.path(tmpDir, "import-"+randomName())
+		committed := false
+		defer func() {
+			if !committed {
+				removeTree(stage)
+			}
+		}()
+		for _, d := range []string{stage, filepath.Join(stage, secretsDir)} {
+			if err := mkdirPrivate(d); err != nil {
+				return err
+			}
+		}
+		meta, err := unpackExport(s.ks, tr, stage, path, manifest)
+		if err != nil {
+			return err
+		}
+		meta.Name, meta.SMKEncryption = name, false
+		data, err := meta.Encode()
+		if err != nil {
+			return err
+		}
+		if err := createFile(filepath.Join(stage, databaseFile), data, true); err != nil {
+			return err
+		}
+		for _, d := range []string{filepath.Join(stage, secretsDir), stage} {
+			if err := syncDir(d); err != nil {
+				return err
+			}
+		}
+		// The commit: one rename of the staged directory into databases/.
+		if err := renameDir(stage, s.ks.dbPath(name)); err != nil {
+			return err
+		}
+		committed = true
+		return syncDir(s.ks.path(databasesDir))
+	})
+	return manifest, err
+}
+
+// unpackExport copies the archive's entries into stage, accepting only the
+// files an export holds, each checked, and checks that they agree.
+func unpackExport(ks *Keystore, tr *tar.Reader, stage, path string, manifest *formats.ExportManifest) (*formats.Database, error) {
+	var meta *formats.Database
+	seen := map[string]bool{}
+	secretMetas := map[string]*formats.Secret{}
+	secretBlobs := map[string]string{} // name → blob file
+	passwords := map[string]int{}      // id → generation
+	for n := 0; ; n++ {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, errBadExport(path, err.Error())
+		}
+		if n > maxExportEntries {
+			return nil, errBadExport(path, "too many entries")
+		}
+		if hdr.Typeflag != tar.TypeReg || seen[hdr.Name] {
+			return nil, errBadExport(path, fmt.Sprintf("entry %q is not a regular file, or repeats", hdr.Name))
+		}
+		seen[hdr.Name] = true
+		name := hdr.Name
+		var limit int64 = maxKeyBlobSize
+		var target string
+		switch {
+		case name == databaseFile:
+			data, err := readEntry(tr, hdr, formats.MaxMetadataSize, path)
+			if err != nil {
+				return nil, err
+			}
+			if meta, err = formats.DecodeDatabase(data); err != nil {
+				return nil, errBadExport(path, databaseFile+": "+err.Error())
+			}
+			continue
+		case strings.HasPrefix(name, "password."):
+			id, gen, ok := formats.ParsePasswordBlobName(name)
+			if !ok {
+				return nil, errBadExport(path, fmt.Sprintf("unexpected entry %q", name))
+			}
+			passwords[id] = gen
+			target = filepath.Join(stage, name)
+		case strings.HasPrefix(name, secretsDir+"/"):
+			file := strings.TrimPrefix(name, secretsDir+"/")
+			if base, ok := strings.CutSuffix(file, ".toml"); ok && formats.ValidateName("secret", base) == nil {
+				data, err := readEntry(tr, hdr, formats.MaxMetadataSize, path)
+				if err != nil {
+					return nil, err
+				}
+				sm, err := formats.DecodeSecret(data)
+				if err != nil || sm.Name != base {
+					return nil, errBadExport(path, fmt.Sprintf("%s: not the metadata of secret %q", name, base))
+				}
+				secretMetas[base] = sm
+				if err := createFile(filepath.Join(stage, secretsDir, file), data, false); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			base, _, _, ok := formats.ParseBlobName(file)
+			if !ok || formats.ValidateName("secret", base) != nil || secretBlobs[base] != "" {
+				return nil, errBadExport(path, fmt.Sprintf("unexpected entry %q", name))
+			}
+			secretBlobs[base] = file
+			limit = maxBlobSize
+			target = filepath.Join(stage, secretsDir, file)
+		default:
+			return nil, errBadExport(path, fmt.Sprintf("unexpected entry %q", name))
+		}
+		if hdr.Size > limit || hdr.Size < 0 {
+			return nil, errBadExport(path, fmt.Sprintf("entry %q is too large", name))
+		}
+		data, err := readEntry(tr, hdr, limit, path)
+		if err != nil {
+			return nil, err
+		}
+		if err := createFile(target, data, false); err != nil {
+			return nil, err
+		}
+	}
+	// The entries must agree with each other and with the manifest.
+	if meta == nil {
+		return nil, errBadExport(path, "it has no "+databaseFile)
+	}
+	if meta.Thumbprint != manifest.Thumbprint || meta.Algorithm != manifest.Algorithm {
+		return nil, errBadExport(path, "the manifest and database.toml name different keys")
+	}
+	if len(passwords) != len(meta.Passwords) {
+		return nil, errBadExport(path, "its password encryptions do not match database.toml")
+	}
+	for _, pe := range meta.Passwords {
+		if g, ok := passwords[pe.ID]; !ok || g != meta.Generation {
+			return nil, errBadExport(path, "its password encryptions do not match database.toml")
+		}
+	}
+	if len(secretMetas) != len(secretBlobs) || len(secretMetas) != manifest.Secrets {
+		return nil, errBadExport(path, "its secrets and their values do not match")
+	}
+	g := dmkGens(meta)
+	for name, sm := range secretMetas {
+		_, rev, gen, _ := formats.ParseBlobName(secretBlobs[name])
+		_, retired := formats.RetiredGeneration(g.retired, gen)
+		if rev != sm.Revision || (gen != g.current && !retired) {
+			return nil, errBadExport(path, fmt.Sprintf("secret %q: its value is not the revision and generation its metadata names", name))
+		}
+	}
+	if err := syncTree(stage); err != nil {
+		return nil, err
+	}
+	return meta, nil
+}
+
+func readEntry(tr *tar.Reader, hdr *tar.Header, limit int64, path string) ([]byte, error) {
+	if hdr.Size > limit {
+		return nil, errBadExport(path, fmt.Sprintf("entry %q is too large", hdr.Name))
+	}
+	data, err := io.ReadAll(io.LimitReader(tr, limit+1))
+	if err != nil {
+		return nil, errBadExport(path, err.Error())
+	}
+	if int64(len(data)) > limit {
+		return nil, errBadExport(path, fmt.Sprintf("entry %q is too large", hdr.Name))
+	}
+	return data, nil
+}
+
+// syncTree makes the staged files durable before the rename commits them.
+func syncTree(dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if err := step("sync", p); err != nil {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return f.Sync()
+	})
+}
+
+func errBadExport(path, why string) error {
+	return &Error{Text: fmt.Sprintf("%s is not a keytree database export: %s", path, why), Kind: ErrCorrupt,
+		Hint: "nothing was imported"}
+}

@@ -1,0 +1,290 @@
+package keystore
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/keytree-dev/keytree/formats"
+)
+
+// Secret is a secret's metadata: its name in clear, its value encrypted by
+// its database's master key.
+type Secret struct {
+	Database string
+	Name     string
+	Created  time.Time
+	Updated  time.Time
+	Orphan   *Orphan // set if --force left it under an older DMK
+}
+
+func (ks *Keystore) secretMetaPath(db, name string) string {
+	return ks.dbPath(db, secretsDir, formats.MetaName(name))
+}
+
+func (ks *Keystore) loadSecretMeta(db, name string) (*formats.Secret, error) {
+	p := ks.secretMetaPath(db, name)
+	data, err := readFile(p, formats.MaxMetadataSize)
+	if err != nil {
+		if notExist(err) {
+			return nil, err
+		}
+		return nil, ks.fileError(p, err)
+	}
+	meta, err := formats.DecodeSecret(data)
+	if err != nil {
+		return nil, errCorrupt(p, err)
+	}
+	return meta, nil
+}
+
+func (ks *Keystore) secretMeta(db, name string) (*formats.Secret, error) {
+	meta, err := ks.loadSecretMeta(db, name)
+	if notExist(err) {
+		return nil, errNotFound("secret", db+"/"+name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if meta.Name != name {
+		if strings.EqualFold(meta.Name, name) {
+			return nil, &Error{Text: fmt.Sprintf("the secret is named '%s/%s', not '%s/%s'", db, meta.Name, db, name), Kind: ErrNotFound,
+				Hint: "names are case-sensitive, and this filesystem is not: use the name as it was created"}
+		}
+		return nil, corruptf(ks.secretMetaPath(db, name), "names secret %q", meta.Name)
+	}
+	return meta, nil
+}
+
+// eachSecretMeta calls fn with the metadata of every secret of a database.
+func (ks *Keystore) eachSecretMeta(db string, fn func(*formats.Secret) error) error {
+	c := &collector{ks: ks}
+	return c.eachEntry(rel(databasesDir, db, secretsDir), func(name string, isDir bool) error {
+		base, ok := strings.CutSuffix(name, ".toml")
+		if isDir || !ok || strings.HasPrefix(name, ".") {
+			return nil
+		}
+		if err := formats.ValidateName("secret", base); err != nil {
+			return corruptf(ks.dbPath(db, secretsDir, name), "is not a secret's file: %v", err)
+		}
+		meta, err := ks.secretMeta(db, base)
+		if err != nil {
+			return err
+		}
+		return fn(meta)
+	})
+}
+
+// eachDatabaseMeta calls fn with the metadata of every database. A directory
+// without database.toml is a database being created or dropped, or the
+// leftover of one, and is skipped.
+func (ks *Keystore) eachDatabaseMeta(fn func(*formats.Database) error) error {
+	c := &collector{ks: ks}
+	return c.eachEntry(databasesDir, func(name string, isDir bool) error {
+		if !isDir || strings.HasPrefix(name, ".") {
+			return nil
+		}
+		if err := formats.ValidateName("database", name); err != nil {
+			return corruptf(ks.path(databasesDir, name), "is not a database: %v", err)
+		}
+		meta, err := ks.loadDatabaseMeta(name)
+		if notExist(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if meta.Name != name {
+			return corruptf(ks.dbPath(name, databaseFile), "names database %q", meta.Name)
+		}
+		return fn(meta)
+	})
+}
+
+// SetSecret creates or replaces a secret. The value is encrypted to the
+// database's master key, whose recipient is derived from the key itself
+// after opening it, never read from metadata (P12).
+func (ks *Keystore) SetSecret(db, name string, value []byte, openPassword []byte) (created bool, err error) {
+	if err := validName("database", db); err != nil {
+		return false, err
+	}
+	if err := validName("secret", name); err != nil {
+		return false, err
+	}
+	if len(value) > MaxValueSize {
+		return false, invalid(fmt.Errorf("the value is larger than %d bytes", MaxValueSize))
+	}
+	err = ks.write("secret set", func(s *session) error {
+		meta, err := s.ks.databaseMeta(db, errNoDMK)
+		if err != nil {
+			return err
+		}
+		dmk, err := s.openDMK(meta, openPassword)
+		if err != nil {
+			return err
+		}
+		g := dmkGens(meta)
+		now := ks.nowUTC()
+		next := &formats.Secret{Version: formats.Version, Name: name, Revision: 1, Created: now, Updated: now}
+		old, err := s.ks.loadSecretMeta(db, name)
+		switch {
+		case err == nil && old.Name != name:
+			return &Error{Text: fmt.Sprintf("a secret named '%s/%s' already exists (names differ only in case)", db, old.Name), Kind: ErrExists}
+		case err == nil:
+			next.Revision, next.Created = old.Revision+1, old.Created
+		case notExist(err):
+			created, old = true, nil
+		default:
+			return err
+		}
+		dir := []string{databasesDir, db, secretsDir}
+		blob := formats.BlobName(name, next.Revision, g.current)
+		cands := []string{rel(append(dir, blob)...)}
+		if old != nil {
+			for _, n := range itemBlobNames(name, old.Revision, g) {
+				cands = append(cands, rel(append(dir, n)...))
+			}
+		}
+		if err := s.intend(cands, nil); err != nil {
+			return err
+		}
+		if err := writeNewBlob(s.ks.path(append(dir, blob)...), dmk.key, value); err != nil {
+			return err
+		}
+		if err := syncDir(s.ks.path(dir...)); err != nil {
+			return err
+		}
+		data, err := next.Encode()
+		if err != nil {
+			return err
+		}
+		return s.ks.writeFileAtomic(s.ks.secretMetaPath(db, name), data)
+	})
+	return created, err
+}
+
+// GetSecret returns a secret's value.
+func (ks *Keystore) GetSecret(db, name string, openPassword []byte) ([]byte, error) {
+	if err := validName("database", db); err != nil {
+		return nil, err
+	}
+	if err := validName("secret", name); err != nil {
+		return nil, err
+	}
+	var value []byte
+	err := ks.read("secret get", func(s *session) error {
+		meta, err := s.ks.databaseMeta(db, errNoDMK)
+		if err != nil {
+			return err
+		}
+		sm, err := s.ks.secretMeta(db, name)
+		if err != nil {
+			return err
+		}
+		path, orphan, err := s.ks.itemBlob([]string{databasesDir, db, secretsDir}, name, sm.Revision, dmkGens(meta))
+		if err != nil {
+			return err
+		}
+		if orphan != nil {
+			return orphanError("secret", db+"/"+name, orphan, "database master key",
+				fmt.Sprintf("recover it with a backup of that key: keytree dmk recover --db %s --file BACKUP", db))
+		}
+		dmk, err := s.openDMK(meta, openPassword)
+		if err != nil {
+			return err
+		}
+		value, err = openValue(dmk.key, path)
+		if err != nil {
+			return valueError("secret", db+"/"+name, path, err)
+		}
+		return nil
+	})
+	return value, err
+}
+
+// ListSecrets returns the secrets of one database, or of all databases if db
+// is empty, sorted. It opens no key.
+func (ks *Keystore) ListSecrets(db string) ([]*Secret, error) {
+	if db != "" {
+		if err := validName("database", db); err != nil {
+			return nil, err
+		}
+	}
+	var out []*Secret
+	err := ks.read("secret list", func(s *session) error {
+		list := func(meta *formats.Database) error {
+			return s.ks.eachSecretMeta(meta.Name, func(m *formats.Secret) error {
+				_, orphan, err := s.ks.itemBlob([]string{databasesDir, meta.Name, secretsDir}, m.Name, m.Revision, dmkGens(meta))
+				if err != nil {
+					return err
+				}
+				out = append(out, &Secret{Database: meta.Name, Name: m.Name, Created: m.Created, Updated: m.Updated, Orphan: orphan})
+				return nil
+			})
+		}
+		if db != "" {
+			meta, err := s.ks.databaseMeta(db, missingDatabase)
+			if err != nil {
+				return err
+			}
+			return list(meta)
+		}
+		return s.ks.eachDatabaseMeta(list)
+	})
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Database != out[j].Database {
+			return out[i].Database < out[j].Database
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out, err
+}
+
+// RemoveSecret removes a secret. It needs no key.
+func (ks *Keystore) RemoveSecret(db, name string) error {
+	if err := validName("database", db); err != nil {
+		return err
+	}
+	if err := validName("secret", name); err != nil {
+		return err
+	}
+	return ks.write("secret rm", func(s *session) error {
+		meta, err := s.ks.databaseMeta(db, missingDatabase)
+		if err != nil {
+			return err
+		}
+		sm, err := s.ks.secretMeta(db, name)
+		if err != nil {
+			return err
+		}
+		var cands []string
+		for _, n := range itemBlobNames(name, sm.Revision, dmkGens(meta)) {
+			cands = append(cands, rel(databasesDir, db, secretsDir, n))
+		}
+		if err := s.intend(cands, nil); err != nil {
+			return err
+		}
+		if err := removeFile(s.ks.secretMetaPath(db, name)); err != nil {
+			return err
+		}
+		return syncDir(s.ks.dbPath(db, secretsDir))
+	})
+}
+
+// ListDatabases describes every database, sorted by name.
+func (ks *Keystore) ListDatabases() ([]*DatabaseInfo, error) {
+	var out []*DatabaseInfo
+	err := ks.read("db list", func(s *session) error {
+		return s.ks.eachDatabaseMeta(func(m *formats.Database) error {
+			n := 0
+			if err := s.ks.eachSecretMeta(m.Name, func(*formats.Secret) error { n++; return nil }); err != nil {
+				return err
+			}
+			out = append(out, databaseInfo(m, n))
+			return nil
+		})
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, err
+}
