@@ -65,6 +65,15 @@ type crashEnv struct {
 	backupOld          string // backup of an earlier SMK
 	backupCur          string // backup of the current SMK
 	orphan             string // a credential that is orphaned before the operation
+	// secrets of database "payroll" (SMK encryption, passwords pw1 and
+	// pw2) and "hr" (password pw1 only), by DB/NAME.
+	secrets          map[string][]byte
+	pw1, pw2         []byte
+	dmkBackupOld     string // backup of payroll's earlier DMK
+	exportFile       string // an export of payroll
+	dbGen            int    // payroll's DMK generation before the operation
+	dbThumb, dbNewTh string
+	secretOrphan     string // a secret orphaned before the operation
 }
 
 func (e *crashEnv) opts() Options { return Options{Dirs: e.dirs} }
@@ -124,8 +133,51 @@ func newCrashTemplate(t *testing.T) *crashEnv {
 	if _, err := ks.BackupSMK(e.backupCur, e.password, SMKOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	e.pw1, e.pw2 = []byte("Database-Passw0rd-1"), []byte("Database-Passw0rd-2")
+	e.secrets = map[string][]byte{}
+	if _, err := ks.CreateDMK("payroll", e.pw1, DMKOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ks.AddDMKEncryption("payroll", ByPassword, e.pw2, DMKOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.CreateDMK("hr", e.pw1, DMKOptions{NoSMKEncryption: true}); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range []string{"s\x00ecret", "", "third"} {
+		for _, db := range []string{"payroll", "hr"} {
+			name := fmt.Sprintf("%s/sec-%d", db, i)
+			e.secrets[name] = []byte(v + db)
+			if _, err := ks.SetSecret(db, fmt.Sprintf("sec-%d", i), e.secrets[name], e.openPassword(db)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	e.dmkBackupOld = filepath.Join(root, "dmk-old.age")
+	if _, err := ks.BackupDMK("payroll", e.dmkBackupOld, e.password, DMKOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.RegenerateDMK("payroll", e.pw1, DMKOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ks.AddDMKEncryption("payroll", ByPassword, e.pw2, DMKOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.exportFile = filepath.Join(root, "payroll.tar")
+	if _, err := ks.ExportDatabase("payroll", e.exportFile); err != nil {
+		t.Fatal(err)
+	}
 	e.refresh(t)
 	return e
+}
+
+// openPassword is what opens a database's master key in the template: the
+// SMK for payroll, a password for hr.
+func (e *crashEnv) openPassword(db string) []byte {
+	if db == "hr" {
+		return e.pw1
+	}
+	return nil
 }
 
 // refresh records the current SMK as the "old" state.
@@ -136,6 +188,9 @@ func (e *crashEnv) refresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.oldThumb, e.oldGen = meta.Thumbprint, meta.Generation
+	if db, err := e.open(t).loadDatabaseMeta("payroll"); err == nil {
+		e.dbGen, e.dbThumb = db.Generation, db.Thumbprint
+	}
 }
 
 // clone copies the template into a new directory.
@@ -159,6 +214,12 @@ func (e *crashEnv) clone(t *testing.T) *crashEnv {
 	for k, v := range e.values {
 		c.values[k] = v
 	}
+	c.secrets = map[string][]byte{}
+	for k, v := range e.secrets {
+		c.secrets[k] = v
+	}
+	c.dmkBackupOld = move(e.dmkBackupOld)
+	c.exportFile = move(e.exportFile)
 	if err := copyTree(e.root, root); err != nil {
 		t.Fatal(err)
 	}
@@ -211,6 +272,47 @@ func (e *crashEnv) checkValues(t *testing.T, ks *Keystore, state string) {
 			t.Fatalf("credential %s (%s state) = %q, want %q", name, state, got, want)
 		}
 	}
+	e.checkSecrets(t, ks, state)
+}
+
+// checkSecrets reads every secret back, opening hr's key by password. A
+// secret orphaned before the operation may be unreadable in the old state.
+func (e *crashEnv) checkSecrets(t *testing.T, ks *Keystore, state string) {
+	t.Helper()
+	for path, want := range e.secrets {
+		db, name, _ := formats.SplitSecretPath(path)
+		got, err := ks.GetSecret(db, name, e.openPassword(db))
+		if path == e.secretOrphan && state == "old" {
+			if err == nil {
+				t.Fatalf("orphan %s read back in the old state", path)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("secret %s (%s state): %v", path, state, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("secret %s (%s state) = %q, want %q", path, state, got, want)
+		}
+	}
+}
+
+// dbState reports "old" or "new" from payroll's database.toml, for the
+// operations that move it to a new generation.
+func (e *crashEnv) dbState(t *testing.T, ks *Keystore) string {
+	t.Helper()
+	meta, err := ks.loadDatabaseMeta("payroll")
+	if err != nil {
+		t.Fatalf("payroll's database.toml: %v", err)
+	}
+	switch {
+	case meta.Generation == e.dbGen && meta.Thumbprint == e.dbThumb:
+		return "old"
+	case meta.Generation == e.dbGen+1 && (e.dbNewTh == "" || meta.Thumbprint == e.dbNewTh):
+		return "new"
+	}
+	t.Fatalf("payroll is neither in the old state (gen %d) nor the new one: gen %d, %s", e.dbGen, meta.Generation, meta.Thumbprint)
+	return ""
 }
 
 // smkState reports "old" or "new" from smk.toml, failing on anything else.
@@ -244,13 +346,24 @@ func assertClean(t *testing.T, ks *Keystore) {
 	}
 	c := &collector{ks: ks}
 	var garbage []string
-	for _, dir := range []string{smkDir, credentialsDir} {
+	dirs := []string{smkDir, credentialsDir}
+	dbs, err := os.ReadDir(ks.path(databasesDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dbs {
+		dirs = append(dirs, rel(databasesDir, d.Name()), rel(databasesDir, d.Name(), secretsDir))
+		if !exists(ks.dbPath(d.Name(), databaseFile)) {
+			garbage = append(garbage, rel(databasesDir, d.Name()))
+		}
+	}
+	for _, dir := range dirs {
 		entries, err := os.ReadDir(ks.path(dir))
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, en := range entries {
-			if strings.HasSuffix(en.Name(), ".toml") {
+			if strings.HasSuffix(en.Name(), ".toml") || en.IsDir() {
 				continue
 			}
 			p := rel(dir, en.Name())
@@ -457,6 +570,211 @@ func crashCases() []crashCase {
 			},
 		},
 		{
+			name: "dmk create",
+			op: func(e *crashEnv, ks *Keystore) error {
+				_, err := ks.CreateDMK("newdb", e.pw1, DMKOptions{})
+				return err
+			},
+			check: func(t *testing.T, e *crashEnv, ks *Keystore) string {
+				checkRekey(t, e, ks)
+				if _, err := ks.loadDatabaseMeta("newdb"); notExist(err) {
+					return "old"
+				}
+				if _, err := ks.SetSecret("newdb", "x", []byte("y"), nil); err != nil {
+					t.Fatalf("new database: %v", err)
+				}
+				return "new"
+			},
+		},
+		{
+			name: "dmk add-encryption --by password",
+			op: func(e *crashEnv, ks *Keystore) error {
+				return ks.AddDMKEncryption("payroll", ByPassword, []byte("Third-Passw0rd-3"), DMKOptions{})
+			},
+			check: func(t *testing.T, e *crashEnv, ks *Keystore) string {
+				checkRekey(t, e, ks)
+				meta, _ := ks.loadDatabaseMeta("payroll")
+				if len(meta.Passwords) == 2 {
+					return "old"
+				}
+				if _, _, err := ks.openDMKByPassword(meta, []byte("Third-Passw0rd-3")); err != nil {
+					t.Fatalf("the added password does not open: %v", err)
+				}
+				return "new"
+			},
+		},
+		{
+			name: "dmk drop-encryption --by password",
+			op:   func(e *crashEnv, ks *Keystore) error { return ks.DropDMKEncryption("payroll", ByPassword, e.pw2) },
+			check: func(t *testing.T, e *crashEnv, ks *Keystore) string {
+				checkRekey(t, e, ks)
+				meta, _ := ks.loadDatabaseMeta("payroll")
+				for _, pw := range [][]byte{e.pw1, e.pw2} {
+					if _, _, err := ks.openDMKByPassword(meta, pw); err != nil && (len(meta.Passwords) == 2 || string(pw) == string(e.pw1)) {
+						t.Fatalf("password %s: %v", pw, err)
+					}
+				}
+				if len(meta.Passwords) == 2 {
+					return "old"
+				}
+				return "new"
+			},
+		},
+		{
+			name: "dmk drop-encryption --by smk, then add it again",
+			op: func(e *crashEnv, ks *Keystore) error {
+				if err := ks.DropDMKEncryption("payroll", BySMK, nil); err != nil {
+					return err
+				}
+				return ks.AddDMKEncryption("payroll", BySMK, nil, DMKOptions{OpenPassword: e.pw2})
+			},
+			check: func(t *testing.T, e *crashEnv, ks *Keystore) string {
+				meta, _ := ks.loadDatabaseMeta("payroll")
+				if !meta.SMKEncryption {
+					// Between the two: secrets open by password only.
+					if _, err := ks.GetSecret("payroll", "sec-0", nil); !isMsg(err, MsgDMKNotOpen) {
+						t.Fatalf("without its SMK encryption: %v, want 15581", err)
+					}
+					if _, err := ks.GetSecret("payroll", "sec-0", e.pw1); err != nil {
+						t.Fatal(err)
+					}
+					return "old"
+				}
+				checkRekey(t, e, ks)
+				return "new"
+			},
+			finish: func(e *crashEnv, ks *Keystore) error {
+				return ks.AddDMKEncryption("payroll", BySMK, nil, DMKOptions{OpenPassword: e.pw2})
+			},
+		},
+		{
+			name: "dmk regenerate",
+			op: func(e *crashEnv, ks *Keystore) error {
+				_, err := ks.RegenerateDMK("payroll", []byte("Fresh-Passw0rd-9"), DMKOptions{})
+				return err
+			},
+			check: func(t *testing.T, e *crashEnv, ks *Keystore) string {
+				e.smkGeneration(t, ks)
+				state := e.dbState(t, ks)
+				e.checkSecrets(t, ks, state)
+				return state
+			},
+		},
+		{
+			name: "dmk restore",
+			prepare: func(t *testing.T, e *crashEnv) {
+				key, _, err := readKeyBackup(e.dmkBackupOld, protect.KindDMK, e.password)
+				if err != nil {
+					t.Fatal(err)
+				}
+				e.dbNewTh = key.Thumbprint()
+			},
+			op: func(e *crashEnv, ks *Keystore) error {
+				_, err := ks.RestoreDMK("payroll", e.dmkBackupOld, e.password, nil, DMKOptions{})
+				return err
+			},
+			check: func(t *testing.T, e *crashEnv, ks *Keystore) string {
+				e.smkGeneration(t, ks)
+				state := e.dbState(t, ks)
+				e.checkSecrets(t, ks, state)
+				return state
+			},
+		},
+		{
+			name: "dmk recover",
+			prepare: func(t *testing.T, e *crashEnv) {
+				// Put back a value of payroll/sec-2 encrypted by the old DMK,
+				// then orphan it with regenerate --force.
+				ks := e.open(t)
+				oldKey, _, err := readKeyBackup(e.dmkBackupOld, protect.KindDMK, e.password)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sm, _ := ks.loadSecretMeta("payroll", "sec-2")
+				ct, _ := protect.Seal(oldKey, e.secrets["payroll/sec-2"])
+				if err := os.WriteFile(ks.dbPath("payroll", secretsDir, formats.BlobName("sec-2", sm.Revision, e.dbGen)), ct, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := ks.RegenerateDMK("payroll", e.pw1, DMKOptions{Force: true}); err != nil {
+					t.Fatal(err)
+				}
+				e.refresh(t)
+				e.dbNewTh = e.dbThumb
+				e.secretOrphan = "payroll/sec-2"
+			},
+			op: func(e *crashEnv, ks *Keystore) error {
+				_, err := ks.RecoverDMK("payroll", e.dmkBackupOld, e.password, DMKOptions{})
+				return err
+			},
+			check: func(t *testing.T, e *crashEnv, ks *Keystore) string {
+				state := e.dbState(t, ks)
+				e.checkSecrets(t, ks, state)
+				return state
+			},
+		},
+		{
+			name: "db import",
+			op: func(e *crashEnv, ks *Keystore) error {
+				_, err := ks.ImportDatabase(e.exportFile, "payroll2")
+				return err
+			},
+			check: func(t *testing.T, e *crashEnv, ks *Keystore) string {
+				checkRekey(t, e, ks)
+				if _, err := ks.loadDatabaseMeta("payroll2"); notExist(err) {
+					return "old"
+				}
+				for path, want := range e.secrets {
+					db, name, _ := formats.SplitSecretPath(path)
+					if db != "payroll" {
+						continue
+					}
+					got, err := ks.GetSecret("payroll2", name, e.pw2)
+					if err != nil || !bytes.Equal(got, want) {
+						t.Fatalf("imported %s = %q, %v", name, got, err)
+					}
+				}
+				return "new"
+			},
+		},
+		{
+			name: "db export",
+			op: func(e *crashEnv, ks *Keystore) error {
+				_, err := ks.ExportDatabase("hr", filepath.Join(e.root, "hr.tar"))
+				return err
+			},
+			check: func(t *testing.T, e *crashEnv, ks *Keystore) string {
+				checkRekey(t, e, ks)
+				if !exists(filepath.Join(e.root, "hr.tar")) {
+					return "old"
+				}
+				if _, err := ks.ImportDatabase(filepath.Join(e.root, "hr.tar"), "hr2"); err != nil {
+					t.Fatalf("the export does not import: %v", err)
+				}
+				return "new"
+			},
+		},
+		{
+			name: "secret set and rm, dmk drop",
+			op: func(e *crashEnv, ks *Keystore) error {
+				if _, err := ks.SetSecret("hr", "sec-0", []byte("changed"), e.pw1); err != nil {
+					return err
+				}
+				for i := 0; i < 3; i++ {
+					if err := ks.RemoveSecret("hr", fmt.Sprintf("sec-%d", i)); err != nil {
+						return err
+					}
+				}
+				return ks.DropDMK("hr")
+			},
+			check: func(t *testing.T, e *crashEnv, ks *Keystore) string {
+				checkValuesOnly(t, e, ks)
+				if _, err := ks.loadDatabaseMeta("hr"); notExist(err) {
+					return "new"
+				}
+				return "old"
+			},
+		},
+		{
 			name: "credential set (replace)",
 			op: func(e *crashEnv, ks *Keystore) error {
 				_, err := ks.SetCredential("cred-3", "someone-else", []byte("replacement"))
@@ -492,6 +810,23 @@ func crashCases() []crashCase {
 				return state
 			},
 		},
+	}
+}
+
+// checkValuesOnly checks credentials and payroll's secrets, for operations
+// that change hr one step at a time.
+func checkValuesOnly(t *testing.T, e *crashEnv, ks *Keystore) {
+	t.Helper()
+	hr := map[string][]byte{}
+	for k, v := range e.secrets {
+		if strings.HasPrefix(k, "hr/") {
+			hr[k] = v
+			delete(e.secrets, k)
+		}
+	}
+	checkRekey(t, e, ks)
+	for k, v := range hr {
+		e.secrets[k] = v
 	}
 }
 
