@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,12 +13,13 @@ import (
 	"github.com/keytree-dev/keytree/protect"
 )
 
-// TestRecoveryWithoutKeytree runs the shell blocks of docs/recovery.md,
+// TestRecoveryWithoutKeytree runs every procedure of docs/recovery.md,
 // exactly as written there, with the stock age CLI built from the age module
-// keytree depends on, and checks that every credential comes back (P15).
+// keytree depends on, and checks that every credential and secret comes back
+// (P15).
 func TestRecoveryWithoutKeytree(t *testing.T) {
 	if runtime.GOOS == "windows" {
-		t.Skip("docs/recovery.md is a POSIX shell procedure; it needs sh and the Go toolchain to build age")
+		t.Skip("docs/recovery.md is a POSIX shell procedure; it needs sh, tar and the Go toolchain to build age")
 	}
 	root := t.TempDir()
 	bin := filepath.Join(root, "bin")
@@ -41,80 +41,134 @@ func TestRecoveryWithoutKeytree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	values := map[string][]byte{
+	credentials := map[string][]byte{
 		"backup-db":   []byte("hunter2"),
 		"binary.blob": {0, 1, 2, 0xff, 0xfe, '\n'},
 		"empty":       {},
 	}
-	for name, v := range values {
+	for name, v := range credentials {
 		if _, err := ks.SetCredential(name, "svc", v); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// A regeneration and a replaced value, so generation and revision are
-	// not both 1.
+	const dbPassword = "Database-Passw0rd-1"
+	if _, err := ks.CreateDMK("payroll", []byte(dbPassword), keystore.DMKOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	secrets := map[string][]byte{
+		"signing-key": []byte("-----BEGIN KEY-----\n\x00\xff\n"),
+		"token":       []byte("t0ken"),
+	}
+	for name, v := range secrets {
+		if _, err := ks.SetSecret("payroll", name, v, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Regenerations and replaced values, so that no generation or revision
+	// is 1 by accident.
 	if _, err := ks.RegenerateSMK(keystore.SMKOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	values["backup-db"] = []byte("hunter3")
-	if _, err := ks.SetCredential("backup-db", "svc", values["backup-db"]); err != nil {
+	if _, err := ks.RegenerateDMK("payroll", []byte(dbPassword), keystore.DMKOptions{Algorithm: protect.MLKEM768X25519}); err != nil {
 		t.Fatal(err)
 	}
-	backup := filepath.Join(root, "smk-backup.age")
-	const password = "Recovery-Passw0rd"
-	if _, err := ks.BackupSMK(backup, []byte(password), keystore.SMKOptions{}); err != nil {
+	credentials["backup-db"] = []byte("hunter3")
+	if _, err := ks.SetCredential("backup-db", "svc", credentials["backup-db"]); err != nil {
+		t.Fatal(err)
+	}
+	secrets["token"] = []byte("t0ken-2")
+	if _, err := ks.SetSecret("payroll", "token", secrets["token"], nil); err != nil {
+		t.Fatal(err)
+	}
+	const backupPassword = "Recovery-Passw0rd"
+	smkBackup := filepath.Join(root, "smk-backup.age")
+	if _, err := ks.BackupSMK(smkBackup, []byte(backupPassword), keystore.SMKOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dmkBackup := filepath.Join(root, "dmk-backup.age")
+	if _, err := ks.BackupDMK("payroll", dmkBackup, []byte(backupPassword), keystore.DMKOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	export := filepath.Join(root, "payroll.tar")
+	if _, err := ks.ExportDatabase("payroll", export); err != nil {
 		t.Fatal(err)
 	}
 
-	script := shellBlocks(t, filepath.Join("..", "..", "docs", "recovery.md"))
-	work := filepath.Join(root, "work")
-	if err := os.Mkdir(work, 0o700); err != nil {
-		t.Fatal(err)
+	blocks := shellBlocks(t, filepath.Join("..", "..", "docs", "recovery.md"))
+	cases := []struct {
+		block string
+		env   []string
+		want  map[string][]byte // recovered file → value
+	}{
+		{"credentials", []string{"BACKUP=" + smkBackup, "AGE_PASSPHRASE=" + backupPassword}, credentials},
+		{"database-by-smk", []string{"BACKUP=" + smkBackup, "AGE_PASSPHRASE=" + backupPassword, "DB=payroll"}, prefixed("payroll/", secrets)},
+		{"database-by-password", []string{"AGE_PASSPHRASE=" + dbPassword, "DB=payroll"}, prefixed("payroll/", secrets)},
+		{"database-from-export", []string{"EXPORT=" + export, "DMK_BACKUP=" + dmkBackup, "AGE_PASSPHRASE=" + backupPassword}, prefixed("payroll/", secrets)},
 	}
-	cmd := exec.Command("sh", "-eu", "-c", script)
-	cmd.Dir = work
-	cmd.Env = append(os.Environ(),
-		"PATH="+bin+string(filepath.ListSeparator)+os.Getenv("PATH"),
-		"KEYSTORE="+opts.Keystore, "BACKUP="+backup, "AGE_PASSPHRASE="+password)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("docs/recovery.md failed: %v\n%s", err, out)
-	}
-	if !bytes.Contains(out, []byte("# kind: smk")) {
-		t.Errorf("step 1 did not show the backup's comment lines:\n%s", out)
-	}
-	for name, want := range values {
-		got, err := os.ReadFile(filepath.Join(work, "recovered", name))
-		if err != nil {
-			t.Fatalf("%s not recovered: %v\n%s", name, err, out)
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("recovered %s = %q, want %q", name, got, want)
-		}
+	for _, c := range cases {
+		t.Run(c.block, func(t *testing.T) {
+			script, ok := blocks[c.block]
+			if !ok {
+				t.Fatalf("docs/recovery.md has no block %q", c.block)
+			}
+			work := t.TempDir()
+			cmd := exec.Command("sh", "-eu", "-c", script)
+			cmd.Dir = work
+			cmd.Env = append(os.Environ(), append(c.env,
+				"PATH="+bin+string(filepath.ListSeparator)+os.Getenv("PATH"), "KEYSTORE="+opts.Keystore)...)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("the procedure failed: %v\n%s", err, out)
+			}
+			for name, want := range c.want {
+				got, err := os.ReadFile(filepath.Join(work, "recovered", name))
+				if err != nil {
+					t.Fatalf("%s not recovered: %v\n%s", name, err, out)
+				}
+				if !bytes.Equal(got, want) {
+					t.Errorf("recovered %s = %q, want %q", name, got, want)
+				}
+			}
+		})
 	}
 }
 
-// shellBlocks returns the ```sh blocks of a markdown file, joined.
-func shellBlocks(t *testing.T, path string) string {
+func prefixed(prefix string, m map[string][]byte) map[string][]byte {
+	out := map[string][]byte{}
+	for k, v := range m {
+		out[prefix+k] = v
+	}
+	return out
+}
+
+// shellBlocks returns the ```sh blocks of a markdown file that follow a
+// "<!-- recovery: NAME -->" line, by NAME.
+func shellBlocks(t *testing.T, path string) map[string]string {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	blocks := map[string]string{}
+	label, in := "", false
 	var sb strings.Builder
-	in := false
 	for _, line := range strings.Split(string(data), "\n") {
+		trimmed := strings.TrimSpace(line)
 		switch {
-		case !in && strings.TrimSpace(line) == "```sh":
+		case strings.HasPrefix(trimmed, "<!-- recovery: "):
+			label = strings.TrimSuffix(strings.TrimPrefix(trimmed, "<!-- recovery: "), " -->")
+		case !in && trimmed == "```sh" && label != "":
 			in = true
-		case in && strings.TrimSpace(line) == "```":
-			in = false
+			sb.Reset()
+		case in && trimmed == "```":
+			blocks[label] = sb.String()
+			in, label = false, ""
 		case in:
 			sb.WriteString(line + "\n")
 		}
 	}
-	if sb.Len() == 0 {
-		t.Fatalf("no ```sh block in %s", path)
+	if len(blocks) == 0 {
+		t.Fatalf("no labelled ```sh block in %s", path)
 	}
-	return fmt.Sprint(sb.String())
+	return blocks
 }
