@@ -2,6 +2,8 @@ package keystore
 
 import (
 	"fmt"
+
+	"filippo.io/age"
 	"time"
 
 	"github.com/keytree-dev/keytree/formats"
@@ -9,7 +11,7 @@ import (
 )
 
 // sealKey encrypts a master key to p as a key file.
-func sealKey(p protect.Protector, key *protect.Key, created time.Time) ([]byte, error) {
+func sealKey(p age.Recipient, key *protect.Key, created time.Time) ([]byte, error) {
 	kf := keyFileOf(key, created)
 	plain, err := kf.Encode()
 	if err != nil {
