@@ -46,6 +46,14 @@ func (e *keyMismatchError) Error() string {
 // are those of the key inside, and, if thumbprint is not empty, that it is
 // the key the metadata names (a *keyMismatchError if not).
 func openKeyFile(p protect.Protector, blob []byte, kind protect.Kind, thumbprint string) (*protect.Key, *formats.KeyFile, error) {
+	return openKeyFileKnown(p, blob, kind, thumbprint, nil)
+}
+
+// openKeyFileKnown is openKeyFile for a key that may be known already: if
+// the file holds exactly known's encoding, known is returned without parsing
+// the key again (parsing an X25519 key costs a scalar multiplication, and the
+// SMK's second encryption is checked on every command).
+func openKeyFileKnown(p protect.Protector, blob []byte, kind protect.Kind, thumbprint string, known *protect.Key) (*protect.Key, *formats.KeyFile, error) {
 	plain, err := protect.Open(p, blob, formats.MaxKeyFileSize)
 	if err != nil {
 		return nil, nil, err
@@ -54,9 +62,11 @@ func openKeyFile(p protect.Protector, blob []byte, kind protect.Kind, thumbprint
 	if err != nil {
 		return nil, nil, err
 	}
-	key, err := protect.ParseKey(kind, kf.Secret)
-	if err != nil {
-		return nil, nil, err
+	key := known
+	if known == nil || kf.Secret != known.Secret() {
+		if key, err = protect.ParseKey(kind, kf.Secret); err != nil {
+			return nil, nil, err
+		}
 	}
 	if key.Thumbprint() != kf.Thumbprint || string(key.Algorithm()) != kf.Algorithm {
 		return nil, nil, &formats.CorruptError{Reason: "the key file's thumbprint or algorithm is not that of its key"}

@@ -227,6 +227,8 @@ func (c *collector) referenced(p string) (ref, known bool) {
 	switch {
 	case len(parts) == 2 && parts[0] == tmpDir:
 		return false, true
+	case len(parts) == 2 && parts[0] == smkDir && parts[1] == machineCheckFile:
+		return true, true
 	case len(parts) == 2 && parts[0] == smkDir:
 		kind, gen, ok := parseProtectorBlob(parts[1])
 		if !ok {

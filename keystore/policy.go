@@ -4,6 +4,7 @@ import (
 	"os/user"
 	"regexp"
 	"strings"
+	"sync"
 	"unicode"
 )
 
@@ -84,12 +85,11 @@ func accountName() string {
 }
 
 // commonPasswords are passwords that meet the complexity rules and top the
-// lists of leaked passwords; seasonal passwords are caught by a pattern.
-var commonPasswords = map[string]bool{}
-
-var seasonal = regexp.MustCompile(`^(spring|summer|autumn|fall|winter|january|february|march|april|may|june|july|august|september|october|november|december)[0-9]{2,4}[!@#$.?*]*$`)
-
-func init() {
+// lists of leaked passwords; seasonal passwords are caught by a pattern. Both
+// are built on first use, not at start-up: most commands never check a
+// password.
+var commonPasswords = sync.OnceValue(func() map[string]bool {
+	m := map[string]bool{}
 	for _, p := range strings.Fields(`password1 password1! password123 password123! p@ssw0rd p@ssw0rd1 p@ssword1 p@ssword123
 		passw0rd passw0rd! passw0rd1 pa$$w0rd pa$$word1 welcome1 welcome1! welcome123 welcome@123 welcome2024!
 		qwerty123 qwerty123! qwerty1! qwe123!@# qwerty@123 admin123 admin123! admin@123 administrator1
@@ -98,10 +98,15 @@ func init() {
 		master123! shadow123! superman1! batman123! 1qaz2wsx! 1qaz@wsx zaq12wsx! zaq1@wsx !qaz2wsx
 		test1234! test@123 testing123! secret123! default1! guest1234! login123! hello123! hello@123
 		company1! company123! temp1234! temppass1! newpass1! mypassword1 password@1 password#1 password!1`) {
-		commonPasswords[p] = true
+		m[p] = true
 	}
-}
+	return m
+})
+
+var seasonal = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(spring|summer|autumn|fall|winter|january|february|march|april|may|june|july|august|september|october|november|december)[0-9]{2,4}[!@#$.?*]*$`)
+})
 
 func wellKnown(lower string) bool {
-	return commonPasswords[lower] || seasonal.MatchString(lower)
+	return commonPasswords()[lower] || seasonal().MatchString(lower)
 }

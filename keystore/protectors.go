@@ -31,21 +31,13 @@ func (ks *Keystore) protector(kind protect.Kind, create bool) (protect.Protector
 		if protect.MachineSecretName != "" {
 			var err error
 			machineSecret, err = ks.protectorSecret(ks.machineDir, protect.MachineSecretName, "machine secret",
-				protect.GenerateMachineSecret, func(b []byte) error {
-					_, err := protect.Machine(b, make([]byte, protect.EntropySize))
-					return err
-				}, create)
+				protect.GenerateMachineSecret, protect.CheckMachineSecret, create)
 			if err != nil {
 				return nil, err
 			}
 		}
 		entropy, err := ks.protectorSecret(ks.machineDir, ks.id+".entropy", "machine entropy of this keystore",
-			protect.GenerateEntropy, func(b []byte) error {
-				if len(b) != protect.EntropySize {
-					return fmt.Errorf("%d bytes, want %d", len(b), protect.EntropySize)
-				}
-				return nil
-			}, create)
+			protect.GenerateEntropy, protect.CheckEntropy, create)
 		if err != nil {
 			return nil, err
 		}
@@ -57,15 +49,17 @@ func (ks *Keystore) protector(kind protect.Kind, create bool) (protect.Protector
 // accountProtectorIn returns the account protector whose secret is in dir:
 // the current account's, or another's for smk alter.
 func (ks *Keystore) accountProtectorIn(dir string, create bool) (protect.Protector, error) {
-	secret, err := ks.protectorSecret(dir, protect.AccountSecretName, "account secret",
-		protect.GenerateAccountSecret, func(b []byte) error { _, err := protect.Account(b); return err }, create)
+	var p protect.Protector
+	_, err := ks.protectorSecret(dir, protect.AccountSecretName, "account secret",
+		protect.GenerateAccountSecret, func(b []byte) (err error) { p, err = protect.Account(b); return err }, create)
 	if err != nil {
 		return nil, err
 	}
-	return protect.Account(secret)
+	return p, nil
 }
 
-// protectorSecret reads dir/name, checking it with valid. If it is missing
+// protectorSecret reads dir/name, checking it with valid (which may also
+// keep what it parsed: it is called once on the bytes returned). If it is missing
 // or invalid and create is set, it makes a new one with generate: a missing
 // file is created exclusively (another keytree process, for another keystore,
 // may be creating the same account secret at this moment; then its secret is
@@ -92,6 +86,9 @@ func (ks *Keystore) protectorSecret(dir, name, what string, generate func() ([]b
 			// Damaged: replace it.
 			fresh, err := generate()
 			if err != nil {
+				return nil, err
+			}
+			if err := valid(fresh); err != nil {
 				return nil, err
 			}
 			if err := replaceFileInDir(path, fresh); err != nil {
@@ -123,6 +120,9 @@ func (ks *Keystore) protectorSecret(dir, name, what string, generate func() ([]b
 		}
 		fresh, err := generate()
 		if err != nil {
+			return nil, err
+		}
+		if err := valid(fresh); err != nil {
 			return nil, err
 		}
 		err = createFileAtomic(path, fresh)

@@ -301,6 +301,9 @@ func (s *session) rekeySMK(st *smkState, plan rekeyPlan) (*RekeyResult, error) {
 				return err
 			}
 			s.smk = &smkState{meta: next, key: key, encryptions: validEncryptions(next)}
+			if next.MachineProtection {
+				s.ks.recordMachineCheck(next)
+			}
 			return nil
 		},
 		ownFiles: func(oldGen int) []string {

@@ -16,6 +16,9 @@ type session struct {
 	op      string
 	smk     *smkState
 	pending *formats.Pending
+	// fullCheck decrypts both SMK encryptions, ignoring the machine
+	// encryption's memoized check (smk verify).
+	fullCheck bool
 }
 
 // errNeedsWrite is returned inside a reader's session when the operation

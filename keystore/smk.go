@@ -89,11 +89,25 @@ func (s *session) openSMK() (*smkState, error) {
 	}
 	st := &smkState{meta: meta}
 	var mismatched []string
+	machineOpened := false
 	for _, pr := range smkProtectors {
 		enc := EncryptionState{Protector: pr.kind, Thumbprint: pr.thumbprint,
 			Enabled: pr.kind == protect.KindAccount || meta.MachineProtection}
+		// See machinecheck.go: a machine encryption already seen to open,
+		// byte for byte the same, is not decrypted again.
+		if enc.Enabled && pr.kind == protect.KindMachine && st.key != nil && !s.fullCheck {
+			known, err := s.ks.machineCheckValid(meta)
+			if err != nil {
+				return nil, err
+			}
+			if known {
+				enc.Valid = true
+				st.encryptions = append(st.encryptions, enc)
+				continue
+			}
+		}
 		if enc.Enabled {
-			key, reason, err := s.ks.trySMKEncryption(pr.kind, meta)
+			key, reason, err := s.ks.trySMKEncryption(pr.kind, meta, st.key)
 			if err != nil {
 				return nil, err
 			}
@@ -104,6 +118,7 @@ func (s *session) openSMK() (*smkState, error) {
 			if key != nil {
 				enc.Valid = true
 				st.key = key
+				machineOpened = machineOpened || pr.kind == protect.KindMachine
 			} else {
 				enc.Reason = reason.Error()
 			}
@@ -128,6 +143,9 @@ func (s *session) openSMK() (*smkState, error) {
 			meta.Thumbprint, strings.Join(detail, "; ")))
 		// The state goes back with the error, for status to show.
 		return st, errDecryptionSMK(detail)
+	}
+	if machineOpened {
+		s.ks.recordMachineCheck(meta)
 	}
 	for i := range st.encryptions {
 		e := &st.encryptions[i]
@@ -161,7 +179,7 @@ func (s *session) openSMK() (*smkState, error) {
 // trySMKEncryption opens the SMK through one protector. A protector or
 // encryption that does not work is a reason (the encryption is invalid); an
 // error is something that stops the command, such as loose permissions.
-func (ks *Keystore) trySMKEncryption(kind protect.Kind, meta *formats.SMK) (*protect.Key, error, error) {
+func (ks *Keystore) trySMKEncryption(kind protect.Kind, meta *formats.SMK, known *protect.Key) (*protect.Key, error, error) {
 	p, err := ks.protector(kind, false)
 	var ue *unavailableError
 	if errors.As(err, &ue) {
@@ -182,7 +200,7 @@ func (ks *Keystore) trySMKEncryption(kind protect.Kind, meta *formats.SMK) (*pro
 		}
 		return nil, fmt.Errorf("its file %s cannot be read: %v", blobPath, err), nil
 	}
-	key, _, err := openKeyFile(p, blob, protect.KindSMK, meta.Thumbprint)
+	key, _, err := openKeyFileKnown(p, blob, protect.KindSMK, meta.Thumbprint, known)
 	if err != nil {
 		var km *keyMismatchError
 		if errors.As(err, &km) {
@@ -214,7 +232,13 @@ func (ks *Keystore) writeSMKEncryption(kind protect.Kind, meta *formats.SMK, key
 	if _, _, err := openKeyFile(p, blob, protect.KindSMK, key.Thumbprint()); err != nil {
 		return fmt.Errorf("the new %s encryption does not open: %w", kind, err)
 	}
-	return ks.writeFileAtomic(ks.path(smkDir, protectorBlobName(string(kind), meta.Generation)), blob)
+	if err := ks.writeFileAtomic(ks.path(smkDir, protectorBlobName(string(kind), meta.Generation)), blob); err != nil {
+		return err
+	}
+	if kind == protect.KindMachine {
+		ks.recordMachineCheck(meta)
+	}
+	return nil
 }
 
 // createSMK makes the keystore's first service master key. It refuses if the
@@ -287,6 +311,7 @@ func (st *smkState) info() *SMKInfo {
 func (ks *Keystore) VerifySMK() (*SMKInfo, error) {
 	var info *SMKInfo
 	err := ks.read("smk verify", func(s *session) error {
+		s.fullCheck = true
 		st, err := s.openSMK()
 		if err != nil {
 			return err

@@ -20,13 +20,21 @@ func GenerateMachineSecret() ([]byte, error) {
 	return randomBytes(machineSecretSize)
 }
 
+// CheckMachineSecret checks a machine secret made by GenerateMachineSecret.
+func CheckMachineSecret(secret []byte) error {
+	if len(secret) != machineSecretSize {
+		return fmt.Errorf("machine secret is %d bytes, want %d", len(secret), machineSecretSize)
+	}
+	return nil
+}
+
 // Machine returns the machine protector for one keystore: an age X25519
 // identity derived with HKDF-SHA-256 from the machine secret, salted with the
 // keystore's entropy. The entropy makes the protector differ per keystore, so
 // that one keystore's machine encryption says nothing about another's.
 func Machine(machineSecret, entropy []byte) (Protector, error) {
-	if len(machineSecret) != machineSecretSize {
-		return nil, fmt.Errorf("machine secret is %d bytes, want %d", len(machineSecret), machineSecretSize)
+	if err := CheckMachineSecret(machineSecret); err != nil {
+		return nil, err
 	}
 	if err := checkEntropy(entropy); err != nil {
 		return nil, err

@@ -11,6 +11,9 @@ const MachineSecretName = ""
 // GenerateMachineSecret is not needed on Windows.
 func GenerateMachineSecret() ([]byte, error) { return nil, nil }
 
+// CheckMachineSecret is not needed on Windows.
+func CheckMachineSecret([]byte) error { return nil }
+
 // Machine returns the machine protector for one keystore: DPAPI with
 // CRYPTPROTECT_LOCAL_MACHINE and the keystore's 256 bytes of entropy, as SQL
 // Server protects its service master key with the machine key.

@@ -22,6 +22,9 @@ func randomBytes(n int) ([]byte, error) {
 	return b, nil
 }
 
+// CheckEntropy checks a keystore's machine entropy.
+func CheckEntropy(entropy []byte) error { return checkEntropy(entropy) }
+
 func checkEntropy(entropy []byte) error {
 	if len(entropy) != EntropySize {
 		return fmt.Errorf("machine entropy is %d bytes, want %d", len(entropy), EntropySize)
