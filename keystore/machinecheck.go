@@ -2,10 +2,10 @@ package keystore
 
 import (
 	"bytes"
-	"errors"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"path/filepath"
 	"strconv"
 
