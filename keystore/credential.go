@@ -152,15 +152,15 @@ func (ks *Keystore) GetCredential(name string) (*Credential, []byte, error) {
 		if err != nil {
 			return err
 		}
-		path, orphan, err := s.ks.itemBlob([]string{credentialsDir}, name, meta.Revision, smkGens(st.meta))
+		blob, path, orphan, err := s.ks.readItemBlob([]string{credentialsDir}, name, meta.Revision, smkGens(st.meta))
 		if err != nil {
-			return err
+			return s.ks.fileError(path, err)
 		}
 		if orphan != nil {
 			return orphanError("credential", name, orphan, "service master key",
 				"recover it with a backup of that key: keytree smk recover --file BACKUP")
 		}
-		value, err = openValue(st.key, path)
+		value, err = protect.Open(st.key, blob, MaxValueSize)
 		if err != nil {
 			return valueError("credential", name, path, err)
 		}

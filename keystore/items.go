@@ -45,6 +45,23 @@ func (ks *Keystore) itemBlob(dir []string, base string, rev int, g keyGens) (pat
 	return "", nil, corruptf(p, "is missing")
 }
 
+// readItemBlob reads the file holding revision rev of an item: itemBlob's
+// lookup, opening the current generation's file directly rather than
+// checking for it first.
+func (ks *Keystore) readItemBlob(dir []string, base string, rev int, g keyGens) (data []byte, path string, orphan *Orphan, err error) {
+	path = ks.path(append(dir, formats.BlobName(base, rev, g.current))...)
+	data, err = readFile(path, maxBlobSize)
+	if err == nil || !notExist(err) {
+		return data, path, nil, err
+	}
+	path, orphan, err = ks.itemBlob(dir, base, rev, g)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	data, err = readFile(path, maxBlobSize)
+	return data, path, orphan, err
+}
+
 // itemBlobRels lists every file name revision rev of an item could have:
 // under the current generation and under each retired one.
 func itemBlobNames(base string, rev int, g keyGens) []string {
@@ -53,19 +70,6 @@ func itemBlobNames(base string, rev int, g keyGens) []string {
 		names = append(names, formats.BlobName(base, rev, r.Generation))
 	}
 	return names
-}
-
-// openValue decrypts an item's value with key.
-func openValue(key *protect.Key, path string) ([]byte, error) {
-	blob, err := readFile(path, maxBlobSize)
-	if err != nil {
-		return nil, err
-	}
-	value, err := protect.Open(key, blob, MaxValueSize)
-	if err != nil {
-		return nil, err
-	}
-	return value, nil
 }
 
 // writeNewBlob writes a value's blob under a name no committed metadata

@@ -39,6 +39,19 @@ func (s *session) eachSMKItem(fn func(encItem) error) error {
 	return s.eachDMKSMKItem(fn)
 }
 
+// smkItemDirs lists the directories holding blobs the SMK encrypts: the
+// credentials' and every database's.
+func (s *session) smkItemDirs() []string {
+	dirs := []string{credentialsDir}
+	s.ks.eachDatabaseMeta(func(m *formats.Database) error {
+		if m.SMKEncryption {
+			dirs = append(dirs, rel(databasesDir, m.Name))
+		}
+		return nil
+	})
+	return dirs
+}
+
 // smkSweep lists the directories an SMK-wide operation writes in.
 func smkSweep() []string { return []string{smkDir, credentialsDir, databasesDir + "/*"} }
 
@@ -101,7 +114,9 @@ type rekeyScope struct {
 	algorithm  string
 	retired    []formats.Retired
 	items      func(fn func(encItem) error) error
-	sweep      []string
+	// itemDirs lists the directories that hold the items' blobs.
+	itemDirs func() []string
+	sweep    []string
 	// writeOwn writes the new key's own encryptions (by the account and
 	// machine protectors, or by passwords and the SMK) into the batch.
 	writeOwn func(b *batch, newKey *protect.Key, newGen int, created time.Time) error
@@ -140,7 +155,7 @@ func (s *session) rekey(sc rekeyScope, plan rekeyPlan) (*RekeyResult, error) {
 	oldGens := keyGens{current: sc.generation, retired: sc.retired}
 
 	work := func(it encItem) error {
-		path, orphan, err := s.ks.itemBlob(it.dirElems(), it.base, it.rev, oldGens)
+		blob, _, orphan, err := s.ks.readItemBlob(it.dirElems(), it.base, it.rev, oldGens)
 		if err != nil {
 			if !plan.force {
 				return errItemDecrypt(it, err)
@@ -150,6 +165,7 @@ func (s *session) rekey(sc rekeyScope, plan rekeyPlan) (*RekeyResult, error) {
 			mu.Unlock()
 			return nil
 		}
+		open := func(k *protect.Key) ([]byte, error) { return protect.Open(k, blob, MaxValueSize) }
 		var key *protect.Key
 		if orphan == nil {
 			key = plan.oldKey
@@ -161,11 +177,11 @@ func (s *session) rekey(sc rekeyScope, plan rekeyPlan) (*RekeyResult, error) {
 		}
 		var value []byte
 		if key != nil {
-			value, err = openValue(key, path)
+			value, err = open(key)
 		}
 		if orphan != nil && (key == nil || err != nil) {
 			for _, k := range plan.tryKeys {
-				if value, err = openValue(k, path); err == nil {
+				if value, err = open(k); err == nil {
 					key = k
 					break
 				}
@@ -264,6 +280,7 @@ func (s *session) rekeySMK(st *smkState, plan rekeyPlan) (*RekeyResult, error) {
 		algorithm:  old.Algorithm,
 		retired:    old.Retired,
 		items:      s.eachSMKItem,
+		itemDirs:   s.smkItemDirs,
 		sweep:      smkSweep(),
 		writeOwn: func(b *batch, key *protect.Key, gen int, created time.Time) error {
 			for _, pr := range smkProtectors {
@@ -327,26 +344,33 @@ func validEncryptions(m *formats.SMK) []EncryptionState {
 }
 
 // cleanupAfterRekey removes, once the new generation is committed, the files
-// of the old one: each value's old blob if it has a new one, and the old
-// key's own encryptions. A failure leaves pending.toml in place, and the next
-// writer sweeps.
+// of the old one: every blob of the old (or a retired) generation whose item
+// now has a blob of the new generation, and the old key's own encryptions.
+// It works from directory listings and file names alone, reading no
+// metadata. A failure leaves pending.toml in place, and the next writer
+// sweeps.
 func (s *session) cleanupAfterRekey(sc rekeyScope, newGen int) {
-	gens := []int{sc.generation}
+	old := map[int]bool{sc.generation: true}
 	for _, r := range sc.retired {
-		gens = append(gens, r.Generation)
+		old[r.Generation] = true
 	}
-	err := sc.items(func(it encItem) error {
-		dir := s.ks.path(it.dirElems()...)
-		if !exists(filepath.Join(dir, formats.BlobName(it.base, it.rev, newGen))) {
-			return nil
+	c := &collector{ks: s.ks}
+	var err error
+	for _, dir := range sc.itemDirs() {
+		if err != nil {
+			break
 		}
-		for _, g := range gens {
-			if err := removeFile(filepath.Join(dir, formats.BlobName(it.base, it.rev, g))); err != nil {
-				return err
+		err = c.eachEntry(dir, func(name string, isDir bool) error {
+			base, rev, gen, ok := formats.ParseBlobName(name)
+			if isDir || !ok || !old[gen] {
+				return nil
 			}
-		}
-		return nil
-	})
+			if !exists(s.ks.path(dir, formats.BlobName(base, rev, newGen))) {
+				return nil // an orphan, kept
+			}
+			return removeFile(s.ks.path(dir, name))
+		})
+	}
 	for _, f := range sc.ownFiles(sc.generation) {
 		if err == nil {
 			err = removeFile(f)

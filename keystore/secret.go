@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/keytree-dev/keytree/formats"
+	"github.com/keytree-dev/keytree/protect"
 )
 
 // Secret is a secret's metadata: its name in clear, its value encrypted by
@@ -182,9 +183,9 @@ func (ks *Keystore) GetSecret(db, name string, openPassword []byte) ([]byte, err
 		if err != nil {
 			return err
 		}
-		path, orphan, err := s.ks.itemBlob([]string{databasesDir, db, secretsDir}, name, sm.Revision, dmkGens(meta))
+		blob, path, orphan, err := s.ks.readItemBlob([]string{databasesDir, db, secretsDir}, name, sm.Revision, dmkGens(meta))
 		if err != nil {
-			return err
+			return s.ks.fileError(path, err)
 		}
 		if orphan != nil {
 			return orphanError("secret", db+"/"+name, orphan, "database master key",
@@ -194,7 +195,7 @@ func (ks *Keystore) GetSecret(db, name string, openPassword []byte) ([]byte, err
 		if err != nil {
 			return err
 		}
-		value, err = openValue(dmk.key, path)
+		value, err = protect.Open(dmk.key, blob, MaxValueSize)
 		if err != nil {
 			return valueError("secret", db+"/"+name, path, err)
 		}
