@@ -67,9 +67,9 @@ func (k *KeyFile) Encode() ([]byte, error) {
 	}
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "%s\n# format: %d\n# kind: %s\n# thumbprint: %s\n# algorithm: %s\n# created: %s\n",
-		keyFileMagic, Version, k.Kind, k.Thumbprint, k.Algorithm, k.Created.UTC().Format(time.RFC3339))
+		keyFileMagic, Version, k.Kind, k.Thumbprint, k.Algorithm, k.Created.UTC().Format(keyFileTime))
 	if !k.Backup.IsZero() {
-		fmt.Fprintf(&sb, "# backup: %s\n", k.Backup.UTC().Format(time.RFC3339))
+		fmt.Fprintf(&sb, "# backup: %s\n", k.Backup.UTC().Format(keyFileTime))
 	}
 	if k.Database != "" {
 		fmt.Fprintf(&sb, "# database: %s\n", k.Database)
@@ -77,6 +77,17 @@ func (k *KeyFile) Encode() ([]byte, error) {
 	sb.WriteString(k.Secret)
 	sb.WriteString("\n")
 	return []byte(sb.String()), nil
+}
+
+// keyFileTime is the one way a key file writes a time: UTC, whole seconds.
+const keyFileTime = "2006-01-02T15:04:05Z"
+
+func parseKeyFileTime(s string) (time.Time, error) {
+	t, err := time.Parse(keyFileTime, s)
+	if err != nil || t.Format(keyFileTime) != s {
+		return time.Time{}, fmt.Errorf("not a time of the form %s", keyFileTime)
+	}
+	return t, nil
 }
 
 // DecodeKeyFile parses a key file strictly.
@@ -106,10 +117,8 @@ func DecodeKeyFile(data []byte) (*KeyFile, error) {
 		var err error
 		switch key {
 		case "format":
-			var v int
-			v, err = strconv.Atoi(value)
-			if err == nil {
-				err = checkVersion(v)
+			if value != strconv.Itoa(Version) {
+				err = fmt.Errorf("format %q is not supported (this keytree reads format %d)", value, Version)
 			}
 		case "kind":
 			k.Kind = value
@@ -118,9 +127,9 @@ func DecodeKeyFile(data []byte) (*KeyFile, error) {
 		case "algorithm":
 			k.Algorithm = value
 		case "created":
-			k.Created, err = time.Parse(time.RFC3339, value)
+			k.Created, err = parseKeyFileTime(value)
 		case "backup":
-			k.Backup, err = time.Parse(time.RFC3339, value)
+			k.Backup, err = parseKeyFileTime(value)
 		case "database":
 			k.Database = value
 		default:

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -71,6 +73,16 @@ func decode(data []byte, v validator, required ...string) error {
 		}
 		return corrupt("unknown key %s", strings.Join(keys, ", "))
 	}
+	// The decoder matches keys to fields regardless of case, so
+	// "Generation" would count as "generation", and with both present one
+	// would win at random. Keys are case-sensitive in TOML and in keytree:
+	// every key must be a field's exact name.
+	known := fieldKeys(reflect.TypeOf(v))
+	for _, k := range md.Keys() {
+		if !known[k.String()] {
+			return corrupt("unknown key %s", k.String())
+		}
+	}
 	for _, k := range required {
 		if !md.IsDefined(strings.Split(k, ".")...) {
 			return corrupt("missing key %s", k)
@@ -90,6 +102,31 @@ func encode(v validator) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// fieldKeys returns the dotted TOML keys a struct type decodes, by its
+// fields' toml tags; tables and arrays of tables recurse.
+func fieldKeys(t reflect.Type) map[string]bool {
+	keys := map[string]bool{}
+	var walk func(t reflect.Type, prefix string)
+	walk = func(t reflect.Type, prefix string) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct || t == reflect.TypeOf(time.Time{}) {
+			return
+		}
+		for i := 0; i < t.NumField(); i++ {
+			name, _, _ := strings.Cut(t.Field(i).Tag.Get("toml"), ",")
+			if name == "" || name == "-" {
+				continue
+			}
+			keys[prefix+name] = true
+			walk(t.Field(i).Type, prefix+name+".")
+		}
+	}
+	walk(t, "")
+	return keys
 }
 
 func checkVersion(v int) error {

@@ -22,7 +22,7 @@ func (c *collector) referencedDatabase(parts []string) (ref, known bool) {
 		return false, true
 	}
 	if err != nil || meta.Name != db {
-		return false, false
+		return c.damaged()
 	}
 	if strings.HasPrefix(name, formats.TempPrefix) {
 		return false, true
@@ -66,7 +66,7 @@ func (c *collector) referencedDatabase(parts []string) (ref, known bool) {
 			return false, true
 		}
 		if err != nil || sm.Name != base {
-			return false, false
+			return c.damaged()
 		}
 		return rev == sm.Revision && c.genReferenced(gen, meta.Generation, meta.Retired, func() bool {
 			return exists(c.ks.dbPath(db, secretsDir, formats.BlobName(base, rev, meta.Generation)))

@@ -372,7 +372,8 @@ func syncTree(dir string) error {
 		if err := step("sync", p); err != nil {
 			return err
 		}
-		f, err := os.Open(p)
+		// Windows flushes only a handle open for writing.
+		f, err := os.OpenFile(p, os.O_RDWR, 0)
 		if err != nil {
 			return err
 		}

@@ -38,7 +38,10 @@ func (ks *Keystore) recoverPending() error {
 		// right record would have.
 		p = &formats.Pending{Sweep: []string{smkDir, credentialsDir, allDatabases}}
 	}
-	if err := ks.collect(p); err != nil {
+	undecided, err := ks.collect(p)
+	if err != nil || undecided {
+		// Keep the record: what could not be decided (its metadata is
+		// damaged) is looked at again by the next writer.
 		return err
 	}
 	if err := removeFile(ks.path(pendingFile)); err != nil {
@@ -92,8 +95,9 @@ func removeTree(dir string) error {
 
 // collect removes the files that p names, or that lie in the directories it
 // sweeps, and that committed metadata does not reference. A file whose status
-// cannot be decided (its metadata is damaged, say) is kept.
-func (ks *Keystore) collect(p *formats.Pending) error {
+// cannot be decided (its metadata is damaged, say) is kept, and undecided
+// reports that there was one.
+func (ks *Keystore) collect(p *formats.Pending) (undecided bool, err error) {
 	c := &collector{ks: ks}
 	var first error
 	keep := func(err error) {
@@ -145,7 +149,7 @@ func (ks *Keystore) collect(p *formats.Pending) error {
 		}
 		keep(c.sweep(dir))
 	}
-	return first
+	return c.undecided, first
 }
 
 // allDatabases, in a sweep list, sweeps every database directory and its
@@ -162,10 +166,11 @@ func safeRel(p string) bool {
 }
 
 type collector struct {
-	ks     *Keystore
-	smk    *formats.SMK
-	smkErr error
-	smkSet bool
+	ks        *Keystore
+	smk       *formats.SMK
+	smkErr    error
+	smkSet    bool
+	undecided bool // some file's status could not be decided
 }
 
 func (c *collector) sweep(dir string) error {
@@ -217,7 +222,18 @@ func (c *collector) smkMeta() (*formats.SMK, error) {
 		c.smk, c.smkErr = c.ks.loadSMKMeta()
 		c.smkSet = true
 	}
+	if c.smkErr != nil {
+		c.undecided = true
+	}
 	return c.smk, c.smkErr
+}
+
+// damaged notes that a file's status could not be decided because metadata
+// it depends on could not be read: the clean-up is worth trying again. A
+// file keytree does not recognise is simply kept, and is not such a case.
+func (c *collector) damaged() (ref, known bool) {
+	c.undecided = true
+	return false, false
 }
 
 // referenced reports whether committed metadata refers to the file at p,
@@ -243,6 +259,9 @@ func (c *collector) referenced(p string) (ref, known bool) {
 		if strings.HasPrefix(parts[1], formats.TempPrefix) {
 			return false, true
 		}
+		if strings.HasSuffix(parts[1], ".toml") {
+			return true, true
+		}
 		base, rev, gen, ok := formats.ParseBlobName(parts[1])
 		if !ok || formats.ValidateName("credential", base) != nil {
 			return false, false
@@ -256,7 +275,7 @@ func (c *collector) referenced(p string) (ref, known bool) {
 			return false, true
 		}
 		if err != nil || meta.Name != base {
-			return false, false
+			return c.damaged()
 		}
 		return rev == meta.Revision && c.genReferenced(gen, smk.Generation, smk.Retired, func() bool {
 			return exists(c.ks.path(credentialsDir, formats.BlobName(base, rev, smk.Generation)))

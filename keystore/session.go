@@ -70,7 +70,7 @@ func (ks *Keystore) runWriter(op string, fn func(*session) error) error {
 	s := &session{ks: ks, mode: lockExclusive, op: op}
 	err := fn(s)
 	if s.pending != nil {
-		if cerr := ks.collect(s.pending); cerr == nil {
+		if undecided, cerr := ks.collect(s.pending); cerr == nil && !undecided {
 			if rerr := removeFile(ks.path(pendingFile)); rerr == nil {
 				syncDir(ks.dir)
 			}

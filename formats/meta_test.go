@@ -1,0 +1,381 @@
+package formats_test
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/keytree-dev/keytree/formats"
+)
+
+// metaType describes one metadata file for the tests that apply to all of
+// them: how to decode it, a valid value, and its required keys.
+type metaType struct {
+	name     string
+	valid    func() encoder
+	decode   func([]byte) (any, error)
+	required []string
+}
+
+var metaTypes = []metaType{
+	{
+		name:     "keystore.toml",
+		valid:    func() encoder { return validKeystore() },
+		decode:   func(b []byte) (any, error) { return formats.DecodeKeystore(b) },
+		required: []string{"version", "id", "created"},
+	},
+	{
+		name:     "smk.toml",
+		valid:    func() encoder { return validSMK() },
+		decode:   func(b []byte) (any, error) { return formats.DecodeSMK(b) },
+		required: []string{"version", "generation", "thumbprint", "algorithm", "created", "machine_protection"},
+	},
+	{
+		name:     "smk.toml with retired generations",
+		valid:    func() encoder { return validSMKRetired() },
+		decode:   func(b []byte) (any, error) { return formats.DecodeSMK(b) },
+		required: []string{"version", "generation", "thumbprint", "algorithm", "created", "machine_protection"},
+	},
+	{
+		name:     "credential",
+		valid:    func() encoder { return validCredential() },
+		decode:   func(b []byte) (any, error) { return formats.DecodeCredential(b) },
+		required: []string{"version", "name", "identity", "revision", "created", "updated"},
+	},
+	{
+		name:     "pending.toml",
+		valid:    func() encoder { return validPending() },
+		decode:   func(b []byte) (any, error) { return formats.DecodePending(b) },
+		required: []string{"version", "operation", "started"},
+	},
+}
+
+func TestMetadataRoundTrip(t *testing.T) {
+	for _, mt := range metaTypes {
+		t.Run(mt.name, func(t *testing.T) {
+			v := mt.valid()
+			data := mustEncode(t, v)
+			got, err := mt.decode(data)
+			if err != nil {
+				t.Fatalf("decode of own encoding: %v\n%s", err, data)
+			}
+			if !sameValue(v, got) {
+				t.Fatalf("round trip changed the value:\n%#v\n%#v", v, got)
+			}
+			// And the encoding is stable: encoding the decoded value gives
+			// the same bytes.
+			again := mustEncode(t, got.(encoder))
+			if !bytes.Equal(data, again) {
+				t.Fatalf("re-encoding differs:\n%s\n%s", data, again)
+			}
+		})
+	}
+}
+
+func TestMetadataStrict(t *testing.T) {
+	for _, mt := range metaTypes {
+		t.Run(mt.name, func(t *testing.T) {
+			data := mustEncode(t, mt.valid())
+			check := func(what string, in []byte) {
+				t.Helper()
+				t.Run(what, func(t *testing.T) {
+					_, err := mt.decode(in)
+					wantCorrupt(t, err, what)
+				})
+			}
+			for _, k := range mt.required {
+				check("missing "+k, dropKey(t, data, k))
+			}
+			check("unknown key first", append([]byte("extra = 1\n"), data...))
+			check("unknown key as a table", append(append([]byte(nil), data...), "\n[extra]\nx = 1\n"...))
+			// Keys are lower case; "Version" is not "version". A decoder
+			// that matched keys without regard to case would take either,
+			// and the last one in the file would win.
+			check("unknown key differing in case only", append([]byte("Version = 1\n"), data...))
+			check("required key in another case only", []byte(strings.Replace(string(data), "version = ", "VERSION = ", 1)))
+			check("repeated key", append([]byte("version = 1\n"), data...))
+			check("version 2", setKey(t, data, "version", "2"))
+			check("version 0", setKey(t, data, "version", "0"))
+			check("version -1", setKey(t, data, "version", "-1"))
+			check("version as a string", setKey(t, data, "version", `"1"`))
+			check("version as a float", setKey(t, data, "version", "1.0"))
+			check("not TOML", []byte("this is not toml [[["))
+			check("empty file", nil)
+			check("NUL byte", append(append([]byte(nil), data...), 0))
+			check("binary junk", []byte{0xff, 0xfe, 0x00, 0x01})
+			check("truncated", data[:len(data)/2])
+		})
+	}
+}
+
+func TestMetadataSize(t *testing.T) {
+	for _, mt := range metaTypes {
+		t.Run(mt.name, func(t *testing.T) {
+			data := mustEncode(t, mt.valid())
+			pad := func(total int) []byte {
+				b := append([]byte(nil), data...)
+				b = append(b, '#')
+				for len(b) < total-1 {
+					b = append(b, 'x')
+				}
+				return append(b, '\n')
+			}
+			// A comment pads the file to exactly the limit: still read.
+			atLimit := pad(formats.MaxMetadataSize)
+			if len(atLimit) != formats.MaxMetadataSize {
+				t.Fatalf("padding made %d bytes", len(atLimit))
+			}
+			if _, err := mt.decode(atLimit); err != nil {
+				t.Fatalf("file of exactly %d bytes refused: %v", formats.MaxMetadataSize, err)
+			}
+			_, err := mt.decode(pad(formats.MaxMetadataSize + 1))
+			wantCorrupt(t, err, "oversized file")
+			if !strings.Contains(err.Error(), "larger") {
+				t.Errorf("oversized file: error %q does not say it is too large", err)
+			}
+		})
+	}
+}
+
+func TestDecodeKeystoreFields(t *testing.T) {
+	data := mustEncode(t, validKeystore())
+	for _, id := range []string{`""`, `"0123"`, `"0123456789ABCDEF0123456789ABCDEF"`, `"0123456789abcdef0123456789abcdeg"`,
+		`"0123456789abcdef0123456789abcdef0"`, `"0123456789abcdef0123456789abcde"`, `1`} {
+		_, err := formats.DecodeKeystore(setKey(t, data, "id", id))
+		wantCorrupt(t, err, "id "+id)
+	}
+	_, err := formats.DecodeKeystore(setKey(t, data, "created", `"yesterday"`))
+	wantCorrupt(t, err, "created as a string")
+}
+
+func TestDecodeSMKFields(t *testing.T) {
+	data := mustEncode(t, validSMK())
+	bad := map[string][]string{
+		"thumbprint": {`""`, `"0123"`, `"` + strings.ToUpper(thumbA) + `"`, `"` + thumbA + `0"`, `"` + thumbA[:39] + `"`,
+			`"` + thumbA[:39] + `g"`, `"0x` + thumbA[2:] + `"`, "1"},
+		"algorithm":          {`""`, `"X25519"`, `"rsa"`, `"x25519 "`, `"mlkem768"`, `"scrypt"`, "1"},
+		"generation":         {"0", "-1", strconv.Itoa(formats.MaxGeneration + 1), "9223372036854775807", "1.5", `"1"`},
+		"machine_protection": {`"true"`, "1"},
+		"created":            {`"2026-11-22"`, "0"},
+	}
+	for key, values := range bad {
+		for _, v := range values {
+			_, err := formats.DecodeSMK(setKey(t, data, key, v))
+			wantCorrupt(t, err, key+" = "+v)
+		}
+	}
+	// The generation's upper bound is inclusive.
+	s := validSMK()
+	s.Generation = formats.MaxGeneration
+	if got, err := formats.DecodeSMK(mustEncode(t, s)); err != nil || got.Generation != formats.MaxGeneration {
+		t.Fatalf("generation %d: %v", formats.MaxGeneration, err)
+	}
+	// Both algorithms are accepted.
+	s = validSMK()
+	s.Algorithm = "mlkem768x25519"
+	if _, err := formats.DecodeSMK(mustEncode(t, s)); err != nil {
+		t.Fatalf("mlkem768x25519: %v", err)
+	}
+}
+
+func retiredTOML(gen int, thumb, alg string) string {
+	return fmt.Sprintf("\n[[retired]]\ngeneration = %d\nthumbprint = %q\nalgorithm = %q\n", gen, thumb, alg)
+}
+
+func TestDecodeSMKRetired(t *testing.T) {
+	s := validSMK()
+	s.Generation = 5
+	base := string(mustEncode(t, s))
+
+	good := base + retiredTOML(4, thumbB, "x25519") + retiredTOML(1, thumbC, "mlkem768x25519")
+	got, err := formats.DecodeSMK([]byte(good))
+	if err != nil {
+		t.Fatalf("valid retired list: %v", err)
+	}
+	if len(got.Retired) != 2 || got.Retired[0] != (formats.Retired{Generation: 4, Thumbprint: thumbB, Algorithm: "x25519"}) ||
+		got.Retired[1] != (formats.Retired{Generation: 1, Thumbprint: thumbC, Algorithm: "mlkem768x25519"}) {
+		t.Fatalf("retired = %+v", got.Retired)
+	}
+	if r, ok := formats.RetiredGeneration(got.Retired, 1); !ok || r.Thumbprint != thumbC {
+		t.Errorf("RetiredGeneration(1) = %+v, %v", r, ok)
+	}
+	if _, ok := formats.RetiredGeneration(got.Retired, 5); ok {
+		t.Error("RetiredGeneration found the current generation")
+	}
+
+	bad := map[string]string{
+		"current generation":     retiredTOML(5, thumbB, "x25519"),
+		"later generation":       retiredTOML(6, thumbB, "x25519"),
+		"generation 0":           retiredTOML(0, thumbB, "x25519"),
+		"negative generation":    retiredTOML(-2, thumbB, "x25519"),
+		"repeated generation":    retiredTOML(3, thumbB, "x25519") + retiredTOML(3, thumbC, "x25519"),
+		"bad thumbprint":         retiredTOML(3, "nothex", "x25519"),
+		"upper-case thumbprint":  retiredTOML(3, strings.ToUpper(thumbB), "x25519"),
+		"bad algorithm":          retiredTOML(3, thumbB, "rsa"),
+		"missing thumbprint":     "\n[[retired]]\ngeneration = 3\nalgorithm = \"x25519\"\n",
+		"missing algorithm":      "\n[[retired]]\ngeneration = 3\nthumbprint = \"" + thumbB + "\"\n",
+		"missing generation":     "\n[[retired]]\nthumbprint = \"" + thumbB + "\"\nalgorithm = \"x25519\"\n",
+		"unknown key in retired": retiredTOML(3, thumbB, "x25519") + "extra = 1\n",
+		"retired as a table":     "\n[retired]\ngeneration = 3\n",
+	}
+	for what, extra := range bad {
+		_, err := formats.DecodeSMK([]byte(base + extra))
+		wantCorrupt(t, err, what)
+	}
+
+	// At most MaxRetired retired generations.
+	s = validSMK()
+	s.Generation = formats.MaxRetired + 2
+	var sb strings.Builder
+	sb.Write(mustEncode(t, s))
+	for g := 1; g <= formats.MaxRetired; g++ {
+		sb.WriteString(retiredTOML(g, thumbB, "x25519"))
+	}
+	if _, err := formats.DecodeSMK([]byte(sb.String())); err != nil {
+		t.Fatalf("%d retired generations refused: %v", formats.MaxRetired, err)
+	}
+	sb.WriteString(retiredTOML(formats.MaxRetired+1, thumbB, "x25519"))
+	_, err = formats.DecodeSMK([]byte(sb.String()))
+	wantCorrupt(t, err, fmt.Sprintf("%d retired generations", formats.MaxRetired+1))
+}
+
+func TestDecodeCredentialFields(t *testing.T) {
+	data := mustEncode(t, validCredential())
+	bad := map[string][]string{
+		"name": {`""`, `"a/b"`, `".."`, `"../x"`, `"CON"`, `"nul.txt"`, `".hidden"`, `"x."`, `"a\u0000b"`, `"é"`,
+			`"` + strings.Repeat("a", 129) + `"`, "1"},
+		"identity": {`""`, `"a\u0001b"`, `"a\nb"`, `"a\u007fb"`, `"a\tb"`, `"a\ufffdb"`, `"` + strings.Repeat("i", formats.MaxIdentityLength+1) + `"`, "1"},
+		"revision": {"0", "-1", strconv.Itoa(formats.MaxRevision + 1), `"1"`},
+		"updated":  {`"now"`},
+	}
+	for key, values := range bad {
+		for _, v := range values {
+			_, err := formats.DecodeCredential(setKey(t, data, key, v))
+			wantCorrupt(t, err, key+" = "+v)
+		}
+	}
+	c := validCredential()
+	c.Identity = strings.Repeat("i", formats.MaxIdentityLength)
+	c.Revision = formats.MaxRevision
+	if _, err := formats.DecodeCredential(mustEncode(t, c)); err != nil {
+		t.Fatalf("identity of %d bytes and revision %d: %v", formats.MaxIdentityLength, formats.MaxRevision, err)
+	}
+}
+
+func TestValidateIdentity(t *testing.T) {
+	for _, id := range []string{"u", "CORP\\svc", "a b", "ops@example.com", "日本語", strings.Repeat("x", formats.MaxIdentityLength)} {
+		if err := formats.ValidateIdentity(id); err != nil {
+			t.Errorf("ValidateIdentity(%q) = %v", id, err)
+		}
+	}
+	for _, id := range []string{"", "a\x00", "a\nb", "a\rb", "\x1b[31m", "a\x7f", "a\xff", "a\ufffd", strings.Repeat("x", formats.MaxIdentityLength+1)} {
+		if err := formats.ValidateIdentity(id); err == nil {
+			t.Errorf("ValidateIdentity(%q) accepted", id)
+		}
+	}
+}
+
+func TestDecodePendingFields(t *testing.T) {
+	p := &formats.Pending{Version: formats.Version, Operation: "x", Started: t0}
+	got, err := formats.DecodePending(mustEncode(t, p))
+	if err != nil || len(got.Candidates) != 0 || len(got.Sweep) != 0 {
+		t.Fatalf("pending without lists: %+v, %v", got, err)
+	}
+	data := mustEncode(t, validPending())
+	for key, v := range map[string]string{"candidates": `"credentials/x"`, "sweep": "[1, 2]", "operation": "1", "started": `"then"`} {
+		_, err := formats.DecodePending(setKey(t, data, key, v))
+		wantCorrupt(t, err, key+" = "+v)
+	}
+	// Entries are bounded.
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "version = 1\noperation = \"x\"\nstarted = 2026-01-01T00:00:00Z\ncandidates = [")
+	for i := 0; i < 100001; i++ {
+		sb.WriteString(`"a",`)
+	}
+	sb.WriteString("]\n")
+	if sb.Len() > formats.MaxMetadataSize {
+		t.Fatalf("test file too large (%d bytes) to reach the entry limit", sb.Len())
+	}
+	_, err = formats.DecodePending([]byte(sb.String()))
+	wantCorrupt(t, err, "100001 entries")
+}
+
+func TestEncodeRefusesInvalid(t *testing.T) {
+	cases := map[string]encoder{}
+	add := func(name string, v encoder) { cases[name] = v }
+
+	k := validKeystore()
+	k.Version = 2
+	add("keystore version 2", k)
+	k = validKeystore()
+	k.ID = "xyz"
+	add("keystore bad id", k)
+
+	s := validSMK()
+	s.Version = 0
+	add("smk version 0", s)
+	s = validSMK()
+	s.Generation = 0
+	add("smk generation 0", s)
+	s = validSMK()
+	s.Thumbprint = "abc"
+	add("smk bad thumbprint", s)
+	s = validSMK()
+	s.Algorithm = "rsa"
+	add("smk bad algorithm", s)
+	s = validSMKRetired()
+	s.Retired[0].Generation = s.Generation
+	add("smk retired current generation", s)
+	s = validSMKRetired()
+	s.Retired[1].Generation = s.Retired[0].Generation
+	add("smk retired repeated", s)
+	s = validSMKRetired()
+	s.Retired[0].Algorithm = ""
+	add("smk retired bad algorithm", s)
+
+	c := validCredential()
+	c.Name = "../etc/passwd"
+	add("credential bad name", c)
+	c = validCredential()
+	c.Name = "LPT1"
+	add("credential reserved name", c)
+	c = validCredential()
+	c.Identity = "a\nb"
+	add("credential bad identity", c)
+	c = validCredential()
+	c.Revision = 0
+	add("credential revision 0", c)
+
+	p := validPending()
+	p.Version = 3
+	add("pending version 3", p)
+
+	for name, v := range cases {
+		data, err := v.Encode()
+		if err == nil || data != nil {
+			t.Errorf("%s: Encode = %d bytes, %v; want a refusal", name, len(data), err)
+		}
+	}
+}
+
+// TestCorruptError checks the error type every decoder reports.
+func TestCorruptError(t *testing.T) {
+	_, err := formats.DecodeSMK([]byte("version = 7\n"))
+	wantCorrupt(t, err, "smk")
+	named := formats.WithFile(err, "/ks/smk.toml")
+	wantCorrupt(t, named, "named")
+	if !strings.HasPrefix(named.Error(), "/ks/smk.toml: ") {
+		t.Errorf("WithFile: %q does not start with the file", named)
+	}
+	// A file already named keeps its name.
+	if again := formats.WithFile(named, "/other"); again.Error() != named.Error() {
+		t.Errorf("WithFile renamed a named error: %q", again)
+	}
+	// Other errors pass through unchanged.
+	plain := fmt.Errorf("disk on fire")
+	if formats.WithFile(plain, "x") != plain {
+		t.Error("WithFile changed a non-corrupt error")
+	}
+}

@@ -1,0 +1,235 @@
+package keystore
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/keytree-dev/keytree/formats"
+	"github.com/keytree-dev/keytree/protect"
+)
+
+// What an interrupted operation leaves behind is removed by the next writer,
+// and only that: whether a file is garbage is decided from committed
+// metadata, never from pending.toml (P6, P12).
+
+func writePending(t *testing.T, ks *Keystore, candidates, sweep []string) {
+	t.Helper()
+	p := &formats.Pending{Version: formats.Version, Operation: "credential set", Started: time.Now().UTC().Truncate(time.Second),
+		Candidates: candidates, Sweep: sweep}
+	data, err := p.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, ks.path(pendingFile), data)
+}
+
+// TestPendingCandidatesRemoved: leftovers listed in pending.toml, and
+// anything in tmp/, are removed by the next writer, whichever operation it
+// is; referenced files listed there survive, and paths that lead out of the
+// keystore are ignored.
+func TestPendingCandidatesRemoved(t *testing.T) {
+	writers := map[string]func(ks *Keystore) error{
+		"credential set": func(ks *Keystore) error { _, err := ks.SetCredential("other", "u", []byte("x2")); return err },
+		"credential rm":  func(ks *Keystore) error { return ks.RemoveCredential("other") },
+		"machine-protection on, unchanged": func(ks *Keystore) error {
+			changed, err := ks.SetMachineProtection(true)
+			if changed {
+				t.Error("machine protection changed")
+			}
+			return err
+		},
+	}
+	for name, write := range writers {
+		t.Run(name, func(t *testing.T) {
+			d := testDirs(t)
+			_, ks := initTestKeystore(t, d)
+			for _, c := range []string{"foo", "other"} {
+				if _, err := ks.SetCredential(c, "u", []byte(c+" value")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			live := ks.path(credentialsDir, "foo.1.1.age")
+			wantExists(t, live, true)
+			stray := ks.path(credentialsDir, "foo.7.1.age")
+			writeTestFile(t, stray, []byte("age-encryption.org/v1\nleftover"))
+			strayNew := ks.path(credentialsDir, "bar.1.1.age") // a credential never committed
+			writeTestFile(t, strayNew, []byte("leftover"))
+			tmpFile := ks.path(tmpDir, formats.TempPrefix+"abc")
+			writeTestFile(t, tmpFile, []byte("half-written"))
+			if err := os.MkdirAll(ks.path(tmpDir, "sub"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			writeTestFile(t, ks.path(tmpDir, "sub", "x"), []byte("x"))
+			outside := filepath.Join(d.Account, protect.AccountSecretName)
+			outsideBefore := readTestFile(t, outside)
+			rel := func(p string) string {
+				r, err := filepath.Rel(d.Keystore, p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return filepath.ToSlash(r)
+			}
+			writePending(t, ks, []string{
+				rel(stray), rel(strayNew),
+				rel(live),                      // listed, but committed metadata names it
+				"credentials/foo.toml",         // metadata, never a candidate's business
+				"smk/account.1.age",            // the live SMK encryption
+				rel(outside),                   // ../<account dir>/account.key: outside the keystore
+				filepath.ToSlash(outside),      // absolute
+				"credentials/../../etc/passwd", // not clean
+				"credentials/nonexistent.1.1.age",
+			}, nil)
+
+			// A reader does not clean up: it holds only a shared lock.
+			if _, v, err := ks.GetCredential("foo"); err != nil || string(v) != "foo value" {
+				t.Fatalf("get: %q, %v", v, err)
+			}
+			wantExists(t, stray, true)
+
+			// Any writer does, before its own work.
+			if err := write(ks); err != nil {
+				t.Fatal(err)
+			}
+			wantExists(t, stray, false)
+			wantExists(t, strayNew, false)
+			wantExists(t, tmpFile, false)
+			wantExists(t, ks.path(tmpDir, "sub"), false)
+			wantExists(t, ks.path(pendingFile), false)
+			wantExists(t, ks.path(tmpDir), true)
+			wantExists(t, live, true)
+			wantExists(t, ks.path(credentialsDir, "foo.toml"), true)
+			wantExists(t, ks.path(smkDir, "account.1.age"), true)
+			if !bytes.Equal(readTestFile(t, outside), outsideBefore) {
+				t.Fatal("a file outside the keystore named in pending.toml was touched")
+			}
+			if _, v, err := ks.GetCredential("foo"); err != nil || string(v) != "foo value" {
+				t.Fatalf("get after clean-up: %q, %v", v, err)
+			}
+			if _, err := ks.VerifySMK(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestPendingGarbageFullSweep: a pending.toml that is not TOML makes the
+// next writer sweep everywhere; it removes what committed metadata does not
+// reference, keeps what it references, and keeps what it cannot decide
+// about.
+func TestPendingGarbageFullSweep(t *testing.T) {
+	d := testDirs(t)
+	_, ks := initTestKeystore(t, d)
+	for _, name := range []string{"foo", "bad"} {
+		if _, err := ks.SetCredential(name, "u", []byte(name+" value")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ks.SetCredential("foo", "u", []byte("foo value 2")); err != nil {
+		t.Fatal(err)
+	}
+	cred := func(n string) string { return ks.path(credentialsDir, n) }
+	remove := []string{
+		cred("foo.1.1.age"),             // an earlier revision
+		cred("foo.3.1.age"),             // a later, uncommitted revision
+		cred("foo.2.2.age"),             // under a generation that does not exist
+		cred("gone.1.1.age"),            // no metadata
+		cred(formats.TempPrefix + "xx"), // a temporary file
+		ks.path(smkDir, "account.2.age"),
+		ks.path(smkDir, "machine.9.age"),
+	}
+	keep := []string{
+		cred("foo.2.1.age"), cred("foo.toml"),
+		cred("bad.1.1.age"), ks.path(smkDir, "account.1.age"), ks.path(smkDir, "machine.1.age"),
+		cred("notes.txt"),   // not a blob name: undecidable
+		cred("bad.2.1.age"), // bad.toml is damaged below: undecidable
+		cred("x..1.1.age"),  // not a valid credential name
+		ks.path(smkDir, "keep.me"),
+	}
+	for _, p := range remove {
+		writeTestFile(t, p, []byte("leftover"))
+	}
+	for _, p := range keep {
+		if !fileExists(p) {
+			writeTestFile(t, p, []byte("unknown"))
+		}
+	}
+	badMeta := readTestFile(t, cred("bad.toml"))
+	writeTestFile(t, cred("bad.toml"), []byte("this is not toml ]]"))
+	writeTestFile(t, ks.path(pendingFile), []byte("\x00\x01 not [[ toml"))
+
+	if _, err := ks.SetCredential("new", "u", []byte("n")); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range remove {
+		wantExists(t, p, false)
+	}
+	for _, p := range keep {
+		wantExists(t, p, true)
+	}
+	wantExists(t, ks.path(pendingFile), false)
+	if _, v, err := ks.GetCredential("foo"); err != nil || string(v) != "foo value 2" {
+		t.Fatalf("foo after the sweep: %q, %v", v, err)
+	}
+	// Once its metadata is repaired, the kept credential reads as before.
+	writeTestFile(t, cred("bad.toml"), badMeta)
+	if _, v, err := ks.GetCredential("bad"); err != nil || string(v) != "bad value" {
+		t.Fatalf("bad after the sweep: %q, %v", v, err)
+	}
+}
+
+// TestPendingSweepWithoutSMK: if smk.toml cannot be read, nothing under
+// smk/ or credentials/ can be decided, and nothing there is removed.
+func TestPendingSweepWithoutSMK(t *testing.T) {
+	d := testDirs(t)
+	_, ks := initTestKeystore(t, d)
+	if _, err := ks.SetCredential("foo", "u", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	stray := ks.path(credentialsDir, "foo.9.1.age")
+	writeTestFile(t, stray, []byte("leftover"))
+	smkMeta := readTestFile(t, ks.path(smkFile))
+	writeTestFile(t, ks.path(smkFile), []byte("garbage ["))
+	writeTestFile(t, ks.path(pendingFile), []byte("garbage ["))
+	before := treeSnapshot(t, d.Keystore, lockFile, errorlogFile, pendingFile, tmpDir)
+	_, err := ks.SetCredential("foo", "u", []byte("w"))
+	wantKind(t, err, ErrCorrupt)
+	if diff := diffSnapshots(before, treeSnapshot(t, d.Keystore, lockFile, errorlogFile, pendingFile, tmpDir)); diff != "" {
+		t.Fatalf("with smk.toml damaged, the sweep changed: %s", diff)
+	}
+	// Nothing was lost: with smk.toml repaired, the keystore reads as before.
+	writeTestFile(t, ks.path(smkFile), smkMeta)
+	if _, v, err := ks.GetCredential("foo"); err != nil || string(v) != "v" {
+		t.Fatalf("foo: %q, %v", v, err)
+	}
+}
+
+// TestUpdateRemovesOldRevision: a committed update leaves one blob, and a
+// removal none, without any pending.toml left behind.
+func TestUpdateRemovesOldRevision(t *testing.T) {
+	d := testDirs(t)
+	_, ks := initTestKeystore(t, d)
+	for i, v := range []string{"one", "two", "three"} {
+		if _, err := ks.SetCredential("c", "u", []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+		names := dirEntries(t, ks.path(credentialsDir))
+		want := []string{formats.BlobName("c", i+1, 1), "c.toml"}
+		if len(names) != 2 || names[0] != want[0] || names[1] != want[1] {
+			t.Fatalf("after update %d: %v, want %v", i+1, names, want)
+		}
+		wantExists(t, ks.path(pendingFile), false)
+		if got := dirEntries(t, ks.path(tmpDir)); len(got) != 0 {
+			t.Fatalf("tmp/ holds %v", got)
+		}
+	}
+	if err := ks.RemoveCredential("c"); err != nil {
+		t.Fatal(err)
+	}
+	if names := dirEntries(t, ks.path(credentialsDir)); len(names) != 0 {
+		t.Fatalf("after rm: %v", names)
+	}
+	wantExists(t, ks.path(pendingFile), false)
+}

@@ -1,0 +1,212 @@
+//go:build !windows
+
+package keystore
+
+import (
+	"bytes"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/keytree-dev/keytree/protect"
+)
+
+// P13 on Unix: keytree creates everything owner-only whatever the umask, and
+// refuses a keystore or protector file that group or others can read, as
+// OpenSSH refuses such a private key. (On Windows, permissions are ACLs and
+// these checks do not apply; see fileio_windows.go.)
+
+// TestPermissionRefusals loosens one file or directory at a time and
+// expects the commands that read it to refuse with ErrPermissions, leaving
+// it as it is rather than silently replacing or fixing it.
+func TestPermissionRefusals(t *testing.T) {
+	type target struct {
+		path func(d Dirs, ks *Keystore) string
+		mode fs.FileMode
+	}
+	targets := map[string]target{
+		"keystore dir 0755": {func(d Dirs, _ *Keystore) string { return d.Keystore }, 0o755},
+		"keystore dir 0750": {func(d Dirs, _ *Keystore) string { return d.Keystore }, 0o750},
+		"account dir 0755":  {func(d Dirs, _ *Keystore) string { return d.Account }, 0o755},
+		"machine dir 0711":  {func(d Dirs, _ *Keystore) string { return d.Machine }, 0o711},
+		"account.key 0644": {func(d Dirs, _ *Keystore) string {
+			return filepath.Join(d.Account, protect.AccountSecretName)
+		}, 0o644},
+		"account.key 0640": {func(d Dirs, _ *Keystore) string {
+			return filepath.Join(d.Account, protect.AccountSecretName)
+		}, 0o640},
+		"machine.key 0604": {func(d Dirs, _ *Keystore) string {
+			return filepath.Join(d.Machine, protect.MachineSecretName)
+		}, 0o604},
+		"entropy 0644":  {func(d Dirs, ks *Keystore) string { return filepath.Join(d.Machine, ks.ID()+".entropy") }, 0o644},
+		"smk.toml 0644": {func(d Dirs, _ *Keystore) string { return filepath.Join(d.Keystore, smkFile) }, 0o644},
+		"account encryption 0644": {func(d Dirs, _ *Keystore) string {
+			return filepath.Join(d.Keystore, smkDir, "account.1.age")
+		}, 0o644},
+	}
+	for name, tg := range targets {
+		t.Run(name, func(t *testing.T) {
+			d := testDirs(t)
+			_, ks := initTestKeystore(t, d)
+			if _, err := ks.SetCredential("c", "u", []byte("v")); err != nil {
+				t.Fatal(err)
+			}
+			p := tg.path(d, ks)
+			before, _ := os.ReadFile(p) // nil for a directory
+			if err := os.Chmod(p, tg.mode); err != nil {
+				t.Fatal(err)
+			}
+			// Each operation opens the keystore afresh, as every keytree
+			// command does.
+			with := func(fn func(ks *Keystore) error) func() error {
+				return func() error {
+					ks, err := Open(Options{Dirs: d})
+					if err != nil {
+						return err
+					}
+					return fn(ks)
+				}
+			}
+			ops := map[string]func() error{
+				"smk verify":     with(func(ks *Keystore) error { _, err := ks.VerifySMK(); return err }),
+				"credential get": with(func(ks *Keystore) error { _, _, err := ks.GetCredential("c"); return err }),
+				"credential set": with(func(ks *Keystore) error { _, err := ks.SetCredential("c", "u", []byte("w")); return err }),
+			}
+			for opName, op := range ops {
+				err := op()
+				if err == nil {
+					t.Errorf("%s: succeeded with %s", opName, name)
+					continue
+				}
+				wantKind(t, err, ErrPermissions)
+				if ke := keystoreError(t, err); ke.Hint == "" {
+					t.Errorf("%s: no hint in %+v", opName, ke)
+				}
+			}
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm() != tg.mode {
+				t.Errorf("mode changed to %04o", fi.Mode().Perm())
+			}
+			if after, _ := os.ReadFile(p); !bytes.Equal(before, after) {
+				t.Error("the refused file was rewritten")
+			}
+			// Fixing the mode fixes the keystore.
+			fix := fs.FileMode(0o600)
+			if fi.IsDir() {
+				fix = 0o700
+			}
+			os.Chmod(p, fix)
+			_, v, err := ks.GetCredential("c")
+			if err != nil || string(v) != "v" {
+				t.Fatalf("after chmod back: %q, %v", v, err)
+			}
+		})
+	}
+}
+
+func TestPermissionRefusalsOtherFiles(t *testing.T) {
+	d := testDirs(t)
+	_, ks := initTestKeystore(t, d)
+	if _, err := ks.SetCredential("c", "u", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	blob := filepath.Join(d.Keystore, credentialsDir, "c.1.1.age")
+	os.Chmod(blob, 0o644)
+	_, _, err := ks.GetCredential("c")
+	wantKind(t, err, ErrPermissions)
+	os.Chmod(blob, 0o600)
+
+	meta := filepath.Join(d.Keystore, credentialsDir, "c.toml")
+	os.Chmod(meta, 0o644)
+	_, _, err = ks.GetCredential("c")
+	wantKind(t, err, ErrPermissions)
+	os.Chmod(meta, 0o600)
+
+	// A pending.toml others can read is refused, not acted on.
+	stray := filepath.Join(d.Keystore, credentialsDir, "c.5.1.age")
+	writeTestFile(t, stray, []byte("leftover"))
+	writeTestFile(t, filepath.Join(d.Keystore, pendingFile), []byte("garbage"))
+	os.Chmod(filepath.Join(d.Keystore, pendingFile), 0o644)
+	_, err = ks.SetCredential("c", "u", []byte("w"))
+	wantKind(t, err, ErrPermissions)
+	wantExists(t, stray, true)
+	os.Chmod(filepath.Join(d.Keystore, pendingFile), 0o600)
+
+	ks.logEvent("something happened")
+	os.Chmod(filepath.Join(d.Keystore, errorlogFile), 0o644)
+	_, err = ks.ErrorLog()
+	wantKind(t, err, ErrPermissions)
+
+	// Init refuses an existing, empty keystore directory others can enter.
+	d2 := testDirs(t)
+	os.Chmod(d2.Keystore, 0o755)
+	_, err = Init(Options{Dirs: d2}, protect.X25519)
+	wantKind(t, err, ErrPermissions)
+	if got := dirEntries(t, d2.Keystore); len(got) != 0 {
+		t.Errorf("refused init created %v", got)
+	}
+}
+
+// TestCreatedModesUnderUmaskZero: with a umask that takes nothing away,
+// every file keytree creates is still 0600 and every directory 0700.
+func TestCreatedModesUnderUmaskZero(t *testing.T) {
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+
+	roots := testDirs(t)
+	d := Dirs{
+		Keystore: filepath.Join(roots.Keystore, "a", "ks"),
+		Account:  filepath.Join(roots.Account, "b", "account"),
+		Machine:  filepath.Join(roots.Machine, "c", "machine"),
+	}
+	_, ks := initTestKeystore(t, d)
+	if _, err := ks.SetCredential("c", "u", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.SetCredential("c", "u", []byte("w")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.SetMachineProtection(false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.SetMachineProtection(true); err != nil {
+		t.Fatal(err)
+	}
+	// A repair creates a protector secret, an encryption and the error log.
+	d2 := d
+	d2.Account = filepath.Join(roots.Account, "b", "account2")
+	if _, err := openTestKeystore(t, Options{Dirs: d2}).VerifySMK(); err != nil {
+		t.Fatal(err)
+	}
+	wantExists(t, filepath.Join(d.Keystore, errorlogFile), true)
+
+	n := 0
+	for _, root := range []string{roots.Keystore, roots.Account, roots.Machine} {
+		filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+			if err != nil {
+				t.Fatal(err)
+			}
+			fi, err := os.Lstat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := fs.FileMode(0o600)
+			if fi.IsDir() {
+				want = 0o700
+			}
+			if fi.Mode().Perm() != want {
+				t.Errorf("%s: mode %04o, want %04o", p, fi.Mode().Perm(), want)
+			}
+			n++
+			return nil
+		})
+	}
+	if n < 15 {
+		t.Fatalf("checked only %d paths", n)
+	}
+}

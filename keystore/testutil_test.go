@@ -1,0 +1,198 @@
+package keystore
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/keytree-dev/keytree/protect"
+)
+
+// Helpers for the unit tests of this package's API.
+
+// newTestDir makes one more empty directory, removed like testDirs' ones.
+func newTestDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "keytree-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { removeTestDir(t, dir) })
+	return dir
+}
+
+// initTestKeystore creates a keystore in d and opens it.
+func initTestKeystore(t *testing.T, d Dirs) (*InitResult, *Keystore) {
+	t.Helper()
+	res, err := Init(Options{Dirs: d}, protect.X25519)
+	if err != nil {
+		t.Fatalf("init: %v", err)
+	}
+	return res, openTestKeystore(t, Options{Dirs: d})
+}
+
+func openTestKeystore(t *testing.T, opts Options) *Keystore {
+	t.Helper()
+	ks, err := Open(opts)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	return ks
+}
+
+// writeTestFile writes a file owner-only, as keytree would have.
+func writeTestFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readTestFile(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func fileExists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
+func wantExists(t *testing.T, path string, want bool) {
+	t.Helper()
+	if got := fileExists(path); got != want {
+		if want {
+			t.Errorf("%s is missing", path)
+		} else {
+			t.Errorf("%s still exists", path)
+		}
+	}
+}
+
+// treeSnapshot maps every file under root (relative, slash-separated) to
+// its content, and every directory to "<dir>". Names in skip are left out.
+func treeSnapshot(t *testing.T, root string, skip ...string) map[string]string {
+	t.Helper()
+	snap := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		r, _ := filepath.Rel(root, p)
+		r = filepath.ToSlash(r)
+		for _, s := range skip {
+			if r == s {
+				return nil
+			}
+		}
+		if e.IsDir() {
+			snap[r] = "<dir>"
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		snap[r] = string(data)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
+}
+
+// diffSnapshots describes how two snapshots differ, or returns "".
+func diffSnapshots(before, after map[string]string) string {
+	var diffs []string
+	for k, v := range before {
+		w, ok := after[k]
+		switch {
+		case !ok:
+			diffs = append(diffs, "removed "+k)
+		case v != w:
+			diffs = append(diffs, "changed "+k)
+		}
+	}
+	for k := range after {
+		if _, ok := before[k]; !ok {
+			diffs = append(diffs, "added "+k)
+		}
+	}
+	sort.Strings(diffs)
+	return strings.Join(diffs, ", ")
+}
+
+// dirEntries lists the names in dir.
+func dirEntries(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// keystoreError returns err as a *Error, failing the test if it is not one.
+func keystoreError(t *testing.T, err error) *Error {
+	t.Helper()
+	var ke *Error
+	if !errors.As(err, &ke) {
+		t.Fatalf("error %v (%T) is not a *keystore.Error", err, err)
+	}
+	return ke
+}
+
+// wantMsg checks that err carries SQL Server message number n.
+func wantMsg(t *testing.T, err error, n int, kind error) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error, want error %d", n)
+	}
+	ke := keystoreError(t, err)
+	if ke.Number != n {
+		t.Fatalf("error %v has number %d, want %d", err, ke.Number, n)
+	}
+	if kind != nil && !errors.Is(err, kind) {
+		t.Fatalf("error %v does not match %v", err, kind)
+	}
+}
+
+// wantKind checks errors.Is(err, kind).
+func wantKind(t *testing.T, err, kind error) {
+	t.Helper()
+	if !errors.Is(err, kind) {
+		t.Fatalf("error %v, want one matching %v", err, kind)
+	}
+}
+
+// errorLogLines returns the lines of the error log that contain s.
+func errorLogLines(t *testing.T, ks *Keystore, s string) []string {
+	t.Helper()
+	log, err := ks.ErrorLog()
+	if err != nil {
+		t.Fatalf("errorlog: %v", err)
+	}
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
