@@ -113,23 +113,16 @@ func removeDir(dir string) error {
 	return nil
 }
 
-// eachDMKSMKItem walks over the SMK encryptions of database master keys.
-func (s *session) eachDMKSMKItem(fn func(encItem) error) error {
-	return s.ks.eachDatabaseMeta(func(m *formats.Database) error {
-		if !m.SMKEncryption {
-			return nil
-		}
-		return fn(encItem{what: "database master key", name: m.Name, dir: rel(databasesDir, m.Name),
-			base: formats.SMKEncryptionBase, rev: m.Generation})
-	})
-}
-
-// eachSecretItem walks over a database's secrets as items of its DMK.
-func (ks *Keystore) eachSecretItem(db string) func(fn func(encItem) error) error {
-	return func(fn func(encItem) error) error {
-		return ks.eachSecretMeta(db, func(m *formats.Secret) error {
-			return fn(encItem{what: "secret", name: db + "/" + m.Name, dir: rel(databasesDir, db, secretsDir),
-				base: m.Name, rev: m.Revision})
+// secretItemRefs lists a database's secrets by name.
+func (ks *Keystore) secretItemRefs(db string) func(fn func(itemRef) error) error {
+	return func(fn func(itemRef) error) error {
+		c := &collector{ks: ks}
+		return c.eachEntry(rel(databasesDir, db, secretsDir), func(name string, isDir bool) error {
+			base, ok := strings.CutSuffix(name, ".toml")
+			if isDir || !ok || strings.HasPrefix(name, ".") {
+				return nil
+			}
+			return fn(itemRef{kind: "secret", db: db, name: base})
 		})
 	}
 }

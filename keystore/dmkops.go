@@ -24,7 +24,7 @@ func (s *session) dmkScope(meta *formats.Database, newPassword []byte, smk *smkS
 		thumbprint: meta.Thumbprint,
 		algorithm:  meta.Algorithm,
 		retired:    meta.Retired,
-		items:      s.ks.eachSecretItem(db),
+		refs:       s.ks.secretItemRefs(db),
 		itemDirs:   func() []string { return []string{rel(databasesDir, db, secretsDir)} },
 		sweep:      []string{rel(databasesDir, db), rel(databasesDir, db, secretsDir)},
 		writeOwn: func(b *batch, key *protect.Key, gen int, created time.Time) error {
