@@ -40,11 +40,12 @@ Examples:
 			if !c.IsSet(flagIdentity) {
 				return usagef("credential set needs --identity")
 			}
-			ks, err := e.open(c)
+			in, err := e.start(c, needs{args: true})
 			if err != nil {
 				return err
 			}
-			value, err := e.readValue(c.String(flagFile), "credential "+name, &stdinUse{})
+			ks := in.ks
+			value, err := e.readValue(c.String(flagFile), "credential "+name, &in.stdin)
 			if err != nil {
 				return err
 			}
@@ -79,10 +80,11 @@ Examples:
 			if err != nil {
 				return err
 			}
-			ks, err := e.open(c)
+			in, err := e.start(c, needs{args: true})
 			if err != nil {
 				return err
 			}
+			ks := in.ks
 			_, value, err := ks.GetCredential(name)
 			if err != nil {
 				return err
@@ -113,13 +115,11 @@ Examples:
    keytree credential list --json | jq -r '.[].name'`,
 		Flags: []cli.Flag{jsonFlag()},
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			ks, err := e.open(c)
+			in, err := e.start(c, needs{})
 			if err != nil {
 				return err
 			}
+			ks := in.ks
 			creds, err := ks.ListCredentials()
 			if err != nil {
 				return err
@@ -161,10 +161,11 @@ Example:
 			if err != nil {
 				return err
 			}
-			ks, err := e.open(c)
+			in, err := e.start(c, needs{args: true})
 			if err != nil {
 				return err
 			}
+			ks := in.ks
 			if err := ks.RemoveCredential(name); err != nil {
 				return err
 			}

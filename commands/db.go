@@ -36,13 +36,11 @@ Examples:
    keytree db list --json | jq -r '.[] | select(.smkEncryption | not) | .name'`,
 		Flags: []cli.Flag{jsonFlag()},
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			ks, err := e.open(c)
+			in, err := e.start(c, needs{})
 			if err != nil {
 				return err
 			}
+			ks := in.ks
 			dbs, err := ks.ListDatabases()
 			if err != nil {
 				return err
@@ -84,21 +82,11 @@ Example:
    keytree db export --db payroll --file payroll.tar`,
 		Flags: []cli.Flag{dbFlag(), fileFlag("the export `FILE` to create")},
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			db, err := needDB(c)
+			in, err := e.start(c, needs{db: true, file: true})
 			if err != nil {
 				return err
 			}
-			file, err := needFile(c)
-			if err != nil {
-				return err
-			}
-			ks, err := e.open(c)
-			if err != nil {
-				return err
-			}
+			ks, db, file := in.ks, in.db, in.file
 			m, err := ks.ExportDatabase(db, file)
 			if err != nil {
 				return err
@@ -125,17 +113,11 @@ Examples:
    keytree db import --file payroll.tar --db payroll_copy`,
 		Flags: []cli.Flag{fileFlag("the export `FILE`"), &cli.StringFlag{Name: flagDB, Usage: "import under this `NAME`"}},
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			file, err := needFile(c)
+			in, err := e.start(c, needs{file: true})
 			if err != nil {
 				return err
 			}
-			ks, err := e.open(c)
-			if err != nil {
-				return err
-			}
+			ks, file := in.ks, in.file
 			m, err := ks.ImportDatabase(file, c.String(flagDB))
 			if err != nil {
 				return err

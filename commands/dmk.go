@@ -46,11 +46,11 @@ func parseBy(c *cli.Context) (keystore.EncryptionKind, error) {
 
 // openPassword reads --open-password-file if given; nil means "open through
 // the service master key".
-func (e *env) openPassword(c *cli.Context, stdin *stdinUse) ([]byte, error) {
-	if !c.IsSet(flagOpenPass) {
+func (in *invocation) openPassword() ([]byte, error) {
+	if !in.c.IsSet(flagOpenPass) {
 		return nil, nil
 	}
-	return e.readPassword(passwordRequest{flag: flagOpenPass, path: c.String(flagOpenPass), prompt: "Password of the database master key"}, stdin)
+	return in.password(flagOpenPass, "Password of the database master key", false)
 }
 
 // withDMK runs op with the open password read from --open-password-file
@@ -101,22 +101,16 @@ Examples:
 			&cli.BoolFlag{Name: flagNoSMKEncryption, Usage: "do not encrypt the key by the service master key: only its passwords open it"},
 			algorithmFlag("the key's algorithm")},
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			db, err := needDB(c)
-			if err != nil {
-				return err
-			}
 			alg, err := parseAlgorithm(c)
 			if err != nil {
 				return err
 			}
-			ks, err := e.open(c)
+			in, err := e.start(c, needs{db: true})
 			if err != nil {
 				return err
 			}
-			pw, err := e.readPassword(passwordRequest{flag: flagPassword, path: c.String(flagPassword), prompt: "Password for the database master key", confirm: true}, &stdinUse{})
+			ks, db := in.ks, in.db
+			pw, err := in.password(flagPassword, "Password for the database master key", true)
 			if err != nil {
 				return err
 			}
@@ -150,31 +144,24 @@ Examples:
 		Flags: []cli.Flag{dbFlag(), &cli.StringFlag{Name: flagBy, Usage: "smk or password"},
 			passwordFileFlag("the new password (--by password)"), openPasswordFlag(), noPolicyFlag()},
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			db, err := needDB(c)
-			if err != nil {
-				return err
-			}
 			by, err := parseBy(c)
 			if err != nil {
 				return err
 			}
-			ks, err := e.open(c)
+			in, err := e.start(c, needs{db: true})
 			if err != nil {
 				return err
 			}
-			stdin := &stdinUse{}
+			ks, db := in.ks, in.db
 			var newPW []byte
 			if by == keystore.ByPassword {
-				if newPW, err = e.readPassword(passwordRequest{flag: flagPassword, path: c.String(flagPassword), prompt: "New password for the database master key", confirm: true}, stdin); err != nil {
+				if newPW, err = in.password(flagPassword, "New password for the database master key", true); err != nil {
 					return err
 				}
 			} else if c.IsSet(flagPassword) {
 				return usagef("--password-file goes with --by password; open the key with --open-password-file")
 			}
-			open, err := e.openPassword(c, stdin)
+			open, err := in.openPassword()
 			if err != nil {
 				return err
 			}
@@ -207,24 +194,18 @@ Examples:
    keytree dmk drop-encryption --db payroll --by password --password-file old.txt`,
 		Flags: []cli.Flag{dbFlag(), &cli.StringFlag{Name: flagBy, Usage: "smk or password"}, passwordFileFlag("the password to drop (--by password)")},
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			db, err := needDB(c)
-			if err != nil {
-				return err
-			}
 			by, err := parseBy(c)
 			if err != nil {
 				return err
 			}
-			ks, err := e.open(c)
+			in, err := e.start(c, needs{db: true})
 			if err != nil {
 				return err
 			}
+			ks, db := in.ks, in.db
 			var pw []byte
 			if by == keystore.ByPassword {
-				if pw, err = e.readPassword(passwordRequest{flag: flagPassword, path: c.String(flagPassword), prompt: "Password to drop"}, &stdinUse{}); err != nil {
+				if pw, err = in.password(flagPassword, "Password to drop", false); err != nil {
 					return err
 				}
 			}
@@ -257,30 +238,25 @@ Examples:
 			forceFlag("continue past secrets that cannot be decrypted, keeping them orphaned"),
 			&cli.StringFlag{Name: flagAlgorithm, Usage: "the new key's algorithm (default: the current key's)"}},
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			db, err := needDB(c)
-			if err != nil {
-				return err
-			}
 			opts := keystore.DMKOptions{Force: c.Bool(flagForce), SkipPasswordPolicy: c.Bool(flagNoPolicy)}
 			if c.IsSet(flagAlgorithm) {
-				if opts.Algorithm, err = parseAlgorithm(c); err != nil {
+				alg, err := parseAlgorithm(c)
+				if err != nil {
 					return err
 				}
+				opts.Algorithm = alg
 			}
-			ks, err := e.open(c)
+			in, err := e.start(c, needs{db: true})
 			if err != nil {
 				return err
 			}
-			stdin := &stdinUse{}
-			newPW, err := e.readPassword(passwordRequest{flag: flagPassword, path: c.String(flagPassword), prompt: "Password for the new database master key", confirm: true}, stdin)
+			ks, db := in.ks, in.db
+			newPW, err := in.password(flagPassword, "Password for the new database master key", true)
 			if err != nil {
 				return err
 			}
 			var res *keystore.RekeyResult
-			open, err := e.openPassword(c, stdin)
+			open, err := in.openPassword()
 			if err != nil {
 				return err
 			}
@@ -315,27 +291,16 @@ Example:
    keytree dmk backup --db payroll --file payroll-dmk.age`,
 		Flags: []cli.Flag{dbFlag(), fileFlag("the backup `FILE` to create"), passwordFileFlag("the backup's password"), openPasswordFlag(), noPolicyFlag()},
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			db, err := needDB(c)
+			in, err := e.start(c, needs{db: true, file: true})
 			if err != nil {
 				return err
 			}
-			file, err := needFile(c)
+			ks, db, file := in.ks, in.db, in.file
+			pw, err := in.password(flagPassword, "Password for the backup", true)
 			if err != nil {
 				return err
 			}
-			ks, err := e.open(c)
-			if err != nil {
-				return err
-			}
-			stdin := &stdinUse{}
-			pw, err := e.readPassword(passwordRequest{flag: flagPassword, path: c.String(flagPassword), prompt: "Password for the backup", confirm: true}, stdin)
-			if err != nil {
-				return err
-			}
-			open, err := e.openPassword(c, stdin)
+			open, err := in.openPassword()
 			if err != nil {
 				return err
 			}
@@ -373,34 +338,23 @@ Examples:
 			&cli.StringFlag{Name: flagNewPassword, Usage: "encrypt the restored key with the password in `FILE` instead of the backup's"},
 			noPolicyFlag(), forceFlag("continue past what cannot be decrypted, keeping it orphaned")},
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			db, err := needDB(c)
+			in, err := e.start(c, needs{db: true, file: true})
 			if err != nil {
 				return err
 			}
-			file, err := needFile(c)
-			if err != nil {
-				return err
-			}
-			ks, err := e.open(c)
-			if err != nil {
-				return err
-			}
-			stdin := &stdinUse{}
-			pw, err := e.readPassword(passwordRequest{flag: flagPassword, path: c.String(flagPassword), prompt: "Password of the backup"}, stdin)
+			ks, db, file := in.ks, in.db, in.file
+			pw, err := in.password(flagPassword, "Password of the backup", false)
 			if err != nil {
 				return err
 			}
 			var newPW []byte
 			if c.IsSet(flagNewPassword) {
-				if newPW, err = e.readPassword(passwordRequest{flag: flagNewPassword, path: c.String(flagNewPassword), prompt: "New password for the database master key", confirm: true}, stdin); err != nil {
+				if newPW, err = in.password(flagNewPassword, "New password for the database master key", true); err != nil {
 					return err
 				}
 			}
 			var res *keystore.RekeyResult
-			open, err := e.openPassword(c, stdin)
+			open, err := in.openPassword()
 			if err != nil {
 				return err
 			}
@@ -433,28 +387,17 @@ Example:
    keytree dmk recover --db payroll --file payroll-dmk-old.age`,
 		Flags: []cli.Flag{dbFlag(), fileFlag("the old key's backup `FILE`"), passwordFileFlag("the backup's password"), openPasswordFlag()},
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			db, err := needDB(c)
+			in, err := e.start(c, needs{db: true, file: true})
 			if err != nil {
 				return err
 			}
-			file, err := needFile(c)
-			if err != nil {
-				return err
-			}
-			ks, err := e.open(c)
-			if err != nil {
-				return err
-			}
-			stdin := &stdinUse{}
-			pw, err := e.readPassword(passwordRequest{flag: flagPassword, path: c.String(flagPassword), prompt: "Password of the backup"}, stdin)
+			ks, db, file := in.ks, in.db, in.file
+			pw, err := in.password(flagPassword, "Password of the backup", false)
 			if err != nil {
 				return err
 			}
 			var res *keystore.RekeyResult
-			open, err := e.openPassword(c, stdin)
+			open, err := in.openPassword()
 			if err != nil {
 				return err
 			}
@@ -484,17 +427,11 @@ Example:
    keytree dmk drop --db scratch`,
 		Flags: []cli.Flag{dbFlag()},
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			db, err := needDB(c)
+			in, err := e.start(c, needs{db: true})
 			if err != nil {
 				return err
 			}
-			ks, err := e.open(c)
-			if err != nil {
-				return err
-			}
+			ks, db := in.ks, in.db
 			if err := ks.DropDMK(db); err != nil {
 				return err
 			}

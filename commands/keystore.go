@@ -152,13 +152,11 @@ Examples:
    keytree status --json | jq .smk.encryptions`,
 		Flags: []cli.Flag{jsonFlag()},
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			ks, err := e.open(c)
+			in, err := e.start(c, needs{})
 			if err != nil {
 				return err
 			}
+			ks := in.ks
 			st, err := ks.Status()
 			if st == nil {
 				return err
@@ -234,13 +232,11 @@ Examples:
    keytree key-encryptions --json`,
 		Flags: []cli.Flag{jsonFlag()},
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			ks, err := e.open(c)
+			in, err := e.start(c, needs{})
 			if err != nil {
 				return err
 			}
+			ks := in.ks
 			rows, err := ks.KeyEncryptions()
 			if rows == nil && err != nil {
 				return err
@@ -285,13 +281,11 @@ re-created on its own.
 Example:
    keytree errorlog | tail`,
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			ks, err := e.open(c)
+			in, err := e.start(c, needs{})
 			if err != nil {
 				return err
 			}
+			ks := in.ks
 			log, err := ks.ErrorLog()
 			if err != nil {
 				return err

@@ -269,6 +269,55 @@ func group(name, usage string, subs ...*cli.Command) *cli.Command {
 	}
 }
 
+// invocation is what an action starts from: its arguments checked, its
+// keystore opened, and standard input claimed by at most one input.
+type invocation struct {
+	e     *env
+	c     *cli.Context
+	ks    *keystore.Keystore
+	db    string
+	file  string
+	stdin stdinUse
+}
+
+// needs says what an action requires besides the keystore.
+type needs struct {
+	args bool // the action takes positional arguments, and checks them itself
+	db   bool // --db
+	file bool // --file
+}
+
+// start checks an action's arguments and opens the keystore.
+func (e *env) start(c *cli.Context, n needs) (*invocation, error) {
+	in := &invocation{e: e, c: c}
+	if !n.args {
+		if err := noArgs(c); err != nil {
+			return nil, err
+		}
+	}
+	var err error
+	if n.db {
+		if in.db, err = needDB(c); err != nil {
+			return nil, err
+		}
+	}
+	if n.file {
+		if in.file, err = needFile(c); err != nil {
+			return nil, err
+		}
+	}
+	if in.ks, err = e.open(c); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// password reads the password named by flag (a file, - for standard input,
+// or a prompt on the terminal).
+func (in *invocation) password(flag, prompt string, confirm bool) ([]byte, error) {
+	return in.e.readPassword(passwordRequest{flag: flag, path: in.c.String(flag), prompt: prompt, confirm: confirm}, &in.stdin)
+}
+
 // noArgs refuses positional arguments to a command that takes none.
 func noArgs(c *cli.Context) error {
 	if c.Args().Len() > 0 {

@@ -47,16 +47,16 @@ Examples:
 			if err != nil {
 				return err
 			}
-			ks, err := e.open(c)
+			in, err := e.start(c, needs{args: true})
 			if err != nil {
 				return err
 			}
-			stdin := &stdinUse{}
-			open, err := e.openPassword(c, stdin)
+			ks := in.ks
+			open, err := in.openPassword()
 			if err != nil {
 				return err
 			}
-			value, err := e.readValue(c.String(flagFile), "secret "+db+"/"+name, stdin)
+			value, err := e.readValue(c.String(flagFile), "secret "+db+"/"+name, &in.stdin)
 			if err != nil {
 				return err
 			}
@@ -96,11 +96,12 @@ Examples:
 			if err != nil {
 				return err
 			}
-			ks, err := e.open(c)
+			in, err := e.start(c, needs{args: true})
 			if err != nil {
 				return err
 			}
-			open, err := e.openPassword(c, &stdinUse{})
+			ks := in.ks
+			open, err := in.openPassword()
 			if err != nil {
 				return err
 			}
@@ -148,10 +149,11 @@ Examples:
 			default:
 				return usagef("secret list takes at most one database name")
 			}
-			ks, err := e.open(c)
+			in, err := e.start(c, needs{args: true})
 			if err != nil {
 				return err
 			}
+			ks := in.ks
 			secrets, err := ks.ListSecrets(db)
 			if err != nil {
 				return err
@@ -193,10 +195,11 @@ Example:
 			if err != nil {
 				return err
 			}
-			ks, err := e.open(c)
+			in, err := e.start(c, needs{args: true})
 			if err != nil {
 				return err
 			}
+			ks := in.ks
 			if err := ks.RemoveSecret(db, name); err != nil {
 				return err
 			}

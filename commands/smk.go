@@ -67,17 +67,11 @@ Examples:
    keytree smk backup --file smk.age --password-file - < pass.txt`,
 		Flags: []cli.Flag{fileFlag("the backup `FILE` to create"), passwordFileFlag("the backup's password"), noPolicyFlag()},
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			file, err := needFile(c)
+			in, err := e.start(c, needs{file: true})
 			if err != nil {
 				return err
 			}
-			ks, err := e.open(c)
-			if err != nil {
-				return err
-			}
+			ks, file := in.ks, in.file
 			pw, err := e.readPassword(passwordRequest{flag: flagPassword, path: c.String(flagPassword),
 				prompt: "Password for the backup", confirm: true}, &stdinUse{})
 			if err != nil {
@@ -127,18 +121,12 @@ Examples:
    keytree smk restore --file smk.age --force     # both encryptions invalid (15466)`,
 		Flags: []cli.Flag{fileFlag("the backup `FILE`"), passwordFileFlag("the backup's password"), forceFlag("continue past what cannot be decrypted, keeping it orphaned")},
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			file, err := needFile(c)
+			in, err := e.start(c, needs{file: true})
 			if err != nil {
 				return err
 			}
-			ks, err := e.open(c)
-			if err != nil {
-				return err
-			}
-			pw, err := e.readPassword(passwordRequest{flag: flagPassword, path: c.String(flagPassword), prompt: "Password of the backup"}, &stdinUse{})
+			ks, file := in.ks, in.file
+			pw, err := in.password(flagPassword, "Password of the backup", false)
 			if err != nil {
 				return err
 			}
@@ -173,9 +161,6 @@ Examples:
 		Flags: []cli.Flag{forceFlag("continue past what cannot be decrypted, keeping it orphaned"),
 			&cli.StringFlag{Name: flagAlgorithm, Usage: "the new key's algorithm: x25519 or mlkem768x25519 (default: the current key's)"}},
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
 			opts := keystore.SMKOptions{Force: c.Bool(flagForce)}
 			if c.IsSet(flagAlgorithm) {
 				alg, err := parseAlgorithm(c)
@@ -184,10 +169,11 @@ Examples:
 				}
 				opts.Algorithm = alg
 			}
-			ks, err := e.open(c)
+			in, err := e.start(c, needs{})
 			if err != nil {
 				return err
 			}
+			ks := in.ks
 			progress, done := e.progress("re-encrypting")
 			opts.Progress = progress
 			res, err := ks.RegenerateSMK(opts)
@@ -216,18 +202,12 @@ Example:
    keytree smk recover --file smk-2026-10.age`,
 		Flags: []cli.Flag{fileFlag("the old key's backup `FILE`"), passwordFileFlag("the backup's password")},
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			file, err := needFile(c)
+			in, err := e.start(c, needs{file: true})
 			if err != nil {
 				return err
 			}
-			ks, err := e.open(c)
-			if err != nil {
-				return err
-			}
-			pw, err := e.readPassword(passwordRequest{flag: flagPassword, path: c.String(flagPassword), prompt: "Password of the backup"}, &stdinUse{})
+			ks, file := in.ks, in.file
+			pw, err := in.password(flagPassword, "Password of the backup", false)
 			if err != nil {
 				return err
 			}
@@ -268,17 +248,15 @@ Examples:
 			&cli.StringFlag{Name: flagNewAccountDir, Usage: "the next account's protector `DIR`"},
 		},
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
 			oldDir, newDir := c.String(flagOldAccountDir), c.String(flagNewAccountDir)
 			if (oldDir == "") == (newDir == "") {
 				return usagef("smk alter needs exactly one of --old-account-dir and --new-account-dir")
 			}
-			ks, err := e.open(c)
+			in, err := e.start(c, needs{})
 			if err != nil {
 				return err
 			}
+			ks := in.ks
 			if oldDir != "" {
 				res, err := ks.AlterSMKOldAccount(oldDir)
 				if err != nil {
@@ -313,13 +291,11 @@ Example:
    keytree smk verify`,
 		Flags: []cli.Flag{jsonFlag()},
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			ks, err := e.open(c)
+			in, err := e.start(c, needs{})
 			if err != nil {
 				return err
 			}
+			ks := in.ks
 			info, err := ks.VerifySMK()
 			if err != nil {
 				return err
@@ -360,10 +336,11 @@ Examples:
 			default:
 				return usagef("machine-protection takes off or on, not %q", arg)
 			}
-			ks, err := e.open(c)
+			in, err := e.start(c, needs{args: true})
 			if err != nil {
 				return err
 			}
+			ks := in.ks
 			changed, err := ks.SetMachineProtection(on)
 			if err != nil {
 				return err

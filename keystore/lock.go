@@ -36,6 +36,10 @@ func acquireLock(path string, mode lockMode, timeout time.Duration) (*fileLock, 
 	if err != nil {
 		return nil, fmt.Errorf("open lock file: %w", err)
 	}
+	// Owner-only whatever the umask, like every file keytree creates.
+	if fi, err := f.Stat(); err == nil && fi.Mode().Perm() != fileMode {
+		fixMode(f)
+	}
 	deadline := time.Now().Add(timeout)
 	wait := 5 * time.Millisecond
 	for {
