@@ -53,12 +53,17 @@ func (in *invocation) openPassword() ([]byte, error) {
 	return in.password(flagOpenPass, "Password of the database master key", false)
 }
 
-// withDMK runs op with the open password read from --open-password-file
-// (nil if none). If op fails with 15581 because the key needs a password
-// nobody gave, and a terminal is attached, it asks for the password and
-// tries once more.
-func (e *env) withDMK(pw []byte, op func(openPassword []byte) error) error {
-	err := op(pw)
+// withDMK runs op with the password of --open-password-file (nil if none:
+// the key is then opened by the service master key). If op fails with 15581
+// because the key needs a password nobody gave, and a terminal is attached,
+// it asks for the password and tries once more.
+func (in *invocation) withDMK(op func(openPassword []byte) error) error {
+	pw, err := in.openPassword()
+	if err != nil {
+		return err
+	}
+	e := in.e
+	err = op(pw)
 	var ke *keystore.Error
 	if pw == nil && errors.As(err, &ke) && ke.Number == keystore.MsgDMKNotOpen && e.stdinTTY && e.tty != nil && !errors.Is(err, keystore.ErrNotFound) {
 		pw, perr := e.promptPassword(passwordRequest{flag: flagOpenPass, prompt: "Password of the database master key"})
@@ -161,11 +166,7 @@ Examples:
 			} else if c.IsSet(flagPassword) {
 				return usagef("--password-file goes with --by password; open the key with --open-password-file")
 			}
-			open, err := in.openPassword()
-			if err != nil {
-				return err
-			}
-			err = e.withDMK(open, func(open []byte) error {
+			err = in.withDMK(func(open []byte) error {
 				return ks.AddDMKEncryption(db, by, newPW, keystore.DMKOptions{OpenPassword: open, SkipPasswordPolicy: c.Bool(flagNoPolicy)})
 			})
 			if err != nil {
@@ -256,11 +257,7 @@ Examples:
 				return err
 			}
 			var res *keystore.RekeyResult
-			open, err := in.openPassword()
-			if err != nil {
-				return err
-			}
-			err = e.withDMK(open, func(open []byte) error {
+			err = in.withDMK(func(open []byte) error {
 				progress, done := e.progress("re-encrypting")
 				defer done()
 				o := opts
@@ -300,11 +297,7 @@ Example:
 			if err != nil {
 				return err
 			}
-			open, err := in.openPassword()
-			if err != nil {
-				return err
-			}
-			err = e.withDMK(open, func(open []byte) error {
+			err = in.withDMK(func(open []byte) error {
 				_, err := ks.BackupDMK(db, file, pw, keystore.DMKOptions{OpenPassword: open, SkipPasswordPolicy: c.Bool(flagNoPolicy)})
 				return err
 			})
@@ -354,11 +347,7 @@ Examples:
 				}
 			}
 			var res *keystore.RekeyResult
-			open, err := in.openPassword()
-			if err != nil {
-				return err
-			}
-			err = e.withDMK(open, func(open []byte) error {
+			err = in.withDMK(func(open []byte) error {
 				progress, done := e.progress("re-encrypting")
 				defer done()
 				res, err = ks.RestoreDMK(db, file, pw, newPW, keystore.DMKOptions{OpenPassword: open, Force: c.Bool(flagForce),
@@ -397,11 +386,7 @@ Example:
 				return err
 			}
 			var res *keystore.RekeyResult
-			open, err := in.openPassword()
-			if err != nil {
-				return err
-			}
-			err = e.withDMK(open, func(open []byte) error {
+			err = in.withDMK(func(open []byte) error {
 				res, err = ks.RecoverDMK(db, file, pw, keystore.DMKOptions{OpenPassword: open})
 				return err
 			})

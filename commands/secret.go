@@ -52,16 +52,12 @@ Examples:
 				return err
 			}
 			ks := in.ks
-			open, err := in.openPassword()
-			if err != nil {
-				return err
-			}
 			value, err := e.readValue(c.String(flagFile), "secret "+db+"/"+name, &in.stdin)
 			if err != nil {
 				return err
 			}
 			var created bool
-			err = e.withDMK(open, func(pw []byte) error {
+			err = in.withDMK(func(pw []byte) error {
 				created, err = ks.SetSecret(db, name, value, pw)
 				return err
 			})
@@ -101,12 +97,8 @@ Examples:
 				return err
 			}
 			ks := in.ks
-			open, err := in.openPassword()
-			if err != nil {
-				return err
-			}
 			var value []byte
-			err = e.withDMK(open, func(pw []byte) error {
+			err = in.withDMK(func(pw []byte) error {
 				value, err = ks.GetSecret(db, name, pw)
 				return err
 			})
