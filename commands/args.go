@@ -49,6 +49,15 @@ func permuteArgs(app *cli.App, args []string) []string {
 			}
 			continue
 		}
+		if len(positional) == 0 && (tok == "help" || tok == "h") && (len(cmds) > 0 || atTop) {
+			// urfave/cli adds its help command when the app runs: what
+			// follows it names the command to describe.
+			path = append(path, flagPart...)
+			path = append(path, tok)
+			flagPart, cmds, level, atTop = nil, nil, lookupFlags(nil), false
+			positional = append(positional, rest[i+1:]...)
+			break
+		}
 		if len(positional) == 0 {
 			if sub := findCommand(cmds, tok); sub != nil {
 				path = append(path, flagPart...)

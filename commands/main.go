@@ -108,7 +108,6 @@ Examples:
    keytree credential get backup-db
    keytree status`,
 		EnableBashCompletion: true,
-		HideHelpCommand:      true,
 		Reader:               e.stdin,
 		Writer:               e.stdout,
 		ErrWriter:            e.stderr,

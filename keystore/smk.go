@@ -90,6 +90,7 @@ func (s *session) openSMK() (*smkState, error) {
 	st := &smkState{meta: meta}
 	var mismatched []string
 	machineOpened := false
+	enabled, missing := 0, 0
 	for _, pr := range smkProtectors {
 		enc := EncryptionState{Protector: pr.kind, Thumbprint: pr.thumbprint,
 			Enabled: pr.kind == protect.KindAccount || meta.MachineProtection}
@@ -107,9 +108,14 @@ func (s *session) openSMK() (*smkState, error) {
 			}
 		}
 		if enc.Enabled {
+			enabled++
 			key, reason, err := s.ks.trySMKEncryption(pr.kind, meta, st.key)
 			if err != nil {
 				return nil, err
+			}
+			var mf *missingFileError
+			if errors.As(reason, &mf) {
+				missing++
 			}
 			var km *keyMismatchError
 			if reason != nil && errors.As(reason, &km) {
@@ -126,6 +132,17 @@ func (s *session) openSMK() (*smkState, error) {
 		st.encryptions = append(st.encryptions, enc)
 	}
 	if st.key == nil {
+		if missing == enabled {
+			// No encryption file at all for this generation: smk.toml
+			// names files that were never written, or they were deleted.
+			// That is damage to the keystore, not a key that no
+			// protector can decrypt.
+			err := corruptf(s.ks.path(smkFile), "names generation %d, but no encryption of the service master key exists for it in %s",
+				meta.Generation, s.ks.path(smkDir)).(*Error)
+			err.Err = errSMKEncryptionsMissing
+			err.Hint = "restore the service master key from a backup: keytree smk restore --file BACKUP --force"
+			return st, err
+		}
 		if len(mismatched) > 0 {
 			// The protectors work, but smk.toml names another key: the
 			// metadata was edited or replaced. That is damage, not a lost
@@ -176,6 +193,17 @@ func (s *session) openSMK() (*smkState, error) {
 	return st, nil
 }
 
+// errSMKEncryptionsMissing marks the damage of a keystore whose SMK
+// encryptions are all missing: like 15466, something smk restore --force
+// can repair.
+var errSMKEncryptionsMissing = errors.New("no encryption of the service master key exists")
+
+// missingFileError is the reason an SMK encryption is invalid when its file
+// does not exist.
+type missingFileError struct{ path string }
+
+func (e *missingFileError) Error() string { return "its file " + e.path + " is missing" }
+
 // trySMKEncryption opens the SMK through one protector. A protector or
 // encryption that does not work is a reason (the encryption is invalid); an
 // error is something that stops the command, such as loose permissions.
@@ -196,7 +224,7 @@ func (ks *Keystore) trySMKEncryption(kind protect.Kind, meta *formats.SMK, known
 			return nil, nil, err
 		}
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("its file %s is missing", blobPath), nil
+			return nil, &missingFileError{blobPath}, nil
 		}
 		return nil, fmt.Errorf("its file %s cannot be read: %v", blobPath, err), nil
 	}

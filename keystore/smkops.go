@@ -81,14 +81,16 @@ func (ks *Keystore) RestoreSMK(path string, password []byte, opts SMKOptions) (*
 }
 
 // currentKeyForForce decides whether an SMK-wide operation may go on when
-// opening the current SMK failed: only with --force, and only when the
-// failure was 15466 (no encryption opens), not damage or a refusal.
+// opening the current SMK failed: only with --force, and only when no
+// encryption opens it (15466) or none exists, not for other damage or a
+// refusal.
 func currentKeyForForce(st *smkState, openErr error, force bool) (*protect.Key, error) {
 	if openErr == nil {
 		return st.key, nil
 	}
 	var ke *Error
-	if st == nil || !errors.As(openErr, &ke) || ke.Number != MsgDecryption {
+	lost := errors.As(openErr, &ke) && ke.Number == MsgDecryption || errors.Is(openErr, errSMKEncryptionsMissing)
+	if st == nil || !lost {
 		return nil, openErr
 	}
 	if !force {

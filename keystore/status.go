@@ -39,31 +39,34 @@ type OrphanItem struct {
 func (ks *Keystore) Status() (*Status, error) {
 	var st *Status
 	err := ks.read("status", func(s *session) error {
-		st = &Status{Dir: ks.dir, ID: ks.id, Created: ks.created, AccountDir: ks.accountDir, MachineDir: ks.machineDir}
+		st = nil
+		out := &Status{Dir: ks.dir, ID: ks.id, Created: ks.created, AccountDir: ks.accountDir, MachineDir: ks.machineDir}
 		smk, openErr := s.openSMK()
-		if smk != nil {
-			st.SMK = smk.infoFromMeta()
-		}
-		if openErr != nil && smk == nil {
+		if openErr != nil && (smk == nil || !isMsg(openErr, MsgDecryption)) {
+			// Damage or a refusal: nothing to show that would be true.
 			return openErr
 		}
+		out.SMK = smk.infoFromMeta()
 		err := s.eachItem(func(it item) error {
 			switch it.kind {
 			case "credential":
-				st.Credentials++
+				out.Credentials++
 			case "database":
-				st.Databases++
+				out.Databases++
 			case "secret":
-				st.Secrets++
+				out.Secrets++
 			}
 			if it.orphan != nil {
-				st.Orphans = append(st.Orphans, OrphanItem{Item: it.name, Generation: it.orphan.Generation, Thumbprint: it.orphan.Thumbprint})
+				out.Orphans = append(out.Orphans, OrphanItem{Item: it.name, Generation: it.orphan.Generation, Thumbprint: it.orphan.Thumbprint})
 			}
 			return nil
 		})
 		if err != nil {
 			return err
 		}
+		// On 15466 the status is still true, and says which encryption
+		// failed.
+		st = out
 		return openErr
 	})
 	return st, err
