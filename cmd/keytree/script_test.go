@@ -1,12 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"sort"
 	"strconv"
@@ -113,6 +118,15 @@ func scriptParams(t *testing.T) testscript.Params {
 			"flipbyte":  cmdFlipByte,
 			"truncate":  cmdTruncate,
 			"filecount": cmdFileCount,
+			"exitcode":  cmdExitCode,
+			"treegrep":  cmdTreeGrep,
+			"treehas":   cmdTreeHas,
+			"modes":     cmdModes,
+			"copytree":  cmdCopyTree,
+			"writehex":  cmdWriteHex,
+			"sub":       cmdSub,
+			"capture":   cmdCapture,
+			"randfile":  cmdRandFile,
 		},
 	}
 }
@@ -232,14 +246,24 @@ func cmdFlipByte(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(writeKeepMode(p, data))
 }
 
-// truncate FILE SIZE cuts a file to SIZE bytes.
+// truncate FILE SIZE cuts a file to SIZE bytes; a negative SIZE cuts that
+// many bytes off the end.
 func cmdTruncate(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 {
 		ts.Fatalf("usage: truncate FILE SIZE")
 	}
 	n, err := strconv.ParseInt(args[1], 10, 64)
 	ts.Check(err)
-	ts.Check(os.Truncate(ts.MkAbs(args[0]), n))
+	p := ts.MkAbs(args[0])
+	if n < 0 {
+		fi, err := os.Stat(p)
+		ts.Check(err)
+		n += fi.Size()
+		if n < 0 {
+			ts.Fatalf("%s has only %d bytes", args[0], fi.Size())
+		}
+	}
+	ts.Check(os.Truncate(p, n))
 }
 
 // filecount DIR N checks how many files (not directories) lie under DIR.
@@ -267,4 +291,229 @@ func writeKeepMode(p string, data []byte) error {
 		return err
 	}
 	return os.WriteFile(p, data, fi.Mode().Perm())
+}
+
+// exitcode N PROG [ARGS...] runs PROG, as exec does, and checks that it
+// exits with status N. Its stdout and stderr are kept for stdout and stderr.
+func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exitcode N PROG [ARGS...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	got := 0
+	if err := ts.Exec(args[1], args[2:]...); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			ts.Fatalf("run %s: %v", args[1], err)
+		}
+		got = ee.ExitCode()
+	}
+	if got != want {
+		ts.Fatalf("%s exited with status %d, want %d", args[1], got, want)
+	}
+}
+
+// walkFiles calls fn with every regular file under root.
+func walkFiles(ts *testscript.TestScript, root string, fn func(path string, data []byte)) {
+	ts.Check(filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		fn(p, data)
+		return nil
+	}))
+}
+
+// treegrep DIR REGEXP succeeds if some file under DIR matches REGEXP; with !,
+// if none does.
+func cmdTreeGrep(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: treegrep DIR REGEXP")
+	}
+	re, err := regexp.Compile(args[1])
+	ts.Check(err)
+	var hits []string
+	walkFiles(ts, ts.MkAbs(args[0]), func(p string, data []byte) {
+		if re.Match(data) {
+			hits = append(hits, p)
+		}
+	})
+	switch {
+	case neg && len(hits) > 0:
+		ts.Fatalf("%q found in %s", args[1], strings.Join(hits, ", "))
+	case !neg && len(hits) == 0:
+		ts.Fatalf("%q found in no file under %s", args[1], args[0])
+	}
+}
+
+// treehas DIR FILE succeeds if some file under DIR (other than FILE itself)
+// contains all of FILE's bytes; with !, if none does.
+func cmdTreeHas(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: treehas DIR FILE")
+	}
+	needlePath := ts.MkAbs(args[1])
+	needle, err := os.ReadFile(needlePath)
+	ts.Check(err)
+	if len(needle) == 0 {
+		ts.Fatalf("%s is empty", args[1])
+	}
+	var hits []string
+	walkFiles(ts, ts.MkAbs(args[0]), func(p string, data []byte) {
+		if p != needlePath && bytes.Contains(data, needle) {
+			hits = append(hits, p)
+		}
+	})
+	switch {
+	case neg && len(hits) > 0:
+		ts.Fatalf("the contents of %s are in %s", args[1], strings.Join(hits, ", "))
+	case !neg && len(hits) == 0:
+		ts.Fatalf("no file under %s contains %s", args[0], args[1])
+	}
+}
+
+// modes DIR FILEPERM DIRPERM checks the permission bits of DIR and of every
+// file and directory under it (Unix only; on Windows it passes).
+func cmdModes(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: modes DIR FILEPERM DIRPERM")
+	}
+	if runtime.GOOS == "windows" {
+		return
+	}
+	filePerm, err := strconv.ParseUint(args[1], 8, 32)
+	ts.Check(err)
+	dirPerm, err := strconv.ParseUint(args[2], 8, 32)
+	ts.Check(err)
+	var bad []string
+	n := 0
+	ts.Check(filepath.WalkDir(ts.MkAbs(args[0]), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		want := fs.FileMode(filePerm)
+		if d.IsDir() {
+			want = fs.FileMode(dirPerm)
+		}
+		n++
+		if info.Mode().Perm() != want {
+			bad = append(bad, fmt.Sprintf("%s has mode %04o, want %04o", p, info.Mode().Perm(), want))
+		}
+		return nil
+	}))
+	if len(bad) > 0 {
+		ts.Fatalf("%s", strings.Join(bad, "\n"))
+	}
+	ts.Logf("%d entries under %s have the expected modes", n, args[0])
+}
+
+// copytree SRC DST copies a directory tree to DST, which must not exist,
+// keeping permission bits whatever the umask.
+func cmdCopyTree(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: copytree SRC DST")
+	}
+	src, dst := ts.MkAbs(args[0]), ts.MkAbs(args[1])
+	if _, err := os.Lstat(dst); err == nil {
+		ts.Fatalf("%s exists", args[1])
+	}
+	ts.Check(filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		r, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		to := filepath.Join(dst, r)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			if err := os.Mkdir(to, 0o700); err != nil {
+				return err
+			}
+		case d.Type().IsRegular():
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(to, data, 0o600); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("%s is not a file or directory", p)
+		}
+		return os.Chmod(to, info.Mode().Perm())
+	}))
+}
+
+// writehex FILE HEX... writes the bytes the HEX arguments spell, one after
+// the other, to FILE.
+func cmdWriteHex(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: writehex FILE HEX...")
+	}
+	data, err := hex.DecodeString(strings.Join(args[1:], ""))
+	ts.Check(err)
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), data, 0o644))
+}
+
+// sub FILE REGEXP REPLACEMENT replaces every match of REGEXP in FILE, keeping
+// the file's mode; \n in REPLACEMENT is a newline. It fails if nothing
+// matches, so an edit cannot silently miss.
+func cmdSub(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: sub FILE REGEXP REPLACEMENT")
+	}
+	p := ts.MkAbs(args[0])
+	data, err := os.ReadFile(p)
+	ts.Check(err)
+	re, err := regexp.Compile(args[1])
+	ts.Check(err)
+	if !re.Match(data) {
+		ts.Fatalf("%q does not occur in %s", args[1], args[0])
+	}
+	repl := strings.ReplaceAll(args[2], `\n`, "\n")
+	ts.Check(writeKeepMode(p, re.ReplaceAll(data, []byte(repl))))
+}
+
+// capture VAR REGEXP sets the environment variable VAR to the first
+// submatch of REGEXP in the last command's standard output.
+func cmdCapture(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: capture VAR REGEXP")
+	}
+	re, err := regexp.Compile(args[1])
+	ts.Check(err)
+	m := re.FindStringSubmatch(ts.ReadFile("stdout"))
+	if len(m) < 2 {
+		ts.Fatalf("%q does not match stdout", args[1])
+	}
+	ts.Setenv(args[0], m[1])
+}
+
+// randfile FILE SIZE writes SIZE bytes of pseudo-random data, the same on
+// every run, to FILE.
+func cmdRandFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: randfile FILE SIZE")
+	}
+	n, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	r := rand.NewChaCha8([32]byte{'k', 'e', 'y', 't', 'r', 'e', 'e'})
+	data := make([]byte, n)
+	r.Read(data)
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), data, 0o644))
 }
