@@ -253,11 +253,25 @@ func (e *env) open(c *cli.Context) (*keystore.Keystore, error) {
 }
 
 // group makes a command whose verbs are its subcommands. Called without a
-// verb it shows its help; with an unknown one, it is a usage error.
+// verb it shows its help, with the subcommands' examples; with an unknown
+// one, it is a usage error.
 func group(name, usage string, subs ...*cli.Command) *cli.Command {
+	var examples []string
+	for _, sub := range subs {
+		if _, ex, ok := strings.Cut(sub.UsageText, "Example"); ok {
+			_, ex, _ = strings.Cut(ex, "\n")
+			for _, line := range strings.Split(ex, "\n") {
+				if strings.HasPrefix(line, "   keytree ") {
+					examples = append(examples, line)
+					break
+				}
+			}
+		}
+	}
 	return &cli.Command{
 		Name:        name,
 		Usage:       usage,
+		Description: "Examples:\n" + strings.Join(examples, "\n"),
 		Subcommands: subs,
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
@@ -320,7 +334,9 @@ func (in *invocation) password(flag, prompt string, confirm bool) ([]byte, error
 // noArgs refuses positional arguments to a command that takes none.
 func noArgs(c *cli.Context) error {
 	if c.Args().Len() > 0 {
-		return usagef("%s takes no arguments (got %q)", cmdName(c), strings.Join(c.Args().Slice(), " "))
+		// The arguments are not echoed: one of them may be a value typed
+		// where it does not belong.
+		return usagef("%s takes no arguments (got %d)", cmdName(c), c.Args().Len())
 	}
 	return nil
 }
@@ -333,7 +349,7 @@ func oneArg(c *cli.Context, what string) (string, error) {
 	case 0:
 		return "", usagef("%s needs %s", cmdName(c), what)
 	}
-	return "", usagef("%s takes one %s (got %q)", cmdName(c), what, strings.Join(c.Args().Slice(), " "))
+	return "", usagef("%s takes a single argument, %s (got %d)", cmdName(c), what, c.Args().Len())
 }
 
 func timeString(t time.Time) string {

@@ -88,11 +88,15 @@ const (
 const textDecryption = "An error occurred during decryption."
 
 func errDecryptionSMK(detail []string) *Error {
+	what := "both encryptions of the service master key are invalid"
+	if len(detail) == 1 {
+		what = "the service master key's only encryption (machine protection is off) is invalid"
+	}
 	return &Error{
 		Number: MsgDecryption,
 		Text:   textDecryption,
 		Detail: detail,
-		Hint:   "both encryptions of the service master key are invalid; restore it from a backup: keytree smk restore --file BACKUP --force",
+		Hint:   what + "; restore it from a backup: keytree smk restore --file BACKUP --force",
 		Kind:   ErrDecryption,
 	}
 }

@@ -195,8 +195,11 @@ func Open(opts Options) (*Keystore, error) {
 	}
 	data, err := readFile(ks.path(keystoreFile), formats.MaxMetadataSize)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, &Error{Text: fmt.Sprintf("%s is not a keystore (it has no %s)", ks.dir, keystoreFile), Kind: ErrNotFound,
-			Hint: "create one with: keytree init"}
+		hint := "create one with: keytree init"
+		if exists(ks.path(smkFile)) || exists(ks.path(credentialsDir)) {
+			hint = "the directory holds a keystore's files but not its keystore.toml: restore the keystore from a backup copy"
+		}
+		return nil, &Error{Text: fmt.Sprintf("%s is not a keystore (it has no %s)", ks.dir, keystoreFile), Kind: ErrNotFound, Hint: hint}
 	}
 	if err != nil {
 		return nil, ks.fileError(ks.path(keystoreFile), err)

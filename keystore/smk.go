@@ -234,6 +234,9 @@ func (ks *Keystore) trySMKEncryption(kind protect.Kind, meta *formats.SMK, known
 		if errors.As(err, &km) {
 			return nil, err, nil
 		}
+		if errors.Is(err, protect.ErrDamaged) {
+			return nil, fmt.Errorf("its file %s is damaged", blobPath), nil
+		}
 		if errors.Is(err, protect.ErrDecrypt) {
 			return nil, fmt.Errorf("this %s cannot decrypt it", kind), nil
 		}

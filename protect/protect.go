@@ -35,6 +35,10 @@ type Protector interface {
 // callers report them together.
 var ErrDecrypt = errors.New("cannot be decrypted")
 
+// ErrDamaged reports, along with ErrDecrypt, an age file that is not merely
+// for another key: truncated, malformed, or failing its authentication.
+var ErrDamaged = errors.New("damaged")
+
 // Seal encrypts plaintext to p and returns the age file.
 func Seal(p age.Recipient, plaintext []byte) ([]byte, error) {
 	var buf bytes.Buffer
@@ -61,11 +65,15 @@ func Open(id age.Identity, ciphertext []byte, max int64) ([]byte, error) {
 		if errors.Is(err, ErrWeakScrypt) {
 			return nil, fmt.Errorf("%w: %w", ErrDecrypt, ErrWeakScrypt)
 		}
-		return nil, fmt.Errorf("%w: %v", ErrDecrypt, err)
+		var nomatch *age.NoIdentityMatchError
+		if errors.As(err, &nomatch) {
+			return nil, fmt.Errorf("%w: %v", ErrDecrypt, err)
+		}
+		return nil, fmt.Errorf("%w: %w: %v", ErrDecrypt, ErrDamaged, err)
 	}
 	out, err := io.ReadAll(io.LimitReader(r, max+1))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrDecrypt, err)
+		return nil, fmt.Errorf("%w: %w: %v", ErrDecrypt, ErrDamaged, err)
 	}
 	if int64(len(out)) > max {
 		return nil, fmt.Errorf("%w: more than %d bytes of plaintext", ErrDecrypt, max)
