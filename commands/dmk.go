@@ -268,7 +268,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			e.printRekey(res, "Regenerated the master key of "+db)
+			e.printRekey(res, dmkReport("Regenerated", db))
 			return nil
 		},
 	}
@@ -357,7 +357,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			e.printRekey(res, "Restored the master key of "+db)
+			e.printRekey(res, dmkReport("Restored", db))
 			return nil
 		},
 	}

@@ -87,19 +87,35 @@ Examples:
 	}
 }
 
-func (e *env) printRekey(res *keystore.RekeyResult, verb string) {
+// rekeyReport describes, for printRekey, the key an operation replaced.
+type rekeyReport struct {
+	done    string // "Regenerated", "Restored the master key of payroll"
+	key     string // "service master key", "master key of payroll"
+	recover string // the command that recovers orphans
+}
+
+func smkReport(done string) rekeyReport {
+	return rekeyReport{done: done, key: "service master key", recover: "keytree smk recover --file BACKUP"}
+}
+
+func dmkReport(done, db string) rekeyReport {
+	return rekeyReport{done: done + " the master key of " + db, key: "master key of " + db,
+		recover: "keytree dmk recover --db " + db + " --file BACKUP"}
+}
+
+func (e *env) printRekey(res *keystore.RekeyResult, r rekeyReport) {
 	if res.Unchanged {
 		fmt.Fprintf(e.stderr, "keytree: %d: The old and new master keys are identical. No data re-encryption is required.\n", keystore.MsgSameKey)
 		return
 	}
-	e.say("%s: the service master key is now %s (%s, generation %d).", verb, res.Thumbprint, res.Algorithm, res.Generation)
+	e.say("%s: the %s is now %s (%s, generation %d).", r.done, r.key, res.Thumbprint, res.Algorithm, res.Generation)
 	e.say("%d values re-encrypted, %d orphans recovered.", res.Reencrypted, res.Recovered)
 	if res.OrphanedCount > 0 {
 		fmt.Fprintf(e.stderr, "keytree: warning: %d values could not be decrypted and were kept, orphaned:\n", res.OrphanedCount)
 		for _, o := range res.Orphaned {
 			fmt.Fprintf(e.stderr, "keytree:   %s\n", o)
 		}
-		fmt.Fprintf(e.stderr, "keytree: hint: keytree status lists them with the key each needs; recover them with: keytree smk recover --file BACKUP\n")
+		fmt.Fprintf(e.stderr, "keytree: hint: keytree status lists them with the key each needs; recover them with: %s\n", r.recover)
 	}
 }
 
@@ -136,7 +152,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			e.printRekey(res, "Restored")
+			e.printRekey(res, smkReport("Restored"))
 			return nil
 		},
 	}
@@ -181,7 +197,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			e.printRekey(res, "Regenerated")
+			e.printRekey(res, smkReport("Regenerated"))
 			return nil
 		},
 	}

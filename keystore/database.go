@@ -142,9 +142,12 @@ func (s *session) openDMK(meta *formats.Database, password []byte) (*dmkState, e
 	if err != nil {
 		return nil, s.ks.fileError(path, err)
 	}
-	key, _, err := openKeyFile(st.key, blob, protect.KindDMK, meta.Thumbprint)
+	key, kf, err := openKeyFile(st.key, blob, protect.KindDMK, meta.Thumbprint)
 	if err != nil {
 		return nil, dmkOpenError(path, err)
+	}
+	if kf.Database != meta.Name {
+		return nil, corruptf(path, "holds the master key of database %q, not of %q", kf.Database, meta.Name)
 	}
 	if string(key.Algorithm()) != meta.Algorithm {
 		return nil, corruptf(s.ks.dbPath(meta.Name, databaseFile), "names algorithm %s, but the key is %s", meta.Algorithm, key.Algorithm())
@@ -173,6 +176,9 @@ func (ks *Keystore) openDMKByPassword(meta *formats.Database, password []byte) (
 	for _, pe := range meta.Passwords {
 		path := ks.dbPath(meta.Name, formats.PasswordBlobName(pe.ID, meta.Generation))
 		blob, err := readFile(path, maxKeyBlobSize)
+		if notExist(err) {
+			return nil, "", corruptf(ks.dbPath(meta.Name, databaseFile), "names password encryption %s, but %s does not exist", pe.ID, path)
+		}
 		if err != nil {
 			return nil, "", ks.fileError(path, err)
 		}
@@ -224,14 +230,24 @@ func (ks *Keystore) sealDMKForPassword(key *protect.Key, created time.Time, pass
 	return blob, nil
 }
 
-// sealDMKForSMK seals the DMK to the SMK and checks it opens.
-func sealDMKForSMK(smk *smkState, key *protect.Key, created time.Time) ([]byte, error) {
-	blob, err := sealKey(smk.key, key, created)
+// sealDMKForSMK seals the DMK of database db to the SMK and checks it
+// opens. The key file inside names the database: every SMK encryption is
+// made in this keystore, under the database's current name, so openDMK can
+// refuse an encryption copied in from another database, whose key would
+// otherwise be grafted in by editing database.toml to name it.
+func sealDMKForSMK(smk *smkState, key *protect.Key, created time.Time, db string) ([]byte, error) {
+	kf := keyFileOf(key, created)
+	kf.Database = db
+	plain, err := kf.Encode()
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := openKeyFile(smk.key, blob, protect.KindDMK, key.Thumbprint()); err != nil {
-		return nil, fmt.Errorf("the new service master key encryption does not open: %w", err)
+	blob, err := protect.Seal(smk.key, plain)
+	if err != nil {
+		return nil, err
+	}
+	if _, kf, err := openKeyFile(smk.key, blob, protect.KindDMK, key.Thumbprint()); err != nil || kf.Database != db {
+		return nil, fmt.Errorf("the new service master key encryption does not open: %v", err)
 	}
 	return blob, nil
 }
@@ -302,7 +318,7 @@ func (ks *Keystore) CreateDMK(db string, password []byte, opts DMKOptions) (*Dat
 			if smk, err = s.openSMK(); err != nil {
 				return err
 			}
-			if smkBlob, err = sealDMKForSMK(smk, key, now); err != nil {
+			if smkBlob, err = sealDMKForSMK(smk, key, now, db); err != nil {
 				return err
 			}
 		}
@@ -379,7 +395,7 @@ func (ks *Keystore) AddDMKEncryption(db string, by EncryptionKind, newPassword [
 			if err != nil {
 				return err
 			}
-			blob, err := sealDMKForSMK(smk, dmk.key, meta.Created)
+			blob, err := sealDMKForSMK(smk, dmk.key, meta.Created, db)
 			if err != nil {
 				return err
 			}

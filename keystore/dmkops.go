@@ -51,7 +51,7 @@ func (s *session) dmkScope(meta *formats.Database, newPassword []byte, smk *smkS
 				passwords = meta.Passwords
 			}
 			if smk != nil {
-				blob, err := sealDMKForSMK(smk, key, created)
+				blob, err := sealDMKForSMK(smk, key, created, db)
 				if err != nil {
 					return err
 				}

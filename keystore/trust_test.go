@@ -150,6 +150,17 @@ func TestGraftedDMK(t *testing.T) {
 		return err
 	})
 
+	// The same, with database.toml edited to name the other key: the
+	// encryption is the other database's own, so only the name it carries
+	// inside tells.
+	other, _ := f.ks.loadDatabaseMeta("other")
+	editTOML(t, dbMetaPath(f, "payroll"), payroll.Thumbprint, other.Thumbprint)
+	f.expectCorruptNoWrite(t, "secret set with another database's key and SMK encryption", func() error {
+		_, err := f.ks.SetSecret("payroll", "new", []byte("x"), nil)
+		return err
+	})
+	editTOML(t, dbMetaPath(f, "payroll"), other.Thumbprint, payroll.Thumbprint)
+
 	// A whole database from another keystore, its SMK encryption included,
 	// copied into this one: the other SMK's encryption does not open here.
 	g := newTrustFixture(t)
