@@ -1,0 +1,262 @@
+package keystore
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/keytree-dev/keytree/formats"
+	"github.com/keytree-dev/keytree/protect"
+)
+
+// Fixtures of every released format: a keystore written by the keytree that
+// introduced format version 1, with its account and machine directories,
+// backups and an export. It must keep opening, with every value, in every
+// later keytree. Regenerate it only when a new format version is
+// introduced, as a new directory:
+//
+//	go test ./keystore -run TestFixture -update-fixtures
+var updateFixtures = flag.Bool("update-fixtures", false, "write testdata/fixtures/keystore-v1 anew")
+
+const fixtureDir = "../testdata/fixtures/keystore-v1"
+
+// The fixture's contents. Passwords are fixtures' passwords, at the scrypt
+// cost tests use.
+var (
+	fixtureCredentials = map[string][]byte{
+		"backup-db": []byte("hunter2"),
+		"binary":    {0, 1, 2, 0xfe, 0xff, '\n'},
+		"empty":     {},
+	}
+	fixtureSecrets = map[string][]byte{
+		"payroll/signing-key": []byte("-----BEGIN KEY-----\n\x00\xff\n"),
+		"payroll/token":       []byte("t0ken"),
+		"hr/ssh-key":          []byte("ssh key \x01"),
+	}
+	fixturePassword        = []byte("Fixture-Passw0rd-1")
+	fixtureOrphanCred      = "old-cred"
+	fixtureOrphanSecret    = "payroll/old-secret"
+	fixtureOrphanCredVal   = []byte("encrypted by the first SMK")
+	fixtureOrphanSecretVal = []byte("encrypted by payroll's first DMK")
+)
+
+func fixtureDirs(root string) Dirs {
+	return Dirs{Keystore: filepath.Join(root, "keystore"), Account: filepath.Join(root, "account"), Machine: filepath.Join(root, "machine")}
+}
+
+// writeFixture builds the fixture with the current code: both SMK and DMK
+// generations above 1, an SMK and a DMK orphan (so both [[retired]] lists
+// are written), a database opened by password only, backups and an export.
+func writeFixture(t *testing.T, root string) {
+	if runtime.GOOS == "windows" {
+		t.Fatal("the fixture's protectors are Unix ones; write it on Unix")
+	}
+	os.RemoveAll(root)
+	d := fixtureDirs(root)
+	if _, err := Init(Options{Dirs: d}, protect.X25519); err != nil {
+		t.Fatal(err)
+	}
+	ks, err := Open(Options{Dirs: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, v := range fixtureCredentials {
+		_, err := ks.SetCredential(name, "svc_"+name, v)
+		must(err)
+	}
+	_, err = ks.CreateDMK("payroll", fixturePassword, DMKOptions{Algorithm: protect.MLKEM768X25519})
+	must(err)
+	_, err = ks.CreateDMK("hr", fixturePassword, DMKOptions{NoSMKEncryption: true})
+	must(err)
+	for path, v := range fixtureSecrets {
+		db, name, _ := formats.SplitSecretPath(path)
+		_, err := ks.SetSecret(db, name, v, openFor(db))
+		must(err)
+	}
+	// Orphans: a value encrypted by the first key, put back after a
+	// regeneration, then left behind by --force.
+	_, err = ks.BackupSMK(filepath.Join(root, "smk-gen1.age"), fixturePassword, SMKOptions{})
+	must(err)
+	_, err = ks.BackupDMK("payroll", filepath.Join(root, "payroll-dmk-gen1.age"), fixturePassword, DMKOptions{})
+	must(err)
+	_, err = ks.SetCredential(fixtureOrphanCred, "svc", fixtureOrphanCredVal)
+	must(err)
+	db, name, _ := formats.SplitSecretPath(fixtureOrphanSecret)
+	_, err = ks.SetSecret(db, name, fixtureOrphanSecretVal, nil)
+	must(err)
+	oldCred, _ := os.ReadFile(ks.path(credentialsDir, formats.BlobName(fixtureOrphanCred, 1, 1)))
+	oldSecret, _ := os.ReadFile(ks.dbPath(db, secretsDir, formats.BlobName(name, 1, 1)))
+	_, err = ks.RegenerateSMK(SMKOptions{})
+	must(err)
+	must(os.WriteFile(ks.path(credentialsDir, formats.BlobName(fixtureOrphanCred, 1, 2)), oldCred, 0o600))
+	_, err = ks.RegenerateSMK(SMKOptions{Force: true})
+	must(err)
+	_, err = ks.RegenerateDMK(db, fixturePassword, DMKOptions{})
+	must(err)
+	must(os.WriteFile(ks.dbPath(db, secretsDir, formats.BlobName(name, 1, 2)), oldSecret, 0o600))
+	_, err = ks.RegenerateDMK(db, fixturePassword, DMKOptions{Force: true})
+	must(err)
+	_, err = ks.BackupSMK(filepath.Join(root, "smk-current.age"), fixturePassword, SMKOptions{})
+	must(err)
+	_, err = ks.ExportDatabase("hr", filepath.Join(root, "hr.tar"))
+	must(err)
+	must(os.Remove(ks.path(errorlogFile)))
+}
+
+func openFor(db string) []byte {
+	if db == "hr" {
+		return fixturePassword
+	}
+	return nil
+}
+
+// copyFixture copies the fixture to a temporary directory with the modes
+// keytree wants, which git does not keep.
+func copyFixture(t *testing.T) string {
+	t.Helper()
+	root := crashTempDir(t)
+	err := filepath.WalkDir(fixtureDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		r, _ := filepath.Rel(fixtureDir, p)
+		dst := filepath.Join(root, r)
+		if d.IsDir() {
+			return os.MkdirAll(dst, 0o700)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(dst, data, 0o600)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func TestFixtureV1(t *testing.T) {
+	if *updateFixtures {
+		writeFixture(t, fixtureDir)
+	}
+	root := copyFixture(t)
+	d := fixtureDirs(root)
+	ks, err := Open(Options{Dirs: d})
+	if err != nil {
+		t.Fatalf("the version 1 fixture does not open: %v", err)
+	}
+
+	// Every database's secrets, by password: this needs no protector, so
+	// it holds on every OS.
+	for path, want := range fixtureSecrets {
+		db, name, _ := formats.SplitSecretPath(path)
+		got, err := ks.GetSecret(db, name, fixturePassword)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("secret %s by password = %q, %v; want %q", path, got, err, want)
+		}
+	}
+	db, name, _ := formats.SplitSecretPath(fixtureOrphanSecret)
+	if _, err := ks.GetSecret(db, name, fixturePassword); !isMsg(err, MsgItemDecrypt) {
+		t.Fatalf("the fixture's orphaned secret: %v, want 15320", err)
+	}
+
+	if runtime.GOOS == "windows" {
+		// The fixture's account and machine secrets are Unix ones; on
+		// Windows the SMK comes back from its backup.
+		if _, err := ks.RestoreSMK(filepath.Join(root, "smk-current.age"), fixturePassword, SMKOptions{Force: true}); err != nil {
+			t.Fatalf("restore of the fixture's SMK backup: %v", err)
+		}
+	}
+
+	// Credentials and secrets through the SMK, as a cron job reads them.
+	for name, want := range fixtureCredentials {
+		if _, got, err := ks.GetCredential(name); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("credential %s = %q, %v; want %q", name, got, err, want)
+		}
+	}
+	for path, want := range fixtureSecrets {
+		db, name, _ := formats.SplitSecretPath(path)
+		if got, err := ks.GetSecret(db, name, openFor(db)); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("secret %s = %q, %v; want %q", path, got, err, want)
+		}
+	}
+	st, err := ks.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Credentials != len(fixtureCredentials)+1 || st.Databases != 2 || st.Secrets != len(fixtureSecrets)+1 || len(st.Orphans) != 2 {
+		t.Fatalf("status of the fixture: %d credentials, %d databases, %d secrets, %d orphans", st.Credentials, st.Databases, st.Secrets, len(st.Orphans))
+	}
+
+	// The orphans recover with the first generation's backups.
+	if _, err := ks.RecoverSMK(filepath.Join(root, "smk-gen1.age"), fixturePassword, SMKOptions{}); err != nil {
+		t.Fatalf("smk recover: %v", err)
+	}
+	if _, got, err := ks.GetCredential(fixtureOrphanCred); err != nil || !bytes.Equal(got, fixtureOrphanCredVal) {
+		t.Fatalf("recovered credential = %q, %v", got, err)
+	}
+	if _, err := ks.RecoverDMK(db, filepath.Join(root, "payroll-dmk-gen1.age"), fixturePassword, DMKOptions{}); err != nil {
+		t.Fatalf("dmk recover: %v", err)
+	}
+	if got, err := ks.GetSecret(db, name, nil); err != nil || !bytes.Equal(got, fixtureOrphanSecretVal) {
+		t.Fatalf("recovered secret = %q, %v", got, err)
+	}
+
+	// The export imports.
+	if _, err := ks.ImportDatabase(filepath.Join(root, "hr.tar"), "hr2"); err != nil {
+		t.Fatalf("import of the fixture's export: %v", err)
+	}
+	if got, err := ks.GetSecret("hr2", "ssh-key", fixturePassword); err != nil || !bytes.Equal(got, fixtureSecrets["hr/ssh-key"]) {
+		t.Fatalf("imported secret = %q, %v", got, err)
+	}
+}
+
+// TestFixtureFutureVersion: a keystore of a format this keytree does not
+// know is refused, cleanly and without being touched, whichever file says so.
+func TestFixtureFutureVersion(t *testing.T) {
+	files := []string{"keystore.toml", "smk.toml", "databases/payroll/database.toml", "credentials/backup-db.toml"}
+	for _, f := range files {
+		t.Run(f, func(t *testing.T) {
+			root := copyFixture(t)
+			p := filepath.Join(fixtureDirs(root).Keystore, filepath.FromSlash(f))
+			data, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, bytes.Replace(data, []byte("version = 1"), []byte("version = 2"), 1), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			before := listFiles(t, root)
+			var opErr error
+			ks, err := Open(Options{Dirs: fixtureDirs(root)})
+			if err != nil {
+				opErr = err
+			} else {
+				_, err1 := ks.Status()
+				_, err2 := ks.GetSecret("payroll", "token", fixturePassword)
+				_, _, err3 := ks.GetCredential("backup-db")
+				opErr = errors.Join(err1, err2, err3)
+			}
+			if !errors.Is(opErr, ErrCorrupt) || !strings.Contains(opErr.Error(), "format version 2 is not supported") {
+				t.Fatalf("%s at version 2: %v", f, opErr)
+			}
+			if after := listFiles(t, root); after != before {
+				t.Fatalf("a refused keystore was changed: %s", fmt.Sprint(after))
+			}
+		})
+	}
+}
