@@ -110,11 +110,15 @@ func (e *env) printRekey(res *keystore.RekeyResult, r rekeyReport) {
 	}
 	e.say("%s: the %s is now %s (%s, generation %d).", r.done, r.key, res.Thumbprint, res.Algorithm, res.Generation)
 	e.say("%d values re-encrypted, %d orphans recovered.", res.Reencrypted, res.Recovered)
+	// SQL Server's informational messages for what FORCE went past.
+	if res.CurrentKeyLost {
+		fmt.Fprintf(e.stderr, "keytree: %d: The current master key cannot be decrypted. The error was ignored because the FORCE option was specified.\n", keystore.MsgCurrentForced)
+	}
+	for _, o := range res.Orphaned {
+		fmt.Fprintf(e.stderr, "keytree: %d: An error occurred while decrypting %s that was encrypted by the old master key. The error was ignored because the FORCE option was specified.\n", keystore.MsgItemForced, o)
+	}
 	if res.OrphanedCount > 0 {
-		fmt.Fprintf(e.stderr, "keytree: warning: %d values could not be decrypted and were kept, orphaned:\n", res.OrphanedCount)
-		for _, o := range res.Orphaned {
-			fmt.Fprintf(e.stderr, "keytree:   %s\n", o)
-		}
+		fmt.Fprintf(e.stderr, "keytree: warning: %d values could not be decrypted and were kept on disk, orphaned\n", res.OrphanedCount)
 		fmt.Fprintf(e.stderr, "keytree: hint: keytree status lists them with the key each needs; recover them with: %s\n", r.recover)
 	}
 }

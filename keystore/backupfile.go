@@ -92,7 +92,7 @@ func readKeyBackup(path string, kind protect.Kind, password []byte) (*protect.Ke
 func errBadBackup(path, why string) error {
 	return &Error{
 		Number: MsgBadKeyFile,
-		Text:   "The master key file does not have the proper format.",
+		Text:   "The master key file does not exist or has invalid format.",
 		Detail: []string{fmt.Sprintf("%s: %s", path, why)},
 		Kind:   ErrCorrupt,
 	}

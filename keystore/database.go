@@ -389,7 +389,8 @@ func (ks *Keystore) AddDMKEncryption(db string, by EncryptionKind, newPassword [
 			}
 			if meta.SMKEncryption && exists(s.ks.dbPath(db, formats.BlobName(formats.SMKEncryptionBase, meta.Generation, smk.meta.Generation))) {
 				return &Error{Number: MsgEncryptionExists, Kind: ErrExists,
-					Text: "The key is already encrypted by the service master key."}
+					Text:   "Adding an encryption to the symmetric key failed. An encryption by the same service master key may already exist.",
+					Detail: []string{fmt.Sprintf("the master key of database '%s' is already encrypted by the service master key", db)}}
 			}
 			dmk, err := s.openDMK(meta, opts.OpenPassword)
 			if err != nil {
@@ -415,7 +416,8 @@ func (ks *Keystore) AddDMKEncryption(db string, by EncryptionKind, newPassword [
 			}
 			if _, _, err := s.ks.openDMKByPassword(meta, newPassword); err == nil {
 				return &Error{Number: MsgEncryptionExists, Kind: ErrExists,
-					Text: "The key is already encrypted by this password."}
+					Text:   "Adding an encryption to the symmetric key failed. An encryption by the same password '********' may already exist.",
+					Detail: []string{fmt.Sprintf("the master key of database '%s' is already encrypted by this password", db)}}
 			} else if !isMsg(err, MsgNotEncryptedBy) {
 				return err
 			}
@@ -476,8 +478,9 @@ func (ks *Keystore) DropDMKEncryption(db string, by EncryptionKind, password []b
 		case ByPassword:
 			if len(meta.Passwords) == 1 {
 				return &Error{Number: MsgLastPassword, Kind: ErrRefused,
-					Text: "Cannot drop encryption by password because it is the last password encryption of the master key.",
-					Hint: "a database master key always keeps a password encryption: add another password first (keytree dmk add-encryption --by password)"}
+					Text:   "Cannot drop encryption by password '********'.",
+					Detail: []string{fmt.Sprintf("it is the last password encryption of the master key of database '%s'", db)},
+					Hint:   "a database master key always keeps a password encryption: add another password first (keytree dmk add-encryption --by password)"}
 			}
 			_, id, err := s.ks.openDMKByPassword(meta, password)
 			if err != nil {

@@ -81,8 +81,10 @@ const (
 	MsgDMKNotOpen       = 15581
 	MsgBadKeyFile       = 15317
 	MsgNotEncryptedBy   = 15313
-	MsgLastPassword     = 15593
-	MsgEncryptionExists = 15594
+	MsgLastPassword     = 15558
+	MsgEncryptionExists = 15579
+	MsgItemForced       = 15584
+	MsgCurrentForced    = 15585
 )
 
 const textDecryption = "An error occurred during decryption."

@@ -151,17 +151,20 @@ type rekeyPlan struct {
 
 // RekeyResult reports what an SMK-wide operation did.
 type RekeyResult struct {
-	Thumbprint    string
-	Algorithm     protect.Algorithm
-	Generation    int
-	Items         int      // values examined
-	Reencrypted   int      // values now under the new key
-	Recovered     int      // orphans that are no longer orphans
-	Orphaned      []string // values this operation could not decrypt (the first 100)
-	OrphanedCount int
-	OrphansLeft   int  // orphans still waiting for a backup of their key
-	Unchanged     bool // the key was already the SMK (15588)
-	skipped       int  // names the walk listed that were no items
+	Thumbprint  string
+	Algorithm   protect.Algorithm
+	Generation  int
+	Items       int      // values examined
+	Reencrypted int      // values now under the new key
+	Recovered   int      // orphans that are no longer orphans
+	Orphaned    []string // values this operation could not decrypt (the first 100), as "credential 'NAME'"
+	// CurrentKeyLost: the current key could not be opened, and --force
+	// went on without it (SQL Server's 15585).
+	CurrentKeyLost bool
+	OrphanedCount  int
+	OrphansLeft    int  // orphans still waiting for a backup of their key
+	Unchanged      bool // the key was already the SMK (15588)
+	skipped        int  // names the walk listed that were no items
 }
 
 const maxListedOrphans = 100
@@ -228,7 +231,8 @@ func (s *session) rekey(sc rekeyScope, plan rekeyPlan) (*RekeyResult, error) {
 		}
 	}
 
-	res := &RekeyResult{Thumbprint: plan.newKey.Thumbprint(), Algorithm: plan.newKey.Algorithm(), Generation: newGen}
+	res := &RekeyResult{Thumbprint: plan.newKey.Thumbprint(), Algorithm: plan.newKey.Algorithm(), Generation: newGen,
+		CurrentKeyLost: plan.oldKey == nil}
 	remaining := map[int]int{} // retired generation → orphans it still holds
 	newOrphans := 0
 	var mu sync.Mutex
@@ -298,7 +302,7 @@ func (s *session) rekey(sc rekeyScope, plan rekeyPlan) (*RekeyResult, error) {
 			newOrphans++
 			res.OrphanedCount++
 			if len(res.Orphaned) < maxListedOrphans {
-				res.Orphaned = append(res.Orphaned, it.what+" "+it.name)
+				res.Orphaned = append(res.Orphaned, it.what+" '"+it.name+"'")
 			}
 			return nil
 		}
