@@ -3,7 +3,6 @@ package keystore
 import (
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -92,12 +91,14 @@ func (ks *Keystore) SetCredential(name, identity string, value []byte) (created 
 		g := smkGens(st.meta)
 		now := s.ks.nowUTC()
 		meta := &formats.Credential{Version: formats.Version, Name: name, Identity: identity, Revision: 1, Created: now, Updated: now}
-		old, err := s.ks.credentialMeta(name)
+		old, err := s.ks.loadCredentialMeta(name)
 		switch {
+		case err == nil && old.Name != name:
+			return &Error{Text: fmt.Sprintf("a credential named '%s' already exists (names differ only in case)", old.Name), Kind: ErrExists}
 		case err == nil:
 			meta.Revision, meta.Created = old.Revision+1, old.Created
-		case errors.Is(err, ErrNotFound) && notExist(lstatErr(s.ks.credentialMetaPath(name))):
-			created = true
+		case notExist(err):
+			created, old = true, nil
 		default:
 			return err
 		}
@@ -127,11 +128,6 @@ func (ks *Keystore) SetCredential(name, identity string, value []byte) (created 
 		return s.ks.writeFileAtomic(s.ks.credentialMetaPath(name), data)
 	})
 	return created, err
-}
-
-func lstatErr(p string) error {
-	_, err := os.Lstat(p)
-	return err
 }
 
 // GetCredential returns a credential and its value.

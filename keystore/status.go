@@ -1,8 +1,6 @@
 package keystore
 
 import (
-	"errors"
-	"sort"
 	"time"
 
 	"github.com/keytree-dev/keytree/formats"
@@ -187,19 +185,5 @@ func (ks *Keystore) KeyEncryptions() ([]KeyEncryption, error) {
 		}
 		return openErr
 	})
-	sort.SliceStable(rows, func(i, j int) bool {
-		return rowOrder(rows[i]) < rowOrder(rows[j])
-	})
-	var ke *Error
-	if err != nil && !errors.As(err, &ke) {
-		return rows, err
-	}
 	return rows, err
-}
-
-func rowOrder(r KeyEncryption) int {
-	if r.Key == "service master key" {
-		return 0
-	}
-	return 1
 }
