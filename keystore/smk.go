@@ -119,7 +119,8 @@ func (s *session) openSMK() (*smkState, error) {
 			}
 			var km *keyMismatchError
 			if reason != nil && errors.As(reason, &km) {
-				mismatched = append(mismatched, km.got.Thumbprint())
+				mismatched = append(mismatched, fmt.Sprintf("%s (%s) in its %s encryption",
+					km.got.Thumbprint(), km.got.Algorithm(), pr.kind))
 			}
 			if key != nil {
 				enc.Valid = true
@@ -130,6 +131,18 @@ func (s *session) openSMK() (*smkState, error) {
 			}
 		}
 		st.encryptions = append(st.encryptions, enc)
+	}
+	if len(mismatched) > 0 {
+		// An encryption that opens to a key other than the one smk.toml
+		// names was never written by keytree: every encryption of one
+		// generation holds the same key. The metadata or the file was
+		// edited or replaced, and healing would adopt the editor's key
+		// (one protector's encryption can be made by anyone who can ask
+		// that protector to seal, DPAPI's machine scope for instance).
+		// That is damage, reported even when the other encryption opens,
+		// and nothing is repaired from it.
+		return nil, corruptf(s.ks.path(smkFile), "names service master key %s (%s), but it holds %s",
+			meta.Thumbprint, meta.Algorithm, strings.Join(mismatched, " and "))
 	}
 	if st.key == nil {
 		if missing == enabled {
@@ -142,13 +155,6 @@ func (s *session) openSMK() (*smkState, error) {
 			err.Err = errSMKEncryptionsMissing
 			err.Hint = "restore the service master key from a backup: keytree smk restore --file BACKUP --force"
 			return st, err
-		}
-		if len(mismatched) > 0 {
-			// The protectors work, but smk.toml names another key: the
-			// metadata was edited or replaced. That is damage, not a lost
-			// key, and nothing is repaired from it.
-			return nil, corruptf(s.ks.path(smkFile), "names service master key %s, but its encryptions hold %s",
-				meta.Thumbprint, strings.Join(mismatched, ", "))
 		}
 		var detail []string
 		for _, e := range st.encryptions {

@@ -241,3 +241,49 @@ func TestNoRecipientField(t *testing.T) {
 		return err
 	})
 }
+
+// TestSMKReplacedByEditor: an encryption of the SMK that opens, but to a key
+// other than the one smk.toml names, is corruption, never something to heal
+// from. The replacement here is another keystore's account encryption for
+// the same account: what someone who can make one protector seal (DPAPI's
+// machine scope lets any local user) could put in place. Healing over it
+// would adopt the editor's key for everything written afterwards.
+func TestSMKReplacedByEditor(t *testing.T) {
+	f := newTrustFixture(t)
+	dirs := f.dirs
+	dirs.Keystore = filepath.Join(newTestDir(t), "keystore")
+	if _, err := Init(Options{Dirs: dirs}, protect.X25519); err != nil {
+		t.Fatal(err)
+	}
+	g := openTestKeystore(t, Options{Dirs: dirs})
+	mine, _ := f.ks.loadSMKMeta()
+	theirs, _ := g.loadSMKMeta()
+	if mine.Generation != theirs.Generation || mine.Thumbprint == theirs.Thumbprint {
+		t.Fatalf("fixtures: generations %d and %d, thumbprints %s and %s", mine.Generation, theirs.Generation, mine.Thumbprint, theirs.Thumbprint)
+	}
+	name := protectorBlobName(string(protect.KindAccount), mine.Generation)
+	writeTestFile(t, filepath.Join(f.dirs.Keystore, smkDir, name), readTestFile(t, filepath.Join(dirs.Keystore, smkDir, name)))
+
+	// The machine encryption still opens the right key; the account one
+	// holds another.
+	f.expectCorruptNoWrite(t, "credential set with a foreign account encryption", func() error {
+		_, err := f.ks.SetCredential("c", "u", []byte("x"))
+		return err
+	})
+	f.expectCorruptNoWrite(t, "smk verify with a foreign account encryption", func() error {
+		_, err := f.ks.VerifySMK()
+		return err
+	})
+
+	// smk.toml edited to name the foreign key: now the account encryption
+	// agrees with the metadata and the machine encryption does not.
+	editTOML(t, filepath.Join(f.dirs.Keystore, smkFile), mine.Thumbprint, theirs.Thumbprint)
+	f.expectCorruptNoWrite(t, "credential set with smk.toml naming the foreign key", func() error {
+		_, err := f.ks.SetCredential("c", "u", []byte("x"))
+		return err
+	})
+	f.expectCorruptNoWrite(t, "secret get with smk.toml naming the foreign key", func() error {
+		_, err := f.ks.GetSecret("payroll", "s", nil)
+		return err
+	})
+}
