@@ -367,21 +367,30 @@ func (e *env) dmkRecoverCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "recover",
 		Usage: "re-encrypt orphaned secrets with an old database master key's backup",
-		UsageText: `keytree dmk recover --db DB --file F [--password-file P] [--open-password-file P]
+		UsageText: `keytree dmk recover --db DB [--file F] [--password-file P] [--open-password-file P]
 
-Opens the backup of an earlier master key of DB and re-encrypts, under the
-current key, every orphaned secret that key opens.
+Re-encrypts, under the current master key of DB, the orphaned secrets (those
+a --force regenerate or restore could not decrypt) that an earlier key opens.
+With --file, that key comes from its backup, and --password-file is the
+backup's password. Without --file, --password-file is the earlier key's own
+password: it opens the password encryptions of that key which the --force
+kept because it could not open the key (a mistyped --open-password-file).
 
-Example:
-   keytree dmk recover --db payroll --file payroll-dmk-old.age`,
-		Flags: []cli.Flag{dbFlag(), fileFlag("the old key's backup `FILE`"), passwordFileFlag("the backup's password"), openPasswordFlag()},
+Examples:
+   keytree dmk recover --db payroll --file payroll-dmk-old.age
+   keytree dmk recover --db payroll --password-file old-password.txt`,
+		Flags: []cli.Flag{dbFlag(), fileFlag("the old key's backup `FILE`"), passwordFileFlag("the backup's password, or without --file the old key's"), openPasswordFlag()},
 		Action: func(c *cli.Context) error {
-			in, err := e.start(c, needs{db: true, file: true})
+			in, err := e.start(c, needs{db: true})
 			if err != nil {
 				return err
 			}
-			ks, db, file := in.ks, in.db, in.file
-			pw, err := in.password(flagPassword, "Password of the backup", false)
+			ks, db, file := in.ks, in.db, c.String(flagFile)
+			prompt := "Password of the backup"
+			if file == "" {
+				prompt = "Password of the earlier master key"
+			}
+			pw, err := in.password(flagPassword, prompt, false)
 			if err != nil {
 				return err
 			}

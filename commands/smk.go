@@ -89,18 +89,22 @@ Examples:
 
 // rekeyReport describes, for printRekey, the key an operation replaced.
 type rekeyReport struct {
-	done    string // "Regenerated", "Restored the master key of payroll"
-	key     string // "service master key", "master key of payroll"
-	recover string // the command that recovers orphans
+	done        string // "Regenerated", "Restored the master key of payroll"
+	key         string // "service master key", "master key of payroll"
+	recover     string // the command that recovers orphans
+	recoverKept string // the command that recovers them with the kept encryptions
+	keptBy      string // what opens the kept encryptions
 }
 
 func smkReport(done string) rekeyReport {
-	return rekeyReport{done: done, key: "service master key", recover: "keytree smk recover --file BACKUP"}
+	return rekeyReport{done: done, key: "service master key", recover: "keytree smk recover --file BACKUP",
+		recoverKept: "keytree smk recover", keptBy: "the account or machine protector that encrypted them is back (KEYTREE_ACCOUNT_DIR, KEYTREE_MACHINE_DIR)"}
 }
 
 func dmkReport(done, db string) rekeyReport {
 	return rekeyReport{done: done + " the master key of " + db, key: "master key of " + db,
-		recover: "keytree dmk recover --db " + db + " --file BACKUP"}
+		recover: "keytree dmk recover --db " + db + " --file BACKUP", recoverKept: "keytree dmk recover --db " + db + " --password-file OLD",
+		keptBy: "you have the old key's password (OLD)"}
 }
 
 func (e *env) printRekey(res *keystore.RekeyResult, r rekeyReport) {
@@ -120,6 +124,10 @@ func (e *env) printRekey(res *keystore.RekeyResult, r rekeyReport) {
 	if res.OrphanedCount > 0 {
 		fmt.Fprintf(e.stderr, "keytree: warning: %d values could not be decrypted and were kept on disk, orphaned\n", res.OrphanedCount)
 		fmt.Fprintf(e.stderr, "keytree: hint: keytree status lists them with the key each needs; recover them with: %s\n", r.recover)
+	}
+	if res.KeptEncryptions > 0 {
+		fmt.Fprintf(e.stderr, "keytree: note: the old key could not be opened, so its encryptions (%d) were kept with its orphans; once %s, recover them with: %s\n",
+			res.KeptEncryptions, r.keptBy, r.recoverKept)
 	}
 }
 
@@ -211,25 +219,33 @@ func (e *env) smkRecoverCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "recover",
 		Usage: "re-encrypt orphaned values with an old service master key's backup",
-		UsageText: `keytree smk recover --file F [--password-file P]
+		UsageText: `keytree smk recover [--file F [--password-file P]]
 
-Opens the backup of an earlier service master key and re-encrypts, under the
-current key, every orphaned value that key opens (values a --force regenerate
-or restore could not decrypt). keytree status lists orphans and the key each
-one needs.
+Re-encrypts, under the current service master key, the orphaned values
+(values a --force regenerate or restore could not decrypt) that an earlier
+key opens. With --file, that key comes from its backup. Without it, from the
+encryptions of the earlier key that the --force kept because it could not
+open them: they open once the account or machine protector that encrypted
+them is back (the right KEYTREE_ACCOUNT_DIR or KEYTREE_MACHINE_DIR).
+keytree status lists orphans and the key each one needs.
 
-Example:
-   keytree smk recover --file smk-2026-10.age`,
+Examples:
+   keytree smk recover --file smk-2026-10.age
+   keytree smk recover`,
 		Flags: []cli.Flag{fileFlag("the old key's backup `FILE`"), passwordFileFlag("the backup's password")},
 		Action: func(c *cli.Context) error {
-			in, err := e.start(c, needs{file: true})
+			in, err := e.start(c, needs{})
 			if err != nil {
 				return err
 			}
-			ks, file := in.ks, in.file
-			pw, err := in.password(flagPassword, "Password of the backup", false)
-			if err != nil {
-				return err
+			ks, file := in.ks, c.String(flagFile)
+			var pw []byte
+			if file != "" {
+				if pw, err = in.password(flagPassword, "Password of the backup", false); err != nil {
+					return err
+				}
+			} else if c.IsSet(flagPassword) {
+				return usagef("--%s is the password of a backup: give --%s too", flagPassword, flagFile)
 			}
 			progress, done := e.progress("recovering")
 			res, err := ks.RecoverSMK(file, pw, keystore.SMKOptions{Progress: progress})

@@ -58,7 +58,7 @@ func (d *Database) Validate() error {
 		}
 		seen[p.ID] = true
 	}
-	return checkRetired(d.Retired, d.Generation)
+	return checkRetired(d.Retired, d.Generation, func(id string) bool { return isHex(id, 16) })
 }
 
 func DecodeDatabase(data []byte) (*Database, error) {

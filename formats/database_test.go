@@ -12,7 +12,7 @@ func validDatabase() *formats.Database {
 		Version: formats.Version, Name: "payroll", Generation: 3,
 		Thumbprint: strings.Repeat("ab", 20), Algorithm: "x25519", Created: t0, SMKEncryption: true,
 		Passwords: []formats.PasswordEncryption{{ID: "0123456789abcdef", Created: t0}, {ID: "fedcba9876543210", Created: t0}},
-		Retired:   []formats.Retired{{Generation: 2, Thumbprint: strings.Repeat("cd", 20), Algorithm: "mlkem768x25519"}},
+		Retired:   []formats.Retired{{Generation: 2, Thumbprint: strings.Repeat("cd", 20), Algorithm: "mlkem768x25519", Kept: []string{"0123456789abcdef"}}},
 	}
 }
 
@@ -56,6 +56,8 @@ func TestDatabaseRejects(t *testing.T) {
 		"bad thumbprint":              func(d *formats.Database) { d.Thumbprint = "xyz" },
 		"bad algorithm":               func(d *formats.Database) { d.Algorithm = "rsa" },
 		"retired not older":           func(d *formats.Database) { d.Retired[0].Generation = 3 },
+		"kept protector kind":         func(d *formats.Database) { d.Retired[0].Kept = []string{"account"} },
+		"kept id repeated":            func(d *formats.Database) { d.Retired[0].Kept = []string{"0123456789abcdef", "0123456789abcdef"} },
 	}
 	for name, edit := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -32,10 +32,18 @@ func (k *Keystore) Encode() ([]byte, error) { return encode(k) }
 // Retired records an earlier generation of a master key that still has
 // items on disk encrypted under it: items that a --force operation could not
 // decrypt, kept unchanged until a backup of that key recovers them.
+//
+// Kept names the retired key's own encryptions that are kept on disk with
+// its items: a --force operation that could not open the key keeps them, so
+// that the protector or password that should have opened it (a wrong
+// directory, a mistyped password) can still recover the items later. For
+// the SMK they are protector kinds ("account", "machine": the files
+// smk/KIND.G.age); for a DMK, password encryption ids (password.ID.G.age).
 type Retired struct {
-	Generation int    `toml:"generation"`
-	Thumbprint string `toml:"thumbprint"`
-	Algorithm  string `toml:"algorithm"`
+	Generation int      `toml:"generation"`
+	Thumbprint string   `toml:"thumbprint"`
+	Algorithm  string   `toml:"algorithm"`
+	Kept       []string `toml:"kept_encryptions,omitempty"`
 }
 
 // SMK is smk.toml: the service master key's metadata and the commit point of
@@ -61,7 +69,7 @@ func (s *SMK) Validate() error {
 	if err := checkKeyFields(s.Generation, s.Thumbprint, s.Algorithm); err != nil {
 		return err
 	}
-	return checkRetired(s.Retired, s.Generation)
+	return checkRetired(s.Retired, s.Generation, func(k string) bool { return k == "account" || k == "machine" })
 }
 
 func DecodeSMK(data []byte) (*SMK, error) {
@@ -94,7 +102,9 @@ func checkKeyFields(gen int, thumbprint, alg string) error {
 	return nil
 }
 
-func checkRetired(list []Retired, current int) error {
+// checkRetired validates retired entries; validKept says which names a
+// kept encryption may have in this kind of metadata.
+func checkRetired(list []Retired, current int, validKept func(string) bool) error {
 	seen := map[int]bool{}
 	for _, r := range list {
 		if err := checkKeyFields(r.Generation, r.Thumbprint, r.Algorithm); err != nil {
@@ -104,6 +114,16 @@ func checkRetired(list []Retired, current int) error {
 			return corrupt("retired generation %d is not an earlier, distinct generation", r.Generation)
 		}
 		seen[r.Generation] = true
+		if len(r.Kept) > MaxPasswords {
+			return corrupt("retired generation %d keeps more than %d encryptions", r.Generation, MaxPasswords)
+		}
+		kept := map[string]bool{}
+		for _, k := range r.Kept {
+			if !validKept(k) || kept[k] {
+				return corrupt("retired generation %d: kept encryption %q is not valid here, or repeats", r.Generation, k)
+			}
+			kept[k] = true
+		}
 	}
 	if len(list) > MaxRetired {
 		return corrupt("more than %d retired generations", MaxRetired)

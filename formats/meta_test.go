@@ -3,6 +3,7 @@ package formats_test
 import (
 	"bytes"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -189,14 +190,17 @@ func TestDecodeSMKRetired(t *testing.T) {
 	s.Generation = 5
 	base := string(mustEncode(t, s))
 
-	good := base + retiredTOML(4, thumbB, "x25519") + retiredTOML(1, thumbC, "mlkem768x25519")
+	good := base + retiredTOML(4, thumbB, "x25519") + retiredTOML(1, thumbC, "mlkem768x25519") + "kept_encryptions = [\"account\", \"machine\"]\n"
 	got, err := formats.DecodeSMK([]byte(good))
 	if err != nil {
 		t.Fatalf("valid retired list: %v", err)
 	}
-	if len(got.Retired) != 2 || got.Retired[0] != (formats.Retired{Generation: 4, Thumbprint: thumbB, Algorithm: "x25519"}) ||
-		got.Retired[1] != (formats.Retired{Generation: 1, Thumbprint: thumbC, Algorithm: "mlkem768x25519"}) {
-		t.Fatalf("retired = %+v", got.Retired)
+	want := []formats.Retired{
+		{Generation: 4, Thumbprint: thumbB, Algorithm: "x25519"},
+		{Generation: 1, Thumbprint: thumbC, Algorithm: "mlkem768x25519", Kept: []string{"account", "machine"}},
+	}
+	if !reflect.DeepEqual(got.Retired, want) {
+		t.Fatalf("retired = %+v, want %+v", got.Retired, want)
 	}
 	if r, ok := formats.RetiredGeneration(got.Retired, 1); !ok || r.Thumbprint != thumbC {
 		t.Errorf("RetiredGeneration(1) = %+v, %v", r, ok)
@@ -219,6 +223,9 @@ func TestDecodeSMKRetired(t *testing.T) {
 		"missing generation":     "\n[[retired]]\nthumbprint = \"" + thumbB + "\"\nalgorithm = \"x25519\"\n",
 		"unknown key in retired": retiredTOML(3, thumbB, "x25519") + "extra = 1\n",
 		"retired as a table":     "\n[retired]\ngeneration = 3\n",
+		"kept password id":       retiredTOML(3, thumbB, "x25519") + "kept_encryptions = [\"0123456789abcdef\"]\n",
+		"kept twice":             retiredTOML(3, thumbB, "x25519") + "kept_encryptions = [\"account\", \"account\"]\n",
+		"kept path":              retiredTOML(3, thumbB, "x25519") + "kept_encryptions = [\"../account\"]\n",
 	}
 	for what, extra := range bad {
 		_, err := formats.DecodeSMK([]byte(base + extra))

@@ -1,6 +1,7 @@
 package keystore
 
 import (
+	"fmt"
 	"os"
 	"strings"
 
@@ -33,7 +34,7 @@ func (c *collector) referencedDatabase(parts []string) (ref, known bool) {
 	case len(parts) == 3:
 		if id, gen, ok := formats.ParsePasswordBlobName(name); ok {
 			if gen != meta.Generation {
-				return false, true
+				return keptBy(meta.Retired, gen, id), true
 			}
 			for _, p := range meta.Passwords {
 				if p.ID == id {
@@ -137,6 +138,16 @@ func (s *session) eachDatabaseItem(smk *formats.SMK, fn func(item) error) error 
 		for range m.Passwords {
 			if err := fn(item{kind: "dmk-encryption", name: "dmk/" + m.Name, protector: string(protect.KindPassword)}); err != nil {
 				return err
+			}
+		}
+		// The password encryptions --force kept of retired keys.
+		for _, r := range m.Retired {
+			for range r.Kept {
+				it := item{kind: "dmk-encryption", name: fmt.Sprintf("dmk/%s (generation %d)", m.Name, r.Generation),
+					protector: string(protect.KindPassword), orphan: &Orphan{Generation: r.Generation, Thumbprint: r.Thumbprint}, kept: true}
+				if err := fn(it); err != nil {
+					return err
+				}
 			}
 		}
 		if m.SMKEncryption && smk != nil {

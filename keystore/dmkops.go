@@ -1,6 +1,7 @@
 package keystore
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -85,6 +86,18 @@ func (s *session) dmkScope(meta *formats.Database, newPassword []byte, smk *smkS
 			}
 			return out
 		},
+		// Only the password encryptions are kept: the key was not opened,
+		// so its SMK encryption, if any, did not open it either.
+		keepable: func(oldGen int) []string {
+			var out []string
+			for _, pe := range meta.Passwords {
+				if exists(filepath.Join(dir, formats.PasswordBlobName(pe.ID, oldGen))) {
+					out = append(out, pe.ID)
+				}
+			}
+			return out
+		},
+		keptPath: func(gen int, id string) string { return filepath.Join(dir, formats.PasswordBlobName(id, gen)) },
 	}
 }
 
@@ -242,17 +255,23 @@ func (ks *Keystore) RestoreDMK(db, path string, backupPassword, newPassword []by
 
 // RecoverDMK opens an old backup of a database's master key and
 // re-encrypts, under the current DMK, every orphaned secret that key opens.
-// The DMK moves to a new generation with its encryptions unchanged.
+// The DMK moves to a new generation with its encryptions unchanged. Without
+// a backup (path ""), password opens the password encryptions that --force
+// kept of the database's retired keys instead.
 func (ks *Keystore) RecoverDMK(db, path string, password []byte, opts DMKOptions) (*RekeyResult, error) {
 	if err := validName("database", db); err != nil {
 		return nil, err
 	}
-	key, _, err := readKeyBackup(path, protect.KindDMK, password)
-	if err != nil {
-		return nil, err
+	var backup *protect.Key
+	if path != "" {
+		key, _, err := readKeyBackup(path, protect.KindDMK, password)
+		if err != nil {
+			return nil, err
+		}
+		backup = key
 	}
 	var res *RekeyResult
-	err = ks.write("dmk recover", func(s *session) error {
+	err := ks.write("dmk recover", func(s *session) error {
 		meta, err := s.ks.databaseMeta(db, missingDatabase)
 		if err != nil {
 			return err
@@ -260,6 +279,12 @@ func (ks *Keystore) RecoverDMK(db, path string, password []byte, opts DMKOptions
 		if len(meta.Retired) == 0 {
 			return &Error{Text: fmt.Sprintf("database '%s' has no orphaned secrets", db), Kind: ErrNotFound,
 				Hint: "keytree status lists orphaned values"}
+		}
+		keys := []*protect.Key{backup}
+		if backup == nil {
+			if keys, err = s.ks.keptDMKKeys(meta, password); err != nil {
+				return err
+			}
 		}
 		dmk, err := s.openDMK(meta, opts.OpenPassword)
 		if err != nil {
@@ -271,9 +296,47 @@ func (ks *Keystore) RecoverDMK(db, path string, password []byte, opts DMKOptions
 		}
 		res, err = s.rekey(s.dmkScope(meta, nil, smk), rekeyPlan{
 			oldKey: dmk.key, newKey: dmk.key, newCreated: meta.Created,
-			keys: map[string]*protect.Key{key.Thumbprint(): key}, tryKeys: []*protect.Key{key}, mustRecover: true, progress: opts.Progress,
+			keys: keysByThumbprint(keys), tryKeys: keys, mustRecover: true, progress: opts.Progress,
 		})
 		return err
 	})
 	return res, err
+}
+
+// keptDMKKeys opens, with password, the password encryptions that --force
+// kept of a database's retired master keys (formats.Retired.Kept): the
+// recovery after a --force given a mistyped --open-password-file.
+func (ks *Keystore) keptDMKKeys(meta *formats.Database, password []byte) ([]*protect.Key, error) {
+	p, err := protect.NewPassword(password)
+	if err != nil {
+		return nil, invalid(err)
+	}
+	var keys []*protect.Key
+	for _, r := range meta.Retired {
+		for _, id := range r.Kept {
+			path := ks.dbPath(meta.Name, formats.PasswordBlobName(id, r.Generation))
+			blob, err := readFile(path, maxKeyBlobSize)
+			if err != nil {
+				return nil, ks.fileError(path, err)
+			}
+			key, _, err := openKeyFile(p, blob, protect.KindDMK, r.Thumbprint)
+			if errors.Is(err, protect.ErrWeakScrypt) {
+				return nil, corruptf(path, "%v", err)
+			}
+			if err == nil {
+				keys = append(keys, key)
+				break
+			}
+		}
+	}
+	if len(keys) == 0 {
+		return nil, &Error{
+			Number: MsgNotEncryptedBy,
+			Text:   "The key is not encrypted using the specified decryptor.",
+			Detail: []string{fmt.Sprintf("no kept password encryption of an earlier master key of database '%s' opens with that password", meta.Name)},
+			Hint:   fmt.Sprintf("give the old key's password, or recover from a backup: keytree dmk recover --db %s --file BACKUP", meta.Name),
+			Kind:   ErrDecryption,
+		}
+	}
+	return keys, nil
 }

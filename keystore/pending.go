@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -254,7 +255,10 @@ func (c *collector) referenced(p string) (ref, known bool) {
 		if err != nil {
 			return false, false
 		}
-		return gen == meta.Generation && (kind == "account" || meta.MachineProtection), true
+		if gen != meta.Generation {
+			return keptBy(meta.Retired, gen, kind), true
+		}
+		return kind == "account" || meta.MachineProtection, true
 	case len(parts) == 2 && parts[0] == credentialsDir:
 		if strings.HasPrefix(parts[1], formats.TempPrefix) {
 			return false, true
@@ -282,6 +286,13 @@ func (c *collector) referenced(p string) (ref, known bool) {
 		}), true
 	}
 	return c.referencedDatabase(parts)
+}
+
+// keptBy reports whether retired generation gen keeps its own encryption
+// name (formats.Retired.Kept).
+func keptBy(retired []formats.Retired, gen int, name string) bool {
+	r, ok := formats.RetiredGeneration(retired, gen)
+	return ok && slices.Contains(r.Kept, name)
 }
 
 // genReferenced decides whether an item's blob under key generation gen is

@@ -162,9 +162,12 @@ type RekeyResult struct {
 	// went on without it (SQL Server's 15585).
 	CurrentKeyLost bool
 	OrphanedCount  int
-	OrphansLeft    int  // orphans still waiting for a backup of their key
-	Unchanged      bool // the key was already the SMK (15588)
-	skipped        int  // names the walk listed that were no items
+	OrphansLeft    int // orphans still waiting for a backup of their key
+	// KeptEncryptions counts the old key's own encryptions kept with its
+	// orphans because the key could not be opened.
+	KeptEncryptions int
+	Unchanged       bool // the key was already the SMK (15588)
+	skipped         int  // names the walk listed that were no items
 }
 
 const maxListedOrphans = 100
@@ -199,6 +202,13 @@ type rekeyScope struct {
 	commit func(newKey *protect.Key, newGen int, created time.Time, retired []formats.Retired) error
 	// ownFiles lists the old key's own encryptions, removed after the commit.
 	ownFiles func(oldGen int) []string
+	// keepable lists the old key's own encryptions that exist on disk, by
+	// the names formats.Retired.Kept holds, and keptPath maps such a name
+	// back to its file. When --force goes on without opening the old key,
+	// they are kept with the items they could open (P7: FORCE deletes
+	// nothing a mistake could still need).
+	keepable func(oldGen int) []string
+	keptPath func(gen int, name string) string
 }
 
 // rekey moves every value of a scope to a new generation encrypted by
@@ -353,7 +363,15 @@ func (s *session) rekey(sc rekeyScope, plan rekeyPlan) (*RekeyResult, error) {
 		}
 	}
 	if newOrphans > 0 {
-		retired = append(retired, formats.Retired{Generation: sc.generation, Thumbprint: sc.thumbprint, Algorithm: sc.algorithm})
+		r := formats.Retired{Generation: sc.generation, Thumbprint: sc.thumbprint, Algorithm: sc.algorithm}
+		if plan.oldKey == nil {
+			// The key was not opened: perhaps its protectors were
+			// misconfigured or its password mistyped. Its encryptions
+			// stay, so that the right ones can recover its orphans.
+			r.Kept = sc.keepable(sc.generation)
+			res.KeptEncryptions = len(r.Kept)
+		}
+		retired = append(retired, r)
 		res.OrphansLeft += newOrphans
 	}
 	if len(retired) > formats.MaxRetired {
@@ -364,7 +382,7 @@ func (s *session) rekey(sc rekeyScope, plan rekeyPlan) (*RekeyResult, error) {
 	}
 	s.ks.logEvent(fmt.Sprintf("%s: the %s is now %s (generation %d); %d values re-encrypted, %d recovered, %d orphaned",
 		s.op, sc.what, plan.newKey.Thumbprint(), newGen, res.Reencrypted, res.Recovered, res.OrphanedCount))
-	s.cleanupAfterRekey(sc, newGen)
+	s.cleanupAfterRekey(sc, newGen, retired)
 	return res, nil
 }
 
@@ -428,6 +446,16 @@ func (s *session) rekeySMK(st *smkState, plan rekeyPlan) (*RekeyResult, error) {
 			}
 			return out
 		},
+		keepable: func(oldGen int) []string {
+			var out []string
+			for _, pr := range smkProtectors {
+				if exists(s.ks.path(smkDir, protectorBlobName(string(pr.kind), oldGen))) {
+					out = append(out, string(pr.kind))
+				}
+			}
+			return out
+		},
+		keptPath: func(gen int, kind string) string { return s.ks.path(smkDir, protectorBlobName(kind, gen)) },
 	}
 	return s.rekey(sc, plan)
 }
@@ -447,7 +475,10 @@ func validEncryptions(m *formats.SMK) []EncryptionState {
 // It works from directory listings and file names alone, reading no
 // metadata. A failure leaves pending.toml in place, and the next writer
 // sweeps.
-func (s *session) cleanupAfterRekey(sc rekeyScope, newGen int) {
+//
+// A retired generation's kept encryptions stay while the generation is
+// still retired (it holds orphans), and go with it.
+func (s *session) cleanupAfterRekey(sc rekeyScope, newGen int, retired []formats.Retired) {
 	old := map[int]bool{sc.generation: true}
 	for _, r := range sc.retired {
 		old[r.Generation] = true
@@ -477,8 +508,20 @@ func (s *session) cleanupAfterRekey(sc rekeyScope, newGen int) {
 		}
 		return removeFile(s.ks.path(f.dir, f.name))
 	})
-	for _, f := range sc.ownFiles(sc.generation) {
-		if err == nil {
+	kept := map[string]bool{}
+	for _, r := range retired {
+		for _, k := range r.Kept {
+			kept[sc.keptPath(r.Generation, k)] = true
+		}
+	}
+	own := sc.ownFiles(sc.generation)
+	for _, r := range sc.retired {
+		for _, k := range r.Kept {
+			own = append(own, sc.keptPath(r.Generation, k))
+		}
+	}
+	for _, f := range own {
+		if err == nil && !kept[f] {
 			err = removeFile(f)
 		}
 	}

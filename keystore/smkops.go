@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/keytree-dev/keytree/formats"
 	"github.com/keytree-dev/keytree/protect"
 )
 
@@ -138,12 +139,16 @@ func (ks *Keystore) RegenerateSMK(opts SMKOptions) (*RekeyResult, error) {
 // once: the current key moves to a new generation along with the recovered
 // values.
 func (ks *Keystore) RecoverSMK(path string, password []byte, opts SMKOptions) (*RekeyResult, error) {
-	key, _, err := readKeyBackup(path, protect.KindSMK, password)
-	if err != nil {
-		return nil, err
+	var backup *protect.Key
+	if path != "" {
+		key, _, err := readKeyBackup(path, protect.KindSMK, password)
+		if err != nil {
+			return nil, err
+		}
+		backup = key
 	}
 	var res *RekeyResult
-	err = ks.write("smk recover", func(s *session) error {
+	err := ks.write("smk recover", func(s *session) error {
 		st, err := s.openSMK()
 		if err != nil {
 			return err
@@ -152,18 +157,75 @@ func (ks *Keystore) RecoverSMK(path string, password []byte, opts SMKOptions) (*
 			return &Error{Text: "the keystore has no orphaned values", Kind: ErrNotFound,
 				Hint: "keytree status lists orphaned values"}
 		}
+		keys := []*protect.Key{backup}
+		if backup == nil {
+			if keys, err = s.keptSMKKeys(st.meta); err != nil {
+				return err
+			}
+		}
 		res, err = s.rekeySMK(st, rekeyPlan{
 			oldKey:      st.key,
 			newKey:      st.key,
 			newCreated:  st.meta.Created,
-			keys:        map[string]*protect.Key{key.Thumbprint(): key},
-			tryKeys:     []*protect.Key{key},
+			keys:        keysByThumbprint(keys),
+			tryKeys:     keys,
 			mustRecover: true,
 			progress:    opts.Progress,
 		})
 		return err
 	})
 	return res, err
+}
+
+// keptSMKKeys opens the encryptions that --force kept of retired SMKs
+// (formats.Retired.Kept) with this account's and this machine's protectors:
+// the recovery after a --force that ran with the wrong protector
+// directories.
+func (s *session) keptSMKKeys(meta *formats.SMK) ([]*protect.Key, error) {
+	var keys []*protect.Key
+	tried := 0
+	for _, r := range meta.Retired {
+		for _, kind := range r.Kept {
+			if kind == string(protect.KindMachine) && !meta.MachineProtection {
+				continue
+			}
+			p, err := s.ks.protector(protect.Kind(kind), false)
+			var ue *unavailableError
+			if errors.As(err, &ue) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			tried++
+			path := s.ks.path(smkDir, protectorBlobName(kind, r.Generation))
+			blob, err := readFile(path, maxKeyBlobSize)
+			if err != nil {
+				return nil, s.ks.fileError(path, err)
+			}
+			key, _, err := openKeyFile(p, blob, protect.KindSMK, r.Thumbprint)
+			if err == nil {
+				keys = append(keys, key)
+				break
+			}
+		}
+	}
+	if len(keys) == 0 {
+		return nil, &Error{
+			Text: fmt.Sprintf("none of the %d kept encryptions of earlier service master keys opens with this account's and this machine's protectors", tried),
+			Hint: "point KEYTREE_ACCOUNT_DIR / KEYTREE_MACHINE_DIR at the protectors that encrypted them, or recover from a backup: keytree smk recover --file BACKUP",
+			Kind: ErrDecryption,
+		}
+	}
+	return keys, nil
+}
+
+func keysByThumbprint(keys []*protect.Key) map[string]*protect.Key {
+	m := map[string]*protect.Key{}
+	for _, k := range keys {
+		m[k.Thumbprint()] = k
+	}
+	return m
 }
 
 // AlterResult reports what smk alter did.

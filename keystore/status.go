@@ -1,6 +1,7 @@
 package keystore
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/keytree-dev/keytree/formats"
@@ -54,7 +55,7 @@ func (ks *Keystore) Status() (*Status, error) {
 			case "secret":
 				out.Secrets++
 			}
-			if it.orphan != nil {
+			if it.orphan != nil && !it.kept {
 				out.Orphans = append(out.Orphans, OrphanItem{Item: it.name, Generation: it.orphan.Generation, Thumbprint: it.orphan.Thumbprint})
 			}
 			return nil
@@ -88,6 +89,9 @@ type item struct {
 	kind   string // "credential", "database", "secret"
 	name   string // "credential/NAME"
 	orphan *Orphan
+	// kept: an encryption of a retired key, kept by --force (orphan names
+	// the key); not itself an orphaned value.
+	kept bool
 	// encrypting key for key-encryptions
 	protector  string
 	thumbprint string
@@ -129,7 +133,9 @@ type KeyEncryption struct {
 	Protector     string // account, machine, smk, dmk, password
 	// State: "valid" (opened just now), "invalid" (did not open), "off"
 	// (the machine encryption, turned off), "current" (encrypted under the
-	// current master key; not decrypted for this listing) or "orphaned".
+	// current master key; not decrypted for this listing), "orphaned", or
+	// "kept" (an encryption of a retired key that --force could not open,
+	// kept for recover).
 	State string
 }
 
@@ -164,6 +170,17 @@ func (ks *Keystore) KeyEncryptions() ([]KeyEncryption, error) {
 			rows = append(rows, KeyEncryption{Key: "service master key", Thumbprint: e.Thumbprint,
 				CryptType: cryptTypeMasterKey, CryptTypeDesc: descMasterKey, Protector: string(e.Protector), State: state})
 		}
+		// The encryptions --force kept of retired keys, for smk recover.
+		for _, r := range smk.meta.Retired {
+			for _, kind := range r.Kept {
+				tp := AccountThumbprint
+				if kind == string(protect.KindMachine) {
+					tp = MachineThumbprint
+				}
+				rows = append(rows, KeyEncryption{Key: fmt.Sprintf("service master key (generation %d)", r.Generation), Thumbprint: tp,
+					CryptType: cryptTypeMasterKey, CryptTypeDesc: descMasterKey, Protector: kind, State: "kept"})
+			}
+		}
 		err := s.eachItem(func(it item) error {
 			if it.protector == "" {
 				return nil
@@ -175,6 +192,9 @@ func (ks *Keystore) KeyEncryptions() ([]KeyEncryption, error) {
 			ct, desc := cryptTypeMasterKey, descMasterKey
 			if it.protector == string(protect.KindPassword) {
 				ct, desc, state = cryptTypePassword, descPassword, "current"
+				if it.kept {
+					state = "kept"
+				}
 			}
 			rows = append(rows, KeyEncryption{Key: it.name, Thumbprint: it.thumbprint, CryptType: ct, CryptTypeDesc: desc,
 				Protector: it.protector, State: state})
