@@ -712,6 +712,10 @@ func crashCases() []crashCase {
 				return state
 			},
 		},
+		keptDMKRegenerate(),
+		keptDMKRecover(),
+		keptSMKRestore(),
+		keptSMKRecover(),
 		{
 			name: "db import",
 			op: func(e *crashEnv, ks *Keystore) error {
@@ -924,4 +928,221 @@ func TestCrashInjection(t *testing.T) {
 		})
 	}
 	t.Logf("crash injection: %d operations, %d interrupted runs", len(crashCases()), totalRuns)
+}
+
+// The --force cases that go on without the current key, which keep that
+// key's own encryptions (P7), and the recoveries that open them. hr's key
+// opens by password only, so a mistyped one leaves --force without it.
+
+var hrNewPassword = []byte("Database-Passw0rd-3")
+
+// hrState reports "old" or "new" for hr's forced regenerate: the new state
+// has hr's secrets orphaned and its old password encryption kept.
+func hrState(t *testing.T, e *crashEnv, ks *Keystore, oldGen int) string {
+	t.Helper()
+	meta, err := ks.loadDatabaseMeta("hr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta.Generation == oldGen {
+		return "old"
+	}
+	r, ok := formats.RetiredGeneration(meta.Retired, oldGen)
+	if meta.Generation != oldGen+1 || !ok || len(r.Kept) != 1 || !exists(ks.dbPath("hr", formats.PasswordBlobName(r.Kept[0], oldGen))) {
+		t.Fatalf("hr: generation %d, retired %+v: neither the old state nor the new one with its old password encryption kept", meta.Generation, meta.Retired)
+	}
+	return "new"
+}
+
+func keptDMKRegenerate() crashCase {
+	var oldGen int
+	return crashCase{
+		name: "dmk regenerate --force, mistyped open password",
+		prepare: func(t *testing.T, e *crashEnv) {
+			meta, _ := e.open(t).loadDatabaseMeta("hr")
+			oldGen = meta.Generation
+		},
+		op: func(e *crashEnv, ks *Keystore) error {
+			_, err := ks.RegenerateDMK("hr", hrNewPassword, DMKOptions{Force: true, OpenPassword: []byte("Mistyped-Passw0rd-1")})
+			return err
+		},
+		check: func(t *testing.T, e *crashEnv, ks *Keystore) string {
+			state := hrState(t, e, ks, oldGen)
+			for path, want := range e.secrets {
+				db, name, _ := formats.SplitSecretPath(path)
+				open := e.openPassword(db)
+				if db == "hr" && state == "new" {
+					open = hrNewPassword
+				}
+				got, err := ks.GetSecret(db, name, open)
+				if db == "hr" && state == "new" {
+					if !errors.Is(err, ErrDecryption) {
+						t.Fatalf("%s in the new state: %v, want it orphaned", path, err)
+					}
+					continue
+				}
+				if err != nil || !bytes.Equal(got, want) {
+					t.Fatalf("%s (%s state) = %q, %v; want %q", path, state, got, err, want)
+				}
+			}
+			return state
+		},
+	}
+}
+
+func keptDMKRecover() crashCase {
+	var oldGen int
+	return crashCase{
+		name: "dmk recover, with a kept password encryption",
+		prepare: func(t *testing.T, e *crashEnv) {
+			ks := e.open(t)
+			meta, _ := ks.loadDatabaseMeta("hr")
+			if _, err := ks.RegenerateDMK("hr", hrNewPassword, DMKOptions{Force: true, OpenPassword: []byte("Mistyped-Passw0rd-1")}); err != nil {
+				t.Fatal(err)
+			}
+			oldGen = meta.Generation + 1 // the generation recover moves from
+		},
+		op: func(e *crashEnv, ks *Keystore) error {
+			_, err := ks.RecoverDMK("hr", "", e.pw1, DMKOptions{OpenPassword: hrNewPassword})
+			return err
+		},
+		check: func(t *testing.T, e *crashEnv, ks *Keystore) string {
+			meta, err := ks.loadDatabaseMeta("hr")
+			if err != nil {
+				t.Fatal(err)
+			}
+			state := "old"
+			switch {
+			case meta.Generation == oldGen+1 && len(meta.Retired) == 0:
+				state = "new"
+			case meta.Generation != oldGen || len(meta.Retired) != 1:
+				t.Fatalf("hr: generation %d, retired %+v: neither state", meta.Generation, meta.Retired)
+			}
+			for path, want := range e.secrets {
+				db, name, _ := formats.SplitSecretPath(path)
+				open := e.openPassword(db)
+				if db == "hr" {
+					open = hrNewPassword
+				}
+				got, err := ks.GetSecret(db, name, open)
+				if db == "hr" && state == "old" {
+					if !errors.Is(err, ErrDecryption) {
+						t.Fatalf("%s in the old state: %v, want it still orphaned", path, err)
+					}
+					continue
+				}
+				if err != nil || !bytes.Equal(got, want) {
+					t.Fatalf("%s (%s state) = %q, %v; want %q", path, state, got, err, want)
+				}
+			}
+			return state
+		},
+		finish: func(e *crashEnv, ks *Keystore) error {
+			_, err := ks.RecoverDMK("hr", "", e.pw1, DMKOptions{OpenPassword: hrNewPassword})
+			return err
+		},
+	}
+}
+
+// smkKeptState reports "old" (15466: the protectors are the wrong ones) or
+// "new": the older backup's key in place, every credential orphaned, and the
+// encryptions of the key it replaced kept.
+func smkKeptState(t *testing.T, e *crashEnv, ks *Keystore) string {
+	t.Helper()
+	meta, err := ks.loadSMKMeta()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta.Generation == e.oldGen {
+		if _, _, err := ks.GetCredential("cred-0"); !isMsg(err, MsgDecryption) {
+			t.Fatalf("old state: got %v, want 15466", err)
+		}
+		return "old"
+	}
+	r, ok := formats.RetiredGeneration(meta.Retired, e.oldGen)
+	if meta.Generation != e.oldGen+1 || meta.Thumbprint != e.newThumb || !ok || len(r.Kept) != 2 {
+		t.Fatalf("smk.toml: generation %d, %s, retired %+v: neither state", meta.Generation, meta.Thumbprint, meta.Retired)
+	}
+	for _, kind := range r.Kept {
+		if !exists(ks.path(smkDir, protectorBlobName(kind, e.oldGen))) {
+			t.Fatalf("kept %s encryption of generation %d is gone", kind, e.oldGen)
+		}
+	}
+	for name := range e.values {
+		if _, _, err := ks.GetCredential(name); !errors.Is(err, ErrDecryption) {
+			t.Fatalf("credential %s in the new state: %v, want it orphaned", name, err)
+		}
+	}
+	return "new"
+}
+
+// useOtherProtectors points a copy at an account and a machine that open
+// nothing of it: 15466.
+func useOtherProtectors(t *testing.T, e *crashEnv) {
+	e.dirs.Account += "-other"
+	e.dirs.Machine += "-other"
+	key, _, err := readKeyBackup(e.backupOld, protect.KindSMK, e.password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.newThumb = key.Thumbprint()
+}
+
+func keptSMKRestore() crashCase {
+	return crashCase{
+		name:    "restore --force of an older backup, wrong protector directories",
+		prepare: useOtherProtectors,
+		op: func(e *crashEnv, ks *Keystore) error {
+			_, err := ks.RestoreSMK(e.backupOld, e.password, SMKOptions{Force: true})
+			return err
+		},
+		check: smkKeptState,
+		finish: func(e *crashEnv, ks *Keystore) error {
+			_, err := ks.RestoreSMK(e.backupOld, e.password, SMKOptions{Force: true})
+			return err
+		},
+	}
+}
+
+func keptSMKRecover() crashCase {
+	return crashCase{
+		name: "recover, with the kept encryptions",
+		prepare: func(t *testing.T, e *crashEnv) {
+			useOtherProtectors(t, e)
+			if _, err := e.open(t).RestoreSMK(e.backupOld, e.password, SMKOptions{Force: true}); err != nil {
+				t.Fatal(err)
+			}
+			// Back to the right directories, taking the restored key
+			// over from the wrong account.
+			other := e.dirs.Account
+			e.dirs.Account = strings.TrimSuffix(e.dirs.Account, "-other")
+			e.dirs.Machine = strings.TrimSuffix(e.dirs.Machine, "-other")
+			if _, err := e.open(t).AlterSMKOldAccount(other); err != nil {
+				t.Fatal(err)
+			}
+			e.refresh(t)
+			e.newThumb = e.oldThumb
+		},
+		op: func(e *crashEnv, ks *Keystore) error {
+			_, err := ks.RecoverSMK("", nil, SMKOptions{})
+			return err
+		},
+		check: func(t *testing.T, e *crashEnv, ks *Keystore) string {
+			state := e.smkGeneration(t, ks)
+			if state == "old" {
+				for name := range e.values {
+					if _, _, err := ks.GetCredential(name); !errors.Is(err, ErrDecryption) {
+						t.Fatalf("credential %s in the old state: %v, want it still orphaned", name, err)
+					}
+				}
+				return state
+			}
+			e.checkValues(t, ks, state)
+			return state
+		},
+		finish: func(e *crashEnv, ks *Keystore) error {
+			_, err := ks.RecoverSMK("", nil, SMKOptions{})
+			return err
+		},
+	}
 }
