@@ -266,22 +266,27 @@ func cmdTruncate(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(os.Truncate(p, n))
 }
 
-// filecount DIR N checks how many files (not directories) lie under DIR.
+// filecount DIR N [REGEXP] checks how many files (not directories) lie under
+// DIR, counting only those whose name matches REGEXP if it is given.
 func cmdFileCount(ts *testscript.TestScript, neg bool, args []string) {
-	if len(args) != 2 {
-		ts.Fatalf("usage: filecount DIR N")
+	if len(args) != 2 && len(args) != 3 {
+		ts.Fatalf("usage: filecount DIR N [REGEXP]")
 	}
 	want, err := strconv.Atoi(args[1])
 	ts.Check(err)
+	match := regexp.MustCompile("")
+	if len(args) == 3 {
+		match = regexp.MustCompile("^(?:" + args[2] + ")$")
+	}
 	n := 0
 	ts.Check(filepath.WalkDir(ts.MkAbs(args[0]), func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
+		if err == nil && d.Type().IsRegular() && match.MatchString(d.Name()) {
 			n++
 		}
 		return err
 	}))
 	if (n == want) == neg {
-		ts.Fatalf("%s holds %d files, want %d", args[0], n, want)
+		ts.Fatalf("%s holds %d files matching %q, want %d", args[0], n, match, want)
 	}
 }
 
