@@ -220,16 +220,20 @@ func exitCode(err error) int {
 // options builds the keystore options from the global flags, the
 // environment and the OS defaults.
 func (e *env) options(c *cli.Context) (keystore.Options, error) {
-	dirs, err := keystore.DefaultDirs()
-	if err != nil {
-		return keystore.Options{}, err
-	}
-	for _, f := range []struct {
-		flag string
-		dst  *string
-	}{{flagKeystore, &dirs.Keystore}, {flagAccountDir, &dirs.Account}, {flagMachineDir, &dirs.Machine}} {
-		if v := c.String(f.flag); v != "" {
-			*f.dst = v
+	dirs := keystore.Dirs{Keystore: c.String(flagKeystore), Account: c.String(flagAccountDir), Machine: c.String(flagMachineDir)}
+	// The defaults only where a directory is not given: they need a home
+	// directory, which a service account may not have.
+	if dirs.Keystore == "" || dirs.Account == "" || dirs.Machine == "" {
+		def, err := keystore.DefaultDirs()
+		if err != nil {
+			return keystore.Options{}, err
+		}
+		for _, f := range []struct{ dst, def *string }{
+			{&dirs.Keystore, &def.Keystore}, {&dirs.Account, &def.Account}, {&dirs.Machine, &def.Machine},
+		} {
+			if *f.dst == "" {
+				*f.dst = *f.def
+			}
 		}
 	}
 	return keystore.Options{
