@@ -8,7 +8,7 @@ import (
 
 // Blob names. An encrypted value is stored as NAME.R.G.age: revision R of
 // the value, encrypted under generation G of its master key. Metadata names
-// R (the item's .toml file) and G (smk.toml or the database's dmk.toml), so
+// R (the item's .toml file) and G (smk.toml or the database's database.toml), so
 // a reader opens exactly one file and never lists a directory, and a file
 // whose R or G committed metadata does not name is a leftover.
 

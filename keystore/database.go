@@ -39,7 +39,7 @@ func (ks *Keystore) loadDatabaseMeta(db string) (*formats.Database, error) {
 	return meta, nil
 }
 
-// errNoDatabase is what a command that needs a database's master key reports
+// errNoDMK is what a command that needs a database's master key reports
 // when the database has none: SQL Server's 15581.
 func errNoDMK(db string) error {
 	return &Error{
@@ -214,7 +214,7 @@ func newPasswordID() string {
 	return hex.EncodeToString(b)
 }
 
-// writePasswordEncryption seals the DMK to a password and checks it opens.
+// sealDMKForPassword seals the DMK to a password and checks it opens.
 func (ks *Keystore) sealDMKForPassword(key *protect.Key, created time.Time, password []byte) ([]byte, error) {
 	p, err := protect.NewPassword(password)
 	if err != nil {

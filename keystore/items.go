@@ -62,7 +62,7 @@ func (ks *Keystore) readItemBlob(dir []string, base string, rev int, g keyGens) 
 	return data, path, orphan, err
 }
 
-// itemBlobRels lists every file name revision rev of an item could have:
+// itemBlobNames lists every file name revision rev of an item could have:
 // under the current generation and under each retired one.
 func itemBlobNames(base string, rev int, g keyGens) []string {
 	names := []string{formats.BlobName(base, rev, g.current)}

@@ -54,7 +54,7 @@ func acquireLock(path string, mode lockMode, timeout time.Duration) (*fileLock, 
 		if time.Now().After(deadline) {
 			f.Close()
 			return nil, &Error{
-				Text: fmt.Sprintf("another keytree process has held the keystore for more than %s (waiting for a %s lock on %s)", timeout, mode, path),
+				Text: fmt.Sprintf("another keytree process has held the keystore for more than %s (waiting for the %s lock on %s)", timeout, mode, path),
 				Hint: "wait for it to finish and try again, or set KEYTREE_LOCK_TIMEOUT (for example 2m) to wait longer",
 				Kind: ErrLocked,
 			}
