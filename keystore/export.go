@@ -50,8 +50,7 @@ func (ks *Keystore) ExportDatabase(db, path string) (*formats.ExportManifest, er
 			if err := addEntry(tw, databaseFile, &exported); err != nil {
 				return err
 			}
-			for _, pe := range meta.Passwords {
-				name := formats.PasswordBlobName(pe.ID, meta.Generation)
+			for _, name := range passwordFiles(meta) {
 				if err := addFile(tw, name, ks.dbPath(db, name)); err != nil {
 					return err
 				}
@@ -243,7 +242,7 @@ func unpackExport(ks *Keystore, tr *tar.Reader, stage, path string, manifest *fo
 	seen := map[string]bool{}
 	secretMetas := map[string]*formats.Secret{}
 	secretBlobs := map[string]string{} // name → blob file
-	passwords := map[string]int{}      // id → generation
+	passwords := map[string]bool{}     // password encryption file names
 	for n := 0; ; n++ {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -273,11 +272,10 @@ func unpackExport(ks *Keystore, tr *tar.Reader, stage, path string, manifest *fo
 			}
 			continue
 		case strings.HasPrefix(name, "password."):
-			id, gen, ok := formats.ParsePasswordBlobName(name)
-			if !ok {
+			if _, _, ok := formats.ParsePasswordBlobName(name); !ok || passwords[name] {
 				return nil, errBadExport(path, fmt.Sprintf("unexpected entry %q", name))
 			}
-			passwords[id] = gen
+			passwords[name] = true
 			target = filepath.Join(stage, name)
 		case strings.HasPrefix(name, secretsDir+"/"):
 			file := strings.TrimPrefix(name, secretsDir+"/")
@@ -324,11 +322,12 @@ func unpackExport(ks *Keystore, tr *tar.Reader, stage, path string, manifest *fo
 	if meta.Thumbprint != manifest.Thumbprint || meta.Algorithm != manifest.Algorithm {
 		return nil, errBadExport(path, "the manifest and database.toml name different keys")
 	}
-	if len(passwords) != len(meta.Passwords) {
+	want := passwordFiles(meta)
+	if len(passwords) != len(want) {
 		return nil, errBadExport(path, "its password encryptions do not match database.toml")
 	}
-	for _, pe := range meta.Passwords {
-		if g, ok := passwords[pe.ID]; !ok || g != meta.Generation {
+	for _, name := range want {
+		if !passwords[name] {
 			return nil, errBadExport(path, "its password encryptions do not match database.toml")
 		}
 	}
@@ -385,4 +384,20 @@ func syncTree(dir string) error {
 func errBadExport(path, why string) error {
 	return &Error{Text: fmt.Sprintf("%s is not a keytree database export: %s", path, why), Kind: ErrCorrupt,
 		Hint: "nothing was imported"}
+}
+
+// passwordFiles names a database's password encryptions: the current key's,
+// and those --force kept of retired keys. An export carries all of them, so
+// that a moved database can still recover its orphans.
+func passwordFiles(meta *formats.Database) []string {
+	var names []string
+	for _, pe := range meta.Passwords {
+		names = append(names, formats.PasswordBlobName(pe.ID, meta.Generation))
+	}
+	for _, r := range meta.Retired {
+		for _, id := range r.Kept {
+			names = append(names, formats.PasswordBlobName(id, r.Generation))
+		}
+	}
+	return names
 }

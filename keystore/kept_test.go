@@ -72,6 +72,22 @@ func TestForceKeepsDMKPasswordEncryption(t *testing.T) {
 	values["c"] = "value c"
 	wantExists(t, oldFile, true)
 
+	// An export carries the kept encryption: the imported copy recovers
+	// its orphans with the old password as well.
+	export := filepath.Join(newTestDir(t), "payroll.tar")
+	if _, err := ks.ExportDatabase("payroll", export); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.ImportDatabase(export, "copy"); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := ks.RecoverDMK("copy", "", pw, DMKOptions{OpenPassword: next}); err != nil || res.Recovered != 2 {
+		t.Fatalf("recover in the imported copy: %+v, %v", res, err)
+	}
+	if got, err := ks.GetSecret("copy", "a", next); err != nil || string(got) != values["a"] {
+		t.Fatalf("imported copy's secret a = %q, %v", got, err)
+	}
+
 	// The wrong password again opens nothing and changes nothing.
 	before := treeSnapshot(t, d.Keystore, "errorlog")
 	_, err = ks.RecoverDMK("payroll", "", wrong, DMKOptions{OpenPassword: next})
