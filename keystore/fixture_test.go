@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -19,16 +20,18 @@ import (
 // Fixtures of every released format: a keystore written by the keytree that
 // introduced format version 1, with its account and machine directories,
 // backups and an export. It must keep opening, with every value, in every
-// later keytree. Regenerate it only when a new format version is
-// introduced, as a new directory:
+// later keytree. -update-fixtures rewrites it with the current code, which
+// is right only while format 1 has not been released; a new format version
+// gets a new directory, and this one stays as it is:
 //
 //	go test ./keystore -run TestFixture -update-fixtures
 var updateFixtures = flag.Bool("update-fixtures", false, "write testdata/fixtures/keystore-v1 anew")
 
 const fixtureDir = "../testdata/fixtures/keystore-v1"
 
-// The fixture's contents. Passwords are fixtures' passwords, at the scrypt
-// cost tests use.
+// The fixture's contents. Its password encryptions and backups are written
+// at the shipped scrypt cost, so that the released keytree opens them too:
+// the test pays a second or so for each one it opens.
 var (
 	fixtureCredentials = map[string][]byte{
 		"backup-db": []byte("hunter2"),
@@ -59,6 +62,8 @@ func writeFixture(t *testing.T, root string) {
 		t.Fatal("the fixture's protectors are Unix ones; write it on Unix")
 	}
 	os.RemoveAll(root)
+	protect.SetScryptWorkFactorForTesting(shippedScryptWorkFactor)
+	defer protect.SetScryptWorkFactorForTesting(testScryptWorkFactor)
 	d := fixtureDirs(root)
 	if _, err := Init(Options{Dirs: d}, protect.X25519); err != nil {
 		t.Fatal(err)
@@ -116,6 +121,26 @@ func writeFixture(t *testing.T, root string) {
 	must(os.Remove(ks.path(errorlogFile)))
 }
 
+// scryptWorkFactorOf reads the work factor of an age file's scrypt stanza.
+func scryptWorkFactorOf(t *testing.T, path string) int {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) == 4 && f[0] == "->" && f[1] == "scrypt" {
+			n, err := strconv.Atoi(f[3])
+			if err != nil {
+				t.Fatalf("%s: scrypt stanza %q", path, line)
+			}
+			return n
+		}
+	}
+	t.Fatalf("%s has no scrypt stanza", path)
+	return 0
+}
+
 func openFor(db string) []byte {
 	if db == "hr" {
 		return fixturePassword
@@ -158,6 +183,18 @@ func TestFixtureV1(t *testing.T) {
 	ks, err := Open(Options{Dirs: d})
 	if err != nil {
 		t.Fatalf("the version 1 fixture does not open: %v", err)
+	}
+	// The shipped keytree refuses a password file below its work factor,
+	// so the fixture's must be at it.
+	passwordFiles, _ := filepath.Glob(filepath.Join(d.Keystore, "databases", "*", "password.*.age"))
+	backups, _ := filepath.Glob(filepath.Join(root, "*.age"))
+	if len(passwordFiles) < 2 || len(backups) < 3 {
+		t.Fatalf("the fixture has %d password encryptions and %d backups", len(passwordFiles), len(backups))
+	}
+	for _, p := range append(passwordFiles, backups...) {
+		if got := scryptWorkFactorOf(t, p); got != shippedScryptWorkFactor {
+			t.Errorf("%s: scrypt work factor %d, want the shipped %d", p, got, shippedScryptWorkFactor)
+		}
 	}
 
 	// Every database's secrets, by password: this needs no protector, so

@@ -11,10 +11,17 @@ import (
 	"github.com/keytree-dev/keytree/protect"
 )
 
+// The scrypt work factors: the one tests use, and the shipped one (the
+// fixture is written at it).
+var shippedScryptWorkFactor int
+
+const testScryptWorkFactor = 10
+
 func TestMain(m *testing.M) {
 	// Password encryptions at the shipped work factor cost a second each;
 	// tests use the floor that the hook allows.
-	protect.SetScryptWorkFactorForTesting(10)
+	shippedScryptWorkFactor = protect.ScryptWorkFactor()
+	protect.SetScryptWorkFactorForTesting(testScryptWorkFactor)
 	os.Exit(m.Run())
 }
 
