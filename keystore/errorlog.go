@@ -17,7 +17,7 @@ const maxErrorLogRead = 1 << 20
 // built from names, thumbprints and error texts that hold no key material.
 // Failing to log does not fail the command.
 func (ks *Keystore) logEvent(line string) {
-	f, err := os.OpenFile(ks.path(errorlogFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, fileMode)
+	f, err := os.OpenFile(ks.path(errorlogFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE|noFollow, fileMode)
 	if err != nil {
 		return
 	}
@@ -31,7 +31,7 @@ func (ks *Keystore) logEvent(line string) {
 // other than newlines replaced: the file is read from disk, and a hostile
 // one must not drive the terminal it is printed on.
 func (ks *Keystore) ErrorLog() (string, error) {
-	f, err := os.Open(ks.path(errorlogFile))
+	f, err := os.OpenFile(ks.path(errorlogFile), os.O_RDONLY|noFollow, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil
 	}

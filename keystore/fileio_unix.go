@@ -10,6 +10,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// noFollow makes open(2) refuse a symbolic link as the last component: the
+// files keytree appends to or changes the mode of (the lock, the error log)
+// must not be a link that someone who can write the keystore pointed at a
+// file of their choosing, which keytree run as another user (root) would
+// then write to.
+const noFollow = unix.O_NOFOLLOW
+
 // fixMode sets a new file's mode to 0600 whatever the umask was.
 func fixMode(f *os.File) error { return f.Chmod(fileMode) }
 

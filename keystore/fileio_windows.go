@@ -11,6 +11,10 @@ import (
 	"golang.org/x/sys/windows"
 )
 
+// noFollow is 0 on Windows, where creating a symbolic link takes a
+// privilege of its own.
+const noFollow = 0
+
 // fixMode does nothing on Windows: files inherit the ACL of their directory,
 // which for keytree's directories is the profile's (owner-only).
 func fixMode(*os.File) error { return nil }

@@ -32,7 +32,7 @@ type fileLock struct {
 }
 
 func acquireLock(path string, mode lockMode, timeout time.Duration) (*fileLock, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, fileMode)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|noFollow, fileMode)
 	if err != nil {
 		return nil, fmt.Errorf("open lock file: %w", err)
 	}

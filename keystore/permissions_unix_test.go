@@ -210,3 +210,65 @@ func TestCreatedModesUnderUmaskZero(t *testing.T) {
 		t.Fatalf("checked only %d paths", n)
 	}
 }
+
+// TestSymlinksNotFollowed: the lock and the error log, the files keytree
+// opens to change (a lock's mode, an appended line), are not followed when
+// someone who can write the keystore made them links to a file of theirs.
+func TestSymlinksNotFollowed(t *testing.T) {
+	d := testDirs(t)
+	_, ks := initTestKeystore(t, d)
+	if _, err := ks.SetCredential("c", "u", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(newTestDir(t), "victim")
+	if err := os.WriteFile(target, []byte("unchanged\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(target, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	checkTarget := func(what string) {
+		t.Helper()
+		fi, err := os.Stat(target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := os.ReadFile(target)
+		if fi.Mode().Perm() != 0o644 || string(data) != "unchanged\n" {
+			t.Fatalf("%s: the link's target was changed: mode %v, %q", what, fi.Mode().Perm(), data)
+		}
+	}
+
+	// The error log: a heal writes a line to it.
+	errorlog := ks.path(errorlogFile)
+	os.Remove(errorlog)
+	if err := os.Symlink(target, errorlog); err != nil {
+		t.Fatal(err)
+	}
+	healing := d
+	healing.Account = filepath.Join(newTestDir(t), "account")
+	if _, err := openTestKeystore(t, Options{Dirs: healing}).VerifySMK(); err != nil {
+		t.Fatal(err)
+	}
+	checkTarget("a heal logged through a linked error log")
+	if _, err := ks.ErrorLog(); err == nil {
+		t.Error("errorlog read through a link")
+	}
+	os.Remove(errorlog)
+
+	// The lock file.
+	lock := ks.path(lockFile)
+	if err := os.Remove(lock); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, lock); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ks.GetCredential("c"); err == nil {
+		t.Error("a command ran with the lock file a link")
+	}
+	if _, err := ks.SetCredential("c", "u", []byte("w")); err == nil {
+		t.Error("a writer ran with the lock file a link")
+	}
+	checkTarget("commands with a linked lock file")
+}
