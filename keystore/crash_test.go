@@ -954,6 +954,29 @@ func hrState(t *testing.T, e *crashEnv, ks *Keystore, oldGen int) string {
 	return "new"
 }
 
+// checkHR reads every secret back, opening hr's key with open: hr's
+// secrets must all be orphaned if orphaned is set, the others always read.
+func (e *crashEnv) checkHR(t *testing.T, ks *Keystore, state string, open []byte, orphaned bool) {
+	t.Helper()
+	for path, want := range e.secrets {
+		db, name, _ := formats.SplitSecretPath(path)
+		pw := e.openPassword(db)
+		if db == "hr" {
+			pw = open
+		}
+		got, err := ks.GetSecret(db, name, pw)
+		if db == "hr" && orphaned {
+			if !errors.Is(err, ErrDecryption) {
+				t.Fatalf("%s in the %s state: %v, want it orphaned", path, state, err)
+			}
+			continue
+		}
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s (%s state) = %q, %v; want %q", path, state, got, err, want)
+		}
+	}
+}
+
 func keptDMKRegenerate() crashCase {
 	var oldGen int
 	return crashCase{
@@ -968,22 +991,10 @@ func keptDMKRegenerate() crashCase {
 		},
 		check: func(t *testing.T, e *crashEnv, ks *Keystore) string {
 			state := hrState(t, e, ks, oldGen)
-			for path, want := range e.secrets {
-				db, name, _ := formats.SplitSecretPath(path)
-				open := e.openPassword(db)
-				if db == "hr" && state == "new" {
-					open = hrNewPassword
-				}
-				got, err := ks.GetSecret(db, name, open)
-				if db == "hr" && state == "new" {
-					if !errors.Is(err, ErrDecryption) {
-						t.Fatalf("%s in the new state: %v, want it orphaned", path, err)
-					}
-					continue
-				}
-				if err != nil || !bytes.Equal(got, want) {
-					t.Fatalf("%s (%s state) = %q, %v; want %q", path, state, got, err, want)
-				}
+			if state == "new" {
+				e.checkHR(t, ks, state, hrNewPassword, true)
+			} else {
+				e.checkHR(t, ks, state, e.pw1, false)
 			}
 			return state
 		},
@@ -1018,23 +1029,7 @@ func keptDMKRecover() crashCase {
 			case meta.Generation != oldGen || len(meta.Retired) != 1:
 				t.Fatalf("hr: generation %d, retired %+v: neither state", meta.Generation, meta.Retired)
 			}
-			for path, want := range e.secrets {
-				db, name, _ := formats.SplitSecretPath(path)
-				open := e.openPassword(db)
-				if db == "hr" {
-					open = hrNewPassword
-				}
-				got, err := ks.GetSecret(db, name, open)
-				if db == "hr" && state == "old" {
-					if !errors.Is(err, ErrDecryption) {
-						t.Fatalf("%s in the old state: %v, want it still orphaned", path, err)
-					}
-					continue
-				}
-				if err != nil || !bytes.Equal(got, want) {
-					t.Fatalf("%s (%s state) = %q, %v; want %q", path, state, got, err, want)
-				}
-			}
+			e.checkHR(t, ks, state, hrNewPassword, state == "old")
 			return state
 		},
 		finish: func(e *crashEnv, ks *Keystore) error {
