@@ -2,7 +2,11 @@
 
 package protect
 
-import "golang.org/x/sys/windows"
+import (
+	"fmt"
+
+	"golang.org/x/sys/windows"
+)
 
 // AccountSecretName is the file, under the account directory, that holds the
 // account protector's secret. On Windows the account's credential is DPAPI's
@@ -15,8 +19,13 @@ func GenerateAccountSecret() ([]byte, error) {
 	return randomBytes(32)
 }
 
-// Account returns the account protector: DPAPI, user scope.
+// Account returns the account protector: DPAPI, user scope. A secret of any
+// other length than GenerateAccountSecret's is damaged (an empty file would
+// leave the encryption tied to the Windows user alone).
 func Account(secret []byte) (Protector, error) {
+	if len(secret) != 32 {
+		return nil, fmt.Errorf("the account secret is %d bytes, not 32", len(secret))
+	}
 	return &dpapiProtector{
 		kind:    KindAccount,
 		stanza:  "keytree-dpapi-account",

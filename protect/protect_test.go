@@ -46,6 +46,12 @@ func TestAccountProtector(t *testing.T) {
 	if _, err := roundTrip(t, a1, a2); !errors.Is(err, ErrDecrypt) {
 		t.Fatalf("another account's secret opened the file: err = %v", err)
 	}
+	if _, err := Account(nil); err == nil {
+		t.Fatal("an empty account secret accepted")
+	}
+	if _, err := Account(s1[:len(s1)/2]); err == nil {
+		t.Fatal("a truncated account secret accepted")
+	}
 }
 
 func TestMachineProtector(t *testing.T) {
