@@ -1,7 +1,6 @@
 package keystore
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -88,15 +87,7 @@ func (s *session) dmkScope(meta *formats.Database, newPassword []byte, smk *smkS
 		},
 		// Only the password encryptions are kept: the key was not opened,
 		// so its SMK encryption, if any, did not open it either.
-		keepable: func(oldGen int) []string {
-			var out []string
-			for _, pe := range meta.Passwords {
-				if exists(filepath.Join(dir, formats.PasswordBlobName(pe.ID, oldGen))) {
-					out = append(out, pe.ID)
-				}
-			}
-			return out
-		},
+		keepable: passwordIDs(meta.Passwords),
 		keptPath: func(gen int, id string) string { return filepath.Join(dir, formats.PasswordBlobName(id, gen)) },
 	}
 }
@@ -304,30 +295,27 @@ func (ks *Keystore) RecoverDMK(db, path string, password []byte, opts DMKOptions
 }
 
 // keptDMKKeys opens, with password, the password encryptions that --force
-// kept of a database's retired master keys (formats.Retired.Kept): the
-// recovery after a --force given a mistyped --open-password-file.
+// kept of a database's retired master keys (formats.Retired.Kept), as the
+// current key's are opened: the recovery after a --force given a mistyped
+// --open-password-file.
 func (ks *Keystore) keptDMKKeys(meta *formats.Database, password []byte) ([]*protect.Key, error) {
-	p, err := protect.NewPassword(password)
-	if err != nil {
-		return nil, invalid(err)
-	}
 	var keys []*protect.Key
 	for _, r := range meta.Retired {
-		for _, id := range r.Kept {
-			path := ks.dbPath(meta.Name, formats.PasswordBlobName(id, r.Generation))
-			blob, err := readFile(path, maxKeyBlobSize)
-			if err != nil {
-				return nil, ks.fileError(path, err)
-			}
-			key, _, err := openKeyFile(p, blob, protect.KindDMK, r.Thumbprint)
-			if errors.Is(err, protect.ErrWeakScrypt) {
-				return nil, corruptf(path, "%v", err)
-			}
-			if err == nil {
-				keys = append(keys, key)
-				break
-			}
+		if len(r.Kept) == 0 {
+			continue
 		}
+		old := &formats.Database{Name: meta.Name, Generation: r.Generation, Thumbprint: r.Thumbprint, Algorithm: r.Algorithm}
+		for _, id := range r.Kept {
+			old.Passwords = append(old.Passwords, formats.PasswordEncryption{ID: id})
+		}
+		key, _, err := ks.openDMKByPassword(old, password)
+		if isMsg(err, MsgNotEncryptedBy) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, key)
 	}
 	if len(keys) == 0 {
 		return nil, &Error{
@@ -339,4 +327,12 @@ func (ks *Keystore) keptDMKKeys(meta *formats.Database, password []byte) ([]*pro
 		}
 	}
 	return keys, nil
+}
+
+func passwordIDs(list []formats.PasswordEncryption) []string {
+	var ids []string
+	for _, pe := range list {
+		ids = append(ids, pe.ID)
+	}
+	return ids
 }

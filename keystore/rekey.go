@@ -202,12 +202,12 @@ type rekeyScope struct {
 	commit func(newKey *protect.Key, newGen int, created time.Time, retired []formats.Retired) error
 	// ownFiles lists the old key's own encryptions, removed after the commit.
 	ownFiles func(oldGen int) []string
-	// keepable lists the old key's own encryptions that exist on disk, by
-	// the names formats.Retired.Kept holds, and keptPath maps such a name
-	// back to its file. When --force goes on without opening the old key,
-	// they are kept with the items they could open (P7: FORCE deletes
-	// nothing a mistake could still need).
-	keepable func(oldGen int) []string
+	// keepable names the old key's own encryptions that --force keeps when
+	// it goes on without opening the old key, by the names
+	// formats.Retired.Kept holds, and keptPath maps a name to its file: they
+	// stay with the items they could open (P7: FORCE deletes nothing a
+	// mistake could still need).
+	keepable []string
 	keptPath func(gen int, name string) string
 }
 
@@ -368,7 +368,11 @@ func (s *session) rekey(sc rekeyScope, plan rekeyPlan) (*RekeyResult, error) {
 			// The key was not opened: perhaps its protectors were
 			// misconfigured or its password mistyped. Its encryptions
 			// stay, so that the right ones can recover its orphans.
-			r.Kept = sc.keepable(sc.generation)
+			for _, name := range sc.keepable {
+				if exists(sc.keptPath(sc.generation, name)) {
+					r.Kept = append(r.Kept, name)
+				}
+			}
 			res.KeptEncryptions = len(r.Kept)
 		}
 		retired = append(retired, r)
@@ -446,15 +450,7 @@ func (s *session) rekeySMK(st *smkState, plan rekeyPlan) (*RekeyResult, error) {
 			}
 			return out
 		},
-		keepable: func(oldGen int) []string {
-			var out []string
-			for _, pr := range smkProtectors {
-				if exists(s.ks.path(smkDir, protectorBlobName(string(pr.kind), oldGen))) {
-					out = append(out, string(pr.kind))
-				}
-			}
-			return out
-		},
+		keepable: []string{string(protect.KindAccount), string(protect.KindMachine)},
 		keptPath: func(gen int, kind string) string { return s.ks.path(smkDir, protectorBlobName(kind, gen)) },
 	}
 	return s.rekey(sc, plan)

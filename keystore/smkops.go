@@ -178,43 +178,32 @@ func (ks *Keystore) RecoverSMK(path string, password []byte, opts SMKOptions) (*
 }
 
 // keptSMKKeys opens the encryptions that --force kept of retired SMKs
-// (formats.Retired.Kept) with this account's and this machine's protectors:
-// the recovery after a --force that ran with the wrong protector
-// directories.
+// (formats.Retired.Kept) with this account's and this machine's protectors,
+// as openSMK opens the current ones: the recovery after a --force that ran
+// with the wrong protector directories.
 func (s *session) keptSMKKeys(meta *formats.SMK) ([]*protect.Key, error) {
 	var keys []*protect.Key
-	tried := 0
+	var reasons []string
 	for _, r := range meta.Retired {
+		old := &formats.SMK{Generation: r.Generation, Thumbprint: r.Thumbprint, Algorithm: r.Algorithm}
 		for _, kind := range r.Kept {
-			if kind == string(protect.KindMachine) && !meta.MachineProtection {
-				continue
-			}
-			p, err := s.ks.protector(protect.Kind(kind), false)
-			var ue *unavailableError
-			if errors.As(err, &ue) {
-				continue
-			}
+			key, reason, err := s.ks.trySMKEncryption(protect.Kind(kind), old, nil)
 			if err != nil {
 				return nil, err
 			}
-			tried++
-			path := s.ks.path(smkDir, protectorBlobName(kind, r.Generation))
-			blob, err := readFile(path, maxKeyBlobSize)
-			if err != nil {
-				return nil, s.ks.fileError(path, err)
-			}
-			key, _, err := openKeyFile(p, blob, protect.KindSMK, r.Thumbprint)
-			if err == nil {
+			if key != nil {
 				keys = append(keys, key)
 				break
 			}
+			reasons = append(reasons, fmt.Sprintf("generation %d, %s encryption: %v", r.Generation, kind, reason))
 		}
 	}
 	if len(keys) == 0 {
 		return nil, &Error{
-			Text: fmt.Sprintf("none of the %d kept encryptions of earlier service master keys opens with this account's and this machine's protectors", tried),
-			Hint: "point KEYTREE_ACCOUNT_DIR / KEYTREE_MACHINE_DIR at the protectors that encrypted them, or recover from a backup: keytree smk recover --file BACKUP",
-			Kind: ErrDecryption,
+			Text:   fmt.Sprintf("none of the %d kept encryptions of earlier service master keys opens with this account's and this machine's protectors", len(reasons)),
+			Detail: reasons,
+			Hint:   "point KEYTREE_ACCOUNT_DIR / KEYTREE_MACHINE_DIR at the protectors that encrypted them, or recover from a backup: keytree smk recover --file BACKUP",
+			Kind:   ErrDecryption,
 		}
 	}
 	return keys, nil
