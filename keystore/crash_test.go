@@ -443,10 +443,7 @@ func crashCases() []crashCase {
 					t.Fatal(err)
 				}
 				if meta.Generation == e.oldGen {
-					// Old state: the key still does not open.
-					if _, _, err := ks.GetCredential("cred-0"); !isMsg(err, MsgDecryption) {
-						t.Fatalf("old state: got %v, want 15466", err)
-					}
+					wantSMKLost(t, ks) // old state: the key still does not open
 					return "old"
 				}
 				return checkRekey(t, e, ks)
@@ -1049,9 +1046,7 @@ func smkKeptState(t *testing.T, e *crashEnv, ks *Keystore) string {
 		t.Fatal(err)
 	}
 	if meta.Generation == e.oldGen {
-		if _, _, err := ks.GetCredential("cred-0"); !isMsg(err, MsgDecryption) {
-			t.Fatalf("old state: got %v, want 15466", err)
-		}
+		wantSMKLost(t, ks)
 		return "old"
 	}
 	r, ok := formats.RetiredGeneration(meta.Retired, e.oldGen)
@@ -1139,5 +1134,14 @@ func keptSMKRecover() crashCase {
 			_, err := ks.RecoverSMK("", nil, SMKOptions{})
 			return err
 		},
+	}
+}
+
+// wantSMKLost checks the old state of a --force run with the wrong
+// protectors: the SMK still does not open (15466).
+func wantSMKLost(t *testing.T, ks *Keystore) {
+	t.Helper()
+	if _, _, err := ks.GetCredential("cred-0"); !isMsg(err, MsgDecryption) {
+		t.Fatalf("old state: got %v, want 15466", err)
 	}
 }
