@@ -234,18 +234,20 @@ Examples:
    keytree smk recover`,
 		Flags: []cli.Flag{fileFlag("the old key's backup `FILE`"), passwordFileFlag("the backup's password")},
 		Action: func(c *cli.Context) error {
+			file := c.String(flagFile)
+			if file == "" && c.IsSet(flagPassword) {
+				return usagef("--%s is the password of a backup: give --%s too", flagPassword, flagFile)
+			}
 			in, err := e.start(c, needs{})
 			if err != nil {
 				return err
 			}
-			ks, file := in.ks, c.String(flagFile)
+			ks := in.ks
 			var pw []byte
 			if file != "" {
 				if pw, err = in.password(flagPassword, "Password of the backup", false); err != nil {
 					return err
 				}
-			} else if c.IsSet(flagPassword) {
-				return usagef("--%s is the password of a backup: give --%s too", flagPassword, flagFile)
 			}
 			progress, done := e.progress("recovering")
 			res, err := ks.RecoverSMK(file, pw, keystore.SMKOptions{Progress: progress})
