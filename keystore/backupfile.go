@@ -36,7 +36,7 @@ func writeKeyBackup(path string, key *protect.Key, kf *formats.KeyFile, password
 	if _, _, err := openKeyFile(p, blob, key.Kind(), key.Thumbprint()); err != nil {
 		return fmt.Errorf("the backup does not open: %w", err)
 	}
-	if err := createFileAtomic(path, blob); err != nil {
+	if err := osFiles.createFileAtomic(path, blob); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return errFileExists(path)
 		}

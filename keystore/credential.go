@@ -27,7 +27,7 @@ func (ks *Keystore) credentialMetaPath(name string) string {
 
 func (ks *Keystore) loadCredentialMeta(name string) (*formats.Credential, error) {
 	p := ks.credentialMetaPath(name)
-	data, err := readFile(p, formats.MaxMetadataSize)
+	data, err := ks.files.readFile(p, formats.MaxMetadataSize)
 	if err != nil {
 		if notExist(err) {
 			return nil, err
@@ -115,10 +115,10 @@ func (ks *Keystore) SetCredential(name, identity string, value []byte) (created 
 		if err := s.intend(cands, nil); err != nil {
 			return err
 		}
-		if err := writeNewBlob(s.ks.path(credentialsDir, blob), st.key, value); err != nil {
+		if err := s.ks.writeNewBlob(s.ks.path(credentialsDir, blob), st.key, value); err != nil {
 			return err
 		}
-		if err := syncDir(s.ks.path(credentialsDir)); err != nil {
+		if err := ks.files.syncDir(s.ks.path(credentialsDir)); err != nil {
 			return err
 		}
 		data, err := meta.Encode()
@@ -247,9 +247,9 @@ func (ks *Keystore) RemoveCredential(name string) error {
 		if err := s.intend(cands, nil); err != nil {
 			return err
 		}
-		if err := removeFile(s.ks.credentialMetaPath(name)); err != nil {
+		if err := ks.files.removeFile(s.ks.credentialMetaPath(name)); err != nil {
 			return err
 		}
-		return syncDir(s.ks.path(credentialsDir))
+		return ks.files.syncDir(s.ks.path(credentialsDir))
 	})
 }

@@ -25,7 +25,7 @@ func (ks *Keystore) dbPath(db string, elem ...string) string {
 
 func (ks *Keystore) loadDatabaseMeta(db string) (*formats.Database, error) {
 	p := ks.dbPath(db, databaseFile)
-	data, err := readFile(p, formats.MaxMetadataSize)
+	data, err := ks.files.readFile(p, formats.MaxMetadataSize)
 	if err != nil {
 		if notExist(err) {
 			return nil, err
@@ -138,7 +138,7 @@ func (s *session) openDMK(meta *formats.Database, password []byte) (*dmkState, e
 			Kind:   ErrDecryption,
 		}
 	}
-	blob, err := readFile(path, maxKeyBlobSize)
+	blob, err := s.ks.files.readFile(path, maxKeyBlobSize)
 	if err != nil {
 		return nil, s.ks.fileError(path, err)
 	}
@@ -175,7 +175,7 @@ func (ks *Keystore) openDMKByPassword(meta *formats.Database, password []byte) (
 	}
 	for _, pe := range meta.Passwords {
 		path := ks.dbPath(meta.Name, formats.PasswordBlobName(pe.ID, meta.Generation))
-		blob, err := readFile(path, maxKeyBlobSize)
+		blob, err := ks.files.readFile(path, maxKeyBlobSize)
 		if notExist(err) {
 			return nil, "", corruptf(ks.dbPath(meta.Name, databaseFile), "names password encryption %s, but %s does not exist", pe.ID, path)
 		}
@@ -327,7 +327,7 @@ func (ks *Keystore) CreateDMK(db string, password []byte, opts DMKOptions) (*Dat
 			return err
 		}
 		for _, d := range []string{ks.dbPath(db), ks.dbPath(db, secretsDir)} {
-			if err := mkdirPrivate(d); err != nil {
+			if err := ks.files.mkdirPrivate(d); err != nil {
 				return err
 			}
 		}
@@ -346,7 +346,7 @@ func (ks *Keystore) CreateDMK(db string, password []byte, opts DMKOptions) (*Dat
 		if err := ks.writeDatabaseMeta(meta); err != nil {
 			return err
 		}
-		if err := syncDir(ks.path(databasesDir)); err != nil {
+		if err := ks.files.syncDir(ks.path(databasesDir)); err != nil {
 			return err
 		}
 		info = databaseInfo(meta, 0)
@@ -387,7 +387,7 @@ func (ks *Keystore) AddDMKEncryption(db string, by EncryptionKind, newPassword [
 			if err != nil {
 				return err
 			}
-			if meta.SMKEncryption && exists(s.ks.dbPath(db, formats.BlobName(formats.SMKEncryptionBase, meta.Generation, smk.meta.Generation))) {
+			if meta.SMKEncryption && ks.files.exists(s.ks.dbPath(db, formats.BlobName(formats.SMKEncryptionBase, meta.Generation, smk.meta.Generation))) {
 				return &Error{Number: MsgEncryptionExists, Kind: ErrExists,
 					Text:   "Adding an encryption to the symmetric key failed. An encryption by the same service master key may already exist.",
 					Detail: []string{fmt.Sprintf("the master key of database '%s' is already encrypted by the service master key", db)}}
@@ -434,10 +434,10 @@ func (ks *Keystore) AddDMKEncryption(db string, by EncryptionKind, newPassword [
 			if err := s.intend([]string{rel(databasesDir, db, name)}, nil); err != nil {
 				return err
 			}
-			if err := createFile(s.ks.dbPath(db, name), blob, true); err != nil {
+			if err := ks.files.createFile(s.ks.dbPath(db, name), blob, true); err != nil {
 				return err
 			}
-			if err := syncDir(s.ks.dbPath(db)); err != nil {
+			if err := ks.files.syncDir(s.ks.dbPath(db)); err != nil {
 				return err
 			}
 			next.Passwords = append(append([]formats.PasswordEncryption(nil), meta.Passwords...), pe)
@@ -525,10 +525,10 @@ func (ks *Keystore) DropDMK(db string) error {
 		if err := s.intend(nil, []string{rel(databasesDir, db)}); err != nil {
 			return err
 		}
-		if err := removeFile(s.ks.dbPath(db, databaseFile)); err != nil {
+		if err := ks.files.removeFile(s.ks.dbPath(db, databaseFile)); err != nil {
 			return err
 		}
-		return syncDir(s.ks.dbPath(db))
+		return ks.files.syncDir(s.ks.dbPath(db))
 	})
 }
 

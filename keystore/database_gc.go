@@ -2,7 +2,6 @@ package keystore
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/keytree-dev/keytree/formats"
@@ -52,7 +51,7 @@ func (c *collector) referencedDatabase(parts []string) (ref, known bool) {
 			return false, false
 		}
 		return meta.SMKEncryption && rev == meta.Generation && c.genReferenced(gen, smk.Generation, smk.Retired, func() bool {
-			return exists(c.ks.dbPath(db, formats.BlobName(base, rev, smk.Generation)))
+			return c.ks.files.exists(c.ks.dbPath(db, formats.BlobName(base, rev, smk.Generation)))
 		}), true
 	case len(parts) == 4 && parts[2] == secretsDir:
 		if strings.HasSuffix(name, ".toml") {
@@ -70,7 +69,7 @@ func (c *collector) referencedDatabase(parts []string) (ref, known bool) {
 			return c.damaged()
 		}
 		return rev == sm.Revision && c.genReferenced(gen, meta.Generation, meta.Retired, func() bool {
-			return exists(c.ks.dbPath(db, secretsDir, formats.BlobName(base, rev, meta.Generation)))
+			return c.ks.files.exists(c.ks.dbPath(db, secretsDir, formats.BlobName(base, rev, meta.Generation)))
 		}), true
 	}
 	return false, false
@@ -90,26 +89,15 @@ func (c *collector) sweepDatabase(db string) error {
 		if isDir {
 			return nil
 		}
-		return removeFile(c.ks.path(secrets, name))
+		return c.ks.files.removeFile(c.ks.path(secrets, name))
 	})
 	if err != nil {
 		return err
 	}
 	for _, d := range []string{c.ks.dbPath(db, secretsDir), c.ks.dbPath(db)} {
-		if err := removeDir(d); err != nil {
+		if err := c.ks.files.removeDir(d); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// removeDir removes an empty directory; one already gone is fine.
-func removeDir(dir string) error {
-	if err := step("rmdir", dir); err != nil {
-		return err
-	}
-	if err := os.Remove(dir); err != nil && !notExist(err) {
-		return err
 	}
 	return nil
 }

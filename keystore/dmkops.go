@@ -40,7 +40,7 @@ func (s *session) dmkScope(meta *formats.Database, newPassword []byte, smk *smkS
 				passwords = []formats.PasswordEncryption{pe}
 			} else {
 				for _, pe := range meta.Passwords {
-					blob, err := readFile(filepath.Join(dir, formats.PasswordBlobName(pe.ID, meta.Generation)), maxKeyBlobSize)
+					blob, err := s.ks.files.readFile(filepath.Join(dir, formats.PasswordBlobName(pe.ID, meta.Generation)), maxKeyBlobSize)
 					if err != nil {
 						return s.ks.fileError(filepath.Join(dir, formats.PasswordBlobName(pe.ID, meta.Generation)), err)
 					}

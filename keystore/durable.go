@@ -26,10 +26,10 @@ func perFileSync() bool { return runtime.GOOS != "linux" }
 
 // create writes a new file of the batch.
 func (b *batch) create(path, dir string, data []byte) error {
-	if err := removeFile(path); err != nil {
+	if err := b.ks.files.removeFile(path); err != nil {
 		return err
 	}
-	if err := createFile(path, data, perFileSync()); err != nil {
+	if err := b.ks.files.createFile(path, data, perFileSync()); err != nil {
 		return err
 	}
 	b.mu.Lock()
@@ -52,7 +52,7 @@ func (b *batch) sync() error {
 		return syncfs(f)
 	}
 	for d := range b.dirs {
-		if err := syncDir(d); err != nil {
+		if err := b.ks.files.syncDir(d); err != nil {
 			return err
 		}
 	}

@@ -17,12 +17,17 @@ const maxErrorLogRead = 1 << 20
 // built from names, thumbprints and error texts that hold no key material.
 // Failing to log does not fail the command.
 func (ks *Keystore) logEvent(line string) {
-	f, err := os.OpenFile(ks.path(errorlogFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE|noFollow, fileMode)
+	if fi, err := ks.files.lstat(ks.path(errorlogFile)); err == nil && !fi.Mode().IsRegular() {
+		return
+	}
+	f, err := ks.files.openFile(ks.path(errorlogFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE|noFollow|nonBlock, fileMode)
 	if err != nil {
 		return
 	}
 	defer f.Close()
-	fixMode(f)
+	if checkOwnFile(ks.path(errorlogFile), f) != nil {
+		return
+	}
 	line = strings.ReplaceAll(sanitize(line), "\n", " ")
 	f.WriteString(ks.now().UTC().Format(time.RFC3339) + " " + line + "\n")
 }
@@ -31,7 +36,10 @@ func (ks *Keystore) logEvent(line string) {
 // other than newlines replaced: the file is read from disk, and a hostile
 // one must not drive the terminal it is printed on.
 func (ks *Keystore) ErrorLog() (string, error) {
-	f, err := os.OpenFile(ks.path(errorlogFile), os.O_RDONLY|noFollow, 0)
+	if fi, err := ks.files.lstat(ks.path(errorlogFile)); err == nil && !fi.Mode().IsRegular() {
+		return "", notOurs(ks.path(errorlogFile), fi.Mode(), "a regular file")
+	}
+	f, err := ks.files.openFile(ks.path(errorlogFile), os.O_RDONLY|noFollow|nonBlock, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil
 	}
@@ -42,6 +50,9 @@ func (ks *Keystore) ErrorLog() (string, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return "", err
+	}
+	if !fi.Mode().IsRegular() {
+		return "", notOurs(ks.path(errorlogFile), fi.Mode(), "a regular file")
 	}
 	if err := checkPrivate(ks.path(errorlogFile), fi); err != nil {
 		return "", err

@@ -51,7 +51,7 @@ func (ks *Keystore) ExportDatabase(db, path string) (*formats.ExportManifest, er
 				return err
 			}
 			for _, name := range passwordFiles(meta) {
-				if err := addFile(tw, name, ks.dbPath(db, name)); err != nil {
+				if err := addFile(ks.files, tw, name, ks.dbPath(db, name)); err != nil {
 					return err
 				}
 			}
@@ -63,7 +63,7 @@ func (ks *Keystore) ExportDatabase(db, path string) (*formats.ExportManifest, er
 				if err := addEntry(tw, secretsDir+"/"+formats.MetaName(sm.Name), sm); err != nil {
 					return err
 				}
-				return addFile(tw, secretsDir+"/"+filepath.Base(p), p)
+				return addFile(ks.files, tw, secretsDir+"/"+filepath.Base(p), p)
 			})
 		})
 	})
@@ -84,8 +84,8 @@ func addEntry(tw *tar.Writer, name string, v encoder) error {
 	return err
 }
 
-func addFile(tw *tar.Writer, name, path string) error {
-	data, err := readFile(path, maxBlobSize)
+func addFile(f files, tw *tar.Writer, name, path string) error {
+	data, err := f.readFile(path, maxBlobSize)
 	if err != nil {
 		return err
 	}
@@ -99,7 +99,7 @@ func addFile(tw *tar.Writer, name, path string) error {
 // writeArchive streams an archive into a temporary file beside path, then
 // links it into place without replacing anything (15240 if path exists).
 func writeArchive(path string, fill func(*tar.Writer) error) (err error) {
-	if exists(path) {
+	if osFiles.exists(path) {
 		return errFileExists(path)
 	}
 	dir := filepath.Dir(path)
@@ -114,7 +114,7 @@ func writeArchive(path string, fill func(*tar.Writer) error) (err error) {
 	defer func() {
 		if err != nil {
 			f.Close()
-			removeQuietly(tmp)
+			osFiles.removeQuietly(tmp)
 		}
 	}()
 	if err := fixMode(f); err != nil {
@@ -139,15 +139,15 @@ func writeArchive(path string, fill func(*tar.Writer) error) (err error) {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	err = renameNoReplace(tmp, path)
-	removeQuietly(tmp)
+	err = osFiles.renameNoReplace(tmp, path)
+	osFiles.removeQuietly(tmp)
 	if errors.Is(err, fs.ErrExist) {
 		return errFileExists(path)
 	}
 	if err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return osFiles.syncDir(dir)
 }
 
 // ImportDatabase attaches an exported database to this keystore, as name (or
@@ -200,11 +200,11 @@ func (ks *Keystore) ImportDatabase(path, name string) (*formats.ExportManifest, 
 		committed := false
 		defer func() {
 			if !committed {
-				removeTree(stage)
+				ks.files.removeTree(stage)
 			}
 		}()
 		for _, d := range []string{stage, filepath.Join(stage, secretsDir)} {
-			if err := mkdirPrivate(d); err != nil {
+			if err := ks.files.mkdirPrivate(d); err != nil {
 				return err
 			}
 		}
@@ -217,20 +217,20 @@ func (ks *Keystore) ImportDatabase(path, name string) (*formats.ExportManifest, 
 		if err != nil {
 			return err
 		}
-		if err := createFile(filepath.Join(stage, databaseFile), data, true); err != nil {
+		if err := ks.files.createFile(filepath.Join(stage, databaseFile), data, true); err != nil {
 			return err
 		}
 		for _, d := range []string{filepath.Join(stage, secretsDir), stage} {
-			if err := syncDir(d); err != nil {
+			if err := ks.files.syncDir(d); err != nil {
 				return err
 			}
 		}
 		// The commit: one rename of the staged directory into databases/.
-		if err := renameDir(stage, s.ks.dbPath(name)); err != nil {
+		if err := ks.files.renameDir(stage, s.ks.dbPath(name)); err != nil {
 			return err
 		}
 		committed = true
-		return syncDir(s.ks.path(databasesDir))
+		return ks.files.syncDir(s.ks.path(databasesDir))
 	})
 	return manifest, err
 }
@@ -289,7 +289,7 @@ func unpackExport(ks *Keystore, tr *tar.Reader, stage, path string, manifest *fo
 					return nil, errBadExport(path, fmt.Sprintf("%s: not the metadata of secret %q", name, base))
 				}
 				secretMetas[base] = sm
-				if err := createFile(filepath.Join(stage, secretsDir, file), data, false); err != nil {
+				if err := ks.files.createFile(filepath.Join(stage, secretsDir, file), data, false); err != nil {
 					return nil, err
 				}
 				continue
@@ -311,7 +311,7 @@ func unpackExport(ks *Keystore, tr *tar.Reader, stage, path string, manifest *fo
 		if err != nil {
 			return nil, err
 		}
-		if err := createFile(target, data, false); err != nil {
+		if err := ks.files.createFile(target, data, false); err != nil {
 			return nil, err
 		}
 	}

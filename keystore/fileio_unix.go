@@ -17,6 +17,14 @@ import (
 // then write to.
 const noFollow = unix.O_NOFOLLOW
 
+// nonBlock opens a file without waiting: a FIFO planted where keytree
+// expects a file would otherwise block open(2) until a writer appears.
+const nonBlock = unix.O_NONBLOCK
+
+// dirSyncNeeded: a new or renamed directory entry is durable only once its
+// directory is synced.
+const dirSyncNeeded = true
+
 // fixMode sets a new file's mode to 0600 whatever the umask was.
 func fixMode(f *os.File) error { return f.Chmod(fileMode) }
 
@@ -29,48 +37,75 @@ func checkPrivate(path string, fi fs.FileInfo) error {
 	return nil
 }
 
-func renameReplace(from, to string) error {
+func (f files) renameReplace(from, to string) error {
 	if err := step("rename", to); err != nil {
 		return err
 	}
-	return os.Rename(from, to)
+	if f.root == nil {
+		return os.Rename(from, to)
+	}
+	a, err := f.name(from)
+	if err != nil {
+		return err
+	}
+	b, err := f.name(to)
+	if err != nil {
+		return err
+	}
+	return pathErr(to, f.root.Rename(a, b))
 }
 
 // renameNoReplace moves from to to unless to exists. link(2) fails with
 // EEXIST rather than replace, which makes the creation atomic and exclusive.
-func renameNoReplace(from, to string) error {
+func (f files) renameNoReplace(from, to string) error {
 	if err := step("rename", to); err != nil {
 		return err
 	}
-	if err := os.Link(from, to); err != nil {
-		var le *os.LinkError
-		if errors.As(err, &le) && errors.Is(le.Err, fs.ErrExist) {
-			return fs.ErrExist
+	var err error
+	if f.root == nil {
+		err = os.Link(from, to)
+	} else {
+		a, nerr := f.name(from)
+		if nerr != nil {
+			return nerr
 		}
-		return err
+		b, nerr := f.name(to)
+		if nerr != nil {
+			return nerr
+		}
+		err = f.root.Link(a, b)
 	}
-	return nil
+	if errors.Is(err, fs.ErrExist) {
+		return fs.ErrExist
+	}
+	return err
 }
 
-func syncDirOS(dir string) error {
-	d, err := os.Open(dir)
+// renameDir moves a directory to a name that does not exist yet.
+func (f files) renameDir(from, to string) error {
+	if err := step("rename", to); err != nil {
+		return err
+	}
+	if f.exists(to) {
+		return fs.ErrExist
+	}
+	if f.root == nil {
+		return os.Rename(from, to)
+	}
+	a, err := f.name(from)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
+	b, err := f.name(to)
+	if err != nil {
+		return err
+	}
+	return pathErr(to, f.root.Rename(a, b))
+}
+
+func syncDirFile(d *os.File) error {
 	if err := d.Sync(); err != nil && !errors.Is(err, unix.EINVAL) {
 		return err
 	}
 	return nil
-}
-
-// renameDir moves a directory to a name that does not exist yet.
-func renameDir(from, to string) error {
-	if err := step("rename", to); err != nil {
-		return err
-	}
-	if exists(to) {
-		return fs.ErrExist
-	}
-	return os.Rename(from, to)
 }

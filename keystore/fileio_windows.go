@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sys/windows"
@@ -14,6 +15,14 @@ import (
 // noFollow is 0 on Windows, where creating a symbolic link takes a
 // privilege of its own.
 const noFollow = 0
+
+// nonBlock is 0 on Windows: a named pipe lives in its own namespace, not
+// among a directory's files.
+const nonBlock = 0
+
+// dirSyncNeeded is false: NTFS journals directory changes, Windows has no
+// call to flush a directory, and MOVEFILE_WRITE_THROUGH flushes a rename.
+const dirSyncNeeded = false
 
 // fixMode does nothing on Windows: files inherit the ACL of their directory,
 // which for keytree's directories is the profile's (owner-only).
@@ -25,9 +34,14 @@ func checkPrivate(string, fs.FileInfo) error { return nil }
 
 // renameReplace replaces to with from through MoveFileEx, retrying for a
 // while when another process (an antivirus, an indexer, a keytree reader)
-// has the target open.
-func renameReplace(from, to string) error {
+// has the target open. MoveFileEx takes whole paths: both are first checked
+// to resolve inside the root, and the directories keytree renames in are
+// refused if they are links or junctions.
+func (f files) renameReplace(from, to string) error {
 	if err := step("rename", to); err != nil {
+		return err
+	}
+	if err := f.checkRename(from, to); err != nil {
 		return err
 	}
 	return moveFile(from, to, windows.MOVEFILE_REPLACE_EXISTING|windows.MOVEFILE_WRITE_THROUGH)
@@ -35,8 +49,11 @@ func renameReplace(from, to string) error {
 
 // renameNoReplace moves from to to unless to exists: MoveFileEx without
 // MOVEFILE_REPLACE_EXISTING fails rather than replace.
-func renameNoReplace(from, to string) error {
+func (f files) renameNoReplace(from, to string) error {
 	if err := step("rename", to); err != nil {
+		return err
+	}
+	if err := f.checkRename(from, to); err != nil {
 		return err
 	}
 	err := moveFile(from, to, windows.MOVEFILE_WRITE_THROUGH)
@@ -44,6 +61,29 @@ func renameNoReplace(from, to string) error {
 		return fs.ErrExist
 	}
 	return err
+}
+
+// renameDir moves a directory to a name that does not exist yet.
+func (f files) renameDir(from, to string) error {
+	if err := step("rename", to); err != nil {
+		return err
+	}
+	if err := f.checkRename(from, to); err != nil {
+		return err
+	}
+	return moveFile(from, to, 0)
+}
+
+func (f files) checkRename(from, to string) error {
+	for _, p := range []string{from, to} {
+		if _, err := f.name(p); err != nil {
+			return err
+		}
+		if err := f.realDir(filepath.Dir(p)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func moveFile(from, to string, flags uint32) error {
@@ -68,14 +108,4 @@ func moveFile(from, to string, flags uint32) error {
 	return nil
 }
 
-// syncDirOS does nothing: NTFS journals directory changes, and Windows has
-// no call to flush a directory. MOVEFILE_WRITE_THROUGH flushes the rename.
-func syncDirOS(string) error { return nil }
-
-// renameDir moves a directory to a name that does not exist yet.
-func renameDir(from, to string) error {
-	if err := step("rename", to); err != nil {
-		return err
-	}
-	return moveFile(from, to, 0)
-}
+func syncDirFile(*os.File) error { return nil }

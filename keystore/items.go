@@ -30,7 +30,7 @@ type Orphan struct {
 // case, and never lists a directory.
 func (ks *Keystore) itemBlob(dir []string, base string, rev int, g keyGens) (path string, orphan *Orphan, err error) {
 	p := ks.path(append(dir, formats.BlobName(base, rev, g.current))...)
-	if exists(p) {
+	if ks.files.exists(p) {
 		return p, nil, nil
 	}
 	// Newest retired generation first.
@@ -38,7 +38,7 @@ func (ks *Keystore) itemBlob(dir []string, base string, rev int, g keyGens) (pat
 	sort.Slice(retired, func(i, j int) bool { return retired[i].Generation > retired[j].Generation })
 	for _, r := range retired {
 		rp := ks.path(append(dir, formats.BlobName(base, rev, r.Generation))...)
-		if exists(rp) {
+		if ks.files.exists(rp) {
 			return rp, &Orphan{Generation: r.Generation, Thumbprint: r.Thumbprint}, nil
 		}
 	}
@@ -50,7 +50,7 @@ func (ks *Keystore) itemBlob(dir []string, base string, rev int, g keyGens) (pat
 // checking for it first.
 func (ks *Keystore) readItemBlob(dir []string, base string, rev int, g keyGens) (data []byte, path string, orphan *Orphan, err error) {
 	path = ks.path(append(dir, formats.BlobName(base, rev, g.current))...)
-	data, err = readFile(path, maxBlobSize)
+	data, err = ks.files.readFile(path, maxBlobSize)
 	if err == nil || !notExist(err) {
 		return data, path, nil, err
 	}
@@ -58,7 +58,7 @@ func (ks *Keystore) readItemBlob(dir []string, base string, rev int, g keyGens) 
 	if err != nil {
 		return nil, "", nil, err
 	}
-	data, err = readFile(path, maxBlobSize)
+	data, err = ks.files.readFile(path, maxBlobSize)
 	return data, path, orphan, err
 }
 
@@ -75,15 +75,15 @@ func itemBlobNames(base string, rev int, g keyGens) []string {
 // writeNewBlob writes a value's blob under a name no committed metadata
 // refers to yet. Anything already there is a leftover of an operation that
 // never committed, and is replaced.
-func writeNewBlob(path string, key *protect.Key, value []byte) error {
+func (ks *Keystore) writeNewBlob(path string, key *protect.Key, value []byte) error {
 	ct, err := protect.Seal(key, value)
 	if err != nil {
 		return err
 	}
-	if err := removeFile(path); err != nil {
+	if err := ks.files.removeFile(path); err != nil {
 		return err
 	}
-	return createFile(path, ct, true)
+	return ks.files.createFile(path, ct, true)
 }
 
 func orphanError(what, name string, o *Orphan, keyName, recover string) error {

@@ -3,8 +3,9 @@ package keystore
 import (
 	"fmt"
 
-	"filippo.io/age"
 	"time"
+
+	"filippo.io/age"
 
 	"github.com/keytree-dev/keytree/formats"
 	"github.com/keytree-dev/keytree/protect"

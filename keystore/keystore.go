@@ -50,17 +50,26 @@ type Options struct {
 	Notice func(msg string)
 	// Now, if set, replaces time.Now (tests).
 	Now func() time.Time
+	// AllowOtherOwner lets keytree use a keystore directory that belongs
+	// to another account (root reading a user's keystore, say). Without
+	// it such a keystore is refused: files keytree wrote there would
+	// belong to the wrong account, and the owner controls its content.
+	AllowOtherOwner bool
 }
 
 // Keystore is an open keystore directory. Its methods take the lock they need
 // for each operation; a Keystore holds no lock between calls.
 type Keystore struct {
 	dir, accountDir, machineDir string
-	id                          string
-	created                     time.Time
-	lockTimeout                 time.Duration
-	notice                      func(string)
-	now                         func() time.Time
+	// files does every file operation inside the keystore, confined to
+	// its directory (fileio.go).
+	files           files
+	id              string
+	created         time.Time
+	lockTimeout     time.Duration
+	notice          func(string)
+	now             func() time.Time
+	allowOtherOwner bool
 }
 
 func newKeystore(opts Options) (*Keystore, error) {
@@ -75,6 +84,8 @@ func newKeystore(opts Options) (*Keystore, error) {
 		lockTimeout: opts.LockTimeout,
 		notice:      opts.Notice,
 		now:         opts.Now,
+
+		allowOtherOwner: opts.AllowOtherOwner,
 	}
 	if ks.lockTimeout <= 0 {
 		ks.lockTimeout = DefaultLockTimeout
@@ -127,10 +138,13 @@ func Init(opts Options, alg protect.Algorithm) (*InitResult, error) {
 			}
 		}
 	}
-	if err := mkdirPrivate(ks.dir); err != nil {
+	if err := osFiles.mkdirPrivate(ks.dir); err != nil {
 		return nil, fmt.Errorf("create keystore: %w", err)
 	}
-	if err := checkPrivateDir(ks.dir); err != nil {
+	if err := osFiles.checkPrivateDir(ks.dir); err != nil {
+		return nil, err
+	}
+	if err := ks.openRoot(); err != nil {
 		return nil, err
 	}
 	var res *InitResult
@@ -139,7 +153,7 @@ func Init(opts Options, alg protect.Algorithm) (*InitResult, error) {
 			return &Error{Text: fmt.Sprintf("a keystore already exists in %s", ks.dir), Kind: ErrExists}
 		}
 		for _, d := range []string{tmpDir, smkDir, credentialsDir, databasesDir} {
-			if err := mkdirPrivate(ks.path(d)); err != nil {
+			if err := ks.files.mkdirPrivate(ks.path(d)); err != nil {
 				return err
 			}
 		}
@@ -193,10 +207,13 @@ func Open(opts Options) (*Keystore, error) {
 	if err := checkPrivate(ks.dir, fi); err != nil {
 		return nil, err
 	}
-	data, err := readFile(ks.path(keystoreFile), formats.MaxMetadataSize)
+	if err := ks.openRoot(); err != nil {
+		return nil, err
+	}
+	data, err := ks.files.readFile(ks.path(keystoreFile), formats.MaxMetadataSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		hint := "create one with: keytree init"
-		if exists(ks.path(smkFile)) || exists(ks.path(credentialsDir)) {
+		if ks.files.exists(ks.path(smkFile)) || ks.files.exists(ks.path(credentialsDir)) {
 			hint = "the directory holds a keystore's files but not its keystore.toml: restore the keystore from a backup copy"
 		}
 		return nil, &Error{Text: fmt.Sprintf("%s is not a keystore (it has no %s)", ks.dir, keystoreFile), Kind: ErrNotFound, Hint: hint}
@@ -210,6 +227,21 @@ func Open(opts Options) (*Keystore, error) {
 	}
 	ks.id, ks.created = meta.ID, meta.Created
 	return ks, nil
+}
+
+// openRoot opens the keystore directory as the root of every file
+// operation inside it, after checking that the directory belongs to the
+// account running keytree.
+func (ks *Keystore) openRoot() error {
+	if err := ks.checkOwner(); err != nil {
+		return err
+	}
+	f, err := openFiles(ks.dir)
+	if err != nil {
+		return fmt.Errorf("open keystore: %w", err)
+	}
+	ks.files = f
+	return nil
 }
 
 // fileError classifies an error from reading a keystore file: permissions

@@ -21,7 +21,7 @@ func TestLockWriterWaitsThenFails(t *testing.T) {
 	}
 	ks2 := openTestKeystore(t, Options{Dirs: d, LockTimeout: shortLock})
 
-	l, err := acquireLock(ks1.path(lockFile), lockExclusive, time.Second)
+	l, err := acquireLock(ks1.files, ks1.path(lockFile), lockExclusive, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestLockWriterWaitsThenFails(t *testing.T) {
 		}
 	}
 	// Another lock on the same file, not the one held, is refused too.
-	if l2, err := acquireLock(ks1.path(lockFile), lockShared, shortLock); !errors.Is(err, ErrLocked) {
+	if l2, err := acquireLock(ks1.files, ks1.path(lockFile), lockShared, shortLock); !errors.Is(err, ErrLocked) {
 		l2.release()
 		t.Errorf("shared lock while exclusive held: %v", err)
 	}
@@ -68,7 +68,7 @@ func TestLockReadersShare(t *testing.T) {
 		t.Fatal(err)
 	}
 	ks2 := openTestKeystore(t, Options{Dirs: d, LockTimeout: shortLock})
-	r, err := acquireLock(ks1.path(lockFile), lockShared, time.Second)
+	r, err := acquireLock(ks1.files, ks1.path(lockFile), lockShared, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestLockWriterProceedsWhenReleased(t *testing.T) {
 	for _, held := range []lockMode{lockShared, lockExclusive} {
 		t.Run(held.String(), func(t *testing.T) {
 			ks2 := openTestKeystore(t, Options{Dirs: d, LockTimeout: 20 * time.Second})
-			l, err := acquireLock(ks1.path(lockFile), held, time.Second)
+			l, err := acquireLock(ks1.files, ks1.path(lockFile), held, time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -29,3 +29,5 @@ func tryLock(f *os.File, mode lockMode) (bool, error) {
 }
 
 func unlock(f *os.File) { unix.Flock(int(f.Fd()), unix.LOCK_UN) }
+
+func isReadOnlyFS(err error) bool { return errors.Is(err, unix.EROFS) }

@@ -47,7 +47,7 @@ func (ks *Keystore) machineFingerprint(meta *formats.SMK) (sum string, ok bool, 
 	if protect.MachineSecretName == "" {
 		return "", false, nil
 	}
-	if err := checkPrivateDir(ks.machineDir); err != nil {
+	if err := osFiles.checkPrivateDir(ks.machineDir); err != nil {
 		var ke *Error
 		if errors.As(err, &ke) {
 			return "", false, err
@@ -61,7 +61,7 @@ func (ks *Keystore) machineFingerprint(meta *formats.SMK) (sum string, ok bool, 
 		filepath.Join(ks.machineDir, ks.id+".entropy"),
 		ks.path(smkDir, protectorBlobName(string(protect.KindMachine), meta.Generation)),
 	} {
-		data, err := readFile(p, maxKeyBlobSize)
+		data, err := filesFor(ks, p).readFile(p, maxKeyBlobSize)
 		var ke *Error
 		if errors.As(err, &ke) {
 			return "", false, err
@@ -82,7 +82,7 @@ func (ks *Keystore) machineCheckValid(meta *formats.SMK) (bool, error) {
 	if !ok {
 		return false, err
 	}
-	recorded, err := readFile(ks.path(smkDir, machineCheckFile), 1024)
+	recorded, err := ks.files.readFile(ks.path(smkDir, machineCheckFile), 1024)
 	return err == nil && bytes.Equal(bytes.TrimSpace(recorded), []byte(sum)), nil
 }
 
@@ -96,7 +96,7 @@ func (ks *Keystore) recordMachineCheck(meta *formats.SMK) {
 	if !ok {
 		return
 	}
-	if recorded, err := readFile(ks.path(smkDir, machineCheckFile), 1024); err == nil && bytes.Equal(bytes.TrimSpace(recorded), []byte(sum)) {
+	if recorded, err := ks.files.readFile(ks.path(smkDir, machineCheckFile), 1024); err == nil && bytes.Equal(bytes.TrimSpace(recorded), []byte(sum)) {
 		return
 	}
 	ks.writeFileAtomic(ks.path(smkDir, machineCheckFile), []byte(sum+"\n"))

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,7 +20,7 @@ func (ks *Keystore) recoverPending() error {
 	if err := ks.emptyTmp(); err != nil {
 		return err
 	}
-	data, err := readFile(ks.path(pendingFile), formats.MaxMetadataSize)
+	data, err := ks.files.readFile(ks.path(pendingFile), formats.MaxMetadataSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -45,53 +44,33 @@ func (ks *Keystore) recoverPending() error {
 		// damaged) is looked at again by the next writer.
 		return err
 	}
-	if err := removeFile(ks.path(pendingFile)); err != nil {
+	if err := ks.files.removeFile(ks.path(pendingFile)); err != nil {
 		return err
 	}
-	return syncDir(ks.dir)
+	return ks.files.syncDir(ks.dir)
 }
 
 func (ks *Keystore) emptyTmp() error {
-	entries, err := os.ReadDir(ks.path(tmpDir))
+	entries, err := ks.files.readDir(ks.path(tmpDir))
 	if errors.Is(err, fs.ErrNotExist) {
-		return mkdirPrivate(ks.path(tmpDir))
+		return ks.files.mkdirPrivate(ks.path(tmpDir))
 	}
 	if err != nil {
 		return err
 	}
 	for _, e := range entries {
 		p := ks.path(tmpDir, e.Name())
-		if e.IsDir() {
-			if err := removeTree(p); err != nil {
+		if e.Type() == fs.ModeDir {
+			if err := ks.files.removeTree(p); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := removeFile(p); err != nil {
+		if err := ks.files.removeFile(p); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// removeTree removes a directory and everything in it, entry by entry.
-func removeTree(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if err != nil && !notExist(err) {
-		return err
-	}
-	for _, e := range entries {
-		p := filepath.Join(dir, e.Name())
-		if e.IsDir() {
-			err = removeTree(p)
-		} else {
-			err = removeFile(p)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return removeDir(dir)
 }
 
 // collect removes the files that p names, or that lie in the directories it
@@ -186,7 +165,7 @@ func (c *collector) sweep(dir string) error {
 // eachEntry calls fn for every entry of dir, reading the directory in chunks
 // so that a sweep of a large directory uses little memory.
 func (c *collector) eachEntry(dir string, fn func(name string, isDir bool) error) error {
-	f, err := os.Open(c.ks.path(dir))
+	f, err := c.ks.files.openDir(c.ks.path(dir))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -197,7 +176,7 @@ func (c *collector) eachEntry(dir string, fn func(name string, isDir bool) error
 	for {
 		entries, err := f.ReadDir(1024)
 		for _, e := range entries {
-			if ferr := fn(e.Name(), e.IsDir()); ferr != nil {
+			if ferr := fn(e.Name(), e.Type() == fs.ModeDir); ferr != nil {
 				return ferr
 			}
 		}
@@ -215,7 +194,7 @@ func (c *collector) consider(p string) error {
 	if !known || ref {
 		return nil
 	}
-	return removeFile(c.ks.path(p))
+	return c.ks.files.removeFile(c.ks.path(p))
 }
 
 func (c *collector) smkMeta() (*formats.SMK, error) {
@@ -282,7 +261,7 @@ func (c *collector) referenced(p string) (ref, known bool) {
 			return c.damaged()
 		}
 		return rev == meta.Revision && c.genReferenced(gen, smk.Generation, smk.Retired, func() bool {
-			return exists(c.ks.path(credentialsDir, formats.BlobName(base, rev, smk.Generation)))
+			return c.ks.files.exists(c.ks.path(credentialsDir, formats.BlobName(base, rev, smk.Generation)))
 		}), true
 	}
 	return c.referencedDatabase(parts)
@@ -309,7 +288,7 @@ func (c *collector) genReferenced(gen, current int, retired []formats.Retired, h
 	return false
 }
 
-func exists(p string) bool {
+func exists(p string) bool { // for paths outside the keystore, and tests
 	_, err := os.Lstat(p)
 	return err == nil
 }

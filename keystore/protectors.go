@@ -68,11 +68,11 @@ func (ks *Keystore) protectorSecret(dir, name, what string, generate func() ([]b
 	path := filepath.Join(dir, name)
 	for attempt := 0; ; attempt++ {
 		if _, err := os.Stat(dir); err == nil {
-			if err := checkPrivateDir(dir); err != nil {
+			if err := osFiles.checkPrivateDir(dir); err != nil {
 				return nil, err
 			}
 		}
-		data, err := readFile(path, maxSecretFileSize)
+		data, err := osFiles.readFile(path, maxSecretFileSize)
 		var ke *Error
 		switch {
 		case errors.As(err, &ke):
@@ -112,10 +112,10 @@ func (ks *Keystore) protectorSecret(dir, name, what string, generate func() ([]b
 		if attempt > 0 {
 			return nil, fmt.Errorf("the %s (%s) keeps changing", what, path)
 		}
-		if err := mkdirPrivate(dir); err != nil {
+		if err := osFiles.mkdirPrivate(dir); err != nil {
 			return nil, fmt.Errorf("create %s: %w", dir, err)
 		}
-		if err := checkPrivateDir(dir); err != nil {
+		if err := osFiles.checkPrivateDir(dir); err != nil {
 			return nil, err
 		}
 		fresh, err := generate()
@@ -125,7 +125,7 @@ func (ks *Keystore) protectorSecret(dir, name, what string, generate func() ([]b
 		if err := valid(fresh); err != nil {
 			return nil, err
 		}
-		err = createFileAtomic(path, fresh)
+		err = osFiles.createFileAtomic(path, fresh)
 		if err == nil {
 			return fresh, nil
 		}
@@ -139,14 +139,5 @@ func (ks *Keystore) protectorSecret(dir, name, what string, generate func() ([]b
 // replaceFileInDir atomically replaces a file outside the keystore, through
 // a temporary file in the same directory.
 func replaceFileInDir(path string, data []byte) error {
-	tmp := filepath.Join(filepath.Dir(path), formats.TempPrefix+randomName())
-	if err := createFile(tmp, data, true); err != nil {
-		removeQuietly(tmp)
-		return err
-	}
-	if err := renameReplace(tmp, path); err != nil {
-		removeQuietly(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(path))
+	return osFiles.replaceFile(filepath.Dir(path), path, data)
 }

@@ -369,7 +369,7 @@ func (s *session) rekey(sc rekeyScope, plan rekeyPlan) (*RekeyResult, error) {
 			// misconfigured or its password mistyped. Its encryptions
 			// stay, so that the right ones can recover its orphans.
 			for _, name := range sc.keepable {
-				if exists(sc.keptPath(sc.generation, name)) {
+				if s.ks.files.exists(sc.keptPath(sc.generation, name)) {
 					r.Kept = append(r.Kept, name)
 				}
 			}
@@ -499,10 +499,10 @@ func (s *session) cleanupAfterRekey(sc rekeyScope, newGen int, retired []formats
 		if !ok || !old[gen] {
 			return nil
 		}
-		if !exists(s.ks.path(f.dir, formats.BlobName(base, rev, newGen))) {
+		if !s.ks.files.exists(s.ks.path(f.dir, formats.BlobName(base, rev, newGen))) {
 			return nil // an orphan, kept
 		}
-		return removeFile(s.ks.path(f.dir, f.name))
+		return s.ks.files.removeFile(s.ks.path(f.dir, f.name))
 	})
 	kept := map[string]bool{}
 	for _, r := range retired {
@@ -518,7 +518,7 @@ func (s *session) cleanupAfterRekey(sc rekeyScope, newGen int, retired []formats
 	}
 	for _, f := range own {
 		if err == nil && !kept[f] {
-			err = removeFile(f)
+			err = s.ks.files.removeFile(f)
 		}
 	}
 	if err == nil {

@@ -26,7 +26,7 @@ func (ks *Keystore) secretMetaPath(db, name string) string {
 
 func (ks *Keystore) loadSecretMeta(db, name string) (*formats.Secret, error) {
 	p := ks.secretMetaPath(db, name)
-	data, err := readFile(p, formats.MaxMetadataSize)
+	data, err := ks.files.readFile(p, formats.MaxMetadataSize)
 	if err != nil {
 		if notExist(err) {
 			return nil, err
@@ -150,10 +150,10 @@ func (ks *Keystore) SetSecret(db, name string, value []byte, openPassword []byte
 		if err := s.intend(cands, nil); err != nil {
 			return err
 		}
-		if err := writeNewBlob(s.ks.path(append(dir, blob)...), dmk.key, value); err != nil {
+		if err := s.ks.writeNewBlob(s.ks.path(append(dir, blob)...), dmk.key, value); err != nil {
 			return err
 		}
-		if err := syncDir(s.ks.path(dir...)); err != nil {
+		if err := ks.files.syncDir(s.ks.path(dir...)); err != nil {
 			return err
 		}
 		data, err := next.Encode()
@@ -266,10 +266,10 @@ func (ks *Keystore) RemoveSecret(db, name string) error {
 		if err := s.intend(cands, nil); err != nil {
 			return err
 		}
-		if err := removeFile(s.ks.secretMetaPath(db, name)); err != nil {
+		if err := ks.files.removeFile(s.ks.secretMetaPath(db, name)); err != nil {
 			return err
 		}
-		return syncDir(s.ks.dbPath(db, secretsDir))
+		return ks.files.syncDir(s.ks.dbPath(db, secretsDir))
 	})
 }
 

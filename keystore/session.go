@@ -28,7 +28,7 @@ var errNeedsWrite = errors.New("keystore: repair needs the exclusive lock")
 // read runs fn under a shared lock; if fn finds a repair to make (an invalid
 // SMK encryption), it runs fn again under the exclusive lock.
 func (ks *Keystore) read(op string, fn func(*session) error) error {
-	l, err := acquireLock(ks.path(lockFile), lockShared, ks.lockTimeout)
+	l, err := acquireLock(ks.files, ks.path(lockFile), lockShared, ks.lockTimeout)
 	if err != nil {
 		return err
 	}
@@ -45,7 +45,7 @@ func (ks *Keystore) read(op string, fn func(*session) error) error {
 // recorded as possibly left behind and is not referenced by committed
 // metadata, whether fn succeeded or not.
 func (ks *Keystore) write(op string, fn func(*session) error) error {
-	l, err := acquireLock(ks.path(lockFile), lockExclusive, ks.lockTimeout)
+	l, err := acquireLock(ks.files, ks.path(lockFile), lockExclusive, ks.lockTimeout)
 	if err != nil {
 		return err
 	}
@@ -58,7 +58,7 @@ func (ks *Keystore) write(op string, fn func(*session) error) error {
 
 // lockedInit is write for a keystore that has no keystore.toml yet.
 func (ks *Keystore) lockedInit(fn func(*session) error) error {
-	l, err := acquireLock(ks.path(lockFile), lockExclusive, ks.lockTimeout)
+	l, err := acquireLock(ks.files, ks.path(lockFile), lockExclusive, ks.lockTimeout)
 	if err != nil {
 		return err
 	}
@@ -71,8 +71,8 @@ func (ks *Keystore) runWriter(op string, fn func(*session) error) error {
 	err := fn(s)
 	if s.pending != nil {
 		if undecided, cerr := ks.collect(s.pending); cerr == nil && !undecided {
-			if rerr := removeFile(ks.path(pendingFile)); rerr == nil {
-				syncDir(ks.dir)
+			if rerr := ks.files.removeFile(ks.path(pendingFile)); rerr == nil {
+				ks.files.syncDir(ks.dir)
 			}
 		}
 	}

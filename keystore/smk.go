@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"strings"
 
 	"github.com/keytree-dev/keytree/formats"
@@ -39,7 +38,7 @@ type smkState struct {
 
 func (ks *Keystore) loadSMKMeta() (*formats.SMK, error) {
 	p := ks.path(smkFile)
-	data, err := readFile(p, formats.MaxMetadataSize)
+	data, err := ks.files.readFile(p, formats.MaxMetadataSize)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, err
@@ -223,7 +222,7 @@ func (ks *Keystore) trySMKEncryption(kind protect.Kind, meta *formats.SMK, known
 		return nil, nil, err
 	}
 	blobPath := ks.path(smkDir, protectorBlobName(string(kind), meta.Generation))
-	blob, err := readFile(blobPath, maxKeyBlobSize)
+	blob, err := ks.files.readFile(blobPath, maxKeyBlobSize)
 	if err != nil {
 		var ke *Error
 		if errors.As(err, &ke) {
@@ -283,7 +282,7 @@ func (ks *Keystore) writeSMKEncryption(kind protect.Kind, meta *formats.SMK, key
 // was lost, and a new key would orphan everything silently.
 func (s *session) createSMK(alg protect.Algorithm) (*smkState, error) {
 	for _, d := range []string{credentialsDir, databasesDir} {
-		entries, err := os.ReadDir(s.ks.path(d))
+		entries, err := s.ks.files.readDir(s.ks.path(d))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}
@@ -305,7 +304,7 @@ func (s *session) createSMK(alg protect.Algorithm) (*smkState, error) {
 		Created:           s.ks.nowUTC(),
 		MachineProtection: true,
 	}
-	if err := mkdirPrivate(s.ks.path(smkDir)); err != nil {
+	if err := s.ks.files.mkdirPrivate(s.ks.path(smkDir)); err != nil {
 		return nil, err
 	}
 	st := &smkState{meta: meta, key: key}

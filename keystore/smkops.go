@@ -248,7 +248,7 @@ func (ks *Keystore) AlterSMKOldAccount(dir string) (*AlterResult, error) {
 			return err
 		}
 		blobPath := ks.path(smkDir, protectorBlobName(string(protect.KindAccount), st.meta.Generation))
-		blob, err := readFile(blobPath, maxKeyBlobSize)
+		blob, err := ks.files.readFile(blobPath, maxKeyBlobSize)
 		if err != nil {
 			return ks.fileError(blobPath, err)
 		}
