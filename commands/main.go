@@ -38,17 +38,18 @@ const (
 
 // Global flag names.
 const (
-	flagKeystore    = "keystore"
-	flagAccountDir  = "account-dir"
-	flagMachineDir  = "machine-dir"
-	flagLockTimeout = "lock-timeout"
-	flagJSON        = "json"
-	flagFile        = "file"
-	flagPassword    = "password-file"
-	flagOpenPass    = "open-password-file"
-	flagForce       = "force"
-	flagAlgorithm   = "algorithm"
-	flagNoPolicy    = "no-password-policy"
+	flagKeystore        = "keystore"
+	flagAccountDir      = "account-dir"
+	flagMachineDir      = "machine-dir"
+	flagLockTimeout     = "lock-timeout"
+	flagAllowOtherOwner = "allow-other-owner"
+	flagJSON            = "json"
+	flagFile            = "file"
+	flagPassword        = "password-file"
+	flagOpenPass        = "open-password-file"
+	flagForce           = "force"
+	flagAlgorithm       = "algorithm"
+	flagNoPolicy        = "no-password-policy"
 )
 
 // env is what a command runs against: the standard streams and whether they
@@ -118,6 +119,7 @@ Examples:
 			&cli.StringFlag{Name: flagKeystore, Usage: "keystore `DIR`", EnvVars: []string{"KEYTREE_DIR"}},
 			&cli.StringFlag{Name: flagAccountDir, Usage: "account protector `DIR`", EnvVars: []string{"KEYTREE_ACCOUNT_DIR"}},
 			&cli.StringFlag{Name: flagMachineDir, Usage: "machine protector `DIR`", EnvVars: []string{"KEYTREE_MACHINE_DIR"}},
+			&cli.BoolFlag{Name: flagAllowOtherOwner, Usage: "use a keystore that belongs to another account (root inspecting a user's keystore)", EnvVars: []string{"KEYTREE_ALLOW_OTHER_OWNER"}},
 			&cli.DurationFlag{Name: flagLockTimeout, Usage: "how long to wait for another keytree process", Value: keystore.DefaultLockTimeout, EnvVars: []string{"KEYTREE_LOCK_TIMEOUT"}},
 		},
 		Commands: []*cli.Command{
@@ -239,6 +241,8 @@ func (e *env) options(c *cli.Context) (keystore.Options, error) {
 	return keystore.Options{
 		Dirs:        dirs,
 		LockTimeout: c.Duration(flagLockTimeout),
+
+		AllowOtherOwner: c.Bool(flagAllowOtherOwner),
 		Notice: func(msg string) {
 			if e.stderrTTY {
 				fmt.Fprintf(e.stderr, "keytree: note: %s\n", msg)

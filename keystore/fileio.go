@@ -373,6 +373,12 @@ func (f files) readFile(path string, max int64) ([]byte, error) {
 	}
 	if f.root != nil {
 		fi, err := f.lstat(path)
+		if err != nil && !notExist(err) {
+			// A link on the way, out of the keystore or not, is damage.
+			if lerr := f.realDir(filepath.Dir(path)); lerr != nil {
+				return nil, lerr
+			}
+		}
 		if err != nil {
 			return nil, err
 		}
