@@ -151,8 +151,11 @@ func syncDir(dir string) error {
 
 // readFile reads a file keytree trusts no more than any other input: it must
 // be a regular file, no larger than max, and (on Unix) readable by its owner
-// only.
+// only. It calls step too, so that tests can make a read fail.
 func readFile(path string, max int64) ([]byte, error) {
+	if err := step("read", path); err != nil {
+		return nil, err
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
