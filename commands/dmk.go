@@ -230,13 +230,13 @@ it: all of it or none. As with SQL Server's REGENERATE WITH ENCRYPTION BY
 PASSWORD, the new key is encrypted by one password, the new one given here
 (asked for if --password-file is omitted), and by the service master key if
 the old key was; add other passwords again afterwards. --force continues past
-secrets that cannot be decrypted, keeping them orphaned.
+secrets that cannot be decrypted or read, keeping them orphaned.
 
 Examples:
    keytree dmk regenerate --db payroll --password-file new.txt
    keytree dmk regenerate --db payroll --password-file new.txt --algorithm mlkem768x25519`,
 		Flags: []cli.Flag{dbFlag(), passwordFileFlag("the new key's password"), openPasswordFlag(), noPolicyFlag(),
-			forceFlag("continue past secrets that cannot be decrypted, keeping them orphaned"),
+			forceFlag("continue past secrets that cannot be decrypted or read, keeping them orphaned"),
 			&cli.StringFlag{Name: flagAlgorithm, Usage: "the new key's algorithm (default: the current key's)"}},
 		Action: func(c *cli.Context) error {
 			opts := keystore.DMKOptions{Force: c.Bool(flagForce), SkipPasswordPolicy: c.Bool(flagNoPolicy)}
@@ -318,10 +318,10 @@ func (e *env) dmkRestoreCommand() *cli.Command {
 
 Loads the key from F (a dmk backup), decrypts every secret of DB with the
 current master key and re-encrypts it under the loaded one. If the current key
-cannot be opened (15329) or a secret cannot be decrypted (15320), nothing
-changes unless --force, which keeps what it cannot decrypt, orphaned.
-Restoring the key in use changes nothing (15588). The restored key is
-encrypted by the backup's password, or by --new-password-file, and by the
+cannot be opened (15329) or a secret cannot be decrypted or read (15320),
+nothing changes unless --force, which keeps what it does not re-encrypt,
+orphaned. Restoring the key in use changes nothing (15588). The restored key
+is encrypted by the backup's password, or by --new-password-file, and by the
 service master key if the old key was.
 
 Examples:
@@ -329,7 +329,7 @@ Examples:
    keytree dmk restore --db payroll --file payroll-dmk.age --force --new-password-file new.txt`,
 		Flags: []cli.Flag{dbFlag(), fileFlag("the backup `FILE`"), passwordFileFlag("the backup's password"), openPasswordFlag(),
 			&cli.StringFlag{Name: flagNewPassword, Usage: "encrypt the restored key with the password in `FILE` instead of the backup's"},
-			noPolicyFlag(), forceFlag("continue past what cannot be decrypted, keeping it orphaned")},
+			noPolicyFlag(), forceFlag("continue past what cannot be decrypted or read, keeping it orphaned")},
 		Action: func(c *cli.Context) error {
 			in, err := e.start(c, needs{db: true, file: true})
 			if err != nil {

@@ -121,13 +121,20 @@ func (e *env) printRekey(res *keystore.RekeyResult, r rekeyReport) {
 	for _, o := range res.Orphaned {
 		fmt.Fprintf(e.stderr, "keytree: %d: An error occurred while decrypting %s that was encrypted by the old master key. The error was ignored because the FORCE option was specified.\n", keystore.MsgItemForced, o)
 	}
+	for _, u := range res.Unreadable {
+		fmt.Fprintf(e.stderr, "keytree: warning: cannot read %s\n", u)
+	}
 	if res.OrphanedCount > 0 {
 		fmt.Fprintf(e.stderr, "keytree: warning: %d values could not be decrypted and were kept on disk, orphaned\n", res.OrphanedCount)
 		fmt.Fprintf(e.stderr, "keytree: hint: keytree status lists them with the key each needs; recover them with: %s\n", r.recover)
 	}
-	if res.KeptEncryptions > 0 {
+	switch {
+	case res.KeptEncryptions > 0 && res.CurrentKeyLost:
 		fmt.Fprintf(e.stderr, "keytree: note: the old key could not be opened, so its encryptions (%d) were kept with its orphans; once %s, recover them with: %s\n",
 			res.KeptEncryptions, r.keptBy, r.recoverKept)
+	case res.KeptEncryptions > 0:
+		fmt.Fprintf(e.stderr, "keytree: note: some values could not be read, so the old key's encryptions (%d) were kept with its orphans; once their files can be read, recover them with: %s\n",
+			res.KeptEncryptions, r.recoverKept)
 	}
 }
 
@@ -140,14 +147,14 @@ func (e *env) smkRestoreCommand() *cli.Command {
 Loads the key from F, decrypts everything the current service master key
 protects and re-encrypts it under the loaded key, then protects the loaded key
 with your account and this machine. If the current key cannot be opened
-(15329), or a value cannot be decrypted (15320), nothing changes unless --force
-is given; with --force, what cannot be decrypted is kept, orphaned, for
-keytree smk recover. Restoring the key already in use changes nothing (15588).
+(15329), or a value cannot be decrypted or read (15320), nothing changes unless
+--force is given; with --force, whatever is not re-encrypted is kept, orphaned,
+for keytree smk recover. Restoring the key already in use changes nothing (15588).
 
 Examples:
    keytree smk restore --file /media/usb/smk-2026-11.age
    keytree smk restore --file smk.age --force     # both encryptions invalid (15466)`,
-		Flags: []cli.Flag{fileFlag("the backup `FILE`"), passwordFileFlag("the backup's password"), forceFlag("continue past what cannot be decrypted, keeping it orphaned")},
+		Flags: []cli.Flag{fileFlag("the backup `FILE`"), passwordFileFlag("the backup's password"), forceFlag("continue past what cannot be decrypted or read, keeping it orphaned")},
 		Action: func(c *cli.Context) error {
 			in, err := e.start(c, needs{file: true})
 			if err != nil {
@@ -178,15 +185,15 @@ func (e *env) smkRegenerateCommand() *cli.Command {
 
 Generates a new service master key, decrypts everything the current key
 protects and re-encrypts it under the new one: either all of it happens or
-none. --force continues past values that cannot be decrypted, keeping them
-orphaned. --algorithm upgrades (or changes) the key type, as SQL Server's
+none. --force continues past values that cannot be decrypted or read, keeping
+them orphaned. --algorithm upgrades (or changes) the key type, as SQL Server's
 regeneration upgraded 3DES keys to AES. Back up the new key afterwards.
 
 Examples:
    keytree smk regenerate
    keytree smk regenerate --algorithm mlkem768x25519
    keytree smk backup --file smk-new.age`,
-		Flags: []cli.Flag{forceFlag("continue past what cannot be decrypted, keeping it orphaned"),
+		Flags: []cli.Flag{forceFlag("continue past what cannot be decrypted or read, keeping it orphaned"),
 			&cli.StringFlag{Name: flagAlgorithm, Usage: "the new key's algorithm: x25519 or mlkem768x25519 (default: the current key's)"}},
 		Action: func(c *cli.Context) error {
 			opts := keystore.SMKOptions{Force: c.Bool(flagForce)}

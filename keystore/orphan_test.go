@@ -152,6 +152,47 @@ func TestOrphanKeptBySweep(t *testing.T) {
 	wantExists(t, ks.path(credentialsDir, "orph.toml"), false)
 }
 
+// TestSweepKeepsOnlyCopyUnderOlderGeneration: a value whose only file is
+// under an older generation that is not retired (what a --force left
+// before it orphaned unreadable values) is the item's only copy. A writer
+// that fails, and a full sweep, leave it; a newer generation's file is
+// still an interrupted operation's leftover, and goes.
+func TestSweepKeepsOnlyCopyUnderOlderGeneration(t *testing.T) {
+	d := testDirs(t)
+	_, ks := initTestKeystore(t, d)
+	for _, n := range []string{"mail", "db"} {
+		if _, err := ks.SetCredential(n, "svc", []byte(n+" value")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ks.RegenerateSMK(SMKOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	only := ks.path(credentialsDir, formats.BlobName("mail", 1, 1))
+	if err := os.Rename(ks.path(credentialsDir, formats.BlobName("mail", 1, 2)), only); err != nil {
+		t.Fatal(err)
+	}
+	stale := ks.path(credentialsDir, formats.BlobName("db", 1, 1))
+	future := ks.path(credentialsDir, formats.BlobName("db", 1, 3))
+	writeTestFile(t, stale, []byte("stale"))
+	writeTestFile(t, future, []byte("leftover"))
+
+	// The regenerate fails on the missing value, and its clean-up of what
+	// it may have created must not take the file.
+	_, err := ks.RegenerateSMK(SMKOptions{})
+	wantMsg(t, err, MsgItemDecrypt, ErrDecryption)
+	wantExists(t, only, true)
+
+	writeTestFile(t, ks.path(pendingFile), []byte("not toml ["))
+	if _, err := ks.SetCredential("x", "svc", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	wantExists(t, only, true)
+	wantExists(t, stale, false)
+	wantExists(t, future, false)
+	wantExists(t, ks.path(credentialsDir, formats.BlobName("db", 1, 2)), true)
+}
+
 // TestItemBlobLookup drives itemBlob directly: the current generation
 // first, then retired generations newest first, and nothing else.
 func TestItemBlobLookup(t *testing.T) {

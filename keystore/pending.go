@@ -278,11 +278,19 @@ func keptBy(retired []formats.Retired, gen int, name string) bool {
 // live: it is if gen is the current generation, or if gen is retired (the
 // blob is an orphan kept for recovery) and the item has no blob under the
 // current generation.
+//
+// An older generation that is not retired is treated like a retired one: a
+// committed operation moves every item it does not orphan to the new
+// generation, so such a blob without a current one is no leftover but the
+// item's only copy (one a --force skipped without retiring its generation,
+// before keytree orphaned unreadable values, or a file put back by hand).
+// Only a newer generation, which no commit has made current, is garbage
+// whatever else exists: an interrupted operation's new files (P6).
 func (c *collector) genReferenced(gen, current int, retired []formats.Retired, hasCurrent func() bool) bool {
 	if gen == current {
 		return true
 	}
-	if _, ok := formats.RetiredGeneration(retired, gen); ok {
+	if _, ok := formats.RetiredGeneration(retired, gen); ok || gen < current {
 		return !hasCurrent()
 	}
 	return false

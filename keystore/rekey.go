@@ -134,8 +134,8 @@ type rekeyPlan struct {
 	// newKey becomes the SMK.
 	newKey     *protect.Key
 	newCreated time.Time
-	// force keeps going past items that cannot be decrypted, leaving them
-	// on disk, orphaned (P7).
+	// force keeps going past items that cannot be decrypted or read,
+	// leaving them on disk, orphaned (P7, P18).
 	force bool
 	// keys opens items by the thumbprint of the key they need: orphans of
 	// earlier generations, and the current generation if oldKey is nil.
@@ -157,14 +157,18 @@ type RekeyResult struct {
 	Items       int      // values examined
 	Reencrypted int      // values now under the new key
 	Recovered   int      // orphans that are no longer orphans
-	Orphaned    []string // values this operation could not decrypt (the first 100), as "credential 'NAME'"
+	Orphaned    []string // values this operation could not decrypt or read (the first 100), as "credential 'NAME'"
+	// Unreadable lists those of Orphaned whose files could not be read, as
+	// "credential 'NAME': REASON".
+	Unreadable []string
 	// CurrentKeyLost: the current key could not be opened, and --force
 	// went on without it (SQL Server's 15585).
 	CurrentKeyLost bool
 	OrphanedCount  int
 	OrphansLeft    int // orphans still waiting for a backup of their key
 	// KeptEncryptions counts the old key's own encryptions kept with its
-	// orphans because the key could not be opened.
+	// orphans because the key could not be opened, or because values it
+	// encrypts could not be read.
 	KeptEncryptions int
 	Unchanged       bool // the key was already the SMK (15588)
 	skipped         int  // names the walk listed that were no items
@@ -245,6 +249,7 @@ func (s *session) rekey(sc rekeyScope, plan rekeyPlan) (*RekeyResult, error) {
 		CurrentKeyLost: plan.oldKey == nil}
 	remaining := map[int]int{} // retired generation → orphans it still holds
 	newOrphans := 0
+	unreadable := 0 // new orphans whose files could not be read
 	var mu sync.Mutex
 	b := s.ks.newBatch()
 	oldGens := keyGens{current: sc.generation, retired: sc.retired}
@@ -263,14 +268,38 @@ func (s *session) rekey(sc rekeyScope, plan rekeyPlan) (*RekeyResult, error) {
 			mu.Unlock()
 			return nil
 		}
-		blob, _, orphan, err := s.ks.readItemBlob(it.dirElems(), it.base, it.rev, oldGens)
+		blob, path, orphan, err := s.ks.readItemBlob(it.dirElems(), it.base, it.rev, oldGens)
 		if err != nil {
 			if !plan.force {
 				return errItemDecrypt(it, err)
 			}
+			// --force goes on, but what it does not re-encrypt stays
+			// where it is and stays known (P18): left under a generation
+			// that is neither current nor retired, a value would read as
+			// missing, and the next writer's clean-up would remove it.
 			mu.Lock()
+			defer mu.Unlock()
 			res.Items++
-			mu.Unlock()
+			switch {
+			case orphan != nil:
+				// Already an orphan: it stays under its retired generation.
+				remaining[orphan.Generation]++
+			case path != "":
+				// The file is there but cannot be read now (its mode, an
+				// I/O error, its size): orphaned under the current
+				// generation, as a value that does not decrypt would be.
+				newOrphans++
+				unreadable++
+				res.OrphanedCount++
+				if len(res.Orphaned) < maxListedOrphans {
+					res.Orphaned = append(res.Orphaned, it.what+" '"+it.name+"'")
+					res.Unreadable = append(res.Unreadable, it.what+" '"+it.name+"': "+err.Error())
+				}
+			}
+			// Otherwise no file of it exists: there is nothing to keep.
+			if plan.progress != nil {
+				plan.progress(res.Items+res.skipped, total)
+			}
 			return nil
 		}
 		open := func(k *protect.Key) ([]byte, error) { return protect.Open(k, blob, MaxValueSize) }
@@ -364,10 +393,12 @@ func (s *session) rekey(sc rekeyScope, plan rekeyPlan) (*RekeyResult, error) {
 	}
 	if newOrphans > 0 {
 		r := formats.Retired{Generation: sc.generation, Thumbprint: sc.thumbprint, Algorithm: sc.algorithm}
-		if plan.oldKey == nil {
+		if plan.oldKey == nil || unreadable > 0 {
 			// The key was not opened: perhaps its protectors were
-			// misconfigured or its password mistyped. Its encryptions
-			// stay, so that the right ones can recover its orphans.
+			// misconfigured or its password mistyped. Or it was, but
+			// some of its values could not be read, and it is the key
+			// that opens them once they can be. Either way its
+			// encryptions stay, so that recover can open it.
 			for _, name := range sc.keepable {
 				if s.ks.files.exists(sc.keptPath(sc.generation, name)) {
 					r.Kept = append(r.Kept, name)
