@@ -154,7 +154,9 @@ func notOurs(path string, mode fs.FileMode, want string) error {
 	case mode&fs.ModeIrregular != 0 && runtime.GOOS == "windows":
 		what = "a link or junction, not " + want
 	}
-	return &formats.CorruptError{File: path, Reason: "is " + what + "; keytree does not follow links in a keystore"}
+	ce := &formats.CorruptError{File: path, Reason: "is " + what + "; keytree does not follow links in a keystore"}
+	return &Error{Text: ce.Error(), Kind: ErrCorrupt, Err: ce,
+		Hint: "someone who can write the keystore put it there: remove it and put back the keystore's own file or directory, or restore the keystore from a backup copy"}
 }
 
 // openDir opens a directory of keytree's for listing, refusing links.
