@@ -17,11 +17,16 @@ const maxErrorLogRead = 1 << 20
 // built from names, thumbprints and error texts that hold no key material.
 // Failing to log does not fail the command.
 func (ks *Keystore) logEvent(line string) {
-	f, err := os.OpenFile(ks.path(errorlogFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE|noFollow, fileMode)
+	// nonBlock: a FIFO planted as the log must not hang keytree (opening one
+	// for writing with no reader fails at once rather than waits).
+	f, err := os.OpenFile(ks.path(errorlogFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE|noFollow|nonBlock, fileMode)
 	if err != nil {
 		return
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return
+	}
 	fixMode(f)
 	line = strings.ReplaceAll(sanitize(line), "\n", " ")
 	f.WriteString(ks.now().UTC().Format(time.RFC3339) + " " + line + "\n")
@@ -31,7 +36,7 @@ func (ks *Keystore) logEvent(line string) {
 // other than newlines replaced: the file is read from disk, and a hostile
 // one must not drive the terminal it is printed on.
 func (ks *Keystore) ErrorLog() (string, error) {
-	f, err := os.OpenFile(ks.path(errorlogFile), os.O_RDONLY|noFollow, 0)
+	f, err := os.OpenFile(ks.path(errorlogFile), os.O_RDONLY|noFollow|nonBlock, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil
 	}
@@ -42,6 +47,9 @@ func (ks *Keystore) ErrorLog() (string, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return "", err
+	}
+	if !fi.Mode().IsRegular() {
+		return "", errCorrupt(ks.path(errorlogFile), errNotRegular)
 	}
 	if err := checkPrivate(ks.path(errorlogFile), fi); err != nil {
 		return "", err
