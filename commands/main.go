@@ -65,6 +65,7 @@ type env struct {
 
 // Main runs keytree with args (os.Args) and returns the exit status.
 func Main(args []string) int {
+	harden()
 	e := &env{
 		stdin:     os.Stdin,
 		stdout:    os.Stdout,

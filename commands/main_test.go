@@ -12,6 +12,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// TestHarden runs this binary again to call Main in a fresh process.
+	if os.Getenv(hardenChildEnv) != "" {
+		os.Exit(hardenChild())
+	}
 	protect.SetScryptWorkFactorForTesting(10)
 	os.Exit(m.Run())
 }
