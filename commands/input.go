@@ -54,12 +54,35 @@ func (e *env) readPassword(req passwordRequest, stdin *stdinUse) ([]byte, error)
 	case "":
 		return e.promptPassword(req)
 	}
-	f, err := os.Open(req.path)
+	f, err := openInput(req.flag, req.path, maxPasswordSize)
 	if err != nil {
-		return nil, &keystore.Error{Text: fmt.Sprintf("read --%s: %v", req.flag, err), Kind: keystore.ErrNotFound}
+		return nil, err
 	}
 	defer f.Close()
 	return readPasswordFrom(f, req.path)
+}
+
+// openInput opens the file a flag names for a password or a value. Unlike a
+// backup, it may be a pipe: process substitution (--file <(...)) and named
+// pipes pass a secret without writing it to disk, so a pipe or device is
+// read, through a LimitReader of max+1 bytes (readPasswordFrom,
+// readAllLimited). A regular file larger than max is refused before a byte
+// of it is read.
+func openInput(flag, path string, max int64) (*os.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, &keystore.Error{Text: fmt.Sprintf("read --%s: %v", flag, err), Kind: keystore.ErrNotFound}
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("read --%s: %w", flag, err)
+	}
+	if fi.Mode().IsRegular() && fi.Size() > max {
+		f.Close()
+		return nil, usagef("--%s %s is larger than %d bytes", flag, path, max)
+	}
+	return f, nil
 }
 
 func readPasswordFrom(r io.Reader, what string) ([]byte, error) {
@@ -132,9 +155,9 @@ func lowerFirst(s string) string {
 // value does not end up on the screen.
 func (e *env) readValue(path, what string, stdin *stdinUse) ([]byte, error) {
 	if path != "" && path != "-" {
-		f, err := os.Open(path)
+		f, err := openInput(flagFile, path, keystore.MaxValueSize)
 		if err != nil {
-			return nil, &keystore.Error{Text: fmt.Sprintf("read --file: %v", err), Kind: keystore.ErrNotFound}
+			return nil, err
 		}
 		defer f.Close()
 		return readAllLimited(f, path)

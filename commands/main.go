@@ -66,6 +66,7 @@ type env struct {
 
 // Main runs keytree with args (os.Args) and returns the exit status.
 func Main(args []string) int {
+	harden()
 	e := &env{
 		stdin:     os.Stdin,
 		stdout:    os.Stdout,
@@ -169,31 +170,34 @@ func buildVersion() string {
 }
 
 // report prints err as keytree's users see it and returns the exit status.
+// Every line is escaped (escape): error texts carry file names and paths
+// read from a keystore that may be hostile, and one with a newline must not
+// forge a line either.
 func (e *env) report(err error) int {
 	if err == nil {
 		return exitOK
 	}
 	var ue *usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(e.stderr, "keytree: error: %s\n", ue.msg)
+		fmt.Fprintf(e.stderr, "keytree: error: %s\n", escape(ue.msg))
 		fmt.Fprintf(e.stderr, "keytree: hint: see 'keytree --help' or 'keytree COMMAND --help'\n")
 		return exitUsage
 	}
 	var ke *keystore.Error
 	if errors.As(err, &ke) {
 		if ke.Number != 0 {
-			fmt.Fprintf(e.stderr, "keytree: error %d: %s\n", ke.Number, ke.Text)
+			fmt.Fprintf(e.stderr, "keytree: error %d: %s\n", ke.Number, escape(ke.Text))
 		} else {
-			fmt.Fprintf(e.stderr, "keytree: error: %s\n", ke.Text)
+			fmt.Fprintf(e.stderr, "keytree: error: %s\n", escape(ke.Text))
 		}
 		for _, d := range ke.Detail {
-			fmt.Fprintf(e.stderr, "keytree:   %s\n", d)
+			fmt.Fprintf(e.stderr, "keytree:   %s\n", escape(d))
 		}
 		if ke.Hint != "" {
-			fmt.Fprintf(e.stderr, "keytree: hint: %s\n", ke.Hint)
+			fmt.Fprintf(e.stderr, "keytree: hint: %s\n", escape(ke.Hint))
 		}
 	} else {
-		fmt.Fprintf(e.stderr, "keytree: error: %s\n", err)
+		fmt.Fprintf(e.stderr, "keytree: error: %s\n", escape(err.Error()))
 	}
 	return exitCode(err)
 }
@@ -245,7 +249,7 @@ func (e *env) options(c *cli.Context) (keystore.Options, error) {
 		AllowOtherOwner: c.Bool(flagAllowOtherOwner),
 		Notice: func(msg string) {
 			if e.stderrTTY {
-				fmt.Fprintf(e.stderr, "keytree: note: %s\n", msg)
+				fmt.Fprintf(e.stderr, "keytree: note: %s\n", escape(msg))
 			}
 		},
 	}, nil

@@ -1,28 +1,90 @@
 package commands
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+	"unicode/utf8"
+
+	"github.com/keytree-dev/keytree/formats"
 )
 
-// writeJSON prints v as indented JSON.
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+// Everything keytree prints may hold text that came from disk: a file name
+// in an error, an identity in a listing. A hostile keystore must not be able
+// to drive the terminal (ESC and OSC sequences, U+009B) or disguise what it
+// shows (bidirectional overrides), so the output points below escape control
+// and bidirectional formatting characters (formats.IsControlOrBidi) and
+// invalid UTF-8. Ordinary Unicode (é, 日本) is left as it is. Values
+// (credential get, secret get) are written byte for byte: they are the
+// user's data, not text for the terminal.
+
+// escape writes the control and bidirectional formatting characters of s,
+// and its invalid UTF-8 bytes, as Go escapes (\x1b, \u202e).
+func escape(s string) string {
+	i := strings.IndexFunc(s, func(r rune) bool { return r == utf8.RuneError || formats.IsControlOrBidi(r) })
+	if i < 0 {
+		return s
+	}
+	var sb strings.Builder
+	sb.WriteString(s[:i])
+	for rest := s[i:]; rest != ""; {
+		r, n := utf8.DecodeRuneInString(rest)
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&sb, `\x%02x`, rest[0])
+		case formats.IsControlOrBidi(r):
+			q := strconv.QuoteRuneToASCII(r) // '\x1b', '\u202e'
+			sb.WriteString(q[1 : len(q)-1])
+		default:
+			sb.WriteString(rest[:n])
+		}
+		rest = rest[n:]
+	}
+	return sb.String()
 }
 
-// table prints rows aligned in columns.
+// writeJSON prints v as indented JSON. encoding/json escapes C0 controls
+// and replaces invalid UTF-8, but writes DEL, C1 controls and bidirectional
+// formatting characters raw; they are written as \u escapes here, which
+// decode to the same strings.
+func writeJSON(w io.Writer, v any) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	// The encoder's output is valid UTF-8, and outside strings holds only
+	// ASCII punctuation, spaces and newlines: every other rune replaced here
+	// is inside a string.
+	var out bytes.Buffer
+	for _, r := range buf.String() {
+		if r != '\n' && formats.IsControlOrBidi(r) {
+			fmt.Fprintf(&out, `\u%04x`, r)
+		} else {
+			out.WriteRune(r)
+		}
+	}
+	_, err := w.Write(out.Bytes())
+	return err
+}
+
+// table prints rows aligned in columns, each cell escaped.
 func table(w io.Writer, header []string, rows [][]string) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if header != nil {
 		fmt.Fprintln(tw, strings.Join(header, "\t"))
 	}
 	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join(r, "\t"))
+		cells := make([]string, len(r))
+		for i, c := range r {
+			cells[i] = escape(c)
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 	}
 	return tw.Flush()
 }

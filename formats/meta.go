@@ -160,7 +160,7 @@ func (c *Credential) Validate() error {
 	if err := ValidateName("credential", c.Name); err != nil {
 		return corrupt("%s", err.Error())
 	}
-	if err := ValidateIdentity(c.Identity); err != nil {
+	if err := checkStoredIdentity(c.Identity); err != nil {
 		return corrupt("%s", err.Error())
 	}
 	if c.Revision < 1 || c.Revision > MaxRevision {
@@ -169,8 +169,27 @@ func (c *Credential) Validate() error {
 	return nil
 }
 
-// ValidateIdentity checks a credential's identity: printable, one line.
+// ValidateIdentity checks a new credential's identity: one line of
+// printable text, without C1 control characters or bidirectional formatting
+// characters (IsControlOrBidi), which would let an identity drive or
+// disguise what `credential list` shows.
 func ValidateIdentity(id string) error {
+	if err := checkStoredIdentity(id); err != nil {
+		return err
+	}
+	for _, r := range id {
+		if IsControlOrBidi(r) {
+			return fmt.Errorf("the identity contains %U, a control or bidirectional formatting character", r)
+		}
+	}
+	return nil
+}
+
+// checkStoredIdentity checks an identity read from disk: printable, one
+// line. It is weaker than ValidateIdentity because keytree once stored
+// identities with C1 and bidirectional formatting characters, and a keystore
+// that holds one must keep opening; the CLI escapes them when it prints one.
+func checkStoredIdentity(id string) error {
 	if id == "" {
 		return fmt.Errorf("the identity is empty")
 	}

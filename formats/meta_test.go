@@ -277,9 +277,26 @@ func TestValidateIdentity(t *testing.T) {
 			t.Errorf("ValidateIdentity(%q) = %v", id, err)
 		}
 	}
-	for _, id := range []string{"", "a\x00", "a\nb", "a\rb", "\x1b[31m", "a\x7f", "a\xff", "a\ufffd", strings.Repeat("x", formats.MaxIdentityLength+1)} {
+	for _, id := range []string{"", "a\x00", "a\nb", "a\rb", "\x1b[31m", "a\x7f", "a\xff", "a\ufffd", strings.Repeat("x", formats.MaxIdentityLength+1),
+		// C1 controls (U+009B is a one-byte CSI) and bidirectional formatting
+		// characters, which make `credential list` show other text.
+		"a\u0080", "\u009b31m", "a\u009f", "svc\u202egnp.exe", "a\u202ab", "a\u2066b", "a\u2069", "a\u200eb", "a\u200f", "a\u061cb"} {
 		if err := formats.ValidateIdentity(id); err == nil {
 			t.Errorf("ValidateIdentity(%q) accepted", id)
+		}
+	}
+}
+
+// TestStoredIdentityWithBidi: an identity that an older keytree stored with
+// a C1 or bidirectional formatting character still loads and writes back
+// (the CLI escapes it when it prints it); only new ones are refused.
+func TestStoredIdentityWithBidi(t *testing.T) {
+	for _, id := range []string{"svc\u202egnp.exe", "a\u0085b", "é\u2066日本"} {
+		c := validCredential()
+		c.Identity = id
+		got, err := formats.DecodeCredential(mustEncode(t, c))
+		if err != nil || got.Identity != id {
+			t.Errorf("identity %q: got %+v, %v", id, got, err)
 		}
 	}
 }

@@ -53,6 +53,24 @@ func ValidateName(what, name string) error {
 	return nil
 }
 
+// IsControlOrBidi reports whether r is a C0 or C1 control character, DEL,
+// or a Unicode bidirectional formatting character (U+061C, U+200E, U+200F,
+// U+202A to U+202E, U+2066 to U+2069). Printed raw, a control character
+// drives the terminal (ESC starts its escape sequences, U+009B is a one-byte
+// CSI) and a bidirectional one reorders what the terminal shows, so that
+// text reads as other text (Trojan Source, CVE-2021-42574). keytree refuses
+// them in new names and identities, and escapes them wherever it prints
+// text that came from disk.
+func IsControlOrBidi(r rune) bool {
+	switch {
+	case r < 0x20, r == 0x7f, 0x80 <= r && r <= 0x9f:
+		return true
+	case r == 0x061c, r == 0x200e, r == 0x200f, 0x202a <= r && r <= 0x202e, 0x2066 <= r && r <= 0x2069:
+		return true
+	}
+	return false
+}
+
 // NameError reports an invalid name.
 type NameError struct {
 	What, Name, Reason string

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"time"
 
 	"github.com/keytree-dev/keytree/formats"
@@ -57,15 +56,18 @@ func errFileExists(path string) error {
 // readKeyBackup opens a master key backup with its password and checks that
 // it holds a key of the expected kind.
 func readKeyBackup(path string, kind protect.Kind, password []byte) (*protect.Key, *formats.KeyFile, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil, &Error{Text: fmt.Sprintf("no backup file %s", path), Kind: ErrNotFound}
-		}
-		return nil, nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if len(data) > maxBackupFileSize {
+	// A backup is a few hundred bytes: no more than maxBackupFileSize is
+	// ever read, and a pipe or device is refused before it is read at all.
+	data, err := readRegular(path, maxBackupFileSize)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil, &Error{Text: fmt.Sprintf("no backup file %s", path), Kind: ErrNotFound}
+	case errors.Is(err, errNotRegular):
+		return nil, nil, errBadBackup(path, "it is not a regular file")
+	case errors.Is(err, errTooLarge):
 		return nil, nil, errBadBackup(path, "it is too large to be a master key backup")
+	case err != nil:
+		return nil, nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	p, err := protect.NewPassword(password)
 	if err != nil {

@@ -155,10 +155,16 @@ func writeArchive(path string, fill func(*tar.Writer) error) (err error) {
 // before the database appears: it is unpacked into tmp/ and renamed into
 // databases/ in one step. The imported master key has no SMK encryption.
 func (ks *Keystore) ImportDatabase(path, name string) (*formats.ExportManifest, error) {
-	f, err := os.Open(path)
+	// An export is read as a stream of bounded entries (readEntry), but a
+	// pipe or device is refused before it is read at all: a FIFO would hang
+	// keytree, and /dev/zero is no export.
+	f, _, err := openRegular(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, &Error{Text: fmt.Sprintf("no export file %s", path), Kind: ErrNotFound}
+		}
+		if errors.Is(err, errNotRegular) {
+			return nil, errBadExport(path, err.Error())
 		}
 		return nil, err
 	}

@@ -1,0 +1,105 @@
+package commands
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestEscape(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain":                    "plain",
+		"é 日本 CORP\\svc":           "é 日本 CORP\\svc",
+		"\x1b]0;pwned\x07":         `\x1b]0;pwned\a`,
+		"a\nkeytree: hint: b":      `a\nkeytree: hint: b`,
+		"tab\there\x7f":            `tab\there\x7f`,
+		"csi\u009b31m":             `csi\u009b31m`,
+		"raw \x9b byte":            `raw \x9b byte`,
+		"svc\u202egnp.exe":         `svc\u202egnp.exe`,
+		"\u2066\u2069\u200e\u061c": `\u2066\u2069\u200e\u061c`,
+		"\ufffd stays":             "\ufffd stays",
+	} {
+		if got := escape(in); got != want {
+			t.Errorf("escape(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// rawUnsafe reports a control character other than newline, or a
+// bidirectional formatting character, printed raw.
+func rawUnsafe(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool {
+		return r != '\n' && (r < 0x20 || r == 0x7f || (0x80 <= r && r <= 0x9f) || r == 0x061c || r == 0x200e || r == 0x200f ||
+			(0x202a <= r && r <= 0x202e) || (0x2066 <= r && r <= 0x2069))
+	})
+}
+
+// TestIdentityRefused: a new identity with a C1 control or a bidirectional
+// formatting character is refused, and nothing is written.
+func TestIdentityRefused(t *testing.T) {
+	c := newTestCLI(t)
+	for _, id := range []string{"svc\u202egnp.exe", "a\u2066b", "a\u200fb", "a\u061cb", "\u009b31m", "a\u0085b"} {
+		code, _, stderr := c.run("value", "credential", "set", "x", "--identity", id)
+		if code != exitUsage || !strings.Contains(stderr, "control or bidirectional formatting character") || rawUnsafe(stderr) {
+			t.Errorf("identity %q: exit %d\n%s", id, code, stderr)
+		}
+	}
+	if _, err := os.Stat(c.path("keystore", "credentials", "x.toml")); !os.IsNotExist(err) {
+		t.Fatalf("a refused credential was written: %v", err)
+	}
+	// Ordinary Unicode is an identity like any other.
+	if code, _, stderr := c.run("value", "credential", "set", "x", "--identity", "José 日本"); code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+}
+
+// TestStoredIdentityEscaped: an identity with a bidirectional override or a
+// C1 control, as an older keytree stored it or as a hostile keystore holds
+// it, is listed escaped, in the table and in --json (which still decodes to
+// the identity on disk).
+func TestStoredIdentityEscaped(t *testing.T) {
+	c := newTestCLI(t)
+	if code, _, stderr := c.run("value", "credential", "set", "x", "--identity", "u"); code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	meta := c.path("keystore", "credentials", "x.toml")
+	data, err := os.ReadFile(meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One character as a TOML escape, one raw.
+	const planted = "svc\u202egnp.exe\u0085\u2066"
+	data = bytes.Replace(data, []byte(`identity = "u"`), []byte(`identity = "svc\u202Egnp.exe\u0085`+"\u2066"+`"`), 1)
+	if err := os.WriteFile(meta, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	code, stdout, stderr := c.run("", "credential", "list")
+	if code != 0 || !strings.Contains(stdout, `svc\u202egnp.exe\u0085\u2066`) || rawUnsafe(stdout) {
+		t.Fatalf("list: exit %d\n%q\n%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = c.run("", "credential", "list", "--json")
+	if code != 0 || !strings.Contains(stdout, `svc\u202egnp.exe\u0085\u2066`) || rawUnsafe(stdout) {
+		t.Fatalf("list --json: exit %d\n%q\n%s", code, stdout, stderr)
+	}
+	var creds []credentialJSON
+	if err := json.Unmarshal([]byte(stdout), &creds); err != nil || len(creds) != 1 || creds[0].Identity != planted {
+		t.Fatalf("list --json decodes to %+v, %v", creds, err)
+	}
+}
+
+// TestErrorLogEscaped: `keytree errorlog` prints the log from disk with its
+// control and bidirectional formatting characters replaced.
+func TestErrorLogEscaped(t *testing.T) {
+	c := newTestCLI(t)
+	log := "2026-01-01T00:00:00Z \x1b]0;pwned\x07 \u009b2J svc\u202egnp.exe \u2067x\u2069\n"
+	if err := os.WriteFile(c.path("keystore", "errorlog"), []byte(log), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := c.run("", "errorlog")
+	if code != 0 || !strings.Contains(stdout, "pwned") || rawUnsafe(stdout) {
+		t.Fatalf("exit %d %q\n%s", code, stdout, stderr)
+	}
+}
