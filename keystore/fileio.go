@@ -295,17 +295,6 @@ func (f files) removeFile(path string) error {
 	return nil
 }
 
-func (f files) remove(path string) error {
-	n, err := f.name(path)
-	if err != nil {
-		return err
-	}
-	if f.root == nil {
-		return os.Remove(n)
-	}
-	return pathErr(path, f.root.Remove(n))
-}
-
 func (f files) removeQuietly(path string) {
 	if faultHook != nil && faultHook("remove", path) != nil {
 		return

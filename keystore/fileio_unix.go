@@ -41,18 +41,7 @@ func (f files) renameReplace(from, to string) error {
 	if err := step("rename", to); err != nil {
 		return err
 	}
-	if f.root == nil {
-		return os.Rename(from, to)
-	}
-	a, err := f.name(from)
-	if err != nil {
-		return err
-	}
-	b, err := f.name(to)
-	if err != nil {
-		return err
-	}
-	return pathErr(to, f.root.Rename(a, b))
+	return f.rename(from, to)
 }
 
 // renameNoReplace moves from to to unless to exists. link(2) fails with
@@ -65,15 +54,7 @@ func (f files) renameNoReplace(from, to string) error {
 	if f.root == nil {
 		err = os.Link(from, to)
 	} else {
-		a, nerr := f.name(from)
-		if nerr != nil {
-			return nerr
-		}
-		b, nerr := f.name(to)
-		if nerr != nil {
-			return nerr
-		}
-		err = f.root.Link(a, b)
+		err = f.inRoot(from, to, f.root.Link)
 	}
 	if errors.Is(err, fs.ErrExist) {
 		return fs.ErrExist
@@ -89,9 +70,37 @@ func (f files) renameDir(from, to string) error {
 	if f.exists(to) {
 		return fs.ErrExist
 	}
+	return f.rename(from, to)
+}
+
+func syncDirFile(d *os.File) error {
+	if err := d.Sync(); err != nil && !errors.Is(err, unix.EINVAL) {
+		return err
+	}
+	return nil
+}
+
+func (f files) remove(path string) error {
+	n, err := f.name(path)
+	if err != nil {
+		return err
+	}
+	if f.root == nil {
+		return os.Remove(n)
+	}
+	return pathErr(path, f.root.Remove(n))
+}
+
+// rename moves from to to, replacing a file there.
+func (f files) rename(from, to string) error {
 	if f.root == nil {
 		return os.Rename(from, to)
 	}
+	return f.inRoot(from, to, f.root.Rename)
+}
+
+// inRoot runs a two-name operation of the root on the names of from and to.
+func (f files) inRoot(from, to string, op func(a, b string) error) error {
 	a, err := f.name(from)
 	if err != nil {
 		return err
@@ -100,12 +109,5 @@ func (f files) renameDir(from, to string) error {
 	if err != nil {
 		return err
 	}
-	return pathErr(to, f.root.Rename(a, b))
-}
-
-func syncDirFile(d *os.File) error {
-	if err := d.Sync(); err != nil && !errors.Is(err, unix.EINVAL) {
-		return err
-	}
-	return nil
+	return pathErr(to, op(a, b))
 }

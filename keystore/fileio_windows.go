@@ -109,3 +109,20 @@ func moveFile(from, to string, flags uint32) error {
 }
 
 func syncDirFile(*os.File) error { return nil }
+
+// remove deletes path by its whole name, as the renames do: Wine, which
+// keytree's Windows tests run on, does not implement the handle-relative
+// delete os.Root uses. The path is first checked to resolve inside the root,
+// through directories that are no links or junctions; DeleteFile removes a
+// link itself, never its target.
+func (f files) remove(path string) error {
+	if f.root != nil {
+		if _, err := f.name(path); err != nil {
+			return err
+		}
+		if err := f.realDir(filepath.Dir(path)); err != nil {
+			return err
+		}
+	}
+	return os.Remove(path)
+}
