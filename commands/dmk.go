@@ -230,7 +230,8 @@ it: all of it or none. As with SQL Server's REGENERATE WITH ENCRYPTION BY
 PASSWORD, the new key is encrypted by one password, the new one given here
 (asked for if --password-file is omitted), and by the service master key if
 the old key was; add other passwords again afterwards. --force continues past
-secrets that cannot be decrypted or read, keeping them orphaned.
+secrets that cannot be decrypted or read, keeping them orphaned, and then exits
+10.
 
 Examples:
    keytree dmk regenerate --db payroll --password-file new.txt
@@ -269,7 +270,7 @@ Examples:
 				return err
 			}
 			e.printRekey(res, dmkReport("Regenerated", db))
-			return nil
+			return forcedStatus(res)
 		},
 	}
 }
@@ -320,7 +321,7 @@ Loads the key from F (a dmk backup), decrypts every secret of DB with the
 current master key and re-encrypts it under the loaded one. If the current key
 cannot be opened (15329) or a secret cannot be decrypted or read (15320),
 nothing changes unless --force, which keeps what it does not re-encrypt,
-orphaned. Restoring the key in use changes nothing (15588). The restored key
+orphaned, and exits 10. Restoring the key in use changes nothing (15588). The restored key
 is encrypted by the backup's password, or by --new-password-file, and by the
 service master key if the old key was.
 
@@ -358,7 +359,7 @@ Examples:
 				return err
 			}
 			e.printRekey(res, dmkReport("Restored", db))
-			return nil
+			return forcedStatus(res)
 		},
 	}
 }

@@ -114,14 +114,20 @@ func encryptionLines(info *keystore.SMKInfo) [][]string {
 }
 
 type statusJSON struct {
-	Keystore   string       `json:"keystore"`
-	ID         string       `json:"id"`
-	Created    string       `json:"created"`
-	AccountDir string       `json:"accountDir"`
-	MachineDir string       `json:"machineDir"`
-	SMK        *smkJSON     `json:"smk"`
-	Counts     countsJSON   `json:"counts"`
-	Orphans    []orphanJSON `json:"orphans"`
+	Keystore   string        `json:"keystore"`
+	ID         string        `json:"id"`
+	Created    string        `json:"created"`
+	AccountDir string        `json:"accountDir"`
+	MachineDir string        `json:"machineDir"`
+	SMK        *smkJSON      `json:"smk"`
+	Counts     countsJSON    `json:"counts"`
+	Orphans    []orphanJSON  `json:"orphans"`
+	Damaged    []damagedJSON `json:"damaged"`
+}
+
+type damagedJSON struct {
+	Item    string `json:"item"`
+	Problem string `json:"problem"`
 }
 
 type countsJSON struct {
@@ -129,6 +135,7 @@ type countsJSON struct {
 	Databases   int `json:"databases"`
 	Secrets     int `json:"secrets"`
 	Orphaned    int `json:"orphaned"`
+	Damaged     int `json:"damaged"`
 }
 
 type orphanJSON struct {
@@ -172,10 +179,13 @@ Examples:
 func (e *env) printStatus(st *keystore.Status, asJSON bool) error {
 	if asJSON {
 		out := statusJSON{Keystore: st.Dir, ID: st.ID, Created: timeString(st.Created), AccountDir: st.AccountDir,
-			MachineDir: st.MachineDir, SMK: smkInfoJSON(st.SMK), Orphans: []orphanJSON{},
-			Counts: countsJSON{Credentials: st.Credentials, Databases: st.Databases, Secrets: st.Secrets, Orphaned: len(st.Orphans)}}
+			MachineDir: st.MachineDir, SMK: smkInfoJSON(st.SMK), Orphans: []orphanJSON{}, Damaged: []damagedJSON{},
+			Counts: countsJSON{Credentials: st.Credentials, Databases: st.Databases, Secrets: st.Secrets, Orphaned: len(st.Orphans), Damaged: len(st.Damaged)}}
 		for _, o := range st.Orphans {
 			out.Orphans = append(out.Orphans, orphanJSON{Item: o.Item, Generation: o.Generation, Thumbprint: o.Thumbprint})
+		}
+		for _, d := range st.Damaged {
+			out.Damaged = append(out.Damaged, damagedJSON{Item: d.Item, Problem: d.Problem})
 		}
 		return writeJSON(e.stdout, out)
 	}
@@ -202,6 +212,14 @@ func (e *env) printStatus(st *keystore.Status, asJSON bool) error {
 		[]string{"orphaned:", strconv.Itoa(len(st.Orphans))})
 	for _, o := range st.Orphans {
 		rows = append(rows, []string{"  " + o.Item + ":", fmt.Sprintf("needs key %s (generation %d)", o.Thumbprint, o.Generation)})
+	}
+	// Only when there is damage: the lines scripts already parse stay as
+	// they are.
+	if len(st.Damaged) > 0 {
+		rows = append(rows, []string{"damaged:", strconv.Itoa(len(st.Damaged))})
+		for _, d := range st.Damaged {
+			rows = append(rows, []string{"  " + d.Item + ":", d.Problem})
+		}
 	}
 	return table(e.stdout, nil, rows)
 }

@@ -34,7 +34,14 @@ const (
 	exitLocked      = 7
 	exitPermissions = 8
 	exitRefused     = 9
+	exitOrphaned    = 10
 )
+
+// errLeftOrphans ends a --force restore or regenerate that committed but
+// orphaned values (P18). What happened is printed already (15584, the
+// warning); report adds nothing and exits with exitOrphaned, so that a
+// script notices that not all of its values can be read now.
+var errLeftOrphans = errors.New("the operation completed, but values are left orphaned")
 
 // Global flag names.
 const (
@@ -176,6 +183,9 @@ func buildVersion() string {
 func (e *env) report(err error) int {
 	if err == nil {
 		return exitOK
+	}
+	if errors.Is(err, errLeftOrphans) {
+		return exitOrphaned
 	}
 	var ue *usageError
 	if errors.As(err, &ue) {

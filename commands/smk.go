@@ -138,6 +138,18 @@ func (e *env) printRekey(res *keystore.RekeyResult, r rekeyReport) {
 	}
 }
 
+// forcedStatus is what a restore or regenerate that committed returns:
+// errLeftOrphans (exit 10) if it orphaned values, which only --force does
+// (P18). The status goes with the 15584 lines and the warning that say
+// which; orphans left by earlier runs do not count, as their own run
+// exited 10 and status lists them (counts.orphaned).
+func forcedStatus(res *keystore.RekeyResult) error {
+	if res.OrphanedCount > 0 {
+		return errLeftOrphans
+	}
+	return nil
+}
+
 func (e *env) smkRestoreCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "restore",
@@ -149,7 +161,8 @@ protects and re-encrypts it under the loaded key, then protects the loaded key
 with your account and this machine. If the current key cannot be opened
 (15329), or a value cannot be decrypted or read (15320), nothing changes unless
 --force is given; with --force, whatever is not re-encrypted is kept, orphaned,
-for keytree smk recover. Restoring the key already in use changes nothing (15588).
+for keytree smk recover, and the command exits 10. Restoring the key already in
+use changes nothing (15588).
 
 Examples:
    keytree smk restore --file /media/usb/smk-2026-11.age
@@ -172,7 +185,7 @@ Examples:
 				return err
 			}
 			e.printRekey(res, smkReport("Restored"))
-			return nil
+			return forcedStatus(res)
 		},
 	}
 }
@@ -186,7 +199,7 @@ func (e *env) smkRegenerateCommand() *cli.Command {
 Generates a new service master key, decrypts everything the current key
 protects and re-encrypts it under the new one: either all of it happens or
 none. --force continues past values that cannot be decrypted or read, keeping
-them orphaned. --algorithm upgrades (or changes) the key type, as SQL Server's
+them orphaned, and then exits 10. --algorithm upgrades (or changes) the key type, as SQL Server's
 regeneration upgraded 3DES keys to AES. Back up the new key afterwards.
 
 Examples:
@@ -217,7 +230,7 @@ Examples:
 				return err
 			}
 			e.printRekey(res, smkReport("Regenerated"))
-			return nil
+			return forcedStatus(res)
 		},
 	}
 }

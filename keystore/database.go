@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"strings"
 	"time"
@@ -51,13 +52,100 @@ func errNoDMK(db string) error {
 	}
 }
 
+// A database directory holds database.toml from the moment it appears:
+// dmk create and db import build the whole directory in tmp/ and rename it
+// into databases/ (the commit), and dmk drop renames it back out into tmp/.
+// So a directory under databases/ that holds files but no database.toml is
+// never a leftover of an operation: its metadata was lost (a disk error, a
+// file removed by hand). It is damage, reported and kept: nothing collects,
+// sweeps or replaces it, since its files are all that is left of a database
+// master key and its secrets (P16, P18).
+
+// lostDatabase reports whether databases/DB exists and holds something
+// without holding database.toml. An empty directory (or one holding only an
+// empty secrets/) holds nothing to lose, and is not damage.
+func (ks *Keystore) lostDatabase(db string) (bool, error) {
+	if ks.files.exists(ks.dbPath(db, databaseFile)) {
+		return false, nil
+	}
+	entries, err := ks.files.readDir(ks.dbPath(db))
+	if notExist(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	for _, e := range entries {
+		if e.Name() != secretsDir || e.Type() != fs.ModeDir {
+			return true, nil
+		}
+		inner, err := ks.files.readDir(ks.dbPath(db, secretsDir))
+		if err != nil {
+			return false, err
+		}
+		if len(inner) > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// errLostDatabase is the damage of a database directory without
+// database.toml.
+func (ks *Keystore) errLostDatabase(db string) error {
+	return &Error{
+		Text: fmt.Sprintf("%s: database.toml is missing, but the directory holds files: the metadata of database '%s' is lost", ks.dbPath(db), db),
+		Hint: "restore database.toml from a copy of the keystore; if the database is not needed, move the directory out of the keystore. keytree neither removes nor replaces it",
+		Kind: ErrCorrupt,
+	}
+}
+
+// databaseMissing reports a database that has no database.toml: as damage
+// if its directory holds files, else as missing.
+func (ks *Keystore) databaseMissing(db string, missing func(string) error) error {
+	lost, err := ks.lostDatabase(db)
+	if err != nil {
+		return err
+	}
+	if lost {
+		return ks.errLostDatabase(db)
+	}
+	return missing(db)
+}
+
+// claimDatabaseName checks, for dmk create and db import, that no database
+// named db exists (exists builds the error if one does) and that no damaged
+// one is in the way. An empty directory left there is removed, so that the
+// staged directory can be renamed into place.
+func (ks *Keystore) claimDatabaseName(db string, exists func() error) error {
+	if _, err := ks.loadDatabaseMeta(db); !notExist(err) {
+		if err != nil {
+			return err
+		}
+		return exists()
+	}
+	lost, err := ks.lostDatabase(db)
+	if err != nil {
+		return err
+	}
+	if lost {
+		return ks.errLostDatabase(db)
+	}
+	for _, d := range []string{ks.dbPath(db, secretsDir), ks.dbPath(db)} {
+		if err := ks.files.removeDir(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // databaseMeta loads a database's metadata for an operation on it, checking
 // the name it records (case-insensitive filesystems) and reporting a missing
-// database as missing.
+// database as missing, or as damaged if its directory lost database.toml.
 func (ks *Keystore) databaseMeta(db string, missing func(string) error) (*formats.Database, error) {
 	meta, err := ks.loadDatabaseMeta(db)
 	if notExist(err) {
-		return nil, missing(db)
+		return nil, ks.databaseMissing(db, missing)
 	}
 	if err != nil {
 		return nil, err
@@ -290,13 +378,13 @@ func (ks *Keystore) CreateDMK(db string, password []byte, opts DMKOptions) (*Dat
 	}
 	var info *DatabaseInfo
 	err := ks.write("dmk create", func(s *session) error {
-		if _, err := s.ks.loadDatabaseMeta(db); err == nil || !notExist(err) {
-			if err != nil {
-				return err
-			}
+		err := s.ks.claimDatabaseName(db, func() error {
 			return &Error{Number: MsgDMKExists, Kind: ErrExists,
 				Text: "There is already a master key in the database. Please drop it before performing this statement.",
 				Hint: fmt.Sprintf("database '%s' already has one; see keytree db list", db)}
+		})
+		if err != nil {
+			return err
 		}
 		key, err := protect.GenerateKey(protect.KindDMK, alg)
 		if err != nil {
@@ -322,30 +410,46 @@ func (ks *Keystore) CreateDMK(db string, password []byte, opts DMKOptions) (*Dat
 				return err
 			}
 		}
-		// Until database.toml exists, nothing in the directory counts.
-		if err := s.intend(nil, []string{rel(databasesDir, db)}); err != nil {
+		metaData, err := meta.Encode()
+		if err != nil {
 			return err
 		}
-		for _, d := range []string{ks.dbPath(db), ks.dbPath(db, secretsDir)} {
+		// The database is built whole in tmp/, which every writer empties
+		// first, and renamed into databases/ in one step, as db import
+		// does: no state of databases/ shows a database directory without
+		// its database.toml.
+		stage := s.ks.path(tmpDir, "create-"+randomName())
+		committed := false
+		defer func() {
+			if !committed {
+				ks.files.removeTree(stage)
+			}
+		}()
+		for _, d := range []string{stage, filepath.Join(stage, secretsDir)} {
 			if err := ks.files.mkdirPrivate(d); err != nil {
 				return err
 			}
 		}
 		b := ks.newBatch()
-		if err := b.create(ks.dbPath(db, formats.PasswordBlobName(meta.Passwords[0].ID, 1)), ks.dbPath(db), pwBlob); err != nil {
+		if err := b.create(filepath.Join(stage, formats.PasswordBlobName(meta.Passwords[0].ID, 1)), stage, pwBlob); err != nil {
 			return err
 		}
 		if smkBlob != nil {
-			if err := b.create(ks.dbPath(db, formats.BlobName(formats.SMKEncryptionBase, 1, smk.meta.Generation)), ks.dbPath(db), smkBlob); err != nil {
+			if err := b.create(filepath.Join(stage, formats.BlobName(formats.SMKEncryptionBase, 1, smk.meta.Generation)), stage, smkBlob); err != nil {
 				return err
 			}
+		}
+		if err := b.create(filepath.Join(stage, databaseFile), stage, metaData); err != nil {
+			return err
 		}
 		if err := b.sync(); err != nil {
 			return err
 		}
-		if err := ks.writeDatabaseMeta(meta); err != nil {
+		// The commit.
+		if err := ks.files.renameDir(stage, s.ks.dbPath(db)); err != nil {
 			return err
 		}
+		committed = true
 		if err := ks.files.syncDir(ks.path(databasesDir)); err != nil {
 			return err
 		}
@@ -522,13 +626,21 @@ func (ks *Keystore) DropDMK(db string) error {
 				Text: fmt.Sprintf("Cannot drop master key because %d secrets in database '%s' are encrypted by it.", n, db),
 				Hint: fmt.Sprintf("remove them first (keytree secret list %s; keytree secret rm %s/NAME)", db, db)}
 		}
-		if err := s.intend(nil, []string{rel(databasesDir, db)}); err != nil {
+		// The commit: one rename of the whole directory into tmp/, the
+		// reverse of dmk create. Removing database.toml first instead
+		// would leave a directory without it, which keytree must take for
+		// a database whose metadata was lost, and keep.
+		gone := s.ks.path(tmpDir, "drop-"+randomName())
+		if err := ks.files.renameDir(s.ks.dbPath(db), gone); err != nil {
 			return err
 		}
-		if err := ks.files.removeFile(s.ks.dbPath(db, databaseFile)); err != nil {
+		if err := ks.files.syncDir(ks.path(databasesDir)); err != nil {
 			return err
 		}
-		return ks.files.syncDir(s.ks.dbPath(db))
+		// What is left in tmp/ if this stops halfway, the next writer
+		// removes.
+		ks.files.removeTree(gone)
+		return nil
 	})
 }
 

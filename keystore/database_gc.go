@@ -8,9 +8,11 @@ import (
 	"github.com/keytree-dev/keytree/protect"
 )
 
-// referencedDatabase decides garbage under databases/DB/. A database
-// directory without database.toml is uncommitted (a create or import that
-// stopped) or dropped: everything in it is garbage.
+// referencedDatabase decides garbage under databases/DB/. No operation
+// leaves a database directory without database.toml (see lostDatabase):
+// a file in one is kept, and the clean-up is undecided until the metadata
+// is back. Only a file that does not exist (a candidate under a dropped
+// database) is decided: there is nothing to remove.
 func (c *collector) referencedDatabase(parts []string) (ref, known bool) {
 	if len(parts) < 3 || parts[0] != databasesDir || formats.ValidateName("database", parts[1]) != nil {
 		return false, false
@@ -19,7 +21,10 @@ func (c *collector) referencedDatabase(parts []string) (ref, known bool) {
 	name := parts[len(parts)-1]
 	meta, err := c.ks.loadDatabaseMeta(db)
 	if notExist(err) {
-		return false, true
+		if !c.ks.files.exists(c.ks.path(parts...)) {
+			return false, true
+		}
+		return c.damaged()
 	}
 	if err != nil || meta.Name != db {
 		return c.damaged()
@@ -75,33 +80,6 @@ func (c *collector) referencedDatabase(parts []string) (ref, known bool) {
 	return false, false
 }
 
-// sweepDatabase sweeps a database directory. One without database.toml is
-// removed whole: its secrets' metadata too, and the directories.
-func (c *collector) sweepDatabase(db string) error {
-	if err := c.sweep(rel(databasesDir, db)); err != nil {
-		return err
-	}
-	if _, err := c.ks.loadDatabaseMeta(db); !notExist(err) {
-		return nil
-	}
-	secrets := rel(databasesDir, db, secretsDir)
-	err := c.eachEntry(secrets, func(name string, isDir bool) error {
-		if isDir {
-			return nil
-		}
-		return c.ks.files.removeFile(c.ks.path(secrets, name))
-	})
-	if err != nil {
-		return err
-	}
-	for _, d := range []string{c.ks.dbPath(db, secretsDir), c.ks.dbPath(db)} {
-		if err := c.ks.files.removeDir(d); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // secretItemRefs lists a database's secrets by name.
 func (ks *Keystore) secretItemRefs(db string) func(fn func(itemRef) error) error {
 	return func(fn func(itemRef) error) error {
@@ -117,9 +95,9 @@ func (ks *Keystore) secretItemRefs(db string) func(fn func(itemRef) error) error
 }
 
 // eachDatabaseItem walks over databases, their encryptions and their secrets
-// for status and key-encryptions.
-func (s *session) eachDatabaseItem(smk *formats.SMK, fn func(item) error) error {
-	return s.ks.eachDatabaseMeta(func(m *formats.Database) error {
+// for status and key-encryptions; damaged is as for eachDatabase.
+func (s *session) eachDatabaseItem(smk *formats.SMK, fn func(item) error, damaged func(db string, err error) error) error {
+	return s.ks.eachDatabase(func(m *formats.Database) error {
 		if err := fn(item{kind: "database", name: "dmk/" + m.Name}); err != nil {
 			return err
 		}
@@ -162,5 +140,5 @@ func (s *session) eachDatabaseItem(smk *formats.SMK, fn func(item) error) error 
 			}
 			return fn(it)
 		})
-	})
+	}, damaged)
 }

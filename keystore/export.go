@@ -189,17 +189,12 @@ func (ks *Keystore) ImportDatabase(path, name string) (*formats.ExportManifest, 
 		return nil, err
 	}
 	err = ks.write("db import", func(s *session) error {
-		if _, err := s.ks.loadDatabaseMeta(name); !notExist(err) {
-			if err != nil {
-				return err
-			}
+		err := s.ks.claimDatabaseName(name, func() error {
 			return &Error{Number: MsgDMKExists, Kind: ErrExists,
 				Text: "There is already a master key in the database. Please drop it before performing this statement.",
 				Hint: fmt.Sprintf("database '%s' exists; import under another name with --db", name)}
-		}
-		// A directory without database.toml is a leftover: clear it.
-		c := &collector{ks: s.ks}
-		if err := c.sweepDatabase(name); err != nil {
+		})
+		if err != nil {
 			return err
 		}
 		stage := s.ks.path(tmpDir, "import-"+randomName())

@@ -100,7 +100,7 @@ func (ks *Keystore) collect(p *formats.Pending) (undecided bool, err error) {
 				if err := c.sweep(rel(databasesDir, name, secretsDir)); err != nil {
 					return err
 				}
-				return c.sweepDatabase(name)
+				return c.sweep(rel(databasesDir, name))
 			}))
 			continue
 		}
@@ -113,18 +113,11 @@ func (ks *Keystore) collect(p *formats.Pending) (undecided bool, err error) {
 				if !isDir {
 					return nil
 				}
-				if parent == databasesDir && formats.ValidateName("database", name) == nil {
-					return c.sweepDatabase(name)
-				}
 				return c.sweep(rel(parent, name))
 			}))
 			continue
 		}
 		if !safeRel(dir) {
-			continue
-		}
-		if parts := strings.Split(dir, "/"); len(parts) == 2 && parts[0] == databasesDir && formats.ValidateName("database", parts[1]) == nil {
-			keep(c.sweepDatabase(parts[1]))
 			continue
 		}
 		keep(c.sweep(dir))

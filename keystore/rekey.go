@@ -62,7 +62,7 @@ func (s *session) smkItemRefs(fn func(itemRef) error) error {
 
 // resolve reads an item's metadata. ok is false for something that turns out
 // not to be an item of the walk: a database whose master key has no SMK
-// encryption, or a directory that is no committed database.
+// encryption, or an empty directory under databases/.
 func (ks *Keystore) resolve(ref itemRef) (it encItem, ok bool, err error) {
 	switch ref.kind {
 	case "credential":
@@ -80,7 +80,15 @@ func (ks *Keystore) resolve(ref itemRef) (it encItem, ok bool, err error) {
 		}
 		m, err := ks.loadDatabaseMeta(ref.db)
 		if notExist(err) {
-			return it, false, nil
+			// An empty directory is no database. One that lost its
+			// database.toml may hold an SMK encryption that this
+			// operation would orphan unseen: it stops the operation,
+			// as damaged metadata does, --force or not.
+			lost, err := ks.lostDatabase(ref.db)
+			if err == nil && lost {
+				err = ks.errLostDatabase(ref.db)
+			}
+			return it, false, err
 		}
 		if err != nil {
 			return it, false, err

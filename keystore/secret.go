@@ -1,6 +1,7 @@
 package keystore
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -77,10 +78,20 @@ func (ks *Keystore) eachSecretMeta(db string, fn func(*formats.Secret) error) er
 	})
 }
 
-// eachDatabaseMeta calls fn with the metadata of every database. A directory
-// without database.toml is a database being created or dropped, or the
-// leftover of one, and is skipped.
+// eachDatabaseMeta calls fn with the metadata of every database. An empty
+// directory under databases/ is no database and is skipped; one whose
+// metadata is lost or damaged is an error.
 func (ks *Keystore) eachDatabaseMeta(fn func(*formats.Database) error) error {
+	return ks.eachDatabase(fn, nil)
+}
+
+// eachDatabase is eachDatabaseMeta that, if damaged is not nil, hands it the
+// damage of a database's metadata (lost, or not what it should be) instead
+// of stopping: status reports such a database and describes the others.
+func (ks *Keystore) eachDatabase(fn func(*formats.Database) error, damaged func(db string, err error) error) error {
+	if damaged == nil {
+		damaged = func(_ string, err error) error { return err }
+	}
 	c := &collector{ks: ks}
 	return c.eachEntry(databasesDir, func(name string, isDir bool) error {
 		if !isDir || strings.HasPrefix(name, ".") {
@@ -91,13 +102,20 @@ func (ks *Keystore) eachDatabaseMeta(fn func(*formats.Database) error) error {
 		}
 		meta, err := ks.loadDatabaseMeta(name)
 		if notExist(err) {
-			return nil
+			lost, err := ks.lostDatabase(name)
+			if err != nil || !lost {
+				return err
+			}
+			return damaged(name, ks.errLostDatabase(name))
+		}
+		if err == nil && meta.Name != name {
+			err = corruptf(ks.dbPath(name, databaseFile), "names database %q", meta.Name)
+		}
+		if errors.Is(err, ErrCorrupt) {
+			return damaged(name, err)
 		}
 		if err != nil {
 			return err
-		}
-		if meta.Name != name {
-			return corruptf(ks.dbPath(name, databaseFile), "names database %q", meta.Name)
 		}
 		return fn(meta)
 	})

@@ -21,6 +21,15 @@ type Status struct {
 	Databases   int
 	Secrets     int
 	Orphans     []OrphanItem
+	// Damaged lists the databases whose metadata is lost or damaged; the
+	// counts leave them out.
+	Damaged []DamagedItem
+}
+
+// DamagedItem is an item status could not describe.
+type DamagedItem struct {
+	Item    string // "dmk/DB"
+	Problem string
 }
 
 // OrphanItem is an item that a --force operation could not re-encrypt: it
@@ -34,7 +43,9 @@ type OrphanItem struct {
 
 // Status opens the SMK (repairing an invalid encryption) and describes the
 // keystore. If the SMK cannot be opened it returns the status it could
-// gather together with the error (15466).
+// gather together with the error (15466). A database whose metadata is lost
+// or damaged is listed in Damaged, the rest is described, and the error of
+// the first such database is returned with the status.
 func (ks *Keystore) Status() (*Status, error) {
 	var st *Status
 	err := ks.read("status", func(s *session) error {
@@ -46,6 +57,7 @@ func (ks *Keystore) Status() (*Status, error) {
 			return openErr
 		}
 		out.SMK = smk.infoFromMeta()
+		var damage error
 		err := s.eachItem(func(it item) error {
 			switch it.kind {
 			case "credential":
@@ -59,14 +71,23 @@ func (ks *Keystore) Status() (*Status, error) {
 				out.Orphans = append(out.Orphans, OrphanItem{Item: it.name, Generation: it.orphan.Generation, Thumbprint: it.orphan.Thumbprint})
 			}
 			return nil
+		}, func(db string, err error) error {
+			out.Damaged = append(out.Damaged, DamagedItem{Item: "dmk/" + db, Problem: err.Error()})
+			if damage == nil {
+				damage = err
+			}
+			return nil
 		})
 		if err != nil {
 			return err
 		}
 		// On 15466 the status is still true, and says which encryption
-		// failed.
+		// failed; damage is reported after what could be described.
 		st = out
-		return openErr
+		if openErr != nil {
+			return openErr
+		}
+		return damage
 	})
 	return st, err
 }
@@ -97,8 +118,9 @@ type item struct {
 	thumbprint string
 }
 
-// eachItem walks over every item of the keystore, with its orphan status.
-func (s *session) eachItem(fn func(item) error) error {
+// eachItem walks over every item of the keystore, with its orphan status;
+// damaged is as for eachDatabase.
+func (s *session) eachItem(fn func(item) error, damaged func(db string, err error) error) error {
 	smk, err := s.ks.loadSMKMeta()
 	if err != nil && !notExist(err) {
 		return err
@@ -120,7 +142,7 @@ func (s *session) eachItem(fn func(item) error) error {
 			return err
 		}
 	}
-	return s.eachDatabaseItem(smk, fn)
+	return s.eachDatabaseItem(smk, fn, damaged)
 }
 
 // KeyEncryption is one row of key-encryptions: one encryption of one key or
@@ -199,7 +221,7 @@ func (ks *Keystore) KeyEncryptions() ([]KeyEncryption, error) {
 			rows = append(rows, KeyEncryption{Key: it.name, Thumbprint: it.thumbprint, CryptType: ct, CryptTypeDesc: desc,
 				Protector: it.protector, State: state})
 			return nil
-		})
+		}, nil)
 		if err != nil {
 			return err
 		}
