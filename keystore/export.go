@@ -343,7 +343,7 @@ func unpackExport(ks *Keystore, tr *tar.Reader, stage, path string, manifest *fo
 			return nil, errBadExport(path, fmt.Sprintf("secret %q: its value is not the revision and generation its metadata names", name))
 		}
 	}
-	if err := syncTree(stage); err != nil {
+	if err := ks.files.syncTree(stage); err != nil {
 		return nil, err
 	}
 	return meta, nil
@@ -364,22 +364,36 @@ func readEntry(tr *tar.Reader, hdr *tar.Header, limit int64, path string) ([]byt
 }
 
 // syncTree makes the staged files durable before the rename commits them.
-func syncTree(dir string) error {
-	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
+// It lists through the keystore's files, so a link put in place of the
+// staging directory is refused, not followed.
+func (f files) syncTree(dir string) error {
+	entries, err := f.readDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		if e.Type() == fs.ModeDir {
+			if err := f.syncTree(p); err != nil {
+				return err
+			}
+			continue
 		}
 		if err := step("sync", p); err != nil {
 			return err
 		}
 		// Windows flushes only a handle open for writing.
-		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		h, err := f.openFile(p, os.O_RDWR|noFollow, 0)
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		return f.Sync()
-	})
+		err = h.Sync()
+		h.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func errBadExport(path, why string) error {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 
 	"github.com/keytree-dev/keytree/formats"
@@ -167,14 +168,18 @@ func (f files) openDir(dir string) (*os.File, error) {
 	return f.openFile(dir, os.O_RDONLY, 0)
 }
 
-// readDirNames lists the entries of one of keytree's directories.
+// readDir lists the entries of one of keytree's directories.
 func (f files) readDir(dir string) ([]fs.DirEntry, error) {
 	d, err := f.openDir(dir)
 	if err != nil {
 		return nil, err
 	}
 	defer d.Close()
-	return d.ReadDir(-1)
+	entries, err := d.ReadDir(-1)
+	// Sorted, as os.ReadDir's are: the crash harness counts steps, and
+	// needs them in the same order every run.
+	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	return entries, err
 }
 
 // mkdirPrivate creates dir (and missing parents) owner-only, whatever the
