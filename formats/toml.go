@@ -62,16 +62,22 @@ func decode(data []byte, v validator, required ...string) error {
 	if bytes.IndexByte(data, 0) >= 0 {
 		return corrupt("file contains a NUL byte")
 	}
+	// The decoder's work is quadratic in a key's depth; within the limits
+	// scanTOML checks, it is linear in the size of the file.
+	if err := scanTOML(data); err != nil {
+		if err.limit {
+			return corrupt("line %d: %s", err.line, err.reason)
+		}
+		return corrupt("invalid TOML: line %d: %s", err.line, err.reason)
+	}
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(v)
 	if err != nil {
 		return corrupt("invalid TOML: %s", oneLine(err.Error()))
 	}
+	// The first unknown key is enough to refuse the file; a file of
+	// thousands would make a message of thousands.
 	if und := md.Undecoded(); len(und) > 0 {
-		keys := make([]string, len(und))
-		for i, k := range und {
-			keys[i] = k.String()
-		}
-		return corrupt("unknown key %s", strings.Join(keys, ", "))
+		return corrupt("unknown key %s", und[0].String())
 	}
 	// The decoder matches keys to fields regardless of case, so
 	// "Generation" would count as "generation", and with both present one
