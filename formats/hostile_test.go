@@ -111,6 +111,32 @@ func TestDecodeReportsFirstUnknownKey(t *testing.T) {
 	}
 }
 
+// TestDecodeLongValues: a value as long as the file allows is quoted in a
+// message only in part.
+func TestDecodeLongValues(t *testing.T) {
+	long := strings.Repeat("é", 300<<10)
+	db := mustEncode(t, validDatabase())
+	for key, decode := range map[string]func([]byte) error{
+		"name":       func(b []byte) error { _, err := formats.DecodeDatabase(b); return err },
+		"thumbprint": func(b []byte) error { _, err := formats.DecodeDatabase(b); return err },
+		"algorithm":  func(b []byte) error { _, err := formats.DecodeDatabase(b); return err },
+		"version":    func(b []byte) error { _, err := formats.DecodeDatabase(b); return err },
+	} {
+		err := decode(setKey(t, db, key, `"`+long+`"`))
+		wantCorrupt(t, err, key)
+		if len(err.Error()) > 500 {
+			t.Errorf("%s: message of %d bytes: %.300q", key, len(err.Error()), err)
+		}
+	}
+	// Not TOML, with the offending word as long as the file: the
+	// decoder's own message quotes it.
+	_, err := formats.DecodePending(setKey(t, mustEncode(t, validPending()), "operation", strings.Repeat("x", 500<<10)))
+	wantCorrupt(t, err, "bare word")
+	if len(err.Error()) > 500 {
+		t.Errorf("bare word: message of %d bytes: %.300q", len(err.Error()), err)
+	}
+}
+
 // TestDecodeAtKeytreesLimits: the largest files keytree itself writes, and
 // the hand-written forms of its tables, are within the decoding limits.
 func TestDecodeAtKeytreesLimits(t *testing.T) {

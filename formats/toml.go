@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 )
@@ -36,8 +37,32 @@ var ErrCorrupt = errors.New("corrupt")
 
 func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
 
+// corrupt makes a CorruptError. The strings it quotes come from the file,
+// so each is clipped: a message must stay a line, whatever the file holds.
 func corrupt(format string, args ...any) error {
+	for i, a := range args {
+		if s, ok := a.(string); ok {
+			args[i] = clip(s)
+		}
+	}
 	return &CorruptError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// maxQuoted bounds a string quoted in a message. It leaves whole the
+// NameError of a name of valid length.
+const maxQuoted = 256
+
+// clip shortens s to at most maxQuoted bytes, on a UTF-8 boundary, and
+// says that it did.
+func clip(s string) string {
+	if len(s) <= maxQuoted {
+		return s
+	}
+	n := maxQuoted - len("...")
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
 }
 
 // WithFile names the file in a CorruptError produced while decoding it.
