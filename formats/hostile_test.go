@@ -58,8 +58,9 @@ func hostileInputs(t testing.TB) []hostileInput {
 }
 
 // BenchmarkDecodeHostile measures what each hostile file costs to refuse;
-// the last case, a legitimate smk.toml at keytree's own limits, what the
-// checks cost a file that passes them.
+// then what the costliest file found within the limits costs (an array of
+// 99,990 inline tables, which the decoder builds before it finds them the
+// wrong type), and what a legitimate smk.toml at keytree's own limits does.
 func BenchmarkDecodeHostile(b *testing.B) {
 	s := validSMK()
 	s.Generation = formats.MaxRetired + 1
@@ -68,14 +69,21 @@ func BenchmarkDecodeHostile(b *testing.B) {
 			Kept: []string{"account", "machine"}})
 	}
 	legit := mustEncode(b, s)
-	cases := append(hostileInputs(b), hostileInput{
-		name: fmt.Sprintf("legit smk.toml %d retired %dKB", formats.MaxRetired, len(legit)>>10),
-		data: legit,
-		decode: func(b []byte) error {
-			_, err := formats.DecodeSMK(b)
-			return err
+	decodePending := func(b []byte) error { _, err := formats.DecodePending(b); return err }
+	cases := append(hostileInputs(b),
+		hostileInput{
+			name:   "pending 99990 inline tables 300KB",
+			data:   []byte(strings.Replace(string(mustEncode(b, validPending())), "sweep = [", "sweep = ["+strings.Repeat("{},", 99990), 1)),
+			decode: decodePending,
 		},
-	})
+		hostileInput{
+			name: fmt.Sprintf("legit smk.toml %d retired %dKB", formats.MaxRetired, len(legit)>>10),
+			data: legit,
+			decode: func(b []byte) error {
+				_, err := formats.DecodeSMK(b)
+				return err
+			},
+		})
 	for _, c := range cases {
 		b.Run(strings.ReplaceAll(c.name, " ", "-"), func(b *testing.B) {
 			b.SetBytes(int64(len(c.data)))
