@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 )
@@ -36,8 +37,32 @@ var ErrCorrupt = errors.New("corrupt")
 
 func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
 
+// corrupt makes a CorruptError. The strings it quotes come from the file,
+// so each is clipped: a message must stay a line, whatever the file holds.
 func corrupt(format string, args ...any) error {
+	for i, a := range args {
+		if s, ok := a.(string); ok {
+			args[i] = clip(s)
+		}
+	}
 	return &CorruptError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// maxQuoted bounds a string quoted in a message. It leaves whole the
+// NameError of a name of valid length.
+const maxQuoted = 256
+
+// clip shortens s to at most maxQuoted bytes, on a UTF-8 boundary, and
+// says that it did.
+func clip(s string) string {
+	if len(s) <= maxQuoted {
+		return s
+	}
+	n := maxQuoted - len("...")
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
 }
 
 // WithFile names the file in a CorruptError produced while decoding it.
@@ -62,16 +87,22 @@ func decode(data []byte, v validator, required ...string) error {
 	if bytes.IndexByte(data, 0) >= 0 {
 		return corrupt("file contains a NUL byte")
 	}
+	// The decoder's work is quadratic in a key's depth; within the limits
+	// scanTOML checks, it is linear in the size of the file.
+	if err := scanTOML(data); err != nil {
+		if err.limit {
+			return corrupt("line %d: %s", err.line, err.reason)
+		}
+		return corrupt("invalid TOML: line %d: %s", err.line, err.reason)
+	}
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(v)
 	if err != nil {
 		return corrupt("invalid TOML: %s", oneLine(err.Error()))
 	}
+	// The first unknown key is enough to refuse the file; a file of
+	// thousands would make a message of thousands.
 	if und := md.Undecoded(); len(und) > 0 {
-		keys := make([]string, len(und))
-		for i, k := range und {
-			keys[i] = k.String()
-		}
-		return corrupt("unknown key %s", strings.Join(keys, ", "))
+		return corrupt("unknown key %s", und[0].String())
 	}
 	// The decoder matches keys to fields regardless of case, so
 	// "Generation" would count as "generation", and with both present one
