@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/keytree-dev/keytree/formats"
 )
 
 // maxErrorLogRead bounds what ErrorLog returns: the newest part of the log.
@@ -69,14 +71,15 @@ func (ks *Keystore) ErrorLog() (string, error) {
 	return sanitize(string(data)), nil
 }
 
-// sanitize replaces control characters other than newline and tab, and
-// invalid UTF-8, with U+FFFD.
+// sanitize replaces control characters other than newline and tab,
+// bidirectional formatting characters (formats.IsControlOrBidi), and invalid
+// UTF-8 with U+FFFD.
 func sanitize(s string) string {
 	return strings.Map(func(r rune) rune {
 		if r == '\n' || r == '\t' {
 			return r
 		}
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+		if formats.IsControlOrBidi(r) {
 			return '\uFFFD'
 		}
 		return r
