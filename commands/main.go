@@ -243,10 +243,12 @@ func (e *env) options(c *cli.Context) (keystore.Options, error) {
 		LockTimeout: c.Duration(flagLockTimeout),
 
 		AllowOtherOwner: c.Bool(flagAllowOtherOwner),
+		// A repair (a re-created SMK encryption) is printed whether or
+		// not stderr is a terminal: it changes what protects the
+		// keystore, and a script's or cron job's log is where someone
+		// will look for it.
 		Notice: func(msg string) {
-			if e.stderrTTY {
-				fmt.Fprintf(e.stderr, "keytree: note: %s\n", msg)
-			}
+			fmt.Fprintf(e.stderr, "keytree: note: %s\n", msg)
 		},
 	}, nil
 }

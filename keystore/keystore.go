@@ -46,7 +46,9 @@ type Options struct {
 	// LockTimeout is how long to wait for another keytree process.
 	LockTimeout time.Duration
 	// Notice, if set, is told of repairs keytree made on its own, such as
-	// re-creating an invalid SMK encryption.
+	// re-creating an invalid SMK encryption. A repair changes what
+	// protects the keystore, so the user should hear of it even from a
+	// script or a cron job: the CLI prints every notice.
 	Notice func(msg string)
 	// Now, if set, replaces time.Now (tests).
 	Now func() time.Time
