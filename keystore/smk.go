@@ -88,6 +88,7 @@ func (s *session) openSMK() (*smkState, error) {
 	}
 	st := &smkState{meta: meta}
 	var mismatched []string
+	var damage *Error // a damaged protector secret, for the hint of 15466
 	machineOpened := false
 	enabled, missing := 0, 0
 	for _, pr := range smkProtectors {
@@ -115,6 +116,10 @@ func (s *session) openSMK() (*smkState, error) {
 			var mf *missingFileError
 			if errors.As(reason, &mf) {
 				missing++
+			}
+			var ue *unavailableError
+			if errors.As(reason, &ue) && ue.damage != nil && damage == nil {
+				damage = ue.damage
 			}
 			var km *keyMismatchError
 			if reason != nil && errors.As(reason, &km) {
@@ -163,8 +168,14 @@ func (s *session) openSMK() (*smkState, error) {
 		}
 		s.ks.logEvent(fmt.Sprintf("error %d: %s (service master key %s; %s)", MsgDecryption, textDecryption,
 			meta.Thumbprint, strings.Join(detail, "; ")))
+		err := errDecryptionSMK(detail)
+		if damage != nil {
+			// A protector secret that is there but damaged is the
+			// likelier cause, and restoring it the gentler repair.
+			err.Hint = damage.Hint
+		}
 		// The state goes back with the error, for status to show.
-		return st, errDecryptionSMK(detail)
+		return st, err
 	}
 	if machineOpened {
 		s.ks.recordMachineCheck(meta)
@@ -179,7 +190,12 @@ func (s *session) openSMK() (*smkState, error) {
 		}
 		if err := s.ks.writeSMKEncryption(e.Protector, st.meta, st.key); err != nil {
 			var ke *Error
-			if errors.As(err, &ke) && ke.Kind == ErrPermissions {
+			if errors.As(err, &ke) && ke.Kind == ErrPermissions || errors.Is(err, errSecretDamaged) {
+				// Loose permissions, or a protector secret that
+				// exists but is damaged (which keytree never
+				// replaces): the user must act, and the command
+				// stops rather than run on with one encryption.
+				s.ks.logEvent(fmt.Sprintf("the %s encryption of the service master key is invalid (%s) and was not re-created: %v", e.Protector, e.Reason, err))
 				return nil, err
 			}
 			e.RepairErr = err.Error()
