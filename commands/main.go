@@ -243,12 +243,15 @@ func (e *env) options(c *cli.Context) (keystore.Options, error) {
 		LockTimeout: c.Duration(flagLockTimeout),
 
 		AllowOtherOwner: c.Bool(flagAllowOtherOwner),
-		// A repair (a re-created SMK encryption) is printed whether or
-		// not stderr is a terminal: it changes what protects the
-		// keystore, and a script's or cron job's log is where someone
-		// will look for it.
+		// A repair (a re-created SMK encryption) and a warning are
+		// printed whether or not stderr is a terminal: they change, or
+		// threaten, what protects the keystore, and a script's or cron
+		// job's log is where someone will look for them.
 		Notice: func(msg string) {
 			fmt.Fprintf(e.stderr, "keytree: note: %s\n", msg)
+		},
+		Warning: func(msg string) {
+			fmt.Fprintf(e.stderr, "keytree: warning: %s\n", msg)
 		},
 	}, nil
 }
