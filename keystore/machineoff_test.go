@@ -10,8 +10,9 @@ import (
 // smk.toml is not authenticated: an edit to machine_protection = false must
 // not be enough to delete the machine encryption. keytree keeps a machine
 // encryption of the current generation that smk.toml says should not
-// exist, says so on every command, and opens the key with it if it can;
-// only smk machine-protection off removes it.
+// exist, says so on every command, opens the key with it if it can, and
+// refuses to re-key until the user settles it; only smk machine-protection
+// off removes it.
 
 // editMachineProtectionOff sets machine_protection = false in smk.toml by
 // hand, as someone who can write the keystore could.
@@ -63,6 +64,21 @@ func TestMachineProtectionEditedOff(t *testing.T) {
 			writeTestFile(t, ks.path(pendingFile), []byte("garbage ["))
 			_, err := ks.SetCredential("new2", "u", []byte("v"))
 			return err
+		}},
+		// Re-keying would give the new key no machine encryption and
+		// remove the old one with the old key: refused until the user
+		// settles it.
+		{"smk regenerate", func() error {
+			before := treeSnapshot(t, f.dirs.Keystore, lockFile, errorlogFile)
+			_, err := ks.RegenerateSMK(SMKOptions{Force: true})
+			wantKind(t, err, ErrRefused)
+			if ke := keystoreError(t, err); !strings.Contains(ke.Text, machineBlob) || !strings.Contains(ke.Hint, "smk machine-protection on") {
+				t.Errorf("regenerate: %q, hint %q", ke.Text, ke.Hint)
+			}
+			if diff := diffSnapshots(before, treeSnapshot(t, f.dirs.Keystore, lockFile, errorlogFile)); diff != "" {
+				t.Fatalf("a refused regenerate changed the keystore: %s", diff)
+			}
+			return nil
 		}},
 		{"smk machine-protection on", func() error { _, err := ks.SetMachineProtection(true); return err }},
 	}

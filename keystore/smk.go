@@ -34,6 +34,25 @@ type smkState struct {
 	meta        *formats.SMK
 	key         *protect.Key
 	encryptions []EncryptionState
+	// disowned is the path of a machine encryption that opens the key
+	// although smk.toml says machine protection is off.
+	disowned string
+}
+
+// refuseDisowned stops an operation that would replace the SMK's
+// encryptions (regenerate, restore, recover) while smk.toml disowns a
+// machine encryption that opens the key: the new key would get no machine
+// encryption and the old one would go with the old key, so an edit of
+// smk.toml would have removed machine protection after all.
+func (st *smkState) refuseDisowned() error {
+	if st.disowned == "" {
+		return nil
+	}
+	return &Error{
+		Text: fmt.Sprintf("smk.toml says machine protection is off, but the machine encryption %s opens the service master key; nothing was changed", st.disowned),
+		Hint: "settle it first: 'keytree smk machine-protection on' to keep machine protection, or 'keytree smk machine-protection off' to remove that encryption",
+		Kind: ErrRefused,
+	}
 }
 
 func (ks *Keystore) loadSMKMeta() (*formats.SMK, error) {
@@ -258,6 +277,7 @@ func (s *session) disabledMachineEncryption(meta *formats.SMK, st *smkState, enc
 	what := "opens the service master key"
 	if key != nil {
 		enc.Valid = true
+		st.disowned = blobPath
 		if st.key == nil {
 			st.key = key
 		}
