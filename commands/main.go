@@ -257,10 +257,15 @@ func (e *env) options(c *cli.Context) (keystore.Options, error) {
 		LockTimeout: c.Duration(flagLockTimeout),
 
 		AllowOtherOwner: c.Bool(flagAllowOtherOwner),
+		// A repair (a re-created SMK encryption) and a warning are
+		// printed whether or not stderr is a terminal: they change, or
+		// threaten, what protects the keystore, and a script's or cron
+		// job's log is where someone will look for them.
 		Notice: func(msg string) {
-			if e.stderrTTY {
-				fmt.Fprintf(e.stderr, "keytree: note: %s\n", escape(msg))
-			}
+			fmt.Fprintf(e.stderr, "keytree: note: %s\n", escape(msg))
+		},
+		Warning: func(msg string) {
+			fmt.Fprintf(e.stderr, "keytree: warning: %s\n", escape(msg))
 		},
 	}, nil
 }

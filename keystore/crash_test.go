@@ -572,6 +572,24 @@ func crashCases() []crashCase {
 			},
 		},
 		{
+			name: "machine-protection on",
+			prepare: func(t *testing.T, e *crashEnv) {
+				if _, err := e.open(t).SetMachineProtection(false); err != nil {
+					t.Fatal(err)
+				}
+			},
+			op: func(e *crashEnv, ks *Keystore) error { _, err := ks.SetMachineProtection(true); return err },
+			check: func(t *testing.T, e *crashEnv, ks *Keystore) string {
+				meta, _ := ks.loadSMKMeta()
+				checkRekey(t, e, ks)
+				if !meta.MachineProtection {
+					return "old"
+				}
+				return "new"
+			},
+			finish: func(e *crashEnv, ks *Keystore) error { _, err := ks.SetMachineProtection(true); return err },
+		},
+		{
 			name: "dmk create",
 			op: func(e *crashEnv, ks *Keystore) error {
 				_, err := ks.CreateDMK("newdb", e.pw1, DMKOptions{})

@@ -238,11 +238,21 @@ func (ks *Keystore) RemoveCredential(name string) error {
 		if err != nil {
 			return err
 		}
+		// The value's files are named by the SMK's generations, so
+		// smk.toml must be read to record them for the clean-up. If it
+		// cannot be read (a transient error, damage), the removal fails:
+		// committing it anyway would leave the value on disk with
+		// nothing to say it is garbage, for good.
+		smk, err := s.ks.loadSMKMeta()
+		if notExist(err) {
+			return corruptf(s.ks.path(smkFile), "is missing, but the keystore holds credential '%s'", name)
+		}
+		if err != nil {
+			return err
+		}
 		var cands []string
-		if smk, err := s.ks.loadSMKMeta(); err == nil {
-			for _, n := range itemBlobNames(name, meta.Revision, smkGens(smk)) {
-				cands = append(cands, rel(credentialsDir, n))
-			}
+		for _, n := range itemBlobNames(name, meta.Revision, smkGens(smk)) {
+			cands = append(cands, rel(credentialsDir, n))
 		}
 		if err := s.intend(cands, nil); err != nil {
 			return err

@@ -46,8 +46,15 @@ type Options struct {
 	// LockTimeout is how long to wait for another keytree process.
 	LockTimeout time.Duration
 	// Notice, if set, is told of repairs keytree made on its own, such as
-	// re-creating an invalid SMK encryption.
+	// re-creating an invalid SMK encryption. A repair changes what
+	// protects the keystore, so the user should hear of it even from a
+	// script or a cron job: the CLI prints every notice.
 	Notice func(msg string)
+	// Warning, if set, is told of something wrong that keytree left as it
+	// was rather than act on metadata it cannot trust, such as an SMK
+	// encryption that smk.toml says should not exist. The CLI prints every
+	// warning.
+	Warning func(msg string)
 	// Now, if set, replaces time.Now (tests).
 	Now func() time.Time
 	// AllowOtherOwner lets keytree use a keystore directory that belongs
@@ -68,6 +75,7 @@ type Keystore struct {
 	created         time.Time
 	lockTimeout     time.Duration
 	notice          func(string)
+	warning         func(string)
 	now             func() time.Time
 	allowOtherOwner bool
 }
@@ -83,6 +91,7 @@ func newKeystore(opts Options) (*Keystore, error) {
 		machineDir:  dirs.Machine,
 		lockTimeout: opts.LockTimeout,
 		notice:      opts.Notice,
+		warning:     opts.Warning,
 		now:         opts.Now,
 
 		allowOtherOwner: opts.AllowOtherOwner,
@@ -96,7 +105,16 @@ func newKeystore(opts Options) (*Keystore, error) {
 	if ks.notice == nil {
 		ks.notice = func(string) {}
 	}
+	if ks.warning == nil {
+		ks.warning = func(string) {}
+	}
 	return ks, nil
+}
+
+func (ks *Keystore) warnAll(msgs []string) {
+	for _, m := range msgs {
+		ks.warning(m)
+	}
 }
 
 // Dir returns the keystore directory.

@@ -230,7 +230,13 @@ func (c *collector) referenced(p string) (ref, known bool) {
 		if gen != meta.Generation {
 			return keptBy(meta.Retired, gen, kind), true
 		}
-		return kind == "account" || meta.MachineProtection, true
+		// Both encryptions of the current generation are kept, even
+		// the machine one while smk.toml says machine protection is off:
+		// smk.toml is not authenticated, and an edit of it must not be
+		// enough to delete a way to open the key. smk machine-protection
+		// off removes that file itself; one that is there anyway is
+		// reported when the SMK is opened (disabledMachineEncryption).
+		return true, true
 	case len(parts) == 2 && parts[0] == credentialsDir:
 		if strings.HasPrefix(parts[1], formats.TempPrefix) {
 			return false, true

@@ -431,6 +431,9 @@ func (s *session) rekey(sc rekeyScope, plan rekeyPlan) (*RekeyResult, error) {
 
 // rekeySMK runs the rekey pass over the SMK's scope.
 func (s *session) rekeySMK(st *smkState, plan rekeyPlan) (*RekeyResult, error) {
+	if err := st.refuseDisowned(); err != nil {
+		return nil, err
+	}
 	old := st.meta
 	sc := rekeyScope{
 		what:       "service master key",

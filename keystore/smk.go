@@ -34,6 +34,25 @@ type smkState struct {
 	meta        *formats.SMK
 	key         *protect.Key
 	encryptions []EncryptionState
+	// disowned is the path of a machine encryption that opens the key
+	// although smk.toml says machine protection is off.
+	disowned string
+}
+
+// refuseDisowned stops an operation that would replace the SMK's
+// encryptions (regenerate, restore, recover) while smk.toml disowns a
+// machine encryption that opens the key: the new key would get no machine
+// encryption and the old one would go with the old key, so an edit of
+// smk.toml would have removed machine protection after all.
+func (st *smkState) refuseDisowned() error {
+	if st.disowned == "" {
+		return nil
+	}
+	return &Error{
+		Text: fmt.Sprintf("smk.toml says machine protection is off, but the machine encryption %s opens the service master key; nothing was changed", st.disowned),
+		Hint: "settle it first: 'keytree smk machine-protection on' to keep machine protection, or 'keytree smk machine-protection off' to remove that encryption",
+		Kind: ErrRefused,
+	}
 }
 
 func (ks *Keystore) loadSMKMeta() (*formats.SMK, error) {
@@ -87,12 +106,30 @@ func (s *session) openSMK() (*smkState, error) {
 		return nil, err
 	}
 	st := &smkState{meta: meta}
-	var mismatched []string
+	var mismatched, warnings []string
+	var damage *Error // a damaged protector secret, for the hint of 15466
 	machineOpened := false
 	enabled, missing := 0, 0
 	for _, pr := range smkProtectors {
 		enc := EncryptionState{Protector: pr.kind, Thumbprint: pr.thumbprint,
 			Enabled: pr.kind == protect.KindAccount || meta.MachineProtection}
+		if !enc.Enabled {
+			// smk.toml says machine protection is off, so the machine
+			// encryption's file should not exist. If it does, smk.toml
+			// and the files disagree (an edit, or an interrupted smk
+			// machine-protection): keytree neither trusts smk.toml
+			// enough to delete the file nor ignores it silently. It
+			// keeps it, says so, and uses it if it opens the key.
+			w, err := s.disabledMachineEncryption(meta, st, &enc, &mismatched)
+			if err != nil {
+				return nil, err
+			}
+			if w != "" {
+				warnings = append(warnings, w)
+			}
+			st.encryptions = append(st.encryptions, enc)
+			continue
+		}
 		// See machinecheck.go: a machine encryption already seen to open,
 		// byte for byte the same, is not decrypted again.
 		if enc.Enabled && pr.kind == protect.KindMachine && st.key != nil && !s.fullCheck {
@@ -115,6 +152,10 @@ func (s *session) openSMK() (*smkState, error) {
 			var mf *missingFileError
 			if errors.As(reason, &mf) {
 				missing++
+			}
+			var ue *unavailableError
+			if errors.As(reason, &ue) && ue.damage != nil && damage == nil {
+				damage = ue.damage
 			}
 			var km *keyMismatchError
 			if reason != nil && errors.As(reason, &km) {
@@ -153,6 +194,7 @@ func (s *session) openSMK() (*smkState, error) {
 				meta.Generation, s.ks.path(smkDir)).(*Error)
 			err.Err = errSMKEncryptionsMissing
 			err.Hint = "restore the service master key from a backup: keytree smk restore --file BACKUP --force"
+			s.ks.warnAll(warnings)
 			return st, err
 		}
 		var detail []string
@@ -163,8 +205,15 @@ func (s *session) openSMK() (*smkState, error) {
 		}
 		s.ks.logEvent(fmt.Sprintf("error %d: %s (service master key %s; %s)", MsgDecryption, textDecryption,
 			meta.Thumbprint, strings.Join(detail, "; ")))
+		s.ks.warnAll(warnings)
+		err := errDecryptionSMK(detail)
+		if damage != nil {
+			// A protector secret that is there but damaged is the
+			// likelier cause, and restoring it the gentler repair.
+			err.Hint = damage.Hint
+		}
 		// The state goes back with the error, for status to show.
-		return st, errDecryptionSMK(detail)
+		return st, err
 	}
 	if machineOpened {
 		s.ks.recordMachineCheck(meta)
@@ -179,7 +228,12 @@ func (s *session) openSMK() (*smkState, error) {
 		}
 		if err := s.ks.writeSMKEncryption(e.Protector, st.meta, st.key); err != nil {
 			var ke *Error
-			if errors.As(err, &ke) && ke.Kind == ErrPermissions {
+			if errors.As(err, &ke) && ke.Kind == ErrPermissions || errors.Is(err, errSecretDamaged) {
+				// Loose permissions, or a protector secret that
+				// exists but is damaged (which keytree never
+				// replaces): the user must act, and the command
+				// stops rather than run on with one encryption.
+				s.ks.logEvent(fmt.Sprintf("the %s encryption of the service master key is invalid (%s) and was not re-created: %v", e.Protector, e.Reason, err))
 				return nil, err
 			}
 			e.RepairErr = err.Error()
@@ -194,8 +248,45 @@ func (s *session) openSMK() (*smkState, error) {
 		s.ks.logEvent(msg)
 		s.ks.notice(msg)
 	}
+	s.ks.warnAll(warnings)
 	s.smk = st
 	return st, nil
+}
+
+// disabledMachineEncryption looks at the machine encryption of a keystore
+// whose smk.toml says machine protection is off. If its file exists anyway,
+// it tries it: enc says whether it opens the key (which st takes if no
+// other encryption gave it), mismatched collects a key other than the one
+// smk.toml names, and the warning returned says what keytree found and
+// what the user can do. Nothing is deleted here or by the clean-up (see
+// collector.referenced): only smk machine-protection off removes the file.
+func (s *session) disabledMachineEncryption(meta *formats.SMK, st *smkState, enc *EncryptionState, mismatched *[]string) (string, error) {
+	blobPath := s.ks.path(smkDir, protectorBlobName(string(protect.KindMachine), meta.Generation))
+	if !s.ks.files.exists(blobPath) {
+		return "", nil
+	}
+	key, reason, err := s.ks.trySMKEncryption(protect.KindMachine, meta, st.key)
+	if err != nil {
+		return "", err
+	}
+	var km *keyMismatchError
+	if reason != nil && errors.As(reason, &km) {
+		*mismatched = append(*mismatched, fmt.Sprintf("%s (%s) in its machine encryption", km.got.Thumbprint(), km.got.Algorithm()))
+		return "", nil
+	}
+	what := "opens the service master key"
+	if key != nil {
+		enc.Valid = true
+		st.disowned = blobPath
+		if st.key == nil {
+			st.key = key
+		}
+	} else {
+		enc.Reason = reason.Error()
+		what = "does not open here (" + enc.Reason + ")"
+	}
+	return fmt.Sprintf("smk.toml says machine protection is off, but the machine encryption %s exists and %s; keytree keeps it: "+
+		"run 'keytree smk machine-protection on' to turn machine protection back on, or 'keytree smk machine-protection off' to remove it", blobPath, what), nil
 }
 
 // errSMKEncryptionsMissing marks the damage of a keystore whose SMK
@@ -362,22 +453,32 @@ func (ks *Keystore) VerifySMK() (*SMKInfo, error) {
 // Turning it off leaves the account encryption as the only way to open the
 // SMK, so keytree refuses unless that encryption works. It reports whether
 // anything changed.
+//
+// Off commits smk.toml first and removes the machine encryption's file
+// afterwards, itself: the clean-up never deletes an encryption of the
+// current generation because smk.toml says so (collector.referenced). A
+// crash in between leaves the file, which the next command reports, and
+// running off again removes it, as it removes one that an edit of smk.toml
+// left behind.
 func (ks *Keystore) SetMachineProtection(on bool) (changed bool, err error) {
 	err = ks.write("smk machine-protection", func(s *session) error {
 		st, err := s.openSMK()
 		if err != nil {
 			return err
 		}
-		if st.meta.MachineProtection == on {
+		blob := s.ks.path(smkDir, protectorBlobName(string(protect.KindMachine), st.meta.Generation))
+		// A machine encryption that smk.toml already disowns: off
+		// removes it, on replaces it.
+		disowned := !st.meta.MachineProtection && s.ks.files.exists(blob)
+		if st.meta.MachineProtection == on && !disowned {
 			return nil
-		}
-		blob := rel(smkDir, protectorBlobName(string(protect.KindMachine), st.meta.Generation))
-		if err := s.intend([]string{blob}, nil); err != nil {
-			return err
 		}
 		next := *st.meta
 		next.MachineProtection = on
 		if on {
+			// Written (through tmp/) before smk.toml commits: a crash
+			// in between leaves a disowned encryption, reported, and
+			// used or removed by the next on or off.
 			if err := s.ks.writeSMKEncryption(protect.KindMachine, st.meta, st.key); err != nil {
 				return err
 			}
@@ -391,12 +492,20 @@ func (ks *Keystore) SetMachineProtection(on bool) (changed bool, err error) {
 				}
 			}
 		}
-		if err := s.ks.writeSMKMeta(&next); err != nil {
+		if st.meta.MachineProtection != on {
+			if err := s.ks.writeSMKMeta(&next); err != nil {
+				return err
+			}
+			st.meta = &next
+		}
+		changed = true
+		if on {
+			return nil
+		}
+		if err := s.ks.files.removeFile(blob); err != nil {
 			return err
 		}
-		st.meta = &next
-		changed = true
-		return nil
+		return s.ks.files.syncDir(s.ks.path(smkDir))
 	})
 	return changed, err
 }
