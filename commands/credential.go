@@ -19,18 +19,24 @@ func (e *env) credentialSetCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "set",
 		Usage: "create or replace a credential",
-		UsageText: `keytree credential set NAME --identity ID [--file F]
+		UsageText: `keytree credential set NAME --identity ID [--file F] [--allow-empty]
 
 Stores a credential: an identity (a user name, say) and a secret value read
-byte for byte from --file or standard input (asked for without echo on a
-terminal). The value is encrypted by the service master key.
+byte for byte from --file or standard input. The value is encrypted by the
+service master key. An empty value is refused unless --allow-empty.
+
+On a terminal the value is asked for without echo and may span several lines
+(a pasted PEM key): end it with Ctrl-D on a new line. The final line end is
+not part of the value; use --file for a value that must be exact to the byte.
+Passwords and values are never taken as arguments (no --password, no --value).
 
 Examples:
    printf '%s' "$PASSWORD" | keytree credential set backup-db --identity svc_backup
    keytree credential set tls-key --identity web01 --file server.key`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: flagIdentity, Usage: "the identity the secret belongs to (required)"},
-			&cli.StringFlag{Name: flagFile, Usage: "read the value from `FILE` instead of standard input"},
+			&cli.StringFlag{Name: flagFile, Usage: "read the value from `FILE` instead of standard input (- for standard input)"},
+			allowEmptyFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			name, err := oneArg(c, "a credential NAME")
@@ -47,6 +53,9 @@ Examples:
 			ks := in.ks
 			value, err := e.readValue(c.String(flagFile), "credential "+name, &in.stdin)
 			if err != nil {
+				return err
+			}
+			if err := checkValue(c, value, "credential "+name); err != nil {
 				return err
 			}
 			created, err := ks.SetCredential(name, c.String(flagIdentity), value)
@@ -70,7 +79,8 @@ func (e *env) credentialGetCommand() *cli.Command {
 		UsageText: `keytree credential get NAME
 
 Writes the value to standard output exactly as it was stored, with no newline
-added.
+added. On a terminal, a value that is not text is refused (redirect or pipe
+it), and text gets a final newline.
 
 Examples:
    keytree credential get backup-db
@@ -89,8 +99,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			_, err = e.stdout.Write(value)
-			return err
+			return e.writeValue(value, "keytree credential get "+name)
 		},
 	}
 }

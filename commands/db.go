@@ -118,6 +118,9 @@ Examples:
 				return err
 			}
 			ks, file := in.ks, in.file
+			if err := existingFile(file); err != nil {
+				return err
+			}
 			m, err := ks.ImportDatabase(file, c.String(flagDB))
 			if err != nil {
 				return err

@@ -337,6 +337,9 @@ Examples:
 				return err
 			}
 			ks, db, file := in.ks, in.db, in.file
+			if err := existingFile(file); err != nil {
+				return err
+			}
 			pw, err := in.password(flagPassword, "Password of the backup", false)
 			if err != nil {
 				return err
@@ -387,6 +390,14 @@ Examples:
 				return err
 			}
 			ks, db, file := in.ks, in.db, c.String(flagFile)
+			if file != "" {
+				if err := fileArg(c, file); err != nil {
+					return err
+				}
+				if err := existingFile(file); err != nil {
+					return err
+				}
+			}
 			prompt := "Password of the backup"
 			if file == "" {
 				prompt = "Password of the earlier master key"

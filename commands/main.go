@@ -154,6 +154,9 @@ Examples:
 }
 
 func onUsageError(c *cli.Context, err error, isSubcommand bool) error {
+	if serr := secretFlagError(err); serr != nil {
+		return serr
+	}
 	return &usageError{msg: err.Error()}
 }
 

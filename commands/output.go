@@ -8,9 +8,11 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/keytree-dev/keytree/formats"
+	"github.com/keytree-dev/keytree/keystore"
 )
 
 // Everything keytree prints may hold text that came from disk: a file name
@@ -94,4 +96,41 @@ func (e *env) say(format string, args ...any) {
 	if e.stdoutTTY {
 		fmt.Fprintf(e.stdout, format+"\n", args...)
 	}
+}
+
+// writeValue writes a credential's or secret's value to standard output.
+// Off a terminal (a pipe, a file, $(...)) it goes byte for byte, nothing
+// added. On a terminal it is text for a person: a value that is not text
+// (invalid UTF-8, or control characters other than tab and line ends, which
+// could also drive the terminal) is refused, as age refuses to print binary,
+// and text gets a final newline so the shell's prompt does not run into it.
+func (e *env) writeValue(value []byte, getCommand string) error {
+	if !e.stdoutTTY {
+		_, err := e.stdout.Write(value)
+		return err
+	}
+	if !isText(value) {
+		return &keystore.Error{Text: "refusing to output binary to the terminal", Kind: keystore.ErrRefused,
+			Hint: fmt.Sprintf("redirect or pipe it: %s > FILE, or %s | xxd to look at it", getCommand, getCommand)}
+	}
+	out := value
+	if len(out) > 0 && out[len(out)-1] != '\n' {
+		out = append(out[:len(out):len(out)], '\n')
+	}
+	_, err := e.stdout.Write(out)
+	return err
+}
+
+// isText reports whether v is UTF-8 text without control characters other
+// than tab, LF and CR.
+func isText(v []byte) bool {
+	if !utf8.Valid(v) {
+		return false
+	}
+	for _, r := range string(v) {
+		if unicode.IsControl(r) && r != '\t' && r != '\n' && r != '\r' {
+			return false
+		}
+	}
+	return true
 }

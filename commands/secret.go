@@ -32,16 +32,20 @@ func (e *env) secretSetCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "set",
 		Usage: "create or replace a secret",
-		UsageText: `keytree secret set DB/NAME [--file F] [--open-password-file P]
+		UsageText: `keytree secret set DB/NAME [--file F] [--open-password-file P] [--allow-empty]
 
 Stores a secret in database DB, encrypted by its master key. The value is read
-byte for byte from --file or standard input (asked for without echo on a
-terminal); any bytes are fine.
+byte for byte from --file or standard input; any bytes are fine, but an empty
+value is refused unless --allow-empty.
+
+On a terminal the value is asked for without echo and may span several lines
+(a pasted PEM key): end it with Ctrl-D on a new line. The final line end is
+not part of the value; use --file for a value that must be exact to the byte.
 
 Examples:
    keytree secret set payroll/signing-key --file signing.pem
    printf '%s' "$TOKEN" | keytree secret set payroll/api-token`,
-		Flags: []cli.Flag{fileFlag("read the value from `FILE` instead of standard input"), openPasswordFlag()},
+		Flags: []cli.Flag{fileFlag("read the value from `FILE` instead of standard input (- for standard input)"), openPasswordFlag(), allowEmptyFlag()},
 		Action: func(c *cli.Context) error {
 			db, name, err := secretPath(c)
 			if err != nil {
@@ -54,6 +58,9 @@ Examples:
 			ks := in.ks
 			value, err := e.readValue(c.String(flagFile), "secret "+db+"/"+name, &in.stdin)
 			if err != nil {
+				return err
+			}
+			if err := checkValue(c, value, "secret "+db+"/"+name); err != nil {
 				return err
 			}
 			var created bool
@@ -81,7 +88,8 @@ func (e *env) secretGetCommand() *cli.Command {
 		UsageText: `keytree secret get DB/NAME [--open-password-file P]
 
 Writes the value to standard output exactly as it was stored, with no newline
-added.
+added. On a terminal, a value that is not text is refused (redirect or pipe
+it), and text gets a final newline.
 
 Examples:
    keytree secret get payroll/api-token
@@ -105,8 +113,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			_, err = e.stdout.Write(value)
-			return err
+			return e.writeValue(value, "keytree secret get "+db+"/"+name)
 		},
 	}
 }

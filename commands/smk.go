@@ -46,7 +46,7 @@ func needFile(c *cli.Context) (string, error) {
 	if f == "" {
 		return "", usagef("%s needs --file", cmdName(c))
 	}
-	return f, nil
+	return f, fileArg(c, f)
 }
 
 func (e *env) smkBackupCommand() *cli.Command {
@@ -174,6 +174,9 @@ Examples:
 				return err
 			}
 			ks, file := in.ks, in.file
+			if err := existingFile(file); err != nil {
+				return err
+			}
 			pw, err := in.password(flagPassword, "Password of the backup", false)
 			if err != nil {
 				return err
@@ -258,9 +261,17 @@ Examples:
 			if file == "" && c.IsSet(flagPassword) {
 				return usagef("--%s is the password of a backup: give --%s too", flagPassword, flagFile)
 			}
+			if err := fileArg(c, file); err != nil {
+				return err
+			}
 			in, err := e.start(c, needs{})
 			if err != nil {
 				return err
+			}
+			if file != "" {
+				if err := existingFile(file); err != nil {
+					return err
+				}
 			}
 			ks := in.ks
 			var pw []byte
