@@ -19,6 +19,19 @@ type session struct {
 	// fullCheck decrypts both SMK encryptions, ignoring the machine
 	// encryption's memoized check (smk verify).
 	fullCheck bool
+	// createDirs lets the operation create a missing protector
+	// directory (smk restore; see creation in protectors.go).
+	createDirs bool
+}
+
+// creation is what the session may create for a protector secret it
+// needs: a directory only in the operations documented to, or with
+// Options.CreateProtectorDirs.
+func (s *session) creation() creation {
+	if s.createDirs {
+		return createDir
+	}
+	return s.ks.repairCreation()
 }
 
 // errNeedsWrite is returned inside a reader's session when the operation
