@@ -86,6 +86,9 @@ type Keystore struct {
 	allowOtherOwner bool
 	// createProtectorDirs: see Options.CreateProtectorDirs.
 	createProtectorDirs bool
+	// errorLogFull: logEvent found the error log past maxErrorLogSize,
+	// for the next holder of the exclusive lock to rotate (errorlog.go).
+	errorLogFull bool
 }
 
 func newKeystore(opts Options) (*Keystore, error) {

@@ -50,6 +50,7 @@ func (ks *Keystore) read(op string, fn func(*session) error) error {
 	if errors.Is(err, errNeedsWrite) {
 		return ks.write(op, fn)
 	}
+	ks.rotateErrorLogAfterRead()
 	return err
 }
 
@@ -82,6 +83,8 @@ func (ks *Keystore) lockedInit(fn func(*session) error) error {
 func (ks *Keystore) runWriter(op string, fn func(*session) error) error {
 	s := &session{ks: ks, mode: lockExclusive, op: op}
 	err := fn(s)
+	// Rotated by writers only: see logEvent.
+	ks.rotateErrorLog()
 	if s.pending != nil {
 		if undecided, cerr := ks.collect(s.pending); cerr == nil && !undecided {
 			if rerr := ks.files.removeFile(ks.path(pendingFile)); rerr == nil {
