@@ -50,6 +50,7 @@ const (
 	flagMachineDir      = "machine-dir"
 	flagLockTimeout     = "lock-timeout"
 	flagAllowOtherOwner = "allow-other-owner"
+	flagCreateProtDirs  = "create-protector-dirs"
 	flagJSON            = "json"
 	flagFile            = "file"
 	flagPassword        = "password-file"
@@ -128,6 +129,7 @@ Examples:
 			&cli.StringFlag{Name: flagAccountDir, Usage: "account protector `DIR`", EnvVars: []string{"KEYTREE_ACCOUNT_DIR"}},
 			&cli.StringFlag{Name: flagMachineDir, Usage: "machine protector `DIR`", EnvVars: []string{"KEYTREE_MACHINE_DIR"}},
 			&cli.BoolFlag{Name: flagAllowOtherOwner, Usage: "use a keystore that belongs to another account (root inspecting a user's keystore)", EnvVars: []string{"KEYTREE_ALLOW_OTHER_OWNER"}},
+			&cli.BoolFlag{Name: flagCreateProtDirs, Usage: "create a missing account or machine directory to re-create an encryption in (only init does otherwise)"},
 			&cli.DurationFlag{Name: flagLockTimeout, Usage: "how long to wait for another keytree process", Value: keystore.DefaultLockTimeout, EnvVars: []string{"KEYTREE_LOCK_TIMEOUT"}},
 		},
 		Commands: []*cli.Command{
@@ -259,7 +261,8 @@ func (e *env) options(c *cli.Context) (keystore.Options, error) {
 		Dirs:        dirs,
 		LockTimeout: c.Duration(flagLockTimeout),
 
-		AllowOtherOwner: c.Bool(flagAllowOtherOwner),
+		AllowOtherOwner:     c.Bool(flagAllowOtherOwner),
+		CreateProtectorDirs: c.Bool(flagCreateProtDirs),
 		// A repair (a re-created SMK encryption) and a warning are
 		// printed whether or not stderr is a terminal: they change, or
 		// threaten, what protects the keystore, and a script's or cron

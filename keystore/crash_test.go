@@ -547,7 +547,7 @@ func crashCases() []crashCase {
 				// account's secret. Check that before reading values, which
 				// would re-create it for the current account.
 				state := "old"
-				if p, err := ks.accountProtectorIn(filepath.Join(e.root, "account-next"), false); err == nil {
+				if p, err := ks.accountProtectorIn(filepath.Join(e.root, "account-next"), createNone); err == nil {
 					blob, err := os.ReadFile(ks.path(smkDir, protectorBlobName("account", e.oldGen)))
 					if err == nil {
 						if _, _, err := openKeyFile(p, blob, protect.KindSMK, e.oldThumb); err == nil {

@@ -62,6 +62,12 @@ type Options struct {
 	// it such a keystore is refused: files keytree wrote there would
 	// belong to the wrong account, and the owner controls its content.
 	AllowOtherOwner bool
+	// CreateProtectorDirs lets keytree create a missing account or
+	// machine directory when it repairs or writes an SMK encryption.
+	// Without it only Init creates one: a missing directory is more often
+	// a typo or a wrong HOME than a new place for a secret (see
+	// creation in protectors.go).
+	CreateProtectorDirs bool
 }
 
 // Keystore is an open keystore directory. Its methods take the lock they need
@@ -78,6 +84,11 @@ type Keystore struct {
 	warning         func(string)
 	now             func() time.Time
 	allowOtherOwner bool
+	// createProtectorDirs: see Options.CreateProtectorDirs.
+	createProtectorDirs bool
+	// errorLogFull: logEvent found the error log past maxErrorLogSize,
+	// for the next holder of the exclusive lock to rotate (errorlog.go).
+	errorLogFull bool
 }
 
 func newKeystore(opts Options) (*Keystore, error) {
@@ -94,7 +105,8 @@ func newKeystore(opts Options) (*Keystore, error) {
 		warning:     opts.Warning,
 		now:         opts.Now,
 
-		allowOtherOwner: opts.AllowOtherOwner,
+		allowOtherOwner:     opts.AllowOtherOwner,
+		createProtectorDirs: opts.CreateProtectorDirs,
 	}
 	if ks.lockTimeout <= 0 {
 		ks.lockTimeout = DefaultLockTimeout
@@ -144,6 +156,8 @@ func Init(opts Options, alg protect.Algorithm) (*InitResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	// init is where the protector directories come from.
+	ks.createProtectorDirs = true
 	if _, err := os.Stat(ks.path(keystoreFile)); err == nil {
 		return nil, &Error{Text: fmt.Sprintf("a keystore already exists in %s", ks.dir), Kind: ErrExists,
 			Hint: "use it as it is, or choose another directory with --keystore"}

@@ -15,3 +15,6 @@ func fileOwner(fs.FileInfo) (int, bool) { return 0, false }
 
 // linkCount is 1 on Windows, where os.FileInfo does not carry it.
 func linkCount(fs.FileInfo) uint64 { return 1 }
+
+// ownerName is not needed on Windows, where fileOwner reports no owner.
+func ownerName(uid int) string { return "" }

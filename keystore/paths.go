@@ -3,6 +3,7 @@ package keystore
 import (
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -71,13 +72,29 @@ func within(path, dir string) bool {
 	return rel == "." || (rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel))
 }
 
+// homeDir is the home directory the defaults are built on: $HOME
+// (%USERPROFILE% on Windows), or, when that is unset, the one the account
+// database gives for the account keytree runs as. cron, systemd units, env
+// -i and many service managers start programs without HOME; the account
+// still has a home directory, and that, not an error, is what the user
+// expects the defaults to use.
 func homeDir() (string, error) {
 	h, err := os.UserHomeDir()
-	if err != nil || h == "" {
-		return "", fmt.Errorf("cannot find the home directory (%v); set KEYTREE_DIR, KEYTREE_ACCOUNT_DIR and KEYTREE_MACHINE_DIR", err)
+	if err == nil && h != "" {
+		return h, nil
 	}
-	return h, nil
+	u, uerr := currentUser()
+	if uerr == nil && u.HomeDir != "" {
+		return u.HomeDir, nil
+	}
+	if uerr != nil {
+		err = uerr
+	}
+	return "", fmt.Errorf("cannot find the home directory (%v); set KEYTREE_DIR, KEYTREE_ACCOUNT_DIR and KEYTREE_MACHINE_DIR", err)
 }
+
+// currentUser is user.Current; tests replace it.
+var currentUser = user.Current
 
 func envOr(name, fallback string) string {
 	if v := os.Getenv(name); v != "" && filepath.IsAbs(v) {

@@ -23,13 +23,91 @@ type unavailableError struct {
 
 func (e *unavailableError) Error() string { return e.reason }
 
-// protector returns the account or machine protector of this keystore. With
-// create, a secret that is missing is made anew; without, that is an
-// *unavailableError. A secret that exists but is damaged is never replaced:
-// with create it is an error (ErrCorrupt) naming the file. Loose permissions
-// are always an error: keytree does not use, or silently replace, a secret
-// others may have read.
-func (ks *Keystore) protector(kind protect.Kind, create bool) (protect.Protector, error) {
+// creation says what keytree may create when a protector's secret is
+// missing.
+//
+// A protector directory is named by an environment variable or derived from
+// HOME, and both go wrong quietly: a typo in KEYTREE_ACCOUNT_DIR, or HOME
+// pointing at another account, names a directory that holds no secret. Were
+// keytree to create one there, a read-only command would make a new secret
+// and move the SMK's encryption to it, and the user would find out only when
+// the real directory no longer opened the keystore. So a directory is
+// created only where the user asked for one: keytree init,
+// --create-protector-dirs, and smk alter --new-account-dir. Everywhere else a
+// missing directory leaves that protector's encryption invalid (and noted),
+// and the other protector opens the key.
+//
+// A directory that exists is the user's statement that this is where the
+// secret goes: the machine directory of a machine that already ran keytree
+// init, say. A missing secret file is created in it, so that a keystore
+// copied to that machine heals its machine encryption on first use (P1),
+// and another account's existing directory heals the account encryption
+// (P2).
+type creation int
+
+const (
+	// createNone: a missing secret is an *unavailableError.
+	createNone creation = iota
+	// createFile: a missing secret file is created, in a directory that
+	// exists and belongs to the account running keytree.
+	createFile
+	// createDir: the directory (and its parents) too.
+	createDir
+)
+
+// repairCreation is what a repair or a new SMK encryption may create:
+// directories only when the user asked for them.
+func (ks *Keystore) repairCreation() creation {
+	if ks.createProtectorDirs {
+		return createDir
+	}
+	return createFile
+}
+
+// protectorDir returns the directory of kind's secrets and what to call it.
+func (ks *Keystore) protectorDir(kind protect.Kind) (dir, what string) {
+	if kind == protect.KindMachine {
+		return ks.machineDir, "machine directory"
+	}
+	return ks.accountDir, "account directory"
+}
+
+// errNoProtectorDir marks a protector directory that does not exist and
+// that keytree was not asked to create.
+var errNoProtectorDir = errors.New("protector directory missing")
+
+// missingDirError is the error for a protector directory that does not
+// exist when keytree may not create it.
+func missingDirError(dir, what string) *Error {
+	return &Error{
+		Text: fmt.Sprintf("the %s %s does not exist, and keytree creates one only at init or when given --create-protector-dirs", what, dir),
+		Hint: "check KEYTREE_ACCOUNT_DIR, KEYTREE_MACHINE_DIR and HOME (a typo names a new, empty directory); if this directory is the right one, run the command again with --create-protector-dirs",
+		Kind: ErrNotFound,
+		Err:  errNoProtectorDir,
+	}
+}
+
+// missingProtectorDir returns a missingDirError if kind's directory does
+// not exist and repairs may not create it, so that a reader can note an
+// encryption it cannot repair without taking the exclusive lock.
+func (ks *Keystore) missingProtectorDir(kind protect.Kind, create creation) error {
+	if create == createDir {
+		return nil
+	}
+	dir, what := ks.protectorDir(kind)
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return missingDirError(dir, what)
+	}
+	return nil
+}
+
+// protector returns the account or machine protector of this keystore. A
+// secret that is missing is made anew as create allows (see creation);
+// otherwise that is an *unavailableError. A secret that exists but is
+// damaged is never replaced: when keytree would create one, it is an error
+// (ErrCorrupt) naming the file. Loose permissions are always an error:
+// keytree does not use, or silently replace, a secret others may have read.
+func (ks *Keystore) protector(kind protect.Kind, create creation) (protect.Protector, error) {
 	switch kind {
 	case protect.KindAccount:
 		return ks.accountProtectorIn(ks.accountDir, create)
@@ -38,7 +116,7 @@ func (ks *Keystore) protector(kind protect.Kind, create bool) (protect.Protector
 		if protect.MachineSecretName != "" {
 			var err error
 			machineSecret, err = ks.protectorSecret(secretFile{
-				dir: ks.machineDir, name: protect.MachineSecretName, what: "machine secret",
+				dir: ks.machineDir, dirWhat: "machine directory", name: protect.MachineSecretName, what: "machine secret",
 				loses:    "the machine encryption of every keystore on this machine",
 				generate: protect.GenerateMachineSecret, valid: protect.CheckMachineSecret,
 			}, create)
@@ -47,7 +125,7 @@ func (ks *Keystore) protector(kind protect.Kind, create bool) (protect.Protector
 			}
 		}
 		entropy, err := ks.protectorSecret(secretFile{
-			dir: ks.machineDir, name: ks.id + ".entropy", what: "machine entropy of this keystore",
+			dir: ks.machineDir, dirWhat: "machine directory", name: ks.id + ".entropy", what: "machine entropy of this keystore",
 			loses:    "this keystore's machine encryption",
 			generate: protect.GenerateEntropy, valid: protect.CheckEntropy,
 		}, create)
@@ -61,10 +139,10 @@ func (ks *Keystore) protector(kind protect.Kind, create bool) (protect.Protector
 
 // accountProtectorIn returns the account protector whose secret is in dir:
 // the current account's, or another's for smk alter.
-func (ks *Keystore) accountProtectorIn(dir string, create bool) (protect.Protector, error) {
+func (ks *Keystore) accountProtectorIn(dir string, create creation) (protect.Protector, error) {
 	var p protect.Protector
 	_, err := ks.protectorSecret(secretFile{
-		dir: dir, name: protect.AccountSecretName, what: "account secret",
+		dir: dir, dirWhat: "account directory", name: protect.AccountSecretName, what: "account secret",
 		loses:    "the account encryption of every keystore that uses it",
 		generate: protect.GenerateAccountSecret,
 		valid:    func(b []byte) (err error) { p, err = protect.Account(b); return err },
@@ -78,6 +156,7 @@ func (ks *Keystore) accountProtectorIn(dir string, create bool) (protect.Protect
 // secretFile is one protector secret kept outside the keystore.
 type secretFile struct {
 	dir, name string
+	dirWhat   string // "account directory", ...
 	what      string // "account secret", ...
 	// loses says which encryptions a new secret in its place would
 	// invalidate, for the hint of a damaged one.
@@ -114,12 +193,13 @@ func (f secretFile) damaged(path, why string) *Error {
 var errSecretDamaged = errors.New("protector secret damaged")
 
 // protectorSecret reads f's file and checks it with f.valid. A missing file,
-// with create, is made with f.generate and created exclusively (another
-// keytree process, for another keystore, may be creating the same account
-// secret at this moment; then its secret is used). A file that exists but is
-// not valid is never replaced (see damaged).
-func (ks *Keystore) protectorSecret(f secretFile, create bool) ([]byte, error) {
+// where creation allows, is made with f.generate and created exclusively
+// (another keytree process, for another keystore, may be creating the same
+// account secret at this moment; then its secret is used). A file that
+// exists but is not valid is never replaced (see damaged).
+func (ks *Keystore) protectorSecret(f secretFile, creation creation) ([]byte, error) {
 	dir, what := f.dir, f.what
+	create := creation != createNone
 	path := filepath.Join(dir, f.name)
 	for attempt := 0; ; attempt++ {
 		if _, err := os.Stat(dir); err == nil {
@@ -163,6 +243,9 @@ func (ks *Keystore) protectorSecret(f secretFile, create bool) ([]byte, error) {
 		if attempt > 0 {
 			return nil, fmt.Errorf("the %s (%s) keeps changing", what, path)
 		}
+		if err := checkSecretDir(dir, f.dirWhat, creation); err != nil {
+			return nil, err
+		}
 		if err := osFiles.mkdirPrivate(dir); err != nil {
 			return nil, fmt.Errorf("create %s: %w", dir, err)
 		}
@@ -185,4 +268,30 @@ func (ks *Keystore) protectorSecret(f secretFile, create bool) ([]byte, error) {
 		}
 		// Someone else created it first: use theirs.
 	}
+}
+
+// checkSecretDir decides whether a new protector secret may go in dir: it
+// must exist unless creation allows a new directory, and an existing one
+// must belong to the account running keytree. A secret written into another
+// account's directory (root with HOME pointing at a user's home) would
+// belong to the wrong account, and the directory's owner could replace it.
+func checkSecretDir(dir, what string, creation creation) error {
+	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		if creation == createDir {
+			return nil
+		}
+		return missingDirError(dir, what)
+	}
+	if err != nil {
+		return err
+	}
+	if uid, ok := fileOwner(fi); ok && uid != os.Geteuid() {
+		return &Error{
+			Text: fmt.Sprintf("the %s %s belongs to %s, not to %s, which runs keytree; keytree does not create a secret there", what, dir, ownerName(uid), ownerName(os.Geteuid())),
+			Hint: "run keytree as the directory's owner, or point KEYTREE_ACCOUNT_DIR / KEYTREE_MACHINE_DIR (or HOME) at a directory of this account",
+			Kind: ErrRefused,
+		}
+	}
+	return nil
 }

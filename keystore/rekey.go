@@ -449,7 +449,7 @@ func (s *session) rekeySMK(st *smkState, plan rekeyPlan) (*RekeyResult, error) {
 				if pr.kind == protect.KindMachine && !old.MachineProtection {
 					continue
 				}
-				p, err := s.ks.protector(pr.kind, true)
+				p, err := s.ks.protector(pr.kind, s.creation())
 				if err != nil {
 					return fmt.Errorf("the %s protector: %w", pr.kind, err)
 				}

@@ -19,6 +19,19 @@ type session struct {
 	// fullCheck decrypts both SMK encryptions, ignoring the machine
 	// encryption's memoized check (smk verify).
 	fullCheck bool
+	// createDirs lets the operation create a missing protector
+	// directory (smk restore; see creation in protectors.go).
+	createDirs bool
+}
+
+// creation is what the session may create for a protector secret it
+// needs: a directory only in the operations documented to, or with
+// Options.CreateProtectorDirs.
+func (s *session) creation() creation {
+	if s.createDirs {
+		return createDir
+	}
+	return s.ks.repairCreation()
 }
 
 // errNeedsWrite is returned inside a reader's session when the operation
@@ -37,6 +50,7 @@ func (ks *Keystore) read(op string, fn func(*session) error) error {
 	if errors.Is(err, errNeedsWrite) {
 		return ks.write(op, fn)
 	}
+	ks.rotateErrorLogAfterRead()
 	return err
 }
 
@@ -69,6 +83,8 @@ func (ks *Keystore) lockedInit(fn func(*session) error) error {
 func (ks *Keystore) runWriter(op string, fn func(*session) error) error {
 	s := &session{ks: ks, mode: lockExclusive, op: op}
 	err := fn(s)
+	// Rotated by writers only: see logEvent.
+	ks.rotateErrorLog()
 	if s.pending != nil {
 		if undecided, cerr := ks.collect(s.pending); cerr == nil && !undecided {
 			if rerr := ks.files.removeFile(ks.path(pendingFile)); rerr == nil {

@@ -223,10 +223,17 @@ func (s *session) openSMK() (*smkState, error) {
 		if !e.Enabled || e.Valid {
 			continue
 		}
-		if s.mode != lockExclusive {
+		// A protector directory that does not exist is not created by
+		// a repair (see creation): the encryption stays invalid, which
+		// a reader can say without the exclusive lock.
+		err := s.ks.missingProtectorDir(e.Protector, s.creation())
+		if err == nil && s.mode != lockExclusive {
 			return nil, errNeedsWrite
 		}
-		if err := s.ks.writeSMKEncryption(e.Protector, st.meta, st.key); err != nil {
+		if err == nil {
+			err = s.ks.writeSMKEncryption(e.Protector, st.meta, st.key, s.creation())
+		}
+		if err != nil {
 			var ke *Error
 			if errors.As(err, &ke) && ke.Kind == ErrPermissions || errors.Is(err, errSecretDamaged) {
 				// Loose permissions, or a protector secret that
@@ -304,7 +311,7 @@ func (e *missingFileError) Error() string { return "its file " + e.path + " is m
 // encryption that does not work is a reason (the encryption is invalid); an
 // error is something that stops the command, such as loose permissions.
 func (ks *Keystore) trySMKEncryption(kind protect.Kind, meta *formats.SMK, known *protect.Key) (*protect.Key, error, error) {
-	p, err := ks.protector(kind, false)
+	p, err := ks.protector(kind, createNone)
 	var ue *unavailableError
 	if errors.As(err, &ue) {
 		return nil, ue, nil
@@ -345,10 +352,10 @@ func (ks *Keystore) trySMKEncryption(kind protect.Kind, meta *formats.SMK, known
 }
 
 // writeSMKEncryption (re-)creates the SMK's encryption by one protector,
-// making the protector's secrets if needed, and checks that the new file
-// opens before it replaces the old one.
-func (ks *Keystore) writeSMKEncryption(kind protect.Kind, meta *formats.SMK, key *protect.Key) error {
-	p, err := ks.protector(kind, true)
+// making the protector's secrets if needed and as create allows, and checks
+// that the new file opens before it replaces the old one.
+func (ks *Keystore) writeSMKEncryption(kind protect.Kind, meta *formats.SMK, key *protect.Key, create creation) error {
+	p, err := ks.protector(kind, create)
 	if err != nil {
 		return err
 	}
@@ -400,7 +407,7 @@ func (s *session) createSMK(alg protect.Algorithm) (*smkState, error) {
 	}
 	st := &smkState{meta: meta, key: key}
 	for _, pr := range smkProtectors {
-		if err := s.ks.writeSMKEncryption(pr.kind, meta, key); err != nil {
+		if err := s.ks.writeSMKEncryption(pr.kind, meta, key, s.creation()); err != nil {
 			return nil, fmt.Errorf("create the %s encryption of the service master key: %w", pr.kind, err)
 		}
 		st.encryptions = append(st.encryptions, EncryptionState{Protector: pr.kind, Thumbprint: pr.thumbprint, Enabled: true, Valid: true})
@@ -479,7 +486,7 @@ func (ks *Keystore) SetMachineProtection(on bool) (changed bool, err error) {
 			// Written (through tmp/) before smk.toml commits: a crash
 			// in between leaves a disowned encryption, reported, and
 			// used or removed by the next on or off.
-			if err := s.ks.writeSMKEncryption(protect.KindMachine, st.meta, st.key); err != nil {
+			if err := s.ks.writeSMKEncryption(protect.KindMachine, st.meta, st.key, s.creation()); err != nil {
 				return err
 			}
 		} else {

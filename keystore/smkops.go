@@ -58,6 +58,10 @@ func (ks *Keystore) RestoreSMK(path string, password []byte, opts SMKOptions) (*
 	}
 	var res *RekeyResult
 	err = ks.write("smk restore", func(s *session) error {
+		// A restore protects the key for the current account and
+		// machine, as the user asked: it may create their directories
+		// (docs/cli-abi.md), which a repair never does.
+		s.createDirs = true
 		st, openErr := s.openSMK()
 		oldKey, err := currentKeyForForce(st, openErr, opts.Force)
 		if err != nil {
@@ -239,7 +243,7 @@ func (ks *Keystore) AlterSMKOldAccount(dir string) (*AlterResult, error) {
 		if st == nil || !errors.As(openErr, &ke) || ke.Number != MsgDecryption {
 			return openErr
 		}
-		old, err := ks.accountProtectorIn(dir, false)
+		old, err := ks.accountProtectorIn(dir, createNone)
 		var ue *unavailableError
 		if errors.As(err, &ue) {
 			return &Error{Text: "cannot use the old account: " + ue.reason, Kind: ErrNotFound}
@@ -266,7 +270,10 @@ func (ks *Keystore) AlterSMKOldAccount(dir string) (*AlterResult, error) {
 			if !e.Enabled {
 				continue
 			}
-			if err := ks.writeSMKEncryption(e.Protector, st.meta, key); err != nil {
+			// Documented to create the current account's and
+			// machine's directories: protecting the key for them is
+			// what the user asked for.
+			if err := ks.writeSMKEncryption(e.Protector, st.meta, key, createDir); err != nil {
 				return err
 			}
 		}
@@ -297,7 +304,9 @@ func (ks *Keystore) AlterSMKNewAccount(dir string) (*AlterResult, error) {
 		if err != nil {
 			return err
 		}
-		p, err := ks.accountProtectorIn(abs, true)
+		// Documented to create the new account's directory: the
+		// user named it for this purpose.
+		p, err := ks.accountProtectorIn(abs, createDir)
 		if err != nil {
 			return err
 		}
