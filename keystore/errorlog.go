@@ -56,7 +56,7 @@ func (ks *Keystore) ErrorLog() (string, error) {
 	if !fi.Mode().IsRegular() {
 		return "", notOurs(ks.path(errorlogFile), fi.Mode(), "a regular file")
 	}
-	if err := checkPrivate(ks.path(errorlogFile), fi); err != nil {
+	if err := checkPrivate(ks.path(errorlogFile), f, fi); err != nil {
 		return "", err
 	}
 	if fi.Size() > maxErrorLogRead {
