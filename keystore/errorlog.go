@@ -169,7 +169,7 @@ func (ks *Keystore) openLogFile(path string) (*logFile, error) {
 		f.Close()
 		return nil, notOurs(path, fi.Mode(), "a regular file")
 	}
-	if err := checkPrivate(path, fi); err != nil {
+	if err := checkPrivate(path, f, fi); err != nil {
 		f.Close()
 		return nil, err
 	}

@@ -182,8 +182,9 @@ func (f files) readDir(dir string) ([]fs.DirEntry, error) {
 	return entries, err
 }
 
-// mkdirPrivate creates dir (and missing parents) owner-only, whatever the
-// umask, and makes sure an existing dir is a directory.
+// mkdirPrivate creates dir (and missing parents) and makes dir owner-only,
+// whatever the umask (on Windows, with a protected DACL: fixDirMode), and
+// makes sure an existing dir is a directory.
 func (f files) mkdirPrivate(dir string) error {
 	if fi, err := f.lstat(dir); err == nil {
 		if fi.Mode().Type() == fs.ModeDir {
@@ -204,18 +205,14 @@ func (f files) mkdirPrivate(dir string) error {
 	if err != nil {
 		return err
 	}
-	// MkdirAll applies the umask; a umask can only take bits away, but one
-	// that takes the owner's away would lock keytree out of its own keystore.
 	if f.root == nil {
 		if err := os.MkdirAll(n, dirMode); err != nil {
 			return err
 		}
-		return os.Chmod(n, dirMode)
-	}
-	if err := f.root.MkdirAll(n, dirMode); err != nil {
+	} else if err := f.root.MkdirAll(n, dirMode); err != nil {
 		return pathErr(dir, err)
 	}
-	return pathErr(dir, f.root.Chmod(n, dirMode))
+	return f.fixDirMode(dir)
 }
 
 // createFile creates path exclusively, owner-only from the first byte, and
@@ -360,9 +357,9 @@ func (f files) syncDir(dir string) error {
 
 // readFile reads a file keytree trusts no more than any other input: it must
 // be a regular file (inside the keystore, not a link to one), no larger than
-// max, and (on Unix) readable by its owner only. It is opened without
-// blocking, so a FIFO planted where a file belongs is refused rather than
-// waited on.
+// max, and readable by its owner only (on Windows, by its DACL). It is
+// opened without blocking, so a FIFO planted where a file belongs is refused
+// rather than waited on.
 func (f files) readFile(path string, max int64) ([]byte, error) {
 	if err := step("read", path); err != nil {
 		return nil, err
@@ -394,7 +391,7 @@ func (f files) readFile(path string, max int64) ([]byte, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, &formats.CorruptError{File: path, Reason: "not a regular file"}
 	}
-	if err := checkPrivate(path, fi); err != nil {
+	if err := checkPrivate(path, h, fi); err != nil {
 		return nil, err
 	}
 	if fi.Size() > max {
@@ -425,7 +422,7 @@ func (f files) checkPrivateDir(path string) error {
 	if !fi.IsDir() {
 		return fmt.Errorf("%s is not a directory", path)
 	}
-	return checkPrivate(path, fi)
+	return checkPrivate(path, nil, fi)
 }
 
 // writeFileAtomic replaces path, a file of the keystore, with data through

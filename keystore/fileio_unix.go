@@ -28,11 +28,39 @@ const dirSyncNeeded = true
 // fixMode sets a new file's mode to 0600 whatever the umask was.
 func fixMode(f *os.File) error { return f.Chmod(fileMode) }
 
+// fixDirMode sets a directory's mode to 0700: MkdirAll applies the umask;
+// a umask can only take bits away, but one that takes the owner's away would
+// lock keytree out of its own keystore.
+func (f files) fixDirMode(dir string) error {
+	n, err := f.name(dir)
+	if err != nil {
+		return err
+	}
+	if f.root == nil {
+		return os.Chmod(n, dirMode)
+	}
+	return pathErr(dir, f.root.Chmod(n, dirMode))
+}
+
 // checkPrivate refuses a file or directory that group or others can use, as
-// OpenSSH refuses a private key that others can read.
-func checkPrivate(path string, fi fs.FileInfo) error {
+// OpenSSH refuses a private key that others can read. The mode is fi's; the
+// open file, if any, is not needed.
+func checkPrivate(path string, _ *os.File, fi fs.FileInfo) error {
 	if fi.Mode().Perm()&0o077 != 0 {
 		return permissionError(path, fi.Mode())
+	}
+	return nil
+}
+
+// fixOwnFile makes a file keytree changes in place (the lock, the error log)
+// 0600 if it is not, when it belongs to the account running keytree; another
+// account's file that others can use is refused.
+func fixOwnFile(path string, f *os.File, fi fs.FileInfo) error {
+	if fi.Mode().Perm() != fileMode {
+		if uid, ok := fileOwner(fi); ok && uid != os.Geteuid() {
+			return permissionError(path, fi.Mode())
+		}
+		fixMode(f)
 	}
 	return nil
 }

@@ -24,13 +24,20 @@ const nonBlock = 0
 // call to flush a directory, and MOVEFILE_WRITE_THROUGH flushes a rename.
 const dirSyncNeeded = false
 
-// fixMode does nothing on Windows: files inherit the ACL of their directory,
-// which for keytree's directories is the profile's (owner-only).
-func fixMode(*os.File) error { return nil }
+// fixMode gives a new file keytree's protected, owner-only DACL
+// (acl_windows.go) before a byte is written.
+func fixMode(f *os.File) error { return setPrivate(f, false) }
 
-// checkPrivate does nothing on Windows, whose permissions are ACLs rather
-// than mode bits (docs/security.md).
-func checkPrivate(string, fs.FileInfo) error { return nil }
+// fixDirMode gives a directory keytree created its protected, owner-only
+// DACL, which what is created in it inherits.
+func (f files) fixDirMode(dir string) error {
+	d, err := f.openFile(dir, os.O_RDONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return setPrivate(d, true)
+}
 
 // renameReplace replaces to with from through MoveFileEx, retrying for a
 // while when another process (an antivirus, an indexer, a keytree reader)

@@ -236,7 +236,7 @@ func Open(opts Options) (*Keystore, error) {
 	if !fi.IsDir() {
 		return nil, &Error{Text: fmt.Sprintf("%s is not a directory", ks.dir), Kind: ErrInvalid}
 	}
-	if err := checkPrivate(ks.dir, fi); err != nil {
+	if err := checkPrivate(ks.dir, nil, fi); err != nil {
 		return nil, err
 	}
 	if err := ks.openRoot(); err != nil {

@@ -120,13 +120,7 @@ func checkOwnFile(path string, f *os.File) error {
 	if linkCount(fi) != 1 {
 		return &formats.CorruptError{File: path, Reason: fmt.Sprintf("has %d hard links; keytree's own files have one", linkCount(fi))}
 	}
-	if fi.Mode().Perm() != fileMode {
-		if uid, ok := fileOwner(fi); ok && uid != os.Geteuid() {
-			return permissionError(path, fi.Mode())
-		}
-		fixMode(f)
-	}
-	return nil
+	return fixOwnFile(path, f, fi)
 }
 
 func (l *fileLock) release() {

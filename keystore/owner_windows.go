@@ -6,9 +6,9 @@ import (
 	"io/fs"
 )
 
-// checkOwner does nothing on Windows yet: a keystore's owner and ACL are
-// checked through its security descriptor, not mode bits and a uid
-// (docs/security.md).
+// checkOwner does nothing on Windows yet: a keystore's DACL is checked
+// (checkPrivate, acl_windows.go), its owner is not (docs/security.md,
+// section 6.3).
 func (ks *Keystore) checkOwner() error { return nil }
 
 func fileOwner(fs.FileInfo) (int, bool) { return 0, false }

@@ -15,8 +15,8 @@ import (
 
 // P13 on Unix: keytree creates everything owner-only whatever the umask, and
 // refuses a keystore or protector file that group or others can read, as
-// OpenSSH refuses such a private key. (On Windows, permissions are ACLs and
-// these checks do not apply; see fileio_windows.go.)
+// OpenSSH refuses such a private key. (On Windows, permissions are ACLs:
+// see acl_windows_test.go.)
 
 // TestPermissionRefusals loosens one file or directory at a time and
 // expects the commands that read it to refuse with ErrPermissions, leaving
