@@ -141,6 +141,7 @@ Examples:
 			e.dbCommand(),
 			e.secretCommand(),
 			e.completionCommand(),
+			e.versionCommand(),
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
@@ -149,6 +150,7 @@ Examples:
 			return cli.ShowAppHelp(c)
 		},
 	}
+	e.addHelpCommand(app)
 	setUsageErrors(app.Commands)
 	return app
 }
