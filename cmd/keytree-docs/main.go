@@ -11,13 +11,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/keytree-dev/keytree/commands"
 )
 
 func main() {
 	version := flag.String("version", "", "the version the manual pages name")
-	date := flag.String("date", "", "the date the manual pages carry (YYYY-MM-DD)")
+	date := flag.String("date", "", "the date the manual pages carry: YYYY-MM-DD, or an RFC 3339 time whose date is taken")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: keytree-docs [-version V] [-date D] DIR\n")
 		flag.PrintDefaults()
@@ -28,6 +29,9 @@ func main() {
 		os.Exit(2)
 	}
 	dir := flag.Arg(0)
+	if t, err := time.Parse(time.RFC3339, *date); err == nil {
+		*date = t.UTC().Format(time.DateOnly)
+	}
 	man, err := commands.WriteManPages(filepath.Join(dir, "man"), commands.ManInfo{Version: *version, Date: *date})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "keytree-docs: %v\n", err)
