@@ -20,7 +20,10 @@ type buildInfo struct {
 func currentBuild() buildInfo {
 	b := buildInfo{version: buildVersion(), commit: commit, goVersion: runtime.Version(),
 		platform: runtime.GOOS + "/" + runtime.GOARCH}
-	if b.commit == "" {
+	// goreleaser stamps "none" when it cannot read the commit (a snapshot
+	// outside a clone); go build's record may still have it.
+	if b.commit == "" || b.commit == "none" {
+		b.commit = ""
 		if bi, ok := debug.ReadBuildInfo(); ok {
 			modified := false
 			for _, s := range bi.Settings {
