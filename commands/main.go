@@ -143,6 +143,7 @@ Examples:
 			e.dbCommand(),
 			e.secretCommand(),
 			e.completionCommand(),
+			e.versionCommand(),
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
@@ -151,6 +152,7 @@ Examples:
 			return cli.ShowAppHelp(c)
 		},
 	}
+	e.addHelpCommand(app)
 	setUsageErrors(app.Commands)
 	return app
 }
