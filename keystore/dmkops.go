@@ -29,8 +29,7 @@ func (s *session) dmkScope(meta *formats.Database, newPassword []byte, smk *smkS
 		sweep:      []string{rel(databasesDir, db), rel(databasesDir, db, secretsDir)},
 		writeOwn: func(b *batch, key *protect.Key, gen int, created time.Time) error {
 			if newPassword != nil {
-				pe := formats.PasswordEncryption{ID: newPasswordID(), Created: s.ks.nowUTC()}
-				blob, err := s.ks.sealDMKForPassword(key, created, newPassword)
+				blob, pe, err := s.newPassword(key, created, newPassword)
 				if err != nil {
 					return err
 				}
@@ -100,7 +99,7 @@ func (s *session) dmkForForce(meta *formats.Database, opts DMKOptions, restore b
 	if err == nil {
 		return dmk.key, nil
 	}
-	if opts.Force {
+	if opts.Force && !isScryptStop(err) {
 		return nil, nil
 	}
 	if restore {
@@ -273,7 +272,7 @@ func (ks *Keystore) RecoverDMK(db, path string, password []byte, opts DMKOptions
 		}
 		keys := []*protect.Key{backup}
 		if backup == nil {
-			if keys, err = s.ks.keptDMKKeys(meta, password); err != nil {
+			if keys, err = s.keptDMKKeys(meta, password); err != nil {
 				return err
 			}
 		}
@@ -298,7 +297,7 @@ func (ks *Keystore) RecoverDMK(db, path string, password []byte, opts DMKOptions
 // kept of a database's retired master keys (formats.Retired.Kept), as the
 // current key's are opened: the recovery after a --force given a mistyped
 // --open-password-file.
-func (ks *Keystore) keptDMKKeys(meta *formats.Database, password []byte) ([]*protect.Key, error) {
+func (s *session) keptDMKKeys(meta *formats.Database, password []byte) ([]*protect.Key, error) {
 	var keys []*protect.Key
 	for _, r := range meta.Retired {
 		if len(r.Kept) == 0 {
@@ -308,7 +307,7 @@ func (ks *Keystore) keptDMKKeys(meta *formats.Database, password []byte) ([]*pro
 		for _, id := range r.Kept {
 			old.Passwords = append(old.Passwords, formats.PasswordEncryption{ID: id})
 		}
-		key, _, err := ks.openDMKByPassword(old, password)
+		key, _, err := s.openDMKByPassword(old, password)
 		if isMsg(err, MsgNotEncryptedBy) {
 			continue
 		}

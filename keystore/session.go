@@ -19,6 +19,8 @@ type session struct {
 	// fullCheck decrypts both SMK encryptions, ignoring the machine
 	// encryption's memoized check (smk verify).
 	fullCheck bool
+	// work is the command's scrypt work (passwords.go).
+	work *scryptWork
 }
 
 // errNeedsWrite is returned inside a reader's session when the operation
