@@ -239,8 +239,15 @@ func (ks *Keystore) CreateDMK(db string, password []byte, opts DMKOptions) (*Dat
 	if alg == "" {
 		alg = protect.X25519
 	}
+	// The key is made before the lock, so that the rehearsal seals the
+	// one that is written (writeWithPasswords).
+	key, err := protect.GenerateKey(protect.KindDMK, alg)
+	if err != nil {
+		return nil, err
+	}
+	now := ks.nowUTC()
 	var info *DatabaseInfo
-	err := ks.write("dmk create", func(s *session) error {
+	err = ks.writeWithPasswords("dmk create", func(s *session) error {
 		if _, err := s.ks.loadDatabaseMeta(db); err == nil || !notExist(err) {
 			if err != nil {
 				return err
@@ -249,11 +256,6 @@ func (ks *Keystore) CreateDMK(db string, password []byte, opts DMKOptions) (*Dat
 				Text: "There is already a master key in the database. Please drop it before performing this statement.",
 				Hint: fmt.Sprintf("database '%s' already has one; see keytree db list", db)}
 		}
-		key, err := protect.GenerateKey(protect.KindDMK, alg)
-		if err != nil {
-			return err
-		}
-		now := ks.nowUTC()
 		pwBlob, pe, err := s.newPassword(key, now, password)
 		if err != nil {
 			return err
@@ -327,7 +329,11 @@ func (ks *Keystore) AddDMKEncryption(db string, by EncryptionKind, newPassword [
 			return err
 		}
 	}
-	return ks.write("dmk add-encryption", func(s *session) error {
+	write := ks.write
+	if by == ByPassword || opts.OpenPassword != nil {
+		write = ks.writeWithPasswords
+	}
+	return write("dmk add-encryption", func(s *session) error {
 		meta, err := s.ks.databaseMeta(db, missingDatabase)
 		if err != nil {
 			return err
@@ -406,7 +412,11 @@ func (ks *Keystore) DropDMKEncryption(db string, by EncryptionKind, password []b
 	if err := validName("database", db); err != nil {
 		return err
 	}
-	return ks.write("dmk drop-encryption", func(s *session) error {
+	write := ks.write
+	if by == ByPassword {
+		write = ks.writeWithPasswords
+	}
+	return write("dmk drop-encryption", func(s *session) error {
 		meta, err := s.ks.databaseMeta(db, missingDatabase)
 		if err != nil {
 			return err

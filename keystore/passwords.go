@@ -28,6 +28,9 @@ import (
 //   - An entry's tag (protect.Password.Tag) says which encryption the
 //     password opens, so one scrypt ranks them all; only the encryptions
 //     whose tag matches, and those without a tag, are tried.
+//
+// And scrypt runs before the exclusive lock, not under it
+// (writeWithPasswords).
 
 // passwordScryptLimit is what one password may cost a command: the work of
 // a scrypt at the shipped work factor for every encryption of a key (what a
@@ -37,11 +40,12 @@ var passwordScryptLimit = int64(formats.MaxPasswords+3) << protect.ShippedScrypt
 
 // scryptWork is one command's scrypt work: a protect.Password for each
 // password it was given, which remembers what every scrypt it ran gave, and
-// the encryptions it sealed, so that trying a password again on the same
-// files runs no scrypt at all.
+// the encryptions it sealed, so that a second pass over the same files runs
+// no scrypt at all.
 type scryptWork struct {
 	passwords map[[32]byte]*protect.Password
 	sealed    map[sealID][]byte
+	held      bool
 }
 
 type sealID struct {
@@ -52,6 +56,15 @@ type sealID struct {
 
 func newScryptWork() *scryptWork {
 	return &scryptWork{passwords: map[[32]byte]*protect.Password{}, sealed: map[sealID][]byte{}}
+}
+
+// hold makes every scrypt fail with protect.ErrScryptDeferred instead of
+// running (true), or lets it run again (false).
+func (w *scryptWork) hold(held bool) {
+	w.held = held
+	for _, p := range w.passwords {
+		p.Hold(held)
+	}
 }
 
 // password returns the command's protector for pw.
@@ -68,9 +81,51 @@ func (s *session) password(pw []byte) (*protect.Password, error) {
 		return nil, invalid(err)
 	}
 	p.LimitScrypt(passwordScryptLimit)
+	p.Hold(s.work.held)
 	s.work.passwords[h] = p
 	return p, nil
 }
+
+// errRehearsed stops a rehearsal at the first change to the disk.
+var errRehearsed = errors.New("keystore: rehearsal stops before the first change")
+
+// writeWithPasswords is write for an operation that opens a DMK by
+// password or encrypts one to a new password. The scrypt work, the slow
+// part, runs first under the shared lock, so that readers go on meanwhile:
+// fn is rehearsed there up to its first change to the disk (intend), and
+// whatever it decides or fails on is discarded. Then fn runs for real under
+// the exclusive lock, where the same files give the same results without
+// scrypt. If a file changed in between (another writer committed), fn meets
+// a scrypt it may not run, fails with protect.ErrScryptDeferred before
+// changing anything, and both passes run again; the third time, scrypt runs
+// under the lock rather than fail. An operation must try and seal every
+// password before its first intend, so that the rehearsal does all of it.
+func (ks *Keystore) writeWithPasswords(op string, fn func(*session) error) error {
+	const attempts = 3
+	work := newScryptWork()
+	for attempt := 1; ; attempt++ {
+		l, err := acquireLock(ks.files, ks.path(lockFile), lockShared, ks.lockTimeout)
+		if err != nil {
+			return err
+		}
+		fn(&session{ks: ks, mode: lockShared, op: op, work: work, rehearsal: true})
+		l.release()
+		if rehearsedHook != nil {
+			rehearsedHook()
+		}
+		work.hold(attempt < attempts)
+		err = ks.writeWork(op, work, fn)
+		work.hold(false)
+		if attempt < attempts && errors.Is(err, protect.ErrScryptDeferred) {
+			continue
+		}
+		return err
+	}
+}
+
+// rehearsedHook, if set, runs between writeWithPasswords' two passes
+// (tests: another writer commits there).
+var rehearsedHook func()
 
 // passwordCandidate is a password encryption to try, and whether its tag
 // says the password opens it.
@@ -145,7 +200,7 @@ func (s *session) openDMKByPassword(meta *formats.Database, password []byte) (*p
 				return nil, "", corruptf(s.ks.dbPath(meta.Name, databaseFile), "names algorithm %s, but the key is %s", meta.Algorithm, key.Algorithm())
 			}
 			return key, c.pe.ID, nil
-		case errors.Is(err, protect.ErrScryptBudget):
+		case errors.Is(err, protect.ErrScryptDeferred), errors.Is(err, protect.ErrScryptBudget):
 			return nil, "", s.scryptError(meta.Name, err)
 		case errors.Is(err, protect.ErrWeakScrypt), errors.Is(err, protect.ErrCostlyScrypt):
 			return nil, "", corruptf(path, "%v", err)
@@ -177,7 +232,8 @@ func (ks *Keystore) openDMKByPassword(meta *formats.Database, password []byte) (
 	return (&session{ks: ks}).openDMKByPassword(meta, password)
 }
 
-// scryptError reports a password's scrypt budget used up.
+// scryptError reports a password's scrypt budget used up; a deferred scrypt
+// goes back as it is, for writeWithPasswords.
 func (s *session) scryptError(db string, err error) error {
 	if errors.Is(err, protect.ErrScryptBudget) {
 		return &Error{
@@ -192,7 +248,8 @@ func (s *session) scryptError(db string, err error) error {
 }
 
 // sealDMKForPassword seals the DMK to a password and checks it opens. A
-// command seals a key to a password once.
+// command seals a key to a password once: the rehearsal's encryption is the
+// one written.
 func (s *session) sealDMKForPassword(key *protect.Key, created time.Time, password []byte) ([]byte, error) {
 	p, err := s.password(password)
 	if err != nil {
@@ -235,8 +292,9 @@ func (s *session) newPassword(key *protect.Key, created time.Time, password []by
 }
 
 // isScryptStop reports a password that was not tried to the end: its
-// scrypt was over budget. An operation must pass it on rather than handle
-// it: a --force must not take it for a key that does not open.
+// scrypt was deferred (writeWithPasswords retries) or over budget. An
+// operation must pass it on rather than handle it: a --force must not take
+// it for a key that does not open.
 func isScryptStop(err error) bool {
-	return errors.Is(err, protect.ErrScryptBudget)
+	return errors.Is(err, protect.ErrScryptDeferred) || errors.Is(err, protect.ErrScryptBudget)
 }

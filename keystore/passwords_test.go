@@ -354,3 +354,104 @@ func TestPasswordTags(t *testing.T) {
 	_, err = ks.GetSecret("db", "s", []byte("password-7"))
 	count("secret get without tags, the eighth password", 8, err)
 }
+
+// TestScryptOutsideExclusiveLock: commands that try or seal passwords run
+// scrypt while other keytree processes can still read the keystore.
+func TestScryptOutsideExclusiveLock(t *testing.T) {
+	d, ks := passwordTestDB(t, "password-1")
+	backup := filepath.Join(newTestDir(t), "db.age")
+	if _, err := ks.BackupDMK("db", backup, []byte("backup-password"), passwordTestOpts); err != nil {
+		t.Fatal(err)
+	}
+	runs, locked := 0, 0
+	protect.SetScryptHookForTesting(func(int) {
+		runs++
+		l, err := acquireLock(ks.files, ks.path(lockFile), lockShared, 0)
+		if err != nil {
+			locked++
+			return
+		}
+		l.release()
+	})
+	defer protect.SetScryptHookForTesting(nil)
+
+	open := DMKOptions{SkipPasswordPolicy: true, OpenPassword: []byte("password-1")}
+	for _, op := range []struct {
+		name string
+		run  func() error
+	}{
+		{"dmk create", func() error { _, err := ks.CreateDMK("db2", []byte("password-1"), passwordTestOpts); return err }},
+		{"secret set", func() error { _, err := ks.SetSecret("db", "s", []byte("v"), []byte("password-1")); return err }},
+		{"secret set, wrong password", func() error {
+			_, err := ks.SetSecret("db", "s", []byte("v"), []byte("wrong-password"))
+			if isMsg(err, MsgNotEncryptedBy) {
+				return nil
+			}
+			return err
+		}},
+		{"dmk add-encryption", func() error { return ks.AddDMKEncryption("db", ByPassword, []byte("password-2"), open) }},
+		{"dmk drop-encryption", func() error { return ks.DropDMKEncryption("db", ByPassword, []byte("password-2")) }},
+		{"dmk regenerate", func() error { _, err := ks.RegenerateDMK("db", []byte("password-1"), open); return err }},
+		{"dmk restore", func() error {
+			_, err := ks.RestoreDMK("db", backup, []byte("backup-password"), []byte("password-1"), open)
+			return err
+		}},
+	} {
+		runs, locked = 0, 0
+		if err := op.run(); err != nil {
+			t.Fatalf("%s: %v", op.name, err)
+		}
+		if runs == 0 || locked != 0 {
+			t.Errorf("%s: %d of its %d scrypts ran under the exclusive lock", op.name, locked, runs)
+		}
+	}
+	if got, err := ks.GetSecret("db", "s", []byte("password-1")); err != nil || string(got) != "v" {
+		t.Fatalf("secret after the commands: %q, %v", got, err)
+	}
+	_ = d
+}
+
+// TestPasswordsChangedBetweenPasses: if another writer changes the password
+// encryptions between the scrypt pass and the exclusive lock, the command
+// does its scrypt pass again, still outside the lock, and succeeds.
+func TestPasswordsChangedBetweenPasses(t *testing.T) {
+	d, ks := passwordTestDB(t, "password-1")
+	other := openTestKeystore(t, Options{Dirs: d})
+	rehearsals, regenerated := 0, false
+	rehearsedHook = func() {
+		rehearsals++
+		if !regenerated {
+			regenerated = true
+			// A new DMK, encrypted by the same password in a new file.
+			if _, err := other.RegenerateDMK("db", []byte("password-1"), DMKOptions{SkipPasswordPolicy: true}); err != nil {
+				t.Errorf("regenerate in between: %v", err)
+			}
+		}
+	}
+	defer func() { rehearsedHook = nil }()
+	locked := 0
+	protect.SetScryptHookForTesting(func(int) {
+		l, err := acquireLock(ks.files, ks.path(lockFile), lockShared, 0)
+		if err != nil {
+			locked++
+			return
+		}
+		l.release()
+	})
+	defer protect.SetScryptHookForTesting(nil)
+
+	if _, err := ks.SetSecret("db", "t", []byte("value t"), []byte("password-1")); err != nil {
+		t.Fatal(err)
+	}
+	// One rehearsal for the regenerate, two for the secret set.
+	if rehearsals != 3 || locked != 0 {
+		t.Fatalf("%d rehearsals, %d scrypts under the exclusive lock; want 3 and 0", rehearsals, locked)
+	}
+	meta, _ := ks.loadDatabaseMeta("db")
+	if meta.Generation != 2 {
+		t.Fatalf("generation %d, want 2", meta.Generation)
+	}
+	if got, err := ks.GetSecret("db", "t", nil); err != nil || string(got) != "value t" {
+		t.Fatalf("secret t: %q, %v", got, err)
+	}
+}

@@ -19,8 +19,11 @@ type session struct {
 	// fullCheck decrypts both SMK encryptions, ignoring the machine
 	// encryption's memoized check (smk verify).
 	fullCheck bool
-	// work is the command's scrypt work (passwords.go).
-	work *scryptWork
+	// work is the command's scrypt work (passwords.go), shared by all its
+	// sessions; rehearsal marks writeWithPasswords' first pass under the
+	// shared lock, which stops at the first change to the disk.
+	work      *scryptWork
+	rehearsal bool
 }
 
 // errNeedsWrite is returned inside a reader's session when the operation
@@ -34,10 +37,11 @@ func (ks *Keystore) read(op string, fn func(*session) error) error {
 	if err != nil {
 		return err
 	}
-	err = fn(&session{ks: ks, mode: lockShared, op: op})
+	work := newScryptWork()
+	err = fn(&session{ks: ks, mode: lockShared, op: op, work: work})
 	l.release()
 	if errors.Is(err, errNeedsWrite) {
-		return ks.write(op, fn)
+		return ks.writeWork(op, work, fn)
 	}
 	return err
 }
@@ -47,6 +51,11 @@ func (ks *Keystore) read(op string, fn func(*session) error) error {
 // recorded as possibly left behind and is not referenced by committed
 // metadata, whether fn succeeded or not.
 func (ks *Keystore) write(op string, fn func(*session) error) error {
+	return ks.writeWork(op, newScryptWork(), fn)
+}
+
+// writeWork is write with the scrypt work of an earlier pass.
+func (ks *Keystore) writeWork(op string, work *scryptWork, fn func(*session) error) error {
 	l, err := acquireLock(ks.files, ks.path(lockFile), lockExclusive, ks.lockTimeout)
 	if err != nil {
 		return err
@@ -55,7 +64,7 @@ func (ks *Keystore) write(op string, fn func(*session) error) error {
 	if err := ks.recoverPending(); err != nil {
 		return err
 	}
-	return ks.runWriter(op, fn)
+	return ks.runWriter(op, work, fn)
 }
 
 // lockedInit is write for a keystore that has no keystore.toml yet.
@@ -65,11 +74,11 @@ func (ks *Keystore) lockedInit(fn func(*session) error) error {
 		return err
 	}
 	defer l.release()
-	return ks.runWriter("init", fn)
+	return ks.runWriter("init", newScryptWork(), fn)
 }
 
-func (ks *Keystore) runWriter(op string, fn func(*session) error) error {
-	s := &session{ks: ks, mode: lockExclusive, op: op}
+func (ks *Keystore) runWriter(op string, work *scryptWork, fn func(*session) error) error {
+	s := &session{ks: ks, mode: lockExclusive, op: op, work: work}
 	err := fn(s)
 	if s.pending != nil {
 		if undecided, cerr := ks.collect(s.pending); cerr == nil && !undecided {
@@ -86,6 +95,9 @@ func (ks *Keystore) runWriter(op string, fn func(*session) error) error {
 // will create or obsolete many files (sweep). Paths are relative to the
 // keystore, with forward slashes.
 func (s *session) intend(candidates, sweep []string) error {
+	if s.rehearsal {
+		return errRehearsed
+	}
 	if s.mode != lockExclusive {
 		panic("keystore: intend outside a writer")
 	}
