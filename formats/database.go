@@ -2,6 +2,8 @@ package formats
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -25,10 +27,30 @@ type Database struct {
 
 // PasswordEncryption is one encryption of a DMK by a password. A password is
 // identified by the password itself (keytree tries each encryption); the id
-// only names the file.
+// only names the file. Tag, if set, is "LOGN:TAG": a password tag
+// (protect.Password.Tag) at scrypt work factor LOGN, 16 hex digits, that
+// says which password opens the encryption. Keytree before tags wrote none,
+// and an entry without one is tried like any other.
 type PasswordEncryption struct {
 	ID      string    `toml:"id"` // 16 hex digits
 	Created time.Time `toml:"created"`
+	Tag     string    `toml:"tag,omitempty"`
+}
+
+// PasswordTag makes a PasswordEncryption's Tag.
+func PasswordTag(logN int, tag string) string { return fmt.Sprintf("%d:%s", logN, tag) }
+
+// ParseTag splits the entry's Tag; ok is false if it has none.
+func (p PasswordEncryption) ParseTag() (logN int, tag string, ok bool) {
+	n, tag, found := strings.Cut(p.Tag, ":")
+	if !found || len(n) == 0 || len(n) > 2 || n[0] == '0' || !isHex(tag, 16) {
+		return 0, "", false
+	}
+	logN, err := strconv.Atoi(n)
+	if err != nil || logN < 1 || logN > 30 {
+		return 0, "", false
+	}
+	return logN, tag, true
 }
 
 // MaxPasswords bounds a DMK's password encryptions.
@@ -55,6 +77,9 @@ func (d *Database) Validate() error {
 	for _, p := range d.Passwords {
 		if !isHex(p.ID, 16) || seen[p.ID] {
 			return corrupt("password encryption id %q is not 16 hex digits, or repeats", p.ID)
+		}
+		if _, _, ok := p.ParseTag(); p.Tag != "" && !ok {
+			return corrupt("password encryption %s has tag %q, not a work factor and 16 hex digits", p.ID, p.Tag)
 		}
 		seen[p.ID] = true
 	}

@@ -11,7 +11,7 @@ func validDatabase() *formats.Database {
 	return &formats.Database{
 		Version: formats.Version, Name: "payroll", Generation: 3,
 		Thumbprint: strings.Repeat("ab", 20), Algorithm: "x25519", Created: t0, SMKEncryption: true,
-		Passwords: []formats.PasswordEncryption{{ID: "0123456789abcdef", Created: t0}, {ID: "fedcba9876543210", Created: t0}},
+		Passwords: []formats.PasswordEncryption{{ID: "0123456789abcdef", Created: t0}, {ID: "fedcba9876543210", Created: t0, Tag: "18:00112233445566ff"}},
 		Retired:   []formats.Retired{{Generation: 2, Thumbprint: strings.Repeat("cd", 20), Algorithm: "mlkem768x25519", Kept: []string{"0123456789abcdef"}}},
 	}
 }
@@ -58,6 +58,12 @@ func TestDatabaseRejects(t *testing.T) {
 		"retired not older":           func(d *formats.Database) { d.Retired[0].Generation = 3 },
 		"kept protector kind":         func(d *formats.Database) { d.Retired[0].Kept = []string{"account"} },
 		"kept id repeated":            func(d *formats.Database) { d.Retired[0].Kept = []string{"0123456789abcdef", "0123456789abcdef"} },
+		"tag without work factor":     func(d *formats.Database) { d.Passwords[1].Tag = "00112233445566ff" },
+		"tag work factor 0":           func(d *formats.Database) { d.Passwords[1].Tag = "0:00112233445566ff" },
+		"tag work factor 31":          func(d *formats.Database) { d.Passwords[1].Tag = "31:00112233445566ff" },
+		"tag leading zero":            func(d *formats.Database) { d.Passwords[1].Tag = "018:00112233445566ff" },
+		"tag short":                   func(d *formats.Database) { d.Passwords[1].Tag = "18:00112233" },
+		"tag upper case":              func(d *formats.Database) { d.Passwords[1].Tag = "18:00112233445566FF" },
 	}
 	for name, edit := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -127,4 +133,21 @@ func FuzzParsePasswordBlobName(f *testing.F) {
 			t.Fatalf("%q parsed to %q, %d, which names %q", name, id, gen, again)
 		}
 	})
+}
+
+// TestPasswordTag: the tag is optional (entries written before tags have
+// none), and splits into its work factor and its 16 hex digits.
+func TestPasswordTag(t *testing.T) {
+	d := validDatabase()
+	if _, _, ok := d.Passwords[0].ParseTag(); ok {
+		t.Fatal("an entry without a tag has one")
+	}
+	logN, tag, ok := d.Passwords[1].ParseTag()
+	if !ok || logN != 18 || tag != "00112233445566ff" || formats.PasswordTag(logN, tag) != d.Passwords[1].Tag {
+		t.Fatalf("ParseTag = %d, %q, %v", logN, tag, ok)
+	}
+	data := string(mustEncode(t, d))
+	if strings.Count(data, "tag = ") != 1 {
+		t.Fatalf("an entry without a tag is written with one:\n%s", data)
+	}
 }

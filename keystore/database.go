@@ -190,7 +190,7 @@ type dmkState struct {
 // the one database.toml names, with the algorithm it names (P12).
 func (s *session) openDMK(meta *formats.Database, password []byte) (*dmkState, error) {
 	if password != nil {
-		key, id, err := s.ks.openDMKByPassword(meta, password)
+		key, id, err := s.openDMKByPassword(meta, password)
 		if err != nil {
 			return nil, err
 		}
@@ -254,39 +254,6 @@ func dmkOpenError(path string, err error) error {
 	return errCorrupt(path, err)
 }
 
-// openDMKByPassword tries the password on each password encryption. It
-// returns the key and the id of the encryption that opened.
-func (ks *Keystore) openDMKByPassword(meta *formats.Database, password []byte) (*protect.Key, string, error) {
-	p, err := protect.NewPassword(password)
-	if err != nil {
-		return nil, "", invalid(err)
-	}
-	for _, pe := range meta.Passwords {
-		path := ks.dbPath(meta.Name, formats.PasswordBlobName(pe.ID, meta.Generation))
-		blob, err := ks.files.readFile(path, maxKeyBlobSize)
-		if notExist(err) {
-			return nil, "", corruptf(ks.dbPath(meta.Name, databaseFile), "names password encryption %s, but %s does not exist", pe.ID, path)
-		}
-		if err != nil {
-			return nil, "", ks.fileError(path, err)
-		}
-		key, _, err := openKeyFile(p, blob, protect.KindDMK, meta.Thumbprint)
-		if err == nil {
-			if string(key.Algorithm()) != meta.Algorithm {
-				return nil, "", corruptf(ks.dbPath(meta.Name, databaseFile), "names algorithm %s, but the key is %s", meta.Algorithm, key.Algorithm())
-			}
-			return key, pe.ID, nil
-		}
-		if errors.Is(err, protect.ErrWeakScrypt) {
-			return nil, "", corruptf(path, "%v", err)
-		}
-		if !errors.Is(err, protect.ErrDecrypt) {
-			return nil, "", dmkOpenError(path, err)
-		}
-	}
-	return nil, "", errNotEncryptedBy(meta.Name)
-}
-
 func errNotEncryptedBy(db string) error {
 	return &Error{
 		Number: MsgNotEncryptedBy,
@@ -300,22 +267,6 @@ func newPasswordID() string {
 	b := make([]byte, 8)
 	rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// sealDMKForPassword seals the DMK to a password and checks it opens.
-func (ks *Keystore) sealDMKForPassword(key *protect.Key, created time.Time, password []byte) ([]byte, error) {
-	p, err := protect.NewPassword(password)
-	if err != nil {
-		return nil, invalid(err)
-	}
-	blob, err := sealKey(p, key, created)
-	if err != nil {
-		return nil, err
-	}
-	if _, _, err := openKeyFile(p, blob, protect.KindDMK, key.Thumbprint()); err != nil {
-		return nil, fmt.Errorf("the new password encryption does not open: %w", err)
-	}
-	return blob, nil
 }
 
 // sealDMKForSMK seals the DMK of database db to the SMK and checks it
@@ -376,29 +327,45 @@ func (ks *Keystore) CreateDMK(db string, password []byte, opts DMKOptions) (*Dat
 	if alg == "" {
 		alg = protect.X25519
 	}
+	// The key is made before the lock, so that the rehearsal seals the
+	// one that is written (writeWithPasswords).
+	key, err := protect.GenerateKey(protect.KindDMK, alg)
+	if err != nil {
+		return nil, err
+	}
+	now := ks.nowUTC()
 	var info *DatabaseInfo
-	err := ks.write("dmk create", func(s *session) error {
-		err := s.ks.claimDatabaseName(db, func() error {
-			return &Error{Number: MsgDMKExists, Kind: ErrExists,
-				Text: "There is already a master key in the database. Please drop it before performing this statement.",
-				Hint: fmt.Sprintf("database '%s' already has one; see keytree db list", db)}
-		})
+	exists := func() error {
+		return &Error{Number: MsgDMKExists, Kind: ErrExists,
+			Text: "There is already a master key in the database. Please drop it before performing this statement.",
+			Hint: fmt.Sprintf("database '%s' already has one; see keytree db list", db)}
+	}
+	err = ks.writeWithPasswords("dmk create", func(s *session) error {
+		if s.rehearsal {
+			// Under the shared lock: only the scrypt work, sealing the
+			// key to the password. Claiming the name may remove an empty
+			// directory, and building the database writes: both wait
+			// for the exclusive lock.
+			if _, err := s.ks.loadDatabaseMeta(db); err == nil {
+				return exists()
+			}
+			if _, _, err := s.newPassword(key, now, password); err != nil {
+				return err
+			}
+			return errRehearsed
+		}
+		if err := s.ks.claimDatabaseName(db, exists); err != nil {
+			return err
+		}
+		pwBlob, pe, err := s.newPassword(key, now, password)
 		if err != nil {
 			return err
 		}
-		key, err := protect.GenerateKey(protect.KindDMK, alg)
-		if err != nil {
-			return err
-		}
-		now := ks.nowUTC()
+		pe.Created = now
 		meta := &formats.Database{
 			Version: formats.Version, Name: db, Generation: 1, Thumbprint: key.Thumbprint(),
 			Algorithm: string(alg), Created: now, SMKEncryption: !opts.NoSMKEncryption,
-			Passwords: []formats.PasswordEncryption{{ID: newPasswordID(), Created: now}},
-		}
-		pwBlob, err := ks.sealDMKForPassword(key, now, password)
-		if err != nil {
-			return err
+			Passwords: []formats.PasswordEncryption{pe},
 		}
 		var smkBlob []byte
 		var smk *smkState
@@ -479,7 +446,11 @@ func (ks *Keystore) AddDMKEncryption(db string, by EncryptionKind, newPassword [
 			return err
 		}
 	}
-	return ks.write("dmk add-encryption", func(s *session) error {
+	write := ks.write
+	if by == ByPassword || opts.OpenPassword != nil {
+		write = ks.writeWithPasswords
+	}
+	return write("dmk add-encryption", func(s *session) error {
 		meta, err := s.ks.databaseMeta(db, missingDatabase)
 		if err != nil {
 			return err
@@ -518,7 +489,7 @@ func (ks *Keystore) AddDMKEncryption(db string, by EncryptionKind, newPassword [
 			if len(meta.Passwords) >= formats.MaxPasswords {
 				return &Error{Text: fmt.Sprintf("database '%s' already has %d password encryptions", db, len(meta.Passwords)), Kind: ErrRefused}
 			}
-			if _, _, err := s.ks.openDMKByPassword(meta, newPassword); err == nil {
+			if _, _, err := s.openDMKByPassword(meta, newPassword); err == nil {
 				return &Error{Number: MsgEncryptionExists, Kind: ErrExists,
 					Text:   "Adding an encryption to the symmetric key failed. An encryption by the same password '********' may already exist.",
 					Detail: []string{fmt.Sprintf("the master key of database '%s' is already encrypted by this password", db)}}
@@ -529,8 +500,7 @@ func (ks *Keystore) AddDMKEncryption(db string, by EncryptionKind, newPassword [
 			if err != nil {
 				return err
 			}
-			pe := formats.PasswordEncryption{ID: newPasswordID(), Created: ks.nowUTC()}
-			blob, err := s.ks.sealDMKForPassword(dmk.key, meta.Created, newPassword)
+			blob, pe, err := s.newPassword(dmk.key, meta.Created, newPassword)
 			if err != nil {
 				return err
 			}
@@ -559,7 +529,11 @@ func (ks *Keystore) DropDMKEncryption(db string, by EncryptionKind, password []b
 	if err := validName("database", db); err != nil {
 		return err
 	}
-	return ks.write("dmk drop-encryption", func(s *session) error {
+	write := ks.write
+	if by == ByPassword {
+		write = ks.writeWithPasswords
+	}
+	return write("dmk drop-encryption", func(s *session) error {
 		meta, err := s.ks.databaseMeta(db, missingDatabase)
 		if err != nil {
 			return err
@@ -586,7 +560,7 @@ func (ks *Keystore) DropDMKEncryption(db string, by EncryptionKind, password []b
 					Detail: []string{fmt.Sprintf("it is the last password encryption of the master key of database '%s'", db)},
 					Hint:   "a database master key always keeps a password encryption: add another password first (keytree dmk add-encryption --by password)"}
 			}
-			_, id, err := s.ks.openDMKByPassword(meta, password)
+			_, id, err := s.openDMKByPassword(meta, password)
 			if err != nil {
 				return err
 			}

@@ -29,8 +29,9 @@ func (s *session) dmkScope(meta *formats.Database, newPassword []byte, smk *smkS
 		sweep:      []string{rel(databasesDir, db), rel(databasesDir, db, secretsDir)},
 		writeOwn: func(b *batch, key *protect.Key, gen int, created time.Time) error {
 			if newPassword != nil {
-				pe := formats.PasswordEncryption{ID: newPasswordID(), Created: s.ks.nowUTC()}
-				blob, err := s.ks.sealDMKForPassword(key, created, newPassword)
+				// Sealed before the first intend, where the rehearsal
+				// (writeWithPasswords) runs the scrypt.
+				blob, pe, err := s.newPassword(key, created, newPassword)
 				if err != nil {
 					return err
 				}
@@ -100,7 +101,7 @@ func (s *session) dmkForForce(meta *formats.Database, opts DMKOptions, restore b
 	if err == nil {
 		return dmk.key, nil
 	}
-	if opts.Force {
+	if opts.Force && !isScryptStop(err) {
 		return nil, nil
 	}
 	if restore {
@@ -134,7 +135,11 @@ func (ks *Keystore) RegenerateDMK(db string, newPassword []byte, opts DMKOptions
 		return nil, err
 	}
 	var res *RekeyResult
-	err := ks.write("dmk regenerate", func(s *session) error {
+	// The new key is made once, not once per pass of writeWithPasswords,
+	// so that the rehearsal seals the key that is written.
+	newKeys := map[protect.Algorithm]*protect.Key{}
+	newCreated := ks.nowUTC()
+	err := ks.writeWithPasswords("dmk regenerate", func(s *session) error {
 		meta, err := s.ks.databaseMeta(db, missingDatabase)
 		if err != nil {
 			return err
@@ -155,12 +160,18 @@ func (ks *Keystore) RegenerateDMK(db string, newPassword []byte, opts DMKOptions
 		if err != nil {
 			return err
 		}
-		newKey, err := protect.GenerateKey(protect.KindDMK, alg)
-		if err != nil {
+		newKey := newKeys[alg]
+		if newKey == nil {
+			if newKey, err = protect.GenerateKey(protect.KindDMK, alg); err != nil {
+				return err
+			}
+			newKeys[alg] = newKey
+		}
+		if _, _, err := s.newPassword(newKey, newCreated, newPassword); err != nil {
 			return err
 		}
 		res, err = s.rekey(s.dmkScope(meta, newPassword, smk), rekeyPlan{
-			oldKey: oldKey, newKey: newKey, newCreated: ks.nowUTC(), force: opts.Force, progress: opts.Progress,
+			oldKey: oldKey, newKey: newKey, newCreated: newCreated, force: opts.Force, progress: opts.Progress,
 		})
 		return err
 	})
@@ -218,7 +229,7 @@ func (ks *Keystore) RestoreDMK(db, path string, backupPassword, newPassword []by
 		return nil, err
 	}
 	var res *RekeyResult
-	err = ks.write("dmk restore", func(s *session) error {
+	err = ks.writeWithPasswords("dmk restore", func(s *session) error {
 		meta, err := s.ks.databaseMeta(db, missingDatabase)
 		if err != nil {
 			return err
@@ -233,6 +244,9 @@ func (ks *Keystore) RestoreDMK(db, path string, backupPassword, newPassword []by
 		}
 		smk, err := s.smkForDMK(meta)
 		if err != nil {
+			return err
+		}
+		if _, _, err := s.newPassword(key, kf.Created, newPassword); err != nil {
 			return err
 		}
 		res, err = s.rekey(s.dmkScope(meta, newPassword, smk), rekeyPlan{
@@ -262,7 +276,11 @@ func (ks *Keystore) RecoverDMK(db, path string, password []byte, opts DMKOptions
 		backup = key
 	}
 	var res *RekeyResult
-	err := ks.write("dmk recover", func(s *session) error {
+	write := ks.write
+	if (backup == nil && password != nil) || opts.OpenPassword != nil {
+		write = ks.writeWithPasswords
+	}
+	err := write("dmk recover", func(s *session) error {
 		meta, err := s.ks.databaseMeta(db, missingDatabase)
 		if err != nil {
 			return err
@@ -273,7 +291,7 @@ func (ks *Keystore) RecoverDMK(db, path string, password []byte, opts DMKOptions
 		}
 		keys := []*protect.Key{backup}
 		if backup == nil {
-			if keys, err = s.ks.keptDMKKeys(meta, password); err != nil {
+			if keys, err = s.keptDMKKeys(meta, password); err != nil {
 				return err
 			}
 		}
@@ -298,7 +316,7 @@ func (ks *Keystore) RecoverDMK(db, path string, password []byte, opts DMKOptions
 // kept of a database's retired master keys (formats.Retired.Kept), as the
 // current key's are opened: the recovery after a --force given a mistyped
 // --open-password-file.
-func (ks *Keystore) keptDMKKeys(meta *formats.Database, password []byte) ([]*protect.Key, error) {
+func (s *session) keptDMKKeys(meta *formats.Database, password []byte) ([]*protect.Key, error) {
 	var keys []*protect.Key
 	for _, r := range meta.Retired {
 		if len(r.Kept) == 0 {
@@ -308,7 +326,7 @@ func (ks *Keystore) keptDMKKeys(meta *formats.Database, password []byte) ([]*pro
 		for _, id := range r.Kept {
 			old.Passwords = append(old.Passwords, formats.PasswordEncryption{ID: id})
 		}
-		key, _, err := ks.openDMKByPassword(old, password)
+		key, _, err := s.openDMKByPassword(old, password)
 		if isMsg(err, MsgNotEncryptedBy) {
 			continue
 		}

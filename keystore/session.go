@@ -22,6 +22,11 @@ type session struct {
 	// createDirs lets the operation create a missing protector
 	// directory (smk restore; see creation in protectors.go).
 	createDirs bool
+	// work is the command's scrypt work (passwords.go), shared by all its
+	// sessions; rehearsal marks writeWithPasswords' first pass under the
+	// shared lock, which stops at the first change to the disk.
+	work      *scryptWork
+	rehearsal bool
 }
 
 // creation is what the session may create for a protector secret it
@@ -45,10 +50,11 @@ func (ks *Keystore) read(op string, fn func(*session) error) error {
 	if err != nil {
 		return err
 	}
-	err = fn(&session{ks: ks, mode: lockShared, op: op})
+	work := newScryptWork()
+	err = fn(&session{ks: ks, mode: lockShared, op: op, work: work})
 	l.release()
 	if errors.Is(err, errNeedsWrite) {
-		return ks.write(op, fn)
+		return ks.writeWork(op, work, fn)
 	}
 	ks.rotateErrorLogAfterRead()
 	return err
@@ -59,6 +65,11 @@ func (ks *Keystore) read(op string, fn func(*session) error) error {
 // recorded as possibly left behind and is not referenced by committed
 // metadata, whether fn succeeded or not.
 func (ks *Keystore) write(op string, fn func(*session) error) error {
+	return ks.writeWork(op, newScryptWork(), fn)
+}
+
+// writeWork is write with the scrypt work of an earlier pass.
+func (ks *Keystore) writeWork(op string, work *scryptWork, fn func(*session) error) error {
 	l, err := acquireLock(ks.files, ks.path(lockFile), lockExclusive, ks.lockTimeout)
 	if err != nil {
 		return err
@@ -67,7 +78,7 @@ func (ks *Keystore) write(op string, fn func(*session) error) error {
 	if err := ks.recoverPending(); err != nil {
 		return err
 	}
-	return ks.runWriter(op, fn)
+	return ks.runWriter(op, work, fn)
 }
 
 // lockedInit is write for a keystore that has no keystore.toml yet.
@@ -77,11 +88,11 @@ func (ks *Keystore) lockedInit(fn func(*session) error) error {
 		return err
 	}
 	defer l.release()
-	return ks.runWriter("init", fn)
+	return ks.runWriter("init", newScryptWork(), fn)
 }
 
-func (ks *Keystore) runWriter(op string, fn func(*session) error) error {
-	s := &session{ks: ks, mode: lockExclusive, op: op}
+func (ks *Keystore) runWriter(op string, work *scryptWork, fn func(*session) error) error {
+	s := &session{ks: ks, mode: lockExclusive, op: op, work: work}
 	err := fn(s)
 	// Rotated by writers only: see logEvent.
 	ks.rotateErrorLog()
@@ -100,6 +111,9 @@ func (ks *Keystore) runWriter(op string, fn func(*session) error) error {
 // will create or obsolete many files (sweep). Paths are relative to the
 // keystore, with forward slashes.
 func (s *session) intend(candidates, sweep []string) error {
+	if s.rehearsal {
+		return errRehearsed
+	}
 	if s.mode != lockExclusive {
 		panic("keystore: intend outside a writer")
 	}

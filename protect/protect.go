@@ -58,12 +58,19 @@ func Seal(p age.Recipient, plaintext []byte) ([]byte, error) {
 // Open decrypts the age file ciphertext with id. It reads at most max bytes of
 // plaintext: a file that holds more is refused rather than read into memory.
 // Every failure to decrypt wraps ErrDecrypt; a scrypt work factor below the
-// floor wraps ErrWeakScrypt as well.
+// floor or above the ceiling wraps ErrWeakScrypt or ErrCostlyScrypt as well,
+// and a file that is not merely for another key or password wraps
+// ErrDamaged. A Password that has used up its scrypt budget, or is held,
+// returns ErrScryptBudget or ErrScryptDeferred, and not ErrDecrypt: nothing
+// is known about the file.
 func Open(id age.Identity, ciphertext []byte, max int64) ([]byte, error) {
 	r, err := age.Decrypt(bytes.NewReader(ciphertext), id)
 	if err != nil {
-		if errors.Is(err, ErrWeakScrypt) {
-			return nil, fmt.Errorf("%w: %w", ErrDecrypt, ErrWeakScrypt)
+		if errors.Is(err, ErrScryptBudget) || errors.Is(err, ErrScryptDeferred) {
+			return nil, err
+		}
+		if errors.Is(err, ErrWeakScrypt) || errors.Is(err, ErrCostlyScrypt) {
+			return nil, fmt.Errorf("%w: %w", ErrDecrypt, err)
 		}
 		var nomatch *age.NoIdentityMatchError
 		if errors.As(err, &nomatch) {
@@ -76,7 +83,7 @@ func Open(id age.Identity, ciphertext []byte, max int64) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %w: %v", ErrDecrypt, ErrDamaged, err)
 	}
 	if int64(len(out)) > max {
-		return nil, fmt.Errorf("%w: more than %d bytes of plaintext", ErrDecrypt, max)
+		return nil, fmt.Errorf("%w: %w: more than %d bytes of plaintext", ErrDecrypt, ErrDamaged, max)
 	}
 	return out, nil
 }

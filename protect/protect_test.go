@@ -3,6 +3,7 @@ package protect
 import (
 	"bytes"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -175,5 +176,98 @@ func TestFake(t *testing.T) {
 	f.Broken = true
 	if _, err := roundTrip(t, f, f); err == nil {
 		t.Fatal("broken fake opened a file")
+	}
+}
+
+// withWorkFactor rewrites the work factor in an age file's scrypt stanza.
+func withWorkFactor(ct []byte, logN string) []byte {
+	lines := strings.SplitN(string(ct), "\n", 3)
+	f := strings.Fields(lines[1])
+	f[3] = logN
+	lines[1] = strings.Join(f, " ")
+	return []byte(strings.Join(lines, "\n"))
+}
+
+func countScrypts(t *testing.T) *int {
+	n := new(int)
+	SetScryptHookForTesting(func(int) { *n++ })
+	t.Cleanup(func() { SetScryptHookForTesting(nil) })
+	return n
+}
+
+// TestScryptCeiling checks that a file asking for more than the ceiling is
+// refused before scrypt runs, and that damage is not a wrong password.
+func TestScryptCeiling(t *testing.T) {
+	p, _ := NewPassword([]byte("Correct-Horse-9"))
+	ct, err := Seal(p, []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs := countScrypts(t)
+	_, err = Open(p, withWorkFactor(ct, strconv.Itoa(scryptCeiling+1)), 10)
+	if !errors.Is(err, ErrCostlyScrypt) || !errors.Is(err, ErrDecrypt) || *runs != 0 {
+		t.Fatalf("file over the ceiling: err = %v after %d scrypts, want ErrCostlyScrypt before any", err, *runs)
+	}
+	x, _ := age.GenerateX25519Identity()
+	notScrypt, _ := Seal(x.Recipient(), []byte("x"))
+	if _, err := Open(p, notScrypt, 10); !errors.Is(err, ErrDamaged) {
+		t.Fatalf("a file for an X25519 recipient: err = %v, want ErrDamaged", err)
+	}
+	wrong, _ := NewPassword([]byte("Correct-Horse-8"))
+	if _, err := Open(wrong, ct, 10); !errors.Is(err, ErrDecrypt) || errors.Is(err, ErrDamaged) {
+		t.Fatalf("wrong password: err = %v, want ErrDecrypt only", err)
+	}
+}
+
+// TestPasswordRemembers checks that a Password runs scrypt once per file,
+// within its limit, and not at all while held.
+func TestPasswordRemembers(t *testing.T) {
+	p, _ := NewPassword([]byte("Correct-Horse-9"))
+	ct1, _ := Seal(p, []byte("one"))
+	ct2, _ := Seal(p, []byte("two"))
+	wrong, _ := NewPassword([]byte("Correct-Horse-8"))
+	runs := countScrypts(t)
+	for range 2 {
+		if _, err := Open(wrong, ct1, 10); !errors.Is(err, ErrDecrypt) {
+			t.Fatalf("wrong password: %v", err)
+		}
+	}
+	if *runs != 1 || wrong.Spent() != 1<<scryptWrite {
+		t.Fatalf("a wrong password tried twice on one file: %d scrypts, %d spent", *runs, wrong.Spent())
+	}
+	wrong.Hold(true)
+	if _, err := Open(wrong, ct1, 10); !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("known file while held: %v", err)
+	}
+	if _, err := Open(wrong, ct2, 10); !errors.Is(err, ErrScryptDeferred) || errors.Is(err, ErrDecrypt) {
+		t.Fatalf("new file while held: %v", err)
+	}
+	wrong.Hold(false)
+	wrong.LimitScrypt(wrong.Spent())
+	if _, err := Open(wrong, ct2, 10); !errors.Is(err, ErrScryptBudget) || *runs != 1 {
+		t.Fatalf("over the limit: %v after %d scrypts", err, *runs)
+	}
+}
+
+// TestPasswordTag checks that a tag depends on the password, the context
+// and the id, and that its scrypt runs once per context.
+func TestPasswordTag(t *testing.T) {
+	p, _ := NewPassword([]byte("Correct-Horse-9"))
+	q, _ := NewPassword([]byte("Correct-Horse-9"))
+	other, _ := NewPassword([]byte("Correct-Horse-8"))
+	runs := countScrypts(t)
+	a, _ := p.Tag("thumb", scryptWrite, "id1")
+	b, _ := p.Tag("thumb", scryptWrite, "id2")
+	if *runs != 1 || !p.KnowsTag("thumb", scryptWrite) || p.KnowsTag("other", scryptWrite) {
+		t.Fatalf("%d scrypts for two tags of one context", *runs)
+	}
+	again, _ := q.Tag("thumb", scryptWrite, "id1")
+	c, _ := p.Tag("other", scryptWrite, "id1")
+	d, _ := other.Tag("thumb", scryptWrite, "id1")
+	if a != again || len(a) != 2*TagSize || a == b || a == c || a == d {
+		t.Fatalf("tags %s %s %s %s %s", a, again, b, c, d)
+	}
+	if _, err := p.Tag("thumb", scryptCeiling+1, "id1"); !errors.Is(err, ErrCostlyScrypt) {
+		t.Fatalf("tag over the ceiling: %v", err)
 	}
 }
