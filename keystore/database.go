@@ -173,6 +173,7 @@ func (ks *Keystore) openDMKByPassword(meta *formats.Database, password []byte) (
 	if err != nil {
 		return nil, "", invalid(err)
 	}
+	var damaged []string
 	for _, pe := range meta.Passwords {
 		path := ks.dbPath(meta.Name, formats.PasswordBlobName(pe.ID, meta.Generation))
 		blob, err := ks.files.readFile(path, maxKeyBlobSize)
@@ -195,17 +196,32 @@ func (ks *Keystore) openDMKByPassword(meta *formats.Database, password []byte) (
 		if !errors.Is(err, protect.ErrDecrypt) {
 			return nil, "", dmkOpenError(path, err)
 		}
+		// Another encryption may still open; if none does, a damaged file
+		// must not pass for a wrong password.
+		if errors.Is(err, protect.ErrDamaged) {
+			damaged = append(damaged, path)
+		}
 	}
-	return nil, "", errNotEncryptedBy(meta.Name)
+	return nil, "", errNotEncryptedBy(meta.Name, damaged)
 }
 
-func errNotEncryptedBy(db string) error {
-	return &Error{
+// errNotEncryptedBy: no password encryption opened with the password given.
+// damaged lists those that are damaged (truncated, malformed, or failing
+// age's authentication), which no password could have opened.
+func errNotEncryptedBy(db string, damaged []string) error {
+	e := &Error{
 		Number: MsgNotEncryptedBy,
 		Text:   "The key is not encrypted using the specified decryptor.",
 		Detail: []string{fmt.Sprintf("no password encryption of the master key of database '%s' opens with that password", db)},
 		Kind:   ErrDecryption,
 	}
+	for _, p := range damaged {
+		e.Detail = append(e.Detail, p+" is damaged")
+	}
+	if len(damaged) > 0 {
+		e.Hint = "the keystore was damaged or edited by hand; restore it from a backup"
+	}
+	return e
 }
 
 func newPasswordID() string {
