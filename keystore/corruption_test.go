@@ -499,7 +499,8 @@ type sweepMutation struct {
 	data []byte
 }
 
-// sweepMutations are the damaged versions of a file: the fast set, or with
+// sweepMutations are the damaged versions of a file: the fast set (cut to
+// nothing and to half, the first, middle and last byte flipped), or with
 // full every byte flipped (all bits, then the lowest one) and every
 // truncation. Files over 4 KiB get 512 random offsets instead of all.
 func sweepMutations(data []byte, full bool) []sweepMutation {
@@ -512,7 +513,13 @@ func sweepMutations(data []byte, full bool) []sweepMutation {
 	cut := func(size int) sweepMutation {
 		return sweepMutation{fmt.Sprintf("truncated to %d of %d bytes", size, n), bytes.Clone(data[:size])}
 	}
-	if !full {
+	switch {
+	case !full && runtime.GOOS == "windows":
+		// Two of the five: file operations under Wine, where the Windows
+		// build's tests run, are slow, and the other three are the same
+		// code on every platform.
+		return []sweepMutation{cut(n / 2), flip(n/2, 0xff)}
+	case !full:
 		return []sweepMutation{cut(0), cut(n / 2), flip(0, 0xff), flip(n/2, 0xff), flip(n-1, 0xff)}
 	}
 	offsets := make([]int, n)
