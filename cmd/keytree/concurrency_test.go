@@ -669,7 +669,6 @@ func (c *concRun) read(rng *rand.Rand, ws []*concWriter) {
 		case r.code == 4 && bytes.Contains(r.stderr, []byte("error 15151")):
 			observe(secretReg(db, name), "secret get found no secret", isAbsent)
 		case r.code == 3 && bytes.Contains(r.stderr, []byte("error 15581")):
-			observe(secretReg(db, name), "secret get found the secret (15581)", isPresent)
 			observe("dmk/"+db, "secret get: no SMK encryption (15581)", func(s regState) bool { return strings.Contains(s.value, "smk=false") })
 		default:
 			unexpected()
