@@ -26,12 +26,14 @@ import (
 // (truncations and byte flips), runs every read operation against the
 // damage, and checks that
 //   - nothing panics;
-//   - a read that succeeds returns exactly what it returned before the damage
-//     (a value byte for byte; a listing with the same items and orphans);
-//   - a read that fails says which file is damaged, or which item.
+//   - a get that succeeds returns the value stored, byte for byte;
+//   - a listing that succeeds shows what it showed before the damage, unless
+//     the damaged file is metadata that still parses (see sweepEdit);
+//   - a read that fails says which file is damaged, or which item, but for
+//     the cases keytree cannot tell (sweepMissing, sweepPassword).
 //
-// The keystore holds credentials (one empty, one binary, one orphaned under
-// an earlier SMK generation), a database opened by the SMK with two
+// The keystore holds credentials (one empty; one binary, orphaned under an
+// earlier SMK generation), a database opened by the SMK with two
 // passwords, one opened by password only, and one with an orphaned secret
 // and a password encryption kept from an earlier generation. Between cases
 // the files are put back as they were (a read may heal an SMK encryption and
