@@ -180,6 +180,9 @@ func TestConcurrentProcesses(t *testing.T) {
 	}
 	sort.Strings(kinds)
 	t.Logf("operations: %s", strings.Join(kinds, ", "))
+	t.Logf("writes took %s on average at the end, %s at most; %d took longer than the default lock timeout (%s)",
+		time.Duration(c.avgWrite.Load()).Round(time.Millisecond), time.Duration(c.maxWrite.Load()).Round(time.Millisecond),
+		c.slowWrites.Load(), keystore.DefaultLockTimeout)
 	t.Logf("%d writers, %d readers for %s: %d processes (%d writes that completed, %d writers killed, %d of them after their write took effect; %d reads), at most %d at once, %d observations checked, %d smk generations",
 		writers, readers, elapsed.Round(time.Second), writes+kills+reads, writes, kills, c.killedCommitted.Load(), reads,
 		k.maxRunning.Load(), checked, regens)
@@ -297,8 +300,11 @@ type concRun struct {
 	failed          atomic.Bool
 	killedCommitted atomic.Int64
 	avgWrite        atomic.Int64 // nanoseconds, a moving average of completed writes
-	mu              sync.Mutex
-	stats           map[string]int
+	// The longest completed write, and how many took longer than keytree's
+	// default lock timeout (they waited for readers and other writers).
+	maxWrite, slowWrites atomic.Int64
+	mu                   sync.Mutex
+	stats                map[string]int
 }
 
 func (c *concRun) fail(format string, args ...any) {
@@ -606,6 +612,11 @@ func (w *concWriter) step(kill time.Duration) {
 		c.count(op.kind)
 		d := int64(r.end.Sub(r.start))
 		c.avgWrite.Store((c.avgWrite.Load()*7 + d) / 8)
+		for m := c.maxWrite.Load(); d > m && !c.maxWrite.CompareAndSwap(m, d); m = c.maxWrite.Load() {
+		}
+		if d > int64(keystore.DefaultLockTimeout) {
+			c.slowWrites.Add(1)
+		}
 	case r.killed:
 		c.count(op.kind + " killed")
 		if op.committed == nil {
