@@ -385,18 +385,12 @@ func (ks *Keystore) CreateDMK(db string, password []byte, opts DMKOptions) (*Dat
 		// first, and renamed into databases/ in one step, as db import
 		// does: no state of databases/ shows a database directory without
 		// its database.toml.
-		stage := s.ks.path(tmpDir, "create-"+randomName())
-		committed := false
-		defer func() {
-			if !committed {
-				ks.files.removeTree(stage)
-			}
-		}()
-		for _, d := range []string{stage, filepath.Join(stage, secretsDir)} {
-			if err := ks.files.mkdirPrivate(d); err != nil {
-				return err
-			}
+		st, err := ks.newStage("create")
+		if err != nil {
+			return err
 		}
+		defer st.discard()
+		stage := st.dir
 		b := ks.newBatch()
 		if err := b.create(filepath.Join(stage, formats.PasswordBlobName(meta.Passwords[0].ID, 1)), stage, pwBlob); err != nil {
 			return err
@@ -412,18 +406,52 @@ func (ks *Keystore) CreateDMK(db string, password []byte, opts DMKOptions) (*Dat
 		if err := b.sync(); err != nil {
 			return err
 		}
-		// The commit.
-		if err := ks.files.renameDir(stage, s.ks.dbPath(db)); err != nil {
-			return err
-		}
-		committed = true
-		if err := ks.files.syncDir(ks.path(databasesDir)); err != nil {
+		if err := st.commit(db); err != nil {
 			return err
 		}
 		info = databaseInfo(meta, 0)
 		return nil
 	})
 	return info, err
+}
+
+// A stage is a database built whole in tmp/, which every writer empties
+// first, and renamed into databases/ in one step (dmk create, db import):
+// no state of databases/ shows a database directory without its
+// database.toml (database_gc.go).
+type stage struct {
+	ks        *Keystore
+	dir       string
+	committed bool
+}
+
+// newStage makes a stage, with its secrets/ directory, named for op.
+func (ks *Keystore) newStage(op string) (*stage, error) {
+	st := &stage{ks: ks, dir: ks.path(tmpDir, op+"-"+randomName())}
+	for _, d := range []string{st.dir, filepath.Join(st.dir, secretsDir)} {
+		if err := ks.files.mkdirPrivate(d); err != nil {
+			st.discard()
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+// commit renames the stage, whose files are durable, into databases/ as
+// database db: the one step that commits it.
+func (st *stage) commit(db string) error {
+	if err := st.ks.files.renameDir(st.dir, st.ks.dbPath(db)); err != nil {
+		return err
+	}
+	st.committed = true
+	return st.ks.files.syncDir(st.ks.path(databasesDir))
+}
+
+// discard removes the stage unless it was committed.
+func (st *stage) discard() {
+	if !st.committed {
+		st.ks.files.removeTree(st.dir)
+	}
 }
 
 // EncryptionKind names what protects a DMK.

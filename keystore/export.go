@@ -197,18 +197,12 @@ func (ks *Keystore) ImportDatabase(path, name string) (*formats.ExportManifest, 
 		if err != nil {
 			return err
 		}
-		stage := s.ks.path(tmpDir, "import-"+randomName())
-		committed := false
-		defer func() {
-			if !committed {
-				ks.files.removeTree(stage)
-			}
-		}()
-		for _, d := range []string{stage, filepath.Join(stage, secretsDir)} {
-			if err := ks.files.mkdirPrivate(d); err != nil {
-				return err
-			}
+		st, err := ks.newStage("import")
+		if err != nil {
+			return err
 		}
+		defer st.discard()
+		stage := st.dir
 		meta, err := unpackExport(s.ks, tr, stage, path, manifest)
 		if err != nil {
 			return err
@@ -227,11 +221,7 @@ func (ks *Keystore) ImportDatabase(path, name string) (*formats.ExportManifest, 
 			}
 		}
 		// The commit: one rename of the staged directory into databases/.
-		if err := ks.files.renameDir(stage, s.ks.dbPath(name)); err != nil {
-			return err
-		}
-		committed = true
-		return ks.files.syncDir(s.ks.path(databasesDir))
+		return st.commit(name)
 	})
 	return manifest, err
 }
