@@ -167,15 +167,7 @@ func TestPendingSweepLinkedDatabase(t *testing.T) {
 // to a file inside the keystore, is damage: keytree does not read through it.
 func TestLinkedFilesRefused(t *testing.T) {
 	_, ks := linkTestKeystore(t)
-	meta, err := ks.loadCredentialMeta("c")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := ks.loadSMKMeta()
-	if err != nil {
-		t.Fatal(err)
-	}
-	blob := ks.path(credentialsDir, formats.BlobName("c", meta.Revision, st.Generation))
+	blob := credentialBlob(t, ks, "c")
 	outside := filepath.Join(newTestDir(t), "outside")
 	if err := os.Rename(blob, outside); err != nil {
 		t.Fatal(err)
@@ -183,7 +175,7 @@ func TestLinkedFilesRefused(t *testing.T) {
 	if err := os.Symlink(outside, blob); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = ks.GetCredential("c")
+	_, _, err := ks.GetCredential("c")
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "symbolic link") {
 		t.Fatalf("credential get through a linked value file: %v", err)
 	}
@@ -205,16 +197,9 @@ func TestLinkedFilesRefused(t *testing.T) {
 // writer appeared).
 func TestFIFOInKeystore(t *testing.T) {
 	_, ks := linkTestKeystore(t)
-	meta, err := ks.loadCredentialMeta("c")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := ks.loadSMKMeta()
-	if err != nil {
-		t.Fatal(err)
-	}
+	blob := credentialBlob(t, ks, "c")
 	for _, p := range []string{
-		ks.path(credentialsDir, formats.BlobName("c", meta.Revision, st.Generation)),
+		blob,
 		ks.path(smkFile),
 		ks.path(errorlogFile),
 		ks.path(lockFile),
@@ -312,4 +297,18 @@ func TestKeystoreOwnedByAnotherAccount(t *testing.T) {
 	if _, v, err := ks.GetCredential("c"); err != nil || string(v) != "credential value" {
 		t.Fatalf("credential get allowed explicitly: %q, %v", v, err)
 	}
+}
+
+// credentialBlob is the path of a credential's current value file.
+func credentialBlob(t *testing.T, ks *Keystore, name string) string {
+	t.Helper()
+	meta, err := ks.loadCredentialMeta(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := ks.loadSMKMeta()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ks.path(credentialsDir, formats.BlobName(name, meta.Revision, st.Generation))
 }
