@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/keytree-dev/keytree/formats"
@@ -906,7 +907,7 @@ func TestCrashInjection(t *testing.T) {
 			// Count the steps of an uninterrupted run.
 			counter := &crashPoint{n: -1}
 			e := base.clone(t)
-			faultHook = counter.hook
+			faultHook = serialized(counter.hook)
 			err := c.op(e, e.open(t))
 			faultHook = nil
 			if err != nil {
@@ -920,7 +921,7 @@ func TestCrashInjection(t *testing.T) {
 				e := base.clone(t)
 				cp := &crashPoint{n: n}
 				ks := e.open(t)
-				faultHook = cp.hook
+				faultHook = serialized(cp.hook)
 				c.op(e, ks)
 				faultHook = nil
 				if !cp.crashed {
@@ -1166,5 +1167,16 @@ func wantSMKLost(t *testing.T, ks *Keystore) {
 	t.Helper()
 	if _, _, err := ks.GetCredential("cred-0"); !isMsg(err, MsgDecryption) {
 		t.Fatalf("old state: got %v, want 15466", err)
+	}
+}
+
+// serialized makes a fault hook safe to call from the goroutines a rekey
+// runs in parallel: its counters see every step, one at a time.
+func serialized(hook func(kind, path string) error) func(kind, path string) error {
+	var mu sync.Mutex
+	return func(kind, path string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		return hook(kind, path)
 	}
 }

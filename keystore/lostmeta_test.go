@@ -184,12 +184,12 @@ func TestNoStepShowsDirectoryWithoutMeta(t *testing.T) {
 	}
 	for _, o := range ops {
 		var seen []string
-		faultHook = func(kind, path string) error {
+		faultHook = serialized(func(kind, path string) error {
 			if fileExists(ks.dbPath(o.db)) && !fileExists(ks.dbPath(o.db, databaseFile)) {
 				seen = append(seen, kind+" "+path)
 			}
 			return nil
-		}
+		})
 		err := o.op()
 		faultHook = nil
 		if err != nil {

@@ -72,12 +72,12 @@ func TestReadFaultAtEveryRead(t *testing.T) {
 			// Count the reads of an undisturbed run.
 			reads := 0
 			d := copyDirs(t, base)
-			faultHook = func(kind, path string) error {
+			faultHook = serialized(func(kind, path string) error {
 				if kind == "read" {
 					reads++
 				}
 				return nil
-			}
+			})
 			err := op.run(openTestKeystore(t, Options{Dirs: d}))
 			faultHook = nil
 			if err != nil {
@@ -90,7 +90,7 @@ func TestReadFaultAtEveryRead(t *testing.T) {
 				d := copyDirs(t, base)
 				ks := openTestKeystore(t, Options{Dirs: d})
 				seen, failed := 0, ""
-				faultHook = func(kind, path string) error {
+				faultHook = serialized(func(kind, path string) error {
 					if kind != "read" {
 						return nil
 					}
@@ -100,7 +100,7 @@ func TestReadFaultAtEveryRead(t *testing.T) {
 						return &os.PathError{Op: "read", Path: path, Err: syscall.EIO}
 					}
 					return nil
-				}
+				})
 				opErr := op.run(ks)
 				faultHook = nil
 				runs++

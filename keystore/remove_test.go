@@ -60,7 +60,7 @@ func runRemoveWithReadFaults(t *testing.T, setup func(t *testing.T) (*Keystore, 
 		// Count the reads of target in an uninterrupted removal.
 		counter := &failNthRead{match: func(p string) bool { return filepath.Base(p) == base }, n: -1}
 		ks, _ := setup(t)
-		faultHook = counter.hook
+		faultHook = serialized(counter.hook)
 		err := remove(ks)
 		faultHook = nil
 		if err != nil {
@@ -73,7 +73,7 @@ func runRemoveWithReadFaults(t *testing.T, setup func(t *testing.T) (*Keystore, 
 			t.Run(fmt.Sprintf("%s/read%d", base, n), func(t *testing.T) {
 				ks, d := setup(t)
 				f := &failNthRead{match: func(p string) bool { return filepath.Base(p) == base }, n: n}
-				faultHook = f.hook
+				faultHook = serialized(f.hook)
 				err := remove(ks)
 				faultHook = nil
 				if err != nil {

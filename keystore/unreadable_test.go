@@ -203,12 +203,12 @@ func TestForceOrphansOnReadError(t *testing.T) {
 		ks.path(credentialsDir, formats.BlobName("mail", 1, 1)),
 		ks.dbPath("payroll", formats.BlobName(formats.SMKEncryptionBase, 1, 1)),
 	}
-	faultHook = func(kind, path string) error {
+	faultHook = serialized(func(kind, path string) error {
 		if kind == "read" && slices.Contains(failing, path) {
 			return &os.PathError{Op: "read", Path: path, Err: syscall.EIO}
 		}
 		return nil
-	}
+	})
 	defer func() { faultHook = nil }()
 
 	before := treeSnapshot(t, d.Keystore, "errorlog")
