@@ -128,7 +128,7 @@ Examples:
 			&cli.StringFlag{Name: flagKeystore, Usage: "keystore `DIR`", EnvVars: []string{"KEYTREE_DIR"}},
 			&cli.StringFlag{Name: flagAccountDir, Usage: "account protector `DIR`", EnvVars: []string{"KEYTREE_ACCOUNT_DIR"}},
 			&cli.StringFlag{Name: flagMachineDir, Usage: "machine protector `DIR`", EnvVars: []string{"KEYTREE_MACHINE_DIR"}},
-			&cli.BoolFlag{Name: flagAllowOtherOwner, Usage: "use a keystore that belongs to another account (root inspecting a user's keystore)", EnvVars: []string{"KEYTREE_ALLOW_OTHER_OWNER"}},
+			&cli.BoolFlag{Name: flagAllowOtherOwner, Usage: "use a keystore that belongs to another account (root or an administrator inspecting a user's keystore)", EnvVars: []string{"KEYTREE_ALLOW_OTHER_OWNER"}},
 			&cli.BoolFlag{Name: flagCreateProtDirs, Usage: "create a missing account or machine directory to re-create an encryption in (only init does otherwise)"},
 			&cli.DurationFlag{Name: flagLockTimeout, Usage: "how long to wait for another keytree process", Value: keystore.DefaultLockTimeout, EnvVars: []string{"KEYTREE_LOCK_TIMEOUT"}},
 		},
