@@ -118,7 +118,7 @@ func TestPendingCandidatesRemoved(t *testing.T) {
 // TestPendingGarbageFullSweep: a pending.toml that is not TOML makes the
 // next writer sweep everywhere; it removes what committed metadata does not
 // reference, keeps what it references, and keeps what it cannot decide
-// about.
+// about, and the record, until it can.
 func TestPendingGarbageFullSweep(t *testing.T) {
 	d := testDirs(t)
 	_, ks := initTestKeystore(t, d)
@@ -169,14 +169,24 @@ func TestPendingGarbageFullSweep(t *testing.T) {
 	for _, p := range keep {
 		wantExists(t, p, true)
 	}
-	wantExists(t, ks.path(pendingFile), false)
+	// What could not be decided keeps the (now readable) record.
+	wantExists(t, ks.path(pendingFile), true)
 	if _, v, err := ks.GetCredential("foo"); err != nil || string(v) != "foo value 2" {
 		t.Fatalf("foo after the sweep: %q, %v", v, err)
 	}
-	// Once its metadata is repaired, the kept credential reads as before.
+	// Once its metadata is repaired, the kept credential reads as before,
+	// and the next writer's sweep decides its leftover and drops the record.
 	writeTestFile(t, cred("bad.toml"), badMeta)
 	if _, v, err := ks.GetCredential("bad"); err != nil || string(v) != "bad value" {
 		t.Fatalf("bad after the sweep: %q, %v", v, err)
+	}
+	if _, err := ks.SetCredential("new", "u", []byte("n2")); err != nil {
+		t.Fatal(err)
+	}
+	wantExists(t, cred("bad.2.1.age"), false)
+	wantExists(t, ks.path(pendingFile), false)
+	if _, v, err := ks.GetCredential("bad"); err != nil || string(v) != "bad value" {
+		t.Fatalf("bad after the second sweep: %q, %v", v, err)
 	}
 }
 
@@ -232,4 +242,43 @@ func TestUpdateRemovesOldRevision(t *testing.T) {
 		t.Fatalf("after rm: %v", names)
 	}
 	wantExists(t, ks.path(pendingFile), false)
+}
+
+// TestKeptPendingNotOverwritten: a pending.toml the clean-up keeps, because
+// a file it lists cannot be decided yet (its item's metadata is damaged),
+// is added to by the next writer, not replaced: once the metadata is
+// repaired, a later writer still removes the leftover.
+func TestKeptPendingNotOverwritten(t *testing.T) {
+	d := testDirs(t)
+	_, ks := initTestKeystore(t, d)
+	for _, c := range []string{"foo", "bar"} {
+		if _, err := ks.SetCredential(c, "u", []byte(c+" value")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stray := ks.path(credentialsDir, "foo.9.1.age")
+	writeTestFile(t, stray, []byte("age-encryption.org/v1\nleftover"))
+	writePending(t, ks, []string{credentialsDir + "/foo.9.1.age"}, nil)
+	fooMeta := readTestFile(t, ks.path(credentialsDir, "foo.toml"))
+	writeTestFile(t, ks.path(credentialsDir, "foo.toml"), []byte("garbage ["))
+
+	// foo cannot be decided; bar's update commits and lists its own
+	// leftovers in pending.toml.
+	if _, err := ks.SetCredential("bar", "u", []byte("bar value 2")); err != nil {
+		t.Fatal(err)
+	}
+	wantExists(t, stray, true)
+	wantExists(t, ks.path(pendingFile), true)
+
+	writeTestFile(t, ks.path(credentialsDir, "foo.toml"), fooMeta)
+	if _, err := ks.SetCredential("bar", "u", []byte("bar value 3")); err != nil {
+		t.Fatal(err)
+	}
+	wantExists(t, stray, false)
+	wantExists(t, ks.path(pendingFile), false)
+	for c, want := range map[string]string{"foo": "foo value", "bar": "bar value 3"} {
+		if _, v, err := ks.GetCredential(c); err != nil || string(v) != want {
+			t.Fatalf("%s: %q, %v", c, v, err)
+		}
+	}
 }

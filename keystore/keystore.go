@@ -89,6 +89,10 @@ type Keystore struct {
 	// errorLogFull: logEvent found the error log past maxErrorLogSize,
 	// for the next holder of the exclusive lock to rotate (errorlog.go).
 	errorLogFull bool
+	// keptPending is the record recoverPending kept because it could not
+	// decide every file it lists: the writer that follows adds to it
+	// rather than replace it (session.intend).
+	keptPending *formats.Pending
 }
 
 func newKeystore(opts Options) (*Keystore, error) {

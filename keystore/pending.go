@@ -17,6 +17,7 @@ import (
 // could: it empties tmp/ and collects what pending.toml lists. It runs under
 // the exclusive lock, before every writer.
 func (ks *Keystore) recoverPending() error {
+	ks.keptPending = nil
 	if err := ks.emptyTmp(); err != nil {
 		return err
 	}
@@ -41,7 +42,9 @@ func (ks *Keystore) recoverPending() error {
 	undecided, err := ks.collect(p)
 	if err != nil || undecided {
 		// Keep the record: what could not be decided (its metadata is
-		// damaged) is looked at again by the next writer.
+		// damaged) is looked at again by the next writer, and this
+		// writer's own intents are added to it, not written over it.
+		ks.keptPending = p
 		return err
 	}
 	if err := ks.files.removeFile(ks.path(pendingFile)); err != nil {

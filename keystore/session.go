@@ -119,6 +119,12 @@ func (s *session) intend(candidates, sweep []string) error {
 	}
 	if s.pending == nil {
 		s.pending = &formats.Pending{Version: formats.Version, Operation: s.op, Started: s.ks.nowUTC()}
+		if kept := s.ks.keptPending; kept != nil {
+			// A record the clean-up kept lists files still to decide:
+			// they stay listed until a clean-up decides them.
+			s.pending.Candidates = slices.Clone(kept.Candidates)
+			s.pending.Sweep = slices.Clone(kept.Sweep)
+		}
 	}
 	before := len(s.pending.Candidates) + len(s.pending.Sweep)
 	for _, c := range candidates {
