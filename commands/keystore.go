@@ -315,7 +315,8 @@ func (e *env) errorlogCommand() *cli.Command {
 
 The error log records what SQL Server writes to its errorlog: error 15466 when
 neither encryption of the service master key opens, and every encryption keytree
-re-created on its own.
+re-created on its own (or could not). It also records smk alter, and every
+regenerate, restore and recover of a master key, with the key now in use.
 
 Example:
    keytree errorlog | tail`,
