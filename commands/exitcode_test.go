@@ -2,7 +2,13 @@ package commands
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,13 +16,50 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/keytree-dev/keytree/keystore"
 )
 
 // TestExitStatusesDocumented: the statuses docs/cli-abi.md section 3 lists
-// are exactly the ones commands.Main returns.
+// are exactly the ones commands.Main can return. The code's side is taken
+// from the code, not from a list kept here: every exit* constant declared in
+// main.go, and every status report returns, for success, a usage error, the
+// orphans status, an unclassified error and each error category keystore
+// declares. A status documented but never returned, returned but not
+// documented, or declared but never returned, fails.
 func TestExitStatusesDocumented(t *testing.T) {
-	code := []int{exitOK, exitError, exitUsage, exitDecryption, exitNotFound, exitExists, exitCorrupt,
-		exitLocked, exitPermissions, exitRefused, exitOrphaned}
+	documented := documentedExitStatuses(t)
+	declared := declaredExitConstants(t)
+	produced := map[int]string{}
+	e := &env{stdout: io.Discard, stderr: io.Discard}
+	for what, err := range map[string]error{
+		"success":               nil,
+		"a usage error":         usagef("x"),
+		"values left orphans":   errLeftOrphans,
+		"an unclassified error": errors.New("x"),
+	} {
+		produced[e.report(err)] = what
+	}
+	for name, kind := range keystoreKinds(t) {
+		produced[e.report(&keystore.Error{Text: "x", Kind: kind})] = "keystore." + name
+	}
+	var producedCodes []int
+	for code := range produced {
+		producedCodes = append(producedCodes, code)
+	}
+	slices.Sort(producedCodes)
+	if !slices.Equal(documented, producedCodes) {
+		t.Errorf("docs/cli-abi.md section 3 lists statuses %v; report returns %v (%v)", documented, producedCodes, produced)
+	}
+	if !slices.Equal(declared, producedCodes) {
+		t.Errorf("main.go declares exit statuses %v; report returns %v", declared, producedCodes)
+	}
+}
+
+// documentedExitStatuses returns the statuses of the table in
+// docs/cli-abi.md section 3, in order.
+func documentedExitStatuses(t *testing.T) []int {
+	t.Helper()
 	data, err := os.ReadFile(filepath.Join("..", "docs", "cli-abi.md"))
 	if err != nil {
 		t.Fatal(err)
@@ -31,10 +74,84 @@ func TestExitStatusesDocumented(t *testing.T) {
 		n, _ := strconv.Atoi(m[1])
 		documented = append(documented, n)
 	}
-	slices.Sort(code)
-	if !slices.Equal(documented, code) {
-		t.Fatalf("docs/cli-abi.md section 3 lists statuses %v; the code returns %v", documented, code)
+	if !slices.IsSorted(documented) {
+		t.Errorf("docs/cli-abi.md section 3 lists statuses out of order: %v", documented)
 	}
+	return documented
+}
+
+// declaredExitConstants returns the values of the exit* constants that
+// main.go declares, sorted.
+func declaredExitConstants(t *testing.T) []int {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), "main.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var codes []int
+	for _, decl := range f.Decls {
+		gd, ok := decl.(*ast.GenDecl)
+		if !ok || gd.Tok != token.CONST {
+			continue
+		}
+		for _, spec := range gd.Specs {
+			vs := spec.(*ast.ValueSpec)
+			for i, name := range vs.Names {
+				if !strings.HasPrefix(name.Name, "exit") || i >= len(vs.Values) {
+					continue
+				}
+				lit, ok := vs.Values[i].(*ast.BasicLit)
+				if !ok || lit.Kind != token.INT {
+					t.Fatalf("main.go: %s is not an integer literal", name.Name)
+				}
+				n, _ := strconv.Atoi(lit.Value)
+				codes = append(codes, n)
+			}
+		}
+	}
+	slices.Sort(codes)
+	return codes
+}
+
+// keystoreKinds returns keystore's error categories by name, and checks
+// that they are all the Err* variables keystore/errors.go declares: a new
+// category must be added here, and so get its status checked.
+func keystoreKinds(t *testing.T) map[string]error {
+	t.Helper()
+	kinds := map[string]error{
+		"ErrDecryption":  keystore.ErrDecryption,
+		"ErrNotFound":    keystore.ErrNotFound,
+		"ErrExists":      keystore.ErrExists,
+		"ErrCorrupt":     keystore.ErrCorrupt,
+		"ErrLocked":      keystore.ErrLocked,
+		"ErrPermissions": keystore.ErrPermissions,
+		"ErrRefused":     keystore.ErrRefused,
+		"ErrInvalid":     keystore.ErrInvalid,
+	}
+	f, err := parser.ParseFile(token.NewFileSet(), filepath.Join("..", "keystore", "errors.go"), nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var declared []string
+	for _, decl := range f.Decls {
+		gd, ok := decl.(*ast.GenDecl)
+		if !ok || gd.Tok != token.VAR {
+			continue
+		}
+		for _, spec := range gd.Specs {
+			for _, name := range spec.(*ast.ValueSpec).Names {
+				if strings.HasPrefix(name.Name, "Err") && name.IsExported() {
+					declared = append(declared, name.Name)
+				}
+			}
+		}
+	}
+	slices.Sort(declared)
+	known := slices.Sorted(maps.Keys(kinds))
+	if !slices.Equal(declared, known) {
+		t.Fatalf("keystore/errors.go declares error categories %v; this test knows %v", declared, known)
+	}
+	return kinds
 }
 
 // TestLeftOrphansStatus: a forced operation that orphaned values exits 10

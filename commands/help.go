@@ -21,7 +21,7 @@ type exitStatus struct {
 var exitStatuses = []exitStatus{
 	{exitOK, "success", "including: nothing to re-encrypt (15588), a --force operation that orphaned nothing, machine-protection already in the state asked for"},
 	{exitError, "any other failure", "I/O errors, no home directory, an unknown help topic, internal errors"},
-	{exitUsage, "usage error or invalid input", "unknown command or flag, bad flag value, missing or extra arguments, no password and no terminal, passwords that do not match, an invalid name, overlapping directories"},
+	{exitUsage, "usage error or invalid input", "unknown command or flag, bad flag value, missing or extra arguments, no password and no terminal, passwords that do not match, an invalid name, overlapping directories, a directory given as a file"},
 	{exitDecryption, "decryption failed", "15466, 15329, 15320, 15313 (wrong password), 15581 (the key needs a password), a wrong password for a backup file"},
 	{exitNotFound, "not found", "15151, 15581 (no such database), no keystore, a missing backup, export or password file, nothing to recover"},
 	{exitExists, "already exists", "15578, 15240, 15579, init on an existing keystore, a name that differs only in case from an existing one"},

@@ -83,6 +83,10 @@ func openInput(flag, path string, max int64) (*os.File, error) {
 		f.Close()
 		return nil, inputFileError(flag, err)
 	}
+	if fi.IsDir() {
+		f.Close()
+		return nil, directoryError(flag)
+	}
 	if fi.Mode().IsRegular() && fi.Size() > max {
 		f.Close()
 		return nil, usagef("--%s %s is larger than %d bytes", flag, path, max)
@@ -110,6 +114,26 @@ func inputFileError(flag string, err error) error {
 	return &keystore.Error{Text: fmt.Sprintf("cannot open %s: %v", what, err), Kind: keystore.ErrNotFound}
 }
 
+// directoryError reports a directory given where a file belongs (--file,
+// a password file): invalid input, refused before anything is read or
+// written, and, as in inputFileError, without its name.
+func directoryError(flag string) error {
+	what := "the file given to --" + flag
+	if flag != flagFile {
+		what = "the password file given to --" + flag
+	}
+	return &keystore.Error{Text: what + " is a directory", Kind: keystore.ErrInvalid,
+		Hint: "give a file, not a directory (the path is not shown, in case a password or value was typed there by mistake)"}
+}
+
+// notDirectory refuses a --file that names an existing directory.
+func notDirectory(flag, path string) error {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return directoryError(flag)
+	}
+	return nil
+}
+
 // existingFile checks that the file a command reads (a backup, an export)
 // exists, before the keystore says so with the name in its message; see
 // inputFileError.
@@ -127,7 +151,7 @@ func fileArg(c *cli.Context, path string) error {
 	if path == "-" {
 		return usagef("%s cannot use standard input or output: --file - is for values (credential set, secret set); give a file name (./- for a file named -)", cmdName(c))
 	}
-	return nil
+	return notDirectory(flagFile, path)
 }
 
 func readPasswordFrom(r io.Reader, what string) ([]byte, error) {

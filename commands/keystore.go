@@ -120,6 +120,7 @@ type statusJSON struct {
 	AccountDir string        `json:"accountDir"`
 	MachineDir string        `json:"machineDir"`
 	SMK        *smkJSON      `json:"smk"`
+	SMKState   string        `json:"smkState"`
 	Counts     countsJSON    `json:"counts"`
 	Orphans    []orphanJSON  `json:"orphans"`
 	Damaged    []damagedJSON `json:"damaged"`
@@ -127,6 +128,7 @@ type statusJSON struct {
 
 type damagedJSON struct {
 	Item    string `json:"item"`
+	Path    string `json:"path"`
 	Problem string `json:"problem"`
 }
 
@@ -154,9 +156,15 @@ Opens the service master key (re-creating an invalid encryption from the valid
 one, as every command does) and shows whether each encryption was valid, with
 counts of what the keystore holds and any orphaned items.
 
+On a damaged keystore it goes through every item all the same: each damaged,
+missing or exposed file is listed under "damaged" (item, path, problem), the
+rest is described, and it then exits 6 (8 for loose permissions), so that a
+script notices. It changes nothing else.
+
 Examples:
    keytree status
-   keytree status --json | jq .smk.encryptions`,
+   keytree status --json | jq .smk.encryptions
+   keytree status --json | jq -r '.damaged[] | "\(.item): \(.path)"'`,
 		Flags: []cli.Flag{jsonFlag()},
 		Action: func(c *cli.Context) error {
 			in, err := e.start(c, needs{})
@@ -179,13 +187,13 @@ Examples:
 func (e *env) printStatus(st *keystore.Status, asJSON bool) error {
 	if asJSON {
 		out := statusJSON{Keystore: st.Dir, ID: st.ID, Created: timeString(st.Created), AccountDir: st.AccountDir,
-			MachineDir: st.MachineDir, SMK: smkInfoJSON(st.SMK), Orphans: []orphanJSON{}, Damaged: []damagedJSON{},
+			MachineDir: st.MachineDir, SMK: smkInfoJSON(st.SMK), SMKState: string(st.SMKState), Orphans: []orphanJSON{}, Damaged: []damagedJSON{},
 			Counts: countsJSON{Credentials: st.Credentials, Databases: st.Databases, Secrets: st.Secrets, Orphaned: len(st.Orphans), Damaged: len(st.Damaged)}}
 		for _, o := range st.Orphans {
 			out.Orphans = append(out.Orphans, orphanJSON{Item: o.Item, Generation: o.Generation, Thumbprint: o.Thumbprint})
 		}
 		for _, d := range st.Damaged {
-			out.Damaged = append(out.Damaged, damagedJSON{Item: d.Item, Problem: d.Problem})
+			out.Damaged = append(out.Damaged, damagedJSON{Item: d.Item, Path: d.Path, Problem: d.Problem})
 		}
 		return writeJSON(e.stdout, out)
 	}
@@ -195,16 +203,7 @@ func (e *env) printStatus(st *keystore.Status, asJSON bool) error {
 		{"account dir:", st.AccountDir},
 		{"machine dir:", st.MachineDir},
 	}
-	if st.SMK != nil {
-		rows = append(rows,
-			[]string{"service master key:", st.SMK.Thumbprint},
-			[]string{"  algorithm:", string(st.SMK.Algorithm)},
-			[]string{"  generation:", strconv.Itoa(st.SMK.Generation)},
-			[]string{"  created:", st.SMK.Created})
-		rows = append(rows, encryptionLines(st.SMK)...)
-	} else {
-		rows = append(rows, []string{"service master key:", "none yet"})
-	}
+	rows = append(rows, smkStatusLines(st)...)
 	rows = append(rows,
 		[]string{"credentials:", strconv.Itoa(st.Credentials)},
 		[]string{"databases:", strconv.Itoa(st.Databases)},
@@ -218,10 +217,32 @@ func (e *env) printStatus(st *keystore.Status, asJSON bool) error {
 	if len(st.Damaged) > 0 {
 		rows = append(rows, []string{"damaged:", strconv.Itoa(len(st.Damaged))})
 		for _, d := range st.Damaged {
-			rows = append(rows, []string{"  " + d.Item + ":", d.Problem})
+			what := d.Problem
+			if d.Path != "" {
+				what = d.Path + ": " + d.Problem
+			}
+			rows = append(rows, []string{"  " + d.Item + ":", what})
 		}
 	}
 	return table(e.stdout, nil, rows)
+}
+
+// smkStatusLines describes the service master key for status: only what
+// could be read, and never "none" for a key whose smk.toml is damaged.
+func smkStatusLines(st *keystore.Status) [][]string {
+	if st.SMK == nil {
+		return [][]string{{"service master key:", "unknown: smk.toml cannot be read (see damaged)"}}
+	}
+	rows := [][]string{
+		{"service master key:", st.SMK.Thumbprint},
+		{"  algorithm:", string(st.SMK.Algorithm)},
+		{"  generation:", strconv.Itoa(st.SMK.Generation)},
+		{"  created:", st.SMK.Created},
+	}
+	if st.SMKState == keystore.SMKUnchecked {
+		return append(rows, []string{"  encryptions:", "not checked (see damaged)"})
+	}
+	return append(rows, encryptionLines(st.SMK)...)
 }
 
 type keyEncryptionJSON struct {
@@ -294,7 +315,8 @@ func (e *env) errorlogCommand() *cli.Command {
 
 The error log records what SQL Server writes to its errorlog: error 15466 when
 neither encryption of the service master key opens, and every encryption keytree
-re-created on its own.
+re-created on its own (or could not). It also records smk alter, and every
+regenerate, restore and recover of a master key, with the key now in use.
 
 Example:
    keytree errorlog | tail`,

@@ -93,6 +93,9 @@ func (e *env) run(args []string) int {
 	return e.report(err)
 }
 
+// usageHint ends every usage error that has no better hint of its own.
+const usageHint = "see 'keytree --help' or 'keytree COMMAND --help'"
+
 // usageError is a mistake in how keytree was called.
 type usageError struct{ msg string }
 
@@ -197,7 +200,7 @@ func (e *env) report(err error) int {
 	var ue *usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(e.stderr, "keytree: error: %s\n", escape(ue.msg))
-		fmt.Fprintf(e.stderr, "keytree: hint: see 'keytree --help' or 'keytree COMMAND --help'\n")
+		fmt.Fprintf(e.stderr, "keytree: hint: %s\n", usageHint)
 		return exitUsage
 	}
 	var ke *keystore.Error
@@ -210,8 +213,13 @@ func (e *env) report(err error) int {
 		for _, d := range ke.Detail {
 			fmt.Fprintf(e.stderr, "keytree:   %s\n", escape(d))
 		}
-		if ke.Hint != "" {
+		switch {
+		case ke.Hint != "":
 			fmt.Fprintf(e.stderr, "keytree: hint: %s\n", escape(ke.Hint))
+		case errors.Is(err, keystore.ErrInvalid):
+			// Invalid input (a name, an identity) is a usage error: it
+			// ends with the usage hint as every other one does.
+			fmt.Fprintf(e.stderr, "keytree: hint: %s\n", usageHint)
 		}
 	} else {
 		fmt.Fprintf(e.stderr, "keytree: error: %s\n", escape(err.Error()))

@@ -1,7 +1,10 @@
 package keystore
 
 import (
+	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/keytree-dev/keytree/formats"
@@ -15,21 +18,54 @@ type Status struct {
 	Created    time.Time
 	AccountDir string
 	MachineDir string
-	SMK        *SMKInfo // nil if the keystore has no SMK yet
-	// Credentials, Databases and Secrets count items.
+	// SMK is what smk.toml says of the service master key, with what
+	// opening it found of each encryption (see SMKState). It is nil when
+	// smk.toml cannot be read (then Damaged lists it).
+	SMK      *SMKInfo
+	SMKState SMKState
+	// Credentials, Databases and Secrets count the items found, damaged
+	// ones included (Damaged says which): a damaged item is still there,
+	// and a count that left it out would say it is not.
 	Credentials int
 	Databases   int
 	Secrets     int
 	Orphans     []OrphanItem
-	// Damaged lists the databases whose metadata is lost or damaged; the
-	// counts leave them out.
+	// Damaged lists every item status found damaged or could not read,
+	// in the order it came upon them.
 	Damaged []DamagedItem
 }
 
-// DamagedItem is an item status could not describe.
+// SMKState is what status could learn of the service master key.
+type SMKState string
+
+const (
+	// SMKOpen: an encryption opened the key (an invalid one was
+	// re-created, or could not be; SMK.Encryptions says which).
+	SMKOpen SMKState = "open"
+	// SMKInvalid: no encryption opens the key (15466).
+	SMKInvalid SMKState = "invalid"
+	// SMKUnchecked: smk.toml was read, but the encryptions could not be
+	// tried (a damaged or exposed file stopped it; Damaged names it), so
+	// SMK.Encryptions is empty.
+	SMKUnchecked SMKState = "unchecked"
+	// SMKUnreadable: smk.toml is damaged, missing while the keystore
+	// holds what an SMK protects, or cannot be read; SMK is nil. (A
+	// keystore with no SMK at all gets one when status opens it.)
+	SMKUnreadable SMKState = "unreadable"
+)
+
+// DamagedItem is an item status found damaged, or could not read.
 type DamagedItem struct {
-	Item    string // "dmk/DB"
+	// Item names it: "smk" (the service master key: smk.toml, its
+	// encryptions or a protector secret), "credential/NAME", "dmk/DB",
+	// "secret/DB/NAME", or a directory ("credentials", "databases/DB").
+	Item string
+	// Path is the file or directory found damaged, when known.
+	Path string
+	// Problem is the error, without the leading path.
 	Problem string
+	// Err is the error itself, with its kind.
+	Err error
 }
 
 // OrphanItem is an item that a --force operation could not re-encrypt: it
@@ -41,67 +77,261 @@ type OrphanItem struct {
 	Thumbprint string
 }
 
-// Status opens the SMK (repairing an invalid encryption) and describes the
-// keystore. If the SMK cannot be opened it returns the status it could
-// gather together with the error (15466). A database whose metadata is lost
-// or damaged is listed in Damaged, the rest is described, and the error of
-// the first such database is returned with the status.
+// Status opens the SMK (repairing an invalid encryption, as every command
+// does) and describes the keystore. It goes through every item: one that is
+// damaged, or cannot be read, is listed in Damaged and the walk goes on, so
+// that one bad file hides nothing else. It returns the status whenever it
+// could gather one, with an error: 15466 if no SMK encryption opens, else
+// the error of the first damaged item. It writes nothing but what opening
+// the SMK repairs.
 func (ks *Keystore) Status() (*Status, error) {
 	var st *Status
 	err := ks.read("status", func(s *session) error {
 		st = nil
 		out := &Status{Dir: ks.dir, ID: ks.id, Created: ks.created, AccountDir: ks.accountDir, MachineDir: ks.machineDir}
-		smk, openErr := s.openSMK()
-		if openErr != nil && (smk == nil || !isMsg(openErr, MsgDecryption)) {
-			// Damage or a refusal: nothing to show that would be true.
+		smk, openErr := s.statusSMK(out)
+		if errors.Is(openErr, errNeedsWrite) {
 			return openErr
 		}
-		out.SMK = smk.infoFromMeta()
-		var damage error
-		err := s.eachItem(func(it item) error {
-			switch it.kind {
-			case "credential":
-				out.Credentials++
-			case "database":
-				out.Databases++
-			case "secret":
-				out.Secrets++
-			}
-			if it.orphan != nil && !it.kept {
-				out.Orphans = append(out.Orphans, OrphanItem{Item: it.name, Generation: it.orphan.Generation, Thumbprint: it.orphan.Thumbprint})
-			}
-			return nil
-		}, func(db string, err error) error {
-			out.Damaged = append(out.Damaged, DamagedItem{Item: "dmk/" + db, Problem: err.Error()})
-			if damage == nil {
-				damage = err
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		// On 15466 the status is still true, and says which encryption
-		// failed; damage is reported after what could be described.
+		s.statusCredentials(out, smk)
+		s.statusDatabases(out, smk)
 		st = out
 		if openErr != nil {
 			return openErr
 		}
-		return damage
+		if len(out.Damaged) > 0 {
+			return out.Damaged[0].Err
+		}
+		return nil
 	})
 	return st, err
 }
 
-func (st *smkState) infoFromMeta() *SMKInfo {
-	info := &SMKInfo{
-		Thumbprint:        st.meta.Thumbprint,
-		Algorithm:         protect.Algorithm(st.meta.Algorithm),
-		Generation:        st.meta.Generation,
-		Created:           st.meta.Created.Format(time.RFC3339),
-		MachineProtection: st.meta.MachineProtection,
-		Encryptions:       append([]EncryptionState(nil), st.encryptions...),
+// damaged records what status found wrong with an item.
+func (out *Status) damaged(item, path string, err error) {
+	problem := err.Error()
+	var ke *Error
+	if errors.As(err, &ke) {
+		problem = ke.Text
 	}
+	if path == "" {
+		path = leadingPath(problem, out.Dir, out.AccountDir, out.MachineDir)
+	}
+	if path != "" {
+		if rest, ok := strings.CutPrefix(problem, path); ok && (rest == "" || rest[0] == ':' || rest[0] == ' ') {
+			problem = strings.TrimLeft(rest, ": ")
+		}
+	}
+	out.Damaged = append(out.Damaged, DamagedItem{Item: item, Path: path, Problem: problem, Err: err})
+}
+
+// leadingPath returns the path an error text starts with, if it starts
+// with one of keytree's directories: the damaged file of an error that
+// comes from deeper down.
+func leadingPath(text string, dirs ...string) string {
+	for _, d := range dirs {
+		if d == "" || !strings.HasPrefix(text, d) {
+			continue
+		}
+		rest := text[len(d):]
+		if rest != "" && rest[0] != filepath.Separator && rest[0] != '/' && rest[0] != ':' && rest[0] != ' ' {
+			continue
+		}
+		if i := strings.IndexAny(rest, ": "); i >= 0 {
+			rest = rest[:i]
+		}
+		return d + rest
+	}
+	return ""
+}
+
+// statusSMK describes the SMK in out and returns smk.toml's contents for
+// the walk over the items (nil if it cannot be read), and 15466 if no
+// encryption opens the key. Any other failure is damage, recorded in out.
+func (s *session) statusSMK(out *Status) (*formats.SMK, error) {
+	meta, err := s.ks.loadSMKMeta()
+	if err != nil && !notExist(err) {
+		out.SMKState = SMKUnreadable
+		out.damaged("smk", s.ks.path(smkFile), err)
+		return nil, nil
+	}
+	smk, openErr := s.openSMK()
+	switch {
+	case openErr == nil:
+		out.SMK, out.SMKState = smk.infoFromMeta(), SMKOpen
+		return smk.meta, nil
+	case errors.Is(openErr, errNeedsWrite):
+		return nil, openErr
+	case meta == nil:
+		// No smk.toml, and openSMK could not create one: the keystore
+		// holds what an SMK protected (createSMK says so).
+		out.SMKState = SMKUnreadable
+		out.damaged("smk", s.ks.path(smkFile), openErr)
+		return nil, nil
+	case smk != nil && isMsg(openErr, MsgDecryption):
+		// 15466: the state says why each encryption failed.
+		out.SMK, out.SMKState = smk.infoFromMeta(), SMKInvalid
+		return meta, openErr
+	case smk != nil:
+		// Every encryption file is missing: what opening found is
+		// still true.
+		out.SMK, out.SMKState = smk.infoFromMeta(), SMKInvalid
+		out.damaged("smk", "", openErr)
+		return meta, nil
+	default:
+		// A protector secret or encryption that stopped the opening
+		// (loose permissions, a damaged secret): smk.toml is still true.
+		out.SMK, out.SMKState = smkInfoFromMeta(meta), SMKUnchecked
+		out.damaged("smk", "", openErr)
+		return meta, nil
+	}
+}
+
+// statusCredentials counts the credentials and finds their orphans and
+// damage. Without smk.toml (smk nil) a credential's value file cannot be
+// named, so only its metadata is checked.
+func (s *session) statusCredentials(out *Status, smk *formats.SMK) {
+	c := &collector{ks: s.ks}
+	err := c.eachEntry(credentialsDir, func(name string, isDir bool) error {
+		base, ok := strings.CutSuffix(name, ".toml")
+		if isDir || !ok || strings.HasPrefix(name, ".") {
+			return nil
+		}
+		p := s.ks.path(credentialsDir, name)
+		if err := formats.ValidateName("credential", base); err != nil {
+			out.damaged(rel(credentialsDir, name), p, corruptf(p, "is not a credential's file: %v", err))
+			return nil
+		}
+		out.Credentials++
+		m, err := s.ks.credentialMeta(base)
+		if err != nil {
+			out.damaged("credential/"+base, p, err)
+			return nil
+		}
+		if smk == nil {
+			return nil
+		}
+		blob, orphan, err := s.ks.itemBlob([]string{credentialsDir}, m.Name, m.Revision, smkGens(smk))
+		if err != nil {
+			out.damaged("credential/"+m.Name, blob, err)
+			return nil
+		}
+		if orphan != nil {
+			out.Orphans = append(out.Orphans, OrphanItem{Item: "credential/" + m.Name, Generation: orphan.Generation, Thumbprint: orphan.Thumbprint})
+		}
+		return nil
+	})
+	if err != nil {
+		out.damaged(credentialsDir, s.ks.path(credentialsDir), err)
+	}
+}
+
+// statusDatabases counts the databases and their secrets and finds their
+// orphans and damage. A database whose database.toml is lost or damaged is
+// counted, and listed; its secrets are counted and their metadata checked,
+// but their value files cannot be named without the database's metadata.
+func (s *session) statusDatabases(out *Status, smk *formats.SMK) {
+	c := &collector{ks: s.ks}
+	err := c.eachEntry(databasesDir, func(db string, isDir bool) error {
+		if !isDir || strings.HasPrefix(db, ".") {
+			return nil
+		}
+		p := s.ks.path(databasesDir, db)
+		if err := formats.ValidateName("database", db); err != nil {
+			out.damaged(rel(databasesDir, db), p, corruptf(p, "is not a database: %v", err))
+			return nil
+		}
+		metaPath := s.ks.dbPath(db, databaseFile)
+		m, err := s.ks.loadDatabaseMeta(db)
+		if notExist(err) {
+			lost, lerr := s.ks.lostDatabase(db)
+			switch {
+			case lerr != nil:
+				err = lerr
+			case !lost:
+				return nil // an empty directory is no database
+			default:
+				err, metaPath = s.ks.errLostDatabase(db), p
+			}
+		}
+		if err == nil && m.Name != db {
+			err = corruptf(metaPath, "names database %q", m.Name)
+		}
+		out.Databases++
+		if err != nil {
+			out.damaged("dmk/"+db, metaPath, err)
+			s.statusSecrets(out, db, nil)
+			return nil
+		}
+		if m.SMKEncryption && smk != nil {
+			blob, orphan, err := s.ks.itemBlob([]string{databasesDir, db}, formats.SMKEncryptionBase, m.Generation, smkGens(smk))
+			if err != nil {
+				out.damaged("dmk/"+db, blob, err)
+			} else if orphan != nil {
+				out.Orphans = append(out.Orphans, OrphanItem{Item: "dmk/" + db, Generation: orphan.Generation, Thumbprint: orphan.Thumbprint})
+			}
+		}
+		s.statusSecrets(out, db, m)
+		return nil
+	})
+	if err != nil {
+		out.damaged(databasesDir, s.ks.path(databasesDir), err)
+	}
+}
+
+// statusSecrets counts a database's secrets and finds their orphans and
+// damage; m is nil when the database's metadata cannot be read.
+func (s *session) statusSecrets(out *Status, db string, m *formats.Database) {
+	c := &collector{ks: s.ks}
+	err := c.eachEntry(rel(databasesDir, db, secretsDir), func(name string, isDir bool) error {
+		base, ok := strings.CutSuffix(name, ".toml")
+		if isDir || !ok || strings.HasPrefix(name, ".") {
+			return nil
+		}
+		p := s.ks.dbPath(db, secretsDir, name)
+		if err := formats.ValidateName("secret", base); err != nil {
+			out.damaged(rel(databasesDir, db, secretsDir, name), p, corruptf(p, "is not a secret's file: %v", err))
+			return nil
+		}
+		out.Secrets++
+		item := "secret/" + db + "/" + base
+		sm, err := s.ks.secretMeta(db, base)
+		if err != nil {
+			out.damaged(item, p, err)
+			return nil
+		}
+		if m == nil {
+			return nil
+		}
+		blob, orphan, err := s.ks.itemBlob([]string{databasesDir, db, secretsDir}, sm.Name, sm.Revision, dmkGens(m))
+		if err != nil {
+			out.damaged(item, blob, err)
+		} else if orphan != nil {
+			out.Orphans = append(out.Orphans, OrphanItem{Item: item, Generation: orphan.Generation, Thumbprint: orphan.Thumbprint})
+		}
+		return nil
+	})
+	if err != nil {
+		out.damaged(rel(databasesDir, db, secretsDir), s.ks.dbPath(db, secretsDir), err)
+	}
+}
+
+func (st *smkState) infoFromMeta() *SMKInfo {
+	info := smkInfoFromMeta(st.meta)
+	info.Encryptions = append([]EncryptionState(nil), st.encryptions...)
 	return info
+}
+
+// smkInfoFromMeta is what smk.toml says of the SMK, with no encryption
+// checked.
+func smkInfoFromMeta(meta *formats.SMK) *SMKInfo {
+	return &SMKInfo{
+		Thumbprint:        meta.Thumbprint,
+		Algorithm:         protect.Algorithm(meta.Algorithm),
+		Generation:        meta.Generation,
+		Created:           meta.Created.Format(time.RFC3339),
+		MachineProtection: meta.MachineProtection,
+	}
 }
 
 // item is one thing a listing walks over: a credential now; databases and

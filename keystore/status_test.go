@@ -1,6 +1,7 @@
 package keystore
 
 import (
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -157,5 +158,78 @@ func TestErrorLog(t *testing.T) {
 	ks.logEvent("first\nsecond")
 	if lines := errorLogLines(t, ks, "first"); len(lines) != 1 || !strings.Contains(lines[0], "second") {
 		t.Errorf("multi-line message logged as %q", lines)
+	}
+}
+
+// TestStatusGoesThroughDamage: status lists every damaged item, describes
+// the rest, returns the first damage's error, and writes nothing.
+func TestStatusGoesThroughDamage(t *testing.T) {
+	_, ks := initTestKeystore(t, testDirs(t))
+	for _, n := range []string{"a", "b"} {
+		if _, err := ks.SetCredential(n, "u", []byte(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ks.CreateDMK("db", []byte("Database-Passw0rd-1"), DMKOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"s1", "s2"} {
+		if _, err := ks.SetSecret("db", n, []byte(n), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendTo := func(p string) {
+		t.Helper()
+		writeTestFile(t, p, append(readTestFile(t, p), "bogus = 1\n"...))
+	}
+	appendTo(ks.path(smkFile))
+	appendTo(ks.credentialMetaPath("b"))
+	if err := os.Remove(ks.dbPath("db", secretsDir, "s2.1.1.age")); err != nil {
+		t.Fatal(err)
+	}
+	before := treeSnapshot(t, ks.dir)
+
+	st, err := ks.Status()
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "smk.toml") {
+		t.Fatalf("status error %v, want smk.toml's damage", err)
+	}
+	if st == nil {
+		t.Fatal("status returned nothing with the damage")
+	}
+	if st.SMK != nil || st.SMKState != SMKUnreadable {
+		t.Errorf("smk %+v, state %q; want nil, unreadable", st.SMK, st.SMKState)
+	}
+	if st.Credentials != 2 || st.Databases != 1 || st.Secrets != 2 {
+		t.Errorf("counts %d, %d, %d; want 2, 1, 2", st.Credentials, st.Databases, st.Secrets)
+	}
+	want := []struct{ item, path, problem string }{
+		{"smk", ks.path(smkFile), "unknown key bogus"},
+		{"credential/b", ks.credentialMetaPath("b"), "unknown key bogus"},
+		{"secret/db/s2", ks.dbPath("db", secretsDir, "s2.1.1.age"), "is missing"},
+	}
+	if len(st.Damaged) != len(want) {
+		t.Fatalf("damaged %+v, want %d items", st.Damaged, len(want))
+	}
+	for i, w := range want {
+		d := st.Damaged[i]
+		if d.Item != w.item || d.Path != w.path || d.Problem != w.problem || d.Err == nil {
+			t.Errorf("damaged[%d] = %+v, want %+v", i, d, w)
+		}
+	}
+	if diff := diffSnapshots(before, treeSnapshot(t, ks.dir)); diff != "" {
+		t.Fatalf("status changed the keystore: %s", diff)
+	}
+}
+
+func TestLeadingPath(t *testing.T) {
+	for _, c := range []struct{ text, want string }{
+		{"/ks/smk.toml: unknown key", "/ks/smk.toml"},
+		{"/acc/account.key is accessible by group or others", "/acc/account.key"},
+		{"/ks2/x: y", ""},
+		{"no path here", ""},
+	} {
+		if got := leadingPath(c.text, "/ks", "/acc"); got != c.want {
+			t.Errorf("leadingPath(%q) = %q, want %q", c.text, got, c.want)
+		}
 	}
 }
