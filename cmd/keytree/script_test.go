@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -86,7 +87,7 @@ func TestScripts(t *testing.T) {
 }
 
 func scriptParams(t *testing.T) testscript.Params {
-	snapshots := map[string]map[string]string{}
+	snapshots := &snapshotStore{m: map[string]map[string]string{}}
 	return testscript.Params{
 		Dir:                 filepath.Join("..", "..", "testdata", "script"),
 		RequireExplicitExec: true,
@@ -131,21 +132,41 @@ func scriptParams(t *testing.T) testscript.Params {
 	}
 }
 
+// snapshotStore holds the snapshots of every script; scripts run in
+// parallel.
+type snapshotStore struct {
+	mu sync.Mutex
+	m  map[string]map[string]string
+}
+
+func (s *snapshotStore) put(name string, digest map[string]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[name] = digest
+}
+
+func (s *snapshotStore) get(name string) (map[string]string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.m[name]
+	return d, ok
+}
+
 // snapshot DIR NAME records every file under DIR (path, mode and content),
 // except the lock file and the error log, which a failing command may touch.
-func cmdSnapshot(ts *testscript.TestScript, neg bool, args []string, snaps map[string]map[string]string) {
+func cmdSnapshot(ts *testscript.TestScript, neg bool, args []string, snaps *snapshotStore) {
 	if neg || len(args) != 2 {
 		ts.Fatalf("usage: snapshot DIR NAME")
 	}
-	snaps[ts.Name()+"/"+args[1]] = treeDigest(ts, ts.MkAbs(args[0]))
+	snaps.put(ts.Name()+"/"+args[1], treeDigest(ts, ts.MkAbs(args[0])))
 }
 
 // unchanged DIR NAME fails if DIR differs from the snapshot NAME.
-func cmdUnchanged(ts *testscript.TestScript, neg bool, args []string, snaps map[string]map[string]string) {
+func cmdUnchanged(ts *testscript.TestScript, neg bool, args []string, snaps *snapshotStore) {
 	if len(args) != 2 {
 		ts.Fatalf("usage: unchanged DIR NAME")
 	}
-	before, ok := snaps[ts.Name()+"/"+args[1]]
+	before, ok := snaps.get(ts.Name() + "/" + args[1])
 	if !ok {
 		ts.Fatalf("no snapshot %q", args[1])
 	}
