@@ -23,7 +23,7 @@ import (
 	"github.com/keytree-dev/keytree/protect"
 )
 
-// Benchmarks of the performance targets of DESIGN.md section 6, measured on
+// Benchmarks of the performance targets in docs/properties.md, measured on
 // release builds: keytree built as .goreleaser.yaml builds it, the stock age
 // CLI from the age module keytree uses, and sops if it is on $PATH. Commands
 // of a comparison run interleaved, so that whatever else the machine is doing

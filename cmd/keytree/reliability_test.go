@@ -47,7 +47,7 @@ func newProcKeystore(t *testing.T, prefix string) *procKeystore {
 		t.Fatal(err)
 	}
 	if runtime.GOOS != "windows" {
-		// Under Wine os.RemoveAll fails (../shared/tools/wine/README.md).
+		// Under Wine os.RemoveAll fails (.ci/wine/README.md).
 		t.Cleanup(func() { os.RemoveAll(root) })
 	}
 	k := &procKeystore{root: root, opts: keystore.Options{Dirs: keystore.Dirs{
