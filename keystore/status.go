@@ -2,6 +2,7 @@ package keystore
 
 import (
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/keytree-dev/keytree/formats"
@@ -24,6 +25,9 @@ type Status struct {
 	// Damaged lists the databases whose metadata is lost or damaged; the
 	// counts leave them out.
 	Damaged []DamagedItem
+	// Backups: the newest recorded backup of the SMK in use, then of each
+	// database's DMK in use (backups.go).
+	Backups []LastBackup
 }
 
 // DamagedItem is an item status could not describe.
@@ -81,6 +85,9 @@ func (ks *Keystore) Status() (*Status, error) {
 		if err != nil {
 			return err
 		}
+		if err := s.ks.backupStatus(out); err != nil {
+			return err
+		}
 		// On 15466 the status is still true, and says which encryption
 		// failed; damage is reported after what could be described.
 		st = out
@@ -90,6 +97,21 @@ func (ks *Keystore) Status() (*Status, error) {
 		return damage
 	})
 	return st, err
+}
+
+// backupStatus adds the last backup of each key in use to a status.
+func (ks *Keystore) backupStatus(out *Status) error {
+	if out.SMK != nil {
+		out.Backups = append(out.Backups, ks.lastBackup("smk", "", out.SMK.Thumbprint))
+	}
+	first := len(out.Backups)
+	err := ks.eachDatabase(func(m *formats.Database) error {
+		out.Backups = append(out.Backups, ks.lastBackup("dmk/"+m.Name, m.Name, m.Thumbprint))
+		return nil
+	}, func(string, error) error { return nil }) // listed in Damaged already
+	dbs := out.Backups[first:]
+	sort.Slice(dbs, func(i, j int) bool { return dbs[i].Key < dbs[j].Key })
+	return err
 }
 
 func (st *smkState) infoFromMeta() *SMKInfo {
