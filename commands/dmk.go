@@ -231,7 +231,8 @@ PASSWORD, the new key is encrypted by one password, the new one given here
 (asked for if --password-file is omitted), and by the service master key if
 the old key was; add other passwords again afterwards. --force continues past
 secrets that cannot be decrypted or read, keeping them orphaned, and then exits
-10.
+10. Backups of the old key are stale afterwards (a note names the last one
+recorded): back up the new key.
 
 Examples:
    keytree dmk regenerate --db payroll --password-file new.txt
@@ -283,7 +284,9 @@ func (e *env) dmkBackupCommand() *cli.Command {
 
 Writes the database master key of DB to F, a standard age file encrypted with
 a password that must pass the password policy, created owner-only; an existing
-F is refused (error 15240).
+F is refused (error 15240). The backup is recorded in the database's directory
+(key, time, file), and keytree status shows when the key in use was last
+backed up.
 
 Example:
    keytree dmk backup --db payroll --file payroll-dmk.age`,
@@ -321,9 +324,12 @@ Loads the key from F (a dmk backup), decrypts every secret of DB with the
 current master key and re-encrypts it under the loaded one. If the current key
 cannot be opened (15329) or a secret cannot be decrypted or read (15320),
 nothing changes unless --force, which keeps what it does not re-encrypt,
-orphaned, and exits 10. Restoring the key in use changes nothing (15588). The restored key
+orphaned, and exits 10. Before it changes anything it says what it would do:
+how many secrets are under the current key, and whether they would be
+re-encrypted or orphaned. Restoring the key in use changes nothing (15588). The restored key
 is encrypted by the backup's password, or by --new-password-file, and by the
-service master key if the old key was.
+service master key if the old key was. A restore that replaced the key says
+that the old key's backups are now stale.
 
 Examples:
    keytree dmk restore --db payroll --file payroll-dmk.age

@@ -3,6 +3,7 @@ package commands
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -124,6 +125,28 @@ type statusJSON struct {
 	Counts     countsJSON    `json:"counts"`
 	Orphans    []orphanJSON  `json:"orphans"`
 	Damaged    []damagedJSON `json:"damaged"`
+	Backups    []backupJSON  `json:"backups"`
+}
+
+// backupJSON is the last recorded backup of a key in use.
+type backupJSON struct {
+	Key        string `json:"key"` // "smk" or "dmk/DB"
+	Thumbprint string `json:"thumbprint"`
+	BackedUp   bool   `json:"backedUp"`
+	LastBackup string `json:"lastBackup"` // RFC 3339, or "never"
+	File       string `json:"file"`
+	Problem    string `json:"problem,omitempty"`
+}
+
+// lastBackupText is when a key was last backed up, for people.
+func lastBackupText(b keystore.LastBackup) string {
+	switch {
+	case b.Problem != "":
+		return "unknown (" + b.Problem + ")"
+	case b.Time.IsZero():
+		return "never"
+	}
+	return timeString(b.Time) + " to " + b.File
 }
 
 type damagedJSON struct {
@@ -154,7 +177,9 @@ func (e *env) statusCommand() *cli.Command {
 
 Opens the service master key (re-creating an invalid encryption from the valid
 one, as every command does) and shows whether each encryption was valid, with
-counts of what the keystore holds and any orphaned items.
+counts of what the keystore holds, any orphaned items, and when the service
+master key and each database master key in use were last backed up ("never"
+if no backup of that key is recorded).
 
 On a damaged keystore it goes through every item all the same: each damaged,
 missing or exposed file is listed under "damaged" (item, path, problem), the
@@ -195,6 +220,14 @@ func (e *env) printStatus(st *keystore.Status, asJSON bool) error {
 		for _, d := range st.Damaged {
 			out.Damaged = append(out.Damaged, damagedJSON{Item: d.Item, Path: d.Path, Problem: d.Problem})
 		}
+		out.Backups = []backupJSON{}
+		for _, b := range st.Backups {
+			j := backupJSON{Key: b.Key, Thumbprint: b.Thumbprint, BackedUp: !b.Time.IsZero(), LastBackup: "never", File: b.File, Problem: b.Problem}
+			if j.BackedUp {
+				j.LastBackup = timeString(b.Time)
+			}
+			out.Backups = append(out.Backups, j)
+		}
 		return writeJSON(e.stdout, out)
 	}
 	rows := [][]string{
@@ -206,7 +239,13 @@ func (e *env) printStatus(st *keystore.Status, asJSON bool) error {
 	rows = append(rows, smkStatusLines(st)...)
 	rows = append(rows,
 		[]string{"credentials:", strconv.Itoa(st.Credentials)},
-		[]string{"databases:", strconv.Itoa(st.Databases)},
+		[]string{"databases:", strconv.Itoa(st.Databases)})
+	for _, b := range st.Backups {
+		if db, ok := strings.CutPrefix(b.Key, "dmk/"); ok {
+			rows = append(rows, []string{"  " + db + ":", "last backup " + lastBackupText(b)})
+		}
+	}
+	rows = append(rows,
 		[]string{"secrets:", strconv.Itoa(st.Secrets)},
 		[]string{"orphaned:", strconv.Itoa(len(st.Orphans))})
 	for _, o := range st.Orphans {
@@ -240,9 +279,16 @@ func smkStatusLines(st *keystore.Status) [][]string {
 		{"  created:", st.SMK.Created},
 	}
 	if st.SMKState == keystore.SMKUnchecked {
-		return append(rows, []string{"  encryptions:", "not checked (see damaged)"})
+		rows = append(rows, []string{"  encryptions:", "not checked (see damaged)"})
+	} else {
+		rows = append(rows, encryptionLines(st.SMK)...)
 	}
-	return append(rows, encryptionLines(st.SMK)...)
+	for _, b := range st.Backups {
+		if b.Key == "smk" {
+			rows = append(rows, []string{"  last backup:", lastBackupText(b)})
+		}
+	}
+	return rows
 }
 
 type keyEncryptionJSON struct {

@@ -61,6 +61,8 @@ The password must pass the password policy: at least 8 characters, three of
 upper case, lower case, digits and symbols, not your account name, not a
 well-known password. Keep the file and its password somewhere safe, apart:
 with them, docs/recovery.md recovers every credential without keytree.
+The backup is recorded in the keystore (key, time, file), and keytree status
+shows when the key in use was last backed up.
 
 Examples:
    keytree smk backup --file /media/usb/smk-2026-11.age
@@ -94,22 +96,31 @@ type rekeyReport struct {
 	recover     string // the command that recovers orphans
 	recoverKept string // the command that recovers them with the kept encryptions
 	keptBy      string // what opens the kept encryptions
+	backup      string // the command that backs the key up
+	staleKey    string // the replaced key, in the note that its backups are stale
 }
 
 func smkReport(done string) rekeyReport {
 	return rekeyReport{done: done, key: "service master key", recover: "keytree smk recover --file BACKUP",
-		recoverKept: "keytree smk recover", keptBy: "the account or machine protector that encrypted them is back (KEYTREE_ACCOUNT_DIR, KEYTREE_MACHINE_DIR)"}
+		recoverKept: "keytree smk recover", keptBy: "the account or machine protector that encrypted them is back (KEYTREE_ACCOUNT_DIR, KEYTREE_MACHINE_DIR)",
+		backup: "keytree smk backup --file FILE", staleKey: "service master key"}
 }
 
 func dmkReport(done, db string) rekeyReport {
 	return rekeyReport{done: done + " the master key of " + db, key: "master key of " + db,
 		recover: "keytree dmk recover --db " + db + " --file BACKUP", recoverKept: "keytree dmk recover --db " + db + " --password-file OLD",
-		keptBy: "you have the old key's password (OLD)"}
+		keptBy: "you have the old key's password (OLD)", backup: "keytree dmk backup --db " + db + " --file FILE",
+		staleKey: "master key of database '" + db + "'"}
 }
 
 func (e *env) printRekey(res *keystore.RekeyResult, r rekeyReport) {
 	if res.Unchanged {
 		fmt.Fprintf(e.stderr, "keytree: %d: The old and new master keys are identical. No data re-encryption is required.\n", keystore.MsgSameKey)
+		if res.Reprotected {
+			fmt.Fprintf(e.stderr, "keytree: note: the backup holds the %s in use (%s, generation %d), which none of its encryptions opened here; "+
+				"it is now protected for this account and this machine again, in the same generation: nothing was re-encrypted or orphaned\n",
+				r.key, res.Thumbprint, res.Generation)
+		}
 		return
 	}
 	e.say("%s: the %s is now %s (%s, generation %d).", r.done, r.key, res.Thumbprint, res.Algorithm, res.Generation)
@@ -136,6 +147,16 @@ func (e *env) printRekey(res *keystore.RekeyResult, r rekeyReport) {
 		fmt.Fprintf(e.stderr, "keytree: note: some values could not be read, so the old key's encryptions (%d) were kept with its orphans; once their files can be read, recover them with: %s\n",
 			res.KeptEncryptions, r.recoverKept)
 	}
+	if res.Replaced != "" {
+		last := "none was recorded"
+		if b := res.ReplacedBackup; b.Problem != "" {
+			last = "the records cannot be read: " + b.Problem
+		} else if !b.Time.IsZero() {
+			last = "the last one recorded is " + b.File + ", of " + timeString(b.Time)
+		}
+		fmt.Fprintf(e.stderr, "keytree: note: backups of the replaced %s %s are now stale (%s); back up the new key: %s\n",
+			r.staleKey, res.Replaced, escape(last), r.backup)
+	}
 }
 
 // forcedStatus is what a restore or regenerate that committed returns:
@@ -161,12 +182,21 @@ protects and re-encrypts it under the loaded key, then protects the loaded key
 with your account and this machine. If the current key cannot be opened
 (15329), or a value cannot be decrypted or read (15320), nothing changes unless
 --force is given; with --force, whatever is not re-encrypted is kept, orphaned,
-for keytree smk recover, and the command exits 10. Restoring the key already in
-use changes nothing (15588).
+for keytree smk recover, and the command exits 10. Before it changes anything
+it says what it would do: how many values are under the current key, and
+whether they would be re-encrypted or orphaned.
+
+Restoring the key already in use changes nothing (15588). If none of its
+encryptions opens (the account and machine secrets are lost or belong to
+another account and machine), that backup protects it again for this account
+and machine, without --force, in the same generation: nothing is re-encrypted
+or orphaned. A restore that replaced the key says that the old key's backups
+are now stale: back up the key afterwards.
 
 Examples:
    keytree smk restore --file /media/usb/smk-2026-11.age
-   keytree smk restore --file smk.age --force     # both encryptions invalid (15466)`,
+   keytree smk restore --file smk-current.age     # protectors lost (15466), same key
+   keytree smk restore --file smk-old.age --force # another key: orphans what it cannot open, exit 10`,
 		Flags: []cli.Flag{fileFlag("the backup `FILE`"), passwordFileFlag("the backup's password"), forceFlag("continue past what cannot be decrypted or read, keeping it orphaned")},
 		Action: func(c *cli.Context) error {
 			in, err := e.start(c, needs{file: true})
@@ -203,7 +233,8 @@ Generates a new service master key, decrypts everything the current key
 protects and re-encrypts it under the new one: either all of it happens or
 none. --force continues past values that cannot be decrypted or read, keeping
 them orphaned, and then exits 10. --algorithm upgrades (or changes) the key type, as SQL Server's
-regeneration upgraded 3DES keys to AES. Back up the new key afterwards.
+regeneration upgraded 3DES keys to AES. Backups of the old key are stale
+afterwards (a note names the last one recorded): back up the new key.
 
 Examples:
    keytree smk regenerate

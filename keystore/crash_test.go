@@ -405,6 +405,30 @@ func checkRekey(t *testing.T, e *crashEnv, ks *Keystore) string {
 	return state
 }
 
+// checkReprotect checks a restore of the key in use while no encryption of
+// it opened: it re-protects the key in its own generation, so smk.toml never
+// changes; the old state is the key that still does not open, the new one
+// every value readable.
+func checkReprotect(t *testing.T, e *crashEnv, ks *Keystore) string {
+	t.Helper()
+	meta, err := ks.loadSMKMeta()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta.Generation != e.oldGen || meta.Thumbprint != e.oldThumb {
+		t.Fatalf("smk.toml moved to generation %d, %s; a restore of the key in use keeps generation %d, %s",
+			meta.Generation, meta.Thumbprint, e.oldGen, e.oldThumb)
+	}
+	if _, err := ks.VerifySMK(); isMsg(err, MsgDecryption) {
+		wantSMKLost(t, ks)
+		return "old"
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	e.checkValues(t, ks, "new")
+	return "new"
+}
+
 func crashCases() []crashCase {
 	regen := func(e *crashEnv, ks *Keystore) error { _, err := ks.RegenerateSMK(SMKOptions{}); return err }
 	return []crashCase{
@@ -432,7 +456,25 @@ func crashCases() []crashCase {
 			check: checkRekey,
 		},
 		{
-			name: "restore --force, both encryptions invalid",
+			name: "restore of the key in use, both encryptions invalid",
+			prepare: func(t *testing.T, e *crashEnv) {
+				// Another account and another machine: 15466.
+				e.dirs.Account += "-new"
+				e.dirs.Machine += "-new"
+				e.newThumb = e.oldThumb
+			},
+			op: func(e *crashEnv, ks *Keystore) error {
+				_, err := ks.RestoreSMK(e.backupCur, e.password, SMKOptions{Force: false})
+				return err
+			},
+			check: checkReprotect,
+			finish: func(e *crashEnv, ks *Keystore) error {
+				_, err := ks.RestoreSMK(e.backupCur, e.password, SMKOptions{Force: false})
+				return err
+			},
+		},
+		{
+			name: "restore --force of the key in use, both encryptions invalid",
 			prepare: func(t *testing.T, e *crashEnv) {
 				// Another account and another machine: 15466.
 				e.dirs.Account += "-new"
@@ -443,17 +485,7 @@ func crashCases() []crashCase {
 				_, err := ks.RestoreSMK(e.backupCur, e.password, SMKOptions{Force: true})
 				return err
 			},
-			check: func(t *testing.T, e *crashEnv, ks *Keystore) string {
-				meta, err := ks.loadSMKMeta()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if meta.Generation == e.oldGen {
-					wantSMKLost(t, ks) // old state: the key still does not open
-					return "old"
-				}
-				return checkRekey(t, e, ks)
-			},
+			check: checkReprotect,
 			finish: func(e *crashEnv, ks *Keystore) error {
 				_, err := ks.RestoreSMK(e.backupCur, e.password, SMKOptions{Force: true})
 				return err

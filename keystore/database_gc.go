@@ -33,7 +33,7 @@ func (c *collector) referencedDatabase(parts []string) (ref, known bool) {
 		return false, true
 	}
 	switch {
-	case len(parts) == 3 && name == databaseFile:
+	case len(parts) == 3 && (name == databaseFile || name == formats.BackupsFile):
 		return true, true
 	case len(parts) == 3:
 		if id, gen, ok := formats.ParsePasswordBlobName(name); ok {

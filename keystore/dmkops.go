@@ -135,6 +135,7 @@ func (ks *Keystore) RegenerateDMK(db string, newPassword []byte, opts DMKOptions
 		return nil, err
 	}
 	var res *RekeyResult
+	var replaced string
 	// The new key is made once, not once per pass of writeWithPasswords,
 	// so that the rehearsal seals the key that is written.
 	newKeys := map[protect.Algorithm]*protect.Key{}
@@ -173,8 +174,12 @@ func (ks *Keystore) RegenerateDMK(db string, newPassword []byte, opts DMKOptions
 		res, err = s.rekey(s.dmkScope(meta, newPassword, smk), rekeyPlan{
 			oldKey: oldKey, newKey: newKey, newCreated: newCreated, force: opts.Force, progress: opts.Progress,
 		})
+		replaced = meta.Thumbprint
 		return err
 	})
+	if err == nil {
+		ks.noteReplaced(res, db, replaced)
+	}
 	return res, err
 }
 
@@ -200,8 +205,12 @@ func (ks *Keystore) BackupDMK(db, path string, password []byte, opts DMKOptions)
 			return err
 		}
 		info = databaseInfo(meta, 0)
+		info.Thumbprint = dmk.key.Thumbprint()
 		return nil
 	})
+	if err == nil {
+		ks.recordBackup(db, path, info.Thumbprint)
+	}
 	return info, err
 }
 
@@ -229,12 +238,20 @@ func (ks *Keystore) RestoreDMK(db, path string, backupPassword, newPassword []by
 		return nil, err
 	}
 	var res *RekeyResult
+	var replaced string
+	previewed := false
 	err = ks.writeWithPasswords("dmk restore", func(s *session) error {
 		meta, err := s.ks.databaseMeta(db, missingDatabase)
 		if err != nil {
 			return err
 		}
 		oldKey, err := s.dmkForForce(meta, opts, true)
+		// Said once, in the pass under the exclusive lock, before
+		// anything changes; also when the restore is refused (15329).
+		if !s.rehearsal && !previewed && meta.Thumbprint != key.Thumbprint() && (err == nil || isMsg(err, MsgCurrentKey)) {
+			previewed = true
+			s.restorePreview("secrets", s.ks.secretItemRefs(db), dmkGens(meta), meta.Thumbprint, oldKey != nil, key, kf.Created)
+		}
 		if err != nil {
 			return err
 		}
@@ -242,6 +259,7 @@ func (ks *Keystore) RestoreDMK(db, path string, backupPassword, newPassword []by
 			res = &RekeyResult{Thumbprint: key.Thumbprint(), Algorithm: key.Algorithm(), Generation: meta.Generation, Unchanged: true}
 			return nil
 		}
+		replaced = meta.Thumbprint
 		smk, err := s.smkForDMK(meta)
 		if err != nil {
 			return err
@@ -255,6 +273,9 @@ func (ks *Keystore) RestoreDMK(db, path string, backupPassword, newPassword []by
 		})
 		return err
 	})
+	if err == nil && replaced != "" {
+		ks.noteReplaced(res, db, replaced)
+	}
 	return res, err
 }
 

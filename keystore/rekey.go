@@ -179,7 +179,16 @@ type RekeyResult struct {
 	// encrypts could not be read.
 	KeptEncryptions int
 	Unchanged       bool // the key was already the SMK (15588)
-	skipped         int  // names the walk listed that were no items
+	// Reprotected: the key in use came from a backup while none of its
+	// encryptions opened, and was protected again for the current account
+	// and machine; nothing was re-encrypted (with Unchanged).
+	Reprotected bool
+	// Replaced is the thumbprint of the key the operation replaced, ""
+	// if the key did not change: backups of it are stale now.
+	// ReplacedBackup is the newest recorded backup of it (zero Time: none).
+	Replaced       string
+	ReplacedBackup LastBackup
+	skipped        int // names the walk listed that were no items
 }
 
 const maxListedOrphans = 100

@@ -42,6 +42,9 @@ func (ks *Keystore) BackupSMK(path string, password []byte, opts SMKOptions) (*S
 		info = st.info()
 		return nil
 	})
+	if err == nil {
+		ks.recordBackup("", path, info.Thumbprint)
+	}
 	return info, err
 }
 
@@ -57,12 +60,29 @@ func (ks *Keystore) RestoreSMK(path string, password []byte, opts SMKOptions) (*
 		return nil, err
 	}
 	var res *RekeyResult
+	var replaced string
 	err = ks.write("smk restore", func(s *session) error {
 		// A restore protects the key for the current account and
 		// machine, as the user asked: it may create their directories
 		// (docs/cli-abi.md), which a repair never does.
 		s.createDirs = true
 		st, openErr := s.openSMK()
+		if openErr != nil && lostSMK(st, openErr) && st.meta.Thumbprint == key.Thumbprint() && st.meta.Algorithm == string(key.Algorithm()) {
+			// The backup holds the key in use, and only its
+			// encryptions are lost (other protectors, deleted
+			// protector directories): the common recovery. Nothing
+			// is re-encrypted and nothing is orphaned; the key is
+			// protected again for this account and this machine, in
+			// the same generation.
+			if err := s.reprotectSMK(st, key); err != nil {
+				return err
+			}
+			res = &RekeyResult{Thumbprint: key.Thumbprint(), Algorithm: key.Algorithm(), Generation: st.meta.Generation, Unchanged: true, Reprotected: true}
+			return nil
+		}
+		if (openErr == nil || lostSMK(st, openErr)) && st.meta.Thumbprint != key.Thumbprint() {
+			s.restorePreview("values", s.smkItemRefs, smkGens(st.meta), st.meta.Thumbprint, openErr == nil, key, kf.Created)
+		}
 		oldKey, err := currentKeyForForce(st, openErr, opts.Force)
 		if err != nil {
 			return err
@@ -71,6 +91,7 @@ func (ks *Keystore) RestoreSMK(path string, password []byte, opts SMKOptions) (*
 			res = &RekeyResult{Thumbprint: key.Thumbprint(), Algorithm: key.Algorithm(), Generation: st.meta.Generation, Unchanged: true}
 			return nil
 		}
+		replaced = st.meta.Thumbprint
 		res, err = s.rekeySMK(st, rekeyPlan{
 			oldKey:     oldKey,
 			newKey:     key,
@@ -82,7 +103,36 @@ func (ks *Keystore) RestoreSMK(path string, password []byte, opts SMKOptions) (*
 		})
 		return err
 	})
+	if err == nil && replaced != "" {
+		ks.noteReplaced(res, "", replaced)
+	}
 	return res, err
+}
+
+// lostSMK reports whether opening the SMK failed only because no
+// encryption of it opens here (15466) or none exists: what a restore from
+// a backup repairs, as opposed to damage or a refusal.
+func lostSMK(st *smkState, openErr error) bool {
+	var ke *Error
+	lost := errors.As(openErr, &ke) && ke.Number == MsgDecryption || errors.Is(openErr, errSMKEncryptionsMissing)
+	return st != nil && lost
+}
+
+// reprotectSMK writes the encryptions of the SMK in use, opened from a
+// backup, for the current account and machine, in its own generation.
+// Every other file stays as it is: the key is the one smk.toml names, so
+// everything under it opens again.
+func (s *session) reprotectSMK(st *smkState, key *protect.Key) error {
+	for _, e := range st.encryptions {
+		if !e.Enabled {
+			continue
+		}
+		if err := s.ks.writeSMKEncryption(e.Protector, st.meta, key, s.creation()); err != nil {
+			return err
+		}
+	}
+	s.ks.logEvent(fmt.Sprintf("smk restore: the backup holds the service master key in use (%s); protected it again for the current account and machine", key.Thumbprint()))
+	return nil
 }
 
 // currentKeyForForce decides whether an SMK-wide operation may go on when
@@ -93,9 +143,7 @@ func currentKeyForForce(st *smkState, openErr error, force bool) (*protect.Key, 
 	if openErr == nil {
 		return st.key, nil
 	}
-	var ke *Error
-	lost := errors.As(openErr, &ke) && ke.Number == MsgDecryption || errors.Is(openErr, errSMKEncryptionsMissing)
-	if st == nil || !lost {
+	if !lostSMK(st, openErr) {
 		return nil, openErr
 	}
 	if !force {
@@ -108,6 +156,7 @@ func currentKeyForForce(st *smkState, openErr error, force bool) (*protect.Key, 
 // value it protects; all of it happens or none (P6).
 func (ks *Keystore) RegenerateSMK(opts SMKOptions) (*RekeyResult, error) {
 	var res *RekeyResult
+	var replaced string
 	err := ks.write("smk regenerate", func(s *session) error {
 		st, openErr := s.openSMK()
 		oldKey, err := currentKeyForForce(st, openErr, opts.Force)
@@ -133,8 +182,14 @@ func (ks *Keystore) RegenerateSMK(opts SMKOptions) (*RekeyResult, error) {
 			force:      opts.Force,
 			progress:   opts.Progress,
 		})
+		if err == nil && !res.Unchanged {
+			replaced = st.meta.Thumbprint
+		}
 		return err
 	})
+	if err == nil && replaced != "" {
+		ks.noteReplaced(res, "", replaced)
+	}
 	return res, err
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -33,6 +34,9 @@ type Status struct {
 	// Damaged lists every item status found damaged or could not read,
 	// in the order it came upon them.
 	Damaged []DamagedItem
+	// Backups: the newest recorded backup of the SMK in use, then of each
+	// database's DMK in use (backups.go).
+	Backups []LastBackup
 }
 
 // SMKState is what status could learn of the service master key.
@@ -95,6 +99,7 @@ func (ks *Keystore) Status() (*Status, error) {
 		}
 		s.statusCredentials(out, smk)
 		s.statusDatabases(out, smk)
+		s.ks.backupStatus(out)
 		st = out
 		if openErr != nil {
 			return openErr
@@ -105,6 +110,21 @@ func (ks *Keystore) Status() (*Status, error) {
 		return nil
 	})
 	return st, err
+}
+
+// backupStatus adds the last backup of each key in use to a status. What
+// keeps it from listing a database, statusDatabases has listed as damage.
+func (ks *Keystore) backupStatus(out *Status) {
+	if out.SMK != nil {
+		out.Backups = append(out.Backups, ks.lastBackup("smk", "", out.SMK.Thumbprint))
+	}
+	first := len(out.Backups)
+	ks.eachDatabase(func(m *formats.Database) error {
+		out.Backups = append(out.Backups, ks.lastBackup("dmk/"+m.Name, m.Name, m.Thumbprint))
+		return nil
+	}, func(string, error) error { return nil })
+	dbs := out.Backups[first:]
+	sort.Slice(dbs, func(i, j int) bool { return dbs[i].Key < dbs[j].Key })
 }
 
 // damaged records what status found wrong with an item.
