@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -130,7 +132,7 @@ Examples:
 			&cli.StringFlag{Name: flagMachineDir, Usage: "machine protector `DIR`", EnvVars: []string{"KEYTREE_MACHINE_DIR"}},
 			&cli.BoolFlag{Name: flagAllowOtherOwner, Usage: "use a keystore that belongs to another account (root inspecting a user's keystore)", EnvVars: []string{"KEYTREE_ALLOW_OTHER_OWNER"}},
 			&cli.BoolFlag{Name: flagCreateProtDirs, Usage: "create a missing account or machine directory to re-create an encryption in (only init does otherwise)"},
-			&cli.DurationFlag{Name: flagLockTimeout, Usage: "how long to wait for another keytree process", Value: keystore.DefaultLockTimeout, EnvVars: []string{"KEYTREE_LOCK_TIMEOUT"}},
+			&cli.StringFlag{Name: flagLockTimeout, Usage: "how long to wait for another keytree process: `SECONDS` (30) or a duration (500ms, 2m)", DefaultText: keystore.DefaultLockTimeout.String(), EnvVars: []string{"KEYTREE_LOCK_TIMEOUT"}},
 		},
 		Commands: []*cli.Command{
 			e.initCommand(),
@@ -259,9 +261,13 @@ func (e *env) options(c *cli.Context) (keystore.Options, error) {
 			}
 		}
 	}
+	timeout, err := parseLockTimeout(c.String(flagLockTimeout))
+	if err != nil {
+		return keystore.Options{}, err
+	}
 	return keystore.Options{
 		Dirs:        dirs,
-		LockTimeout: c.Duration(flagLockTimeout),
+		LockTimeout: timeout,
 
 		AllowOtherOwner:     c.Bool(flagAllowOtherOwner),
 		CreateProtectorDirs: c.Bool(flagCreateProtDirs),
@@ -276,6 +282,34 @@ func (e *env) options(c *cli.Context) (keystore.Options, error) {
 			fmt.Fprintf(e.stderr, "keytree: warning: %s\n", escape(msg))
 		},
 	}, nil
+}
+
+// parseLockTimeout reads --lock-timeout (or KEYTREE_LOCK_TIMEOUT): a
+// number of seconds (30, 2.5), as people and cron jobs write it, or a Go
+// duration (500ms, 2m). Empty and 0 mean the default. A negative or
+// unreadable value is a usage error: silently waiting the default instead
+// would hide the mistake until the job that set it fails for lack of time.
+func parseLockTimeout(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	bad := func() error {
+		return usagef("invalid lock timeout %q: give seconds (30) or a duration (500ms, 2m) in --lock-timeout or KEYTREE_LOCK_TIMEOUT", s)
+	}
+	if strings.Trim(s, "0123456789.") == "" {
+		// Plain seconds; ParseFloat alone would also take "1e3", "0x1p4"
+		// and "inf".
+		secs, err := strconv.ParseFloat(s, 64)
+		if err != nil || secs > float64(math.MaxInt64/time.Second) {
+			return 0, bad()
+		}
+		return time.Duration(secs * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, bad()
+	}
+	return d, nil
 }
 
 // open opens the keystore named by the global flags.
