@@ -131,6 +131,13 @@ func (ks *Keystore) claimDatabaseName(db string, exists func() error) error {
 	if lost {
 		return ks.errLostDatabase(db)
 	}
+	twin, err := ks.caseTwin(databasesDir, db, true)
+	if err != nil {
+		return err
+	}
+	if twin != "" {
+		return errCaseTwin("database", db, twin)
+	}
 	for _, d := range []string{ks.dbPath(db, secretsDir), ks.dbPath(db)} {
 		if err := ks.files.removeDir(d); err != nil {
 			return err
