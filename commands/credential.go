@@ -2,6 +2,7 @@ package commands
 
 import (
 	"encoding/base64"
+	"fmt"
 	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
@@ -195,17 +196,28 @@ func (e *env) credentialRmCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "rm",
 		Usage: "remove a credential",
-		UsageText: `keytree credential rm NAME
+		UsageText: `keytree credential rm NAME [--yes]
 
-Example:
-   keytree credential rm backup-db`,
+On a terminal, asks "Remove credential NAME? [y/N]" first; --yes (-y) skips
+the question. Off a terminal (a script, cron) it does not ask.
+
+Examples:
+   keytree credential rm backup-db
+   keytree credential rm backup-db --yes`,
+		Flags: []cli.Flag{yesFlag()},
 		Action: func(c *cli.Context) error {
 			name, err := oneArg(c, "a credential NAME")
 			if err != nil {
 				return err
 			}
+			if err := validNameArg("credential", name); err != nil {
+				return err
+			}
 			in, err := e.start(c, needs{args: true})
 			if err != nil {
+				return err
+			}
+			if err := e.confirm(c, fmt.Sprintf("Remove credential %s?", name)); err != nil {
 				return err
 			}
 			ks := in.ks

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/urfave/cli/v2"
 
@@ -424,20 +425,29 @@ func (e *env) dmkDropCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "drop",
 		Usage: "drop a database master key and its database",
-		UsageText: `keytree dmk drop --db DB
+		UsageText: `keytree dmk drop --db DB [--yes]
 
 Drops the database master key of DB, and the database with it. Refused with
-error 15580 while secrets are encrypted by it: remove them first.
+error 15580 while secrets are encrypted by it: remove them first. On a
+terminal, asks "Drop the master key of database DB, and the database? [y/N]"
+first; --yes (-y) skips the question. Off a terminal it does not ask.
 
-Example:
-   keytree dmk drop --db scratch`,
-		Flags: []cli.Flag{dbFlag()},
+Examples:
+   keytree dmk drop --db scratch
+   keytree dmk drop --db scratch --yes`,
+		Flags: []cli.Flag{dbFlag(), yesFlag()},
 		Action: func(c *cli.Context) error {
+			if err := validNameArg("database", c.String(flagDB)); c.String(flagDB) != "" && err != nil {
+				return err
+			}
 			in, err := e.start(c, needs{db: true})
 			if err != nil {
 				return err
 			}
 			ks, db := in.ks, in.db
+			if err := e.confirm(c, fmt.Sprintf("Drop the master key of database %s, and the database?", db)); err != nil {
+				return err
+			}
 			if err := ks.DropDMK(db); err != nil {
 				return err
 			}
