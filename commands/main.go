@@ -91,6 +91,14 @@ func Main(args []string) int {
 
 func (e *env) run(args []string) int {
 	app := e.newApp()
+	if n := len(args); n > 0 && args[n-1] == completionFlag {
+		// A completion script asking for candidates. It does not go
+		// through permuteArgs, whose "--" before positional arguments
+		// would make urfave/cli ignore the request, nor through
+		// urfave/cli at all (complete says why).
+		e.complete(app, args[1:n-1])
+		return exitOK
+	}
 	err := app.Run(permuteArgs(app, args))
 	return e.report(err)
 }
