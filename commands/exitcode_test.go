@@ -16,7 +16,7 @@ import (
 // are exactly the ones commands.Main returns.
 func TestExitStatusesDocumented(t *testing.T) {
 	code := []int{exitOK, exitError, exitUsage, exitDecryption, exitNotFound, exitExists, exitCorrupt,
-		exitLocked, exitPermissions, exitRefused, exitOrphaned}
+		exitLocked, exitPermissions, exitRefused, exitOrphaned, exitProblems}
 	data, err := os.ReadFile(filepath.Join("..", "docs", "cli-abi.md"))
 	if err != nil {
 		t.Fatal(err)

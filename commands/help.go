@@ -30,6 +30,7 @@ var exitStatuses = []exitStatus{
 	{exitPermissions, "unsafe permissions", "a keystore or protector file or directory that group or others can access, a keystore owned by another account (Unix)"},
 	{exitRefused, "refused", "15116-15118 (password policy), 15558 (last password), 15580 (key in use), a removal not confirmed at the terminal, other refused changes"},
 	{exitOrphaned, "completed, but values were left orphaned", "a --force restore or regenerate that committed and orphaned values: keytree status lists them, smk recover / dmk recover brings them back"},
+	{exitProblems, "doctor found problems", "keytree doctor found at least one problem; its report says which"},
 }
 
 // envVar is one environment variable keytree reads. The ones with a flag

@@ -37,6 +37,7 @@ const (
 	exitPermissions = 8
 	exitRefused     = 9
 	exitOrphaned    = 10
+	exitProblems    = 11
 )
 
 // errLeftOrphans ends a --force restore or regenerate that committed but
@@ -152,6 +153,7 @@ Examples:
 			e.dmkCommand(),
 			e.dbCommand(),
 			e.secretCommand(),
+			e.doctorCommand(),
 			e.completionCommand(),
 			e.versionCommand(),
 		},
@@ -203,6 +205,12 @@ func (e *env) report(err error) int {
 	}
 	if errors.Is(err, errLeftOrphans) {
 		return exitOrphaned
+	}
+	var dp *errDoctorProblems
+	if errors.As(err, &dp) {
+		fmt.Fprintf(e.stderr, "keytree: error: %s\n", dp)
+		fmt.Fprintf(e.stderr, "keytree: hint: the lines marked problem above say what and what to do\n")
+		return exitProblems
 	}
 	var ue *usageError
 	if errors.As(err, &ue) {
