@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -116,6 +117,13 @@ func TestCompletionWritesNothing(t *testing.T) {
 	if err := os.Remove(filepath.Join(c.machine, "machine.key")); err != nil {
 		t.Fatal(err)
 	}
+	// A file planted with a name that is no keytree name: offered, it
+	// would put an escape sequence on the terminal.
+	if runtime.GOOS != "windows" {
+		if err := os.WriteFile(filepath.Join(c.keystore, "credentials", "x\x1b]0;owned\a.toml"), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	before := snapshotTree(t, c.root)
 	var out bytes.Buffer
 	for _, words := range [][]string{{"credential", "get", ""}, {"secret", "get", ""}, {"dmk", "drop", "--db", ""}} {
@@ -127,6 +135,9 @@ func TestCompletionWritesNothing(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "hunter2") {
 		t.Error("a value was printed")
+	}
+	if strings.Contains(out.String(), "\x1b") || !strings.Contains(out.String(), "mail\n") {
+		t.Errorf("the candidates: %q", out.String())
 	}
 	if after := snapshotTree(t, c.root); !reflect.DeepEqual(before, after) {
 		t.Errorf("completion changed the keystore or the protectors:\nbefore %v\nafter  %v", before, after)
