@@ -274,11 +274,10 @@ func (w *completer) printFlags() {
 			}
 		}
 	}
-	if w.cmd == nil || len(w.cmd.Subcommands) == 0 {
-		for _, s := range []string{"--help", "-h"} {
-			if !seen[s] {
-				w.println(s)
-			}
+	// urfave/cli adds --help to every command when it runs.
+	for _, s := range []string{"--help", "-h"} {
+		if !seen[s] {
+			w.println(s)
 		}
 	}
 }

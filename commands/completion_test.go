@@ -72,6 +72,7 @@ func TestCompletion(t *testing.T) {
 		{[]string{"dmk", "drop", "--d"}, []string{"--db"}},
 		{[]string{"--ke"}, []string{"--keystore"}},
 		{[]string{"status", "--j"}, []string{"--json"}},
+		{[]string{"smk", "--h"}, []string{"--help"}},
 		// Flags given before do not hide the command, wherever they are.
 		{[]string{"--lock-timeout", "30", "credential", "--json", "get", "m"}, []string{"mail"}},
 		// No "help" after a command that takes no verb: its flags instead.
