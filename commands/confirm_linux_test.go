@@ -104,6 +104,22 @@ func TestConfirmRemoval(t *testing.T) {
 		t.Fatalf("dmk drop, y: exit %d\n%s", code, stderr)
 	}
 
+	// dmk drop-encryption asks too.
+	if code, _, stderr := c.run("Str0ng!Passw0rd-db", "dmk", "create", "--db", "app", "--password-file", "-"); code != 0 {
+		t.Fatalf("dmk create: exit %d\n%s", code, stderr)
+	}
+	code, _, stderr, _ = c.atTerminal(t, "Drop the smk encryption of the master key of database app? [y/N] ", "n\r", "dmk", "drop-encryption", "--db", "app", "--by", "smk")
+	if code != exitRefused {
+		t.Fatalf("dmk drop-encryption declined: exit %d\n%s", code, stderr)
+	}
+	set("secret", "set", "app/token") // opens the key through its SMK encryption
+	if code, _, stderr, _ := c.atTerminal(t, "Drop the smk encryption of the master key of database app? [y/N] ", "y\r", "dmk", "drop-encryption", "--db", "app", "--by", "smk"); code != 0 {
+		t.Fatalf("dmk drop-encryption, y: exit %d\n%s", code, stderr)
+	}
+	if code, _, _ := c.run("value", "secret", "set", "app/token"); code != exitDecryption {
+		t.Fatalf("after drop-encryption --by smk, secret set without a password: exit %d, want %d", code, exitDecryption)
+	}
+
 	// --yes and -y: no question, even on a terminal.
 	set("credential", "set", "a", "--identity", "me")
 	set("credential", "set", "b", "--identity", "me")

@@ -183,21 +183,26 @@ func (e *env) dmkDropEncryptionCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "drop-encryption",
 		Usage: "drop an encryption of a database master key",
-		UsageText: `keytree dmk drop-encryption --db DB --by smk|password [--password-file P]
+		UsageText: `keytree dmk drop-encryption --db DB --by smk|password [--password-file P] [--yes]
 
 --by smk: drop the service master key encryption; from then on every command
 that needs the key fails with error 15581 unless given --open-password-file.
 --by password: drop the encryption by the password given (a password is
 identified by the password itself); the last password encryption can never
-be dropped.
+be dropped. On a terminal, asks "Drop the smk encryption of the master key
+of database DB? [y/N]" (or "a password encryption") first; --yes (-y) skips
+the question. Off a terminal it does not ask.
 
 Examples:
    keytree dmk drop-encryption --db payroll --by smk
-   keytree dmk drop-encryption --db payroll --by password --password-file old.txt`,
-		Flags: []cli.Flag{dbFlag(), &cli.StringFlag{Name: flagBy, Usage: "smk or password"}, passwordFileFlag("the password to drop (--by password)")},
+   keytree dmk drop-encryption --db payroll --by password --password-file old.txt --yes`,
+		Flags: []cli.Flag{dbFlag(), &cli.StringFlag{Name: flagBy, Usage: "smk or password"}, passwordFileFlag("the password to drop (--by password)"), yesFlag()},
 		Action: func(c *cli.Context) error {
 			by, err := parseBy(c)
 			if err != nil {
+				return err
+			}
+			if err := validNameArg("database", c.String(flagDB)); c.String(flagDB) != "" && err != nil {
 				return err
 			}
 			in, err := e.start(c, needs{db: true})
@@ -205,6 +210,13 @@ Examples:
 				return err
 			}
 			ks, db := in.ks, in.db
+			which := "the smk encryption"
+			if by == keystore.ByPassword {
+				which = "a password encryption"
+			}
+			if err := e.confirm(c, fmt.Sprintf("Drop %s of the master key of database %s?", which, db)); err != nil {
+				return err
+			}
 			var pw []byte
 			if by == keystore.ByPassword {
 				if pw, err = in.password(flagPassword, "Password to drop", false); err != nil {
