@@ -1,7 +1,13 @@
 package commands
 
 import (
+	"encoding/base64"
+	"fmt"
+	"unicode/utf8"
+
 	"github.com/urfave/cli/v2"
+
+	"github.com/keytree-dev/keytree/keystore"
 )
 
 const flagIdentity = "identity"
@@ -76,15 +82,21 @@ func (e *env) credentialGetCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "get",
 		Usage: "print a credential's value",
-		UsageText: `keytree credential get NAME
+		UsageText: `keytree credential get NAME [--json]
 
 Writes the value to standard output exactly as it was stored, with no newline
 added. On a terminal, a value that is not text is refused (redirect or pipe
 it), and text gets a final newline.
 
+With --json it writes one JSON object instead: name, identity, value and
+valueEncoding, which is "text" when the value is valid UTF-8 (value is then
+the text itself) and "base64" otherwise (value is its standard base64).
+
 Examples:
    keytree credential get backup-db
-   PGPASSWORD=$(keytree credential get backup-db) pg_dump ...`,
+   PGPASSWORD=$(keytree credential get backup-db) pg_dump ...
+   keytree credential get backup-db --json | jq -r .identity`,
+		Flags: []cli.Flag{&cli.BoolFlag{Name: flagJSON, Usage: "print the identity and the value as JSON"}},
 		Action: func(c *cli.Context) error {
 			name, err := oneArg(c, "a credential NAME")
 			if err != nil {
@@ -95,13 +107,36 @@ Examples:
 				return err
 			}
 			ks := in.ks
-			_, value, err := ks.GetCredential(name)
+			cred, value, err := ks.GetCredential(name)
 			if err != nil {
 				return err
+			}
+			if c.Bool(flagJSON) {
+				return writeJSON(e.stdout, newCredentialValueJSON(cred, value))
 			}
 			return e.writeValue(value, "keytree credential get "+name)
 		},
 	}
+}
+
+// credentialValueJSON is credential get --json. A value that is valid
+// UTF-8 is a JSON string, which writeJSON escapes where it holds control or
+// bidirectional formatting characters, and which decodes to the same bytes;
+// any other value would be mangled by JSON (invalid UTF-8 becomes U+FFFD),
+// so it is written in base64, and valueEncoding says which.
+type credentialValueJSON struct {
+	Name          string `json:"name"`
+	Identity      string `json:"identity"`
+	Value         string `json:"value"`
+	ValueEncoding string `json:"valueEncoding"`
+}
+
+func newCredentialValueJSON(cred *keystore.Credential, value []byte) credentialValueJSON {
+	j := credentialValueJSON{Name: cred.Name, Identity: cred.Identity, Value: string(value), ValueEncoding: "text"}
+	if !utf8.Valid(value) {
+		j.Value, j.ValueEncoding = base64.StdEncoding.EncodeToString(value), "base64"
+	}
+	return j
 }
 
 type credentialJSON struct {
@@ -161,17 +196,28 @@ func (e *env) credentialRmCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "rm",
 		Usage: "remove a credential",
-		UsageText: `keytree credential rm NAME
+		UsageText: `keytree credential rm NAME [--yes]
 
-Example:
-   keytree credential rm backup-db`,
+On a terminal, asks "Remove credential NAME? [y/N]" first; --yes (-y) skips
+the question. Off a terminal (a script, cron) it does not ask.
+
+Examples:
+   keytree credential rm backup-db
+   keytree credential rm backup-db --yes`,
+		Flags: []cli.Flag{yesFlag()},
 		Action: func(c *cli.Context) error {
 			name, err := oneArg(c, "a credential NAME")
 			if err != nil {
 				return err
 			}
+			if err := validNameArg("credential", name); err != nil {
+				return err
+			}
 			in, err := e.start(c, needs{args: true})
 			if err != nil {
+				return err
+			}
+			if err := e.confirm(c, fmt.Sprintf("Remove credential %s?", name)); err != nil {
 				return err
 			}
 			ks := in.ks

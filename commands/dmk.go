@@ -2,6 +2,7 @@ package commands
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/urfave/cli/v2"
 
@@ -182,21 +183,26 @@ func (e *env) dmkDropEncryptionCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "drop-encryption",
 		Usage: "drop an encryption of a database master key",
-		UsageText: `keytree dmk drop-encryption --db DB --by smk|password [--password-file P]
+		UsageText: `keytree dmk drop-encryption --db DB --by smk|password [--password-file P] [--yes]
 
 --by smk: drop the service master key encryption; from then on every command
 that needs the key fails with error 15581 unless given --open-password-file.
 --by password: drop the encryption by the password given (a password is
 identified by the password itself); the last password encryption can never
-be dropped.
+be dropped. On a terminal, asks "Drop the smk encryption of the master key
+of database DB? [y/N]" (or "a password encryption") first; --yes (-y) skips
+the question. Off a terminal it does not ask.
 
 Examples:
    keytree dmk drop-encryption --db payroll --by smk
-   keytree dmk drop-encryption --db payroll --by password --password-file old.txt`,
-		Flags: []cli.Flag{dbFlag(), &cli.StringFlag{Name: flagBy, Usage: "smk or password"}, passwordFileFlag("the password to drop (--by password)")},
+   keytree dmk drop-encryption --db payroll --by password --password-file old.txt --yes`,
+		Flags: []cli.Flag{dbFlag(), &cli.StringFlag{Name: flagBy, Usage: "smk or password"}, passwordFileFlag("the password to drop (--by password)"), yesFlag()},
 		Action: func(c *cli.Context) error {
 			by, err := parseBy(c)
 			if err != nil {
+				return err
+			}
+			if err := validNameArg("database", c.String(flagDB)); c.String(flagDB) != "" && err != nil {
 				return err
 			}
 			in, err := e.start(c, needs{db: true})
@@ -204,6 +210,13 @@ Examples:
 				return err
 			}
 			ks, db := in.ks, in.db
+			which := "the smk encryption"
+			if by == keystore.ByPassword {
+				which = "a password encryption"
+			}
+			if err := e.confirm(c, fmt.Sprintf("Drop %s of the master key of database %s?", which, db)); err != nil {
+				return err
+			}
 			var pw []byte
 			if by == keystore.ByPassword {
 				if pw, err = in.password(flagPassword, "Password to drop", false); err != nil {
@@ -430,20 +443,29 @@ func (e *env) dmkDropCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "drop",
 		Usage: "drop a database master key and its database",
-		UsageText: `keytree dmk drop --db DB
+		UsageText: `keytree dmk drop --db DB [--yes]
 
 Drops the database master key of DB, and the database with it. Refused with
-error 15580 while secrets are encrypted by it: remove them first.
+error 15580 while secrets are encrypted by it: remove them first. On a
+terminal, asks "Drop the master key of database DB, and the database? [y/N]"
+first; --yes (-y) skips the question. Off a terminal it does not ask.
 
-Example:
-   keytree dmk drop --db scratch`,
-		Flags: []cli.Flag{dbFlag()},
+Examples:
+   keytree dmk drop --db scratch
+   keytree dmk drop --db scratch --yes`,
+		Flags: []cli.Flag{dbFlag(), yesFlag()},
 		Action: func(c *cli.Context) error {
+			if err := validNameArg("database", c.String(flagDB)); c.String(flagDB) != "" && err != nil {
+				return err
+			}
 			in, err := e.start(c, needs{db: true})
 			if err != nil {
 				return err
 			}
 			ks, db := in.ks, in.db
+			if err := e.confirm(c, fmt.Sprintf("Drop the master key of database %s, and the database?", db)); err != nil {
+				return err
+			}
 			if err := ks.DropDMK(db); err != nil {
 				return err
 			}

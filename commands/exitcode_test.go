@@ -37,6 +37,7 @@ func TestExitStatusesDocumented(t *testing.T) {
 		"a usage error":         usagef("x"),
 		"values left orphans":   errLeftOrphans,
 		"an unclassified error": errors.New("x"),
+		"doctor's problems":     &errDoctorProblems{n: 1},
 	} {
 		produced[e.report(err)] = what
 	}

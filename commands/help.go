@@ -28,8 +28,9 @@ var exitStatuses = []exitStatus{
 	{exitCorrupt, "corrupt", "15317, a damaged keystore file, protector secret or value, a link or other non-regular file where a keystore file belongs"},
 	{exitLocked, "locked", "another keytree process held the keystore's lock for longer than the lock timeout"},
 	{exitPermissions, "unsafe permissions", "a keystore or protector file or directory that group or others can access, a keystore owned by another account (Unix)"},
-	{exitRefused, "refused", "15116-15118 (password policy), 15558 (last password), 15580 (key in use), other refused changes"},
+	{exitRefused, "refused", "15116-15118 (password policy), 15558 (last password), 15580 (key in use), a removal not confirmed at the terminal, other refused changes"},
 	{exitOrphaned, "completed, but values were left orphaned", "a --force restore or regenerate that committed and orphaned values: keytree status lists them, smk recover / dmk recover brings them back"},
+	{exitProblems, "doctor found problems", "keytree doctor found at least one problem; its report says which"},
 }
 
 // envVar is one environment variable keytree reads. The ones with a flag

@@ -254,7 +254,7 @@ func TestWriteCompletions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"keytree.bash", "_keytree", "keytree.fish"} {
+	for _, want := range []string{"keytree.bash", "_keytree", "keytree.fish", "keytree.ps1"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("WriteCompletions wrote %q, not %s", names, want)
 		}

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,6 +37,7 @@ const (
 	exitPermissions = 8
 	exitRefused     = 9
 	exitOrphaned    = 10
+	exitProblems    = 11
 )
 
 // errLeftOrphans ends a --force restore or regenerate that committed but
@@ -89,6 +92,14 @@ func Main(args []string) int {
 
 func (e *env) run(args []string) int {
 	app := e.newApp()
+	if n := len(args); n > 0 && args[n-1] == completionFlag {
+		// A completion script asking for candidates. It does not go
+		// through permuteArgs, whose "--" before positional arguments
+		// would make urfave/cli ignore the request, nor through
+		// urfave/cli at all (complete says why).
+		e.complete(app, args[1:n-1])
+		return exitOK
+	}
 	err := app.Run(permuteArgs(app, args))
 	return e.report(err)
 }
@@ -133,7 +144,7 @@ Examples:
 			&cli.StringFlag{Name: flagMachineDir, Usage: "machine protector `DIR`", EnvVars: []string{"KEYTREE_MACHINE_DIR"}},
 			&cli.BoolFlag{Name: flagAllowOtherOwner, Usage: "use a keystore that belongs to another account (root or an administrator inspecting a user's keystore)", EnvVars: []string{"KEYTREE_ALLOW_OTHER_OWNER"}},
 			&cli.BoolFlag{Name: flagCreateProtDirs, Usage: "create a missing account or machine directory to re-create an encryption in (only init does otherwise)"},
-			&cli.DurationFlag{Name: flagLockTimeout, Usage: "how long to wait for another keytree process", Value: keystore.DefaultLockTimeout, EnvVars: []string{"KEYTREE_LOCK_TIMEOUT"}},
+			&cli.StringFlag{Name: flagLockTimeout, Usage: "how long to wait for another keytree process: `SECONDS` (30) or a duration (500ms, 2m)", DefaultText: keystore.DefaultLockTimeout.String(), EnvVars: []string{"KEYTREE_LOCK_TIMEOUT"}},
 		},
 		Commands: []*cli.Command{
 			e.initCommand(),
@@ -145,6 +156,7 @@ Examples:
 			e.dmkCommand(),
 			e.dbCommand(),
 			e.secretCommand(),
+			e.doctorCommand(),
 			e.completionCommand(),
 			e.versionCommand(),
 		},
@@ -196,6 +208,12 @@ func (e *env) report(err error) int {
 	}
 	if errors.Is(err, errLeftOrphans) {
 		return exitOrphaned
+	}
+	var dp *errDoctorProblems
+	if errors.As(err, &dp) {
+		fmt.Fprintf(e.stderr, "keytree: error: %s\n", dp)
+		fmt.Fprintf(e.stderr, "keytree: hint: the lines marked problem above say what and what to do\n")
+		return exitProblems
 	}
 	var ue *usageError
 	if errors.As(err, &ue) {
@@ -267,9 +285,13 @@ func (e *env) options(c *cli.Context) (keystore.Options, error) {
 			}
 		}
 	}
+	timeout, err := parseLockTimeout(c.String(flagLockTimeout))
+	if err != nil {
+		return keystore.Options{}, err
+	}
 	return keystore.Options{
 		Dirs:        dirs,
-		LockTimeout: c.Duration(flagLockTimeout),
+		LockTimeout: timeout,
 
 		AllowOtherOwner:     c.Bool(flagAllowOtherOwner),
 		CreateProtectorDirs: c.Bool(flagCreateProtDirs),
@@ -284,6 +306,34 @@ func (e *env) options(c *cli.Context) (keystore.Options, error) {
 			fmt.Fprintf(e.stderr, "keytree: warning: %s\n", escape(msg))
 		},
 	}, nil
+}
+
+// parseLockTimeout reads --lock-timeout (or KEYTREE_LOCK_TIMEOUT): a
+// number of seconds (30, 2.5), as people and cron jobs write it, or a Go
+// duration (500ms, 2m). Empty and 0 mean the default. A negative or
+// unreadable value is a usage error: silently waiting the default instead
+// would hide the mistake until the job that set it fails for lack of time.
+func parseLockTimeout(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	bad := func() error {
+		return usagef("invalid lock timeout %q: give seconds (30) or a duration (500ms, 2m) in --lock-timeout or KEYTREE_LOCK_TIMEOUT", s)
+	}
+	if strings.Trim(s, "0123456789.") == "" {
+		// Plain seconds; ParseFloat alone would also take "1e3", "0x1p4"
+		// and "inf".
+		secs, err := strconv.ParseFloat(s, 64)
+		if err != nil || secs > float64(math.MaxInt64/time.Second) {
+			return 0, bad()
+		}
+		return time.Duration(secs * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, bad()
+	}
+	return d, nil
 }
 
 // open opens the keystore named by the global flags.

@@ -20,8 +20,7 @@ var completionFiles = []struct{ shell, file string }{
 
 // WriteCompletions writes the completion script of every shell that keytree
 // completion supports into dir, which it creates, as keytree completion
-// SHELL prints it, and returns the names of the files written. A shell that
-// keytree completion refuses is left out; bash, zsh and fish must work.
+// SHELL prints it, and returns the names of the files written.
 func WriteCompletions(dir string) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -31,9 +30,6 @@ func WriteCompletions(dir string) ([]string, error) {
 		var stdout, stderr bytes.Buffer
 		e := &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr}
 		if code := e.run([]string{"keytree", "completion", c.shell}); code != exitOK || stdout.Len() == 0 {
-			if c.shell == "powershell" && code == exitUsage {
-				continue
-			}
 			return nil, fmt.Errorf("keytree completion %s: exit status %d: %s", c.shell, code, strings.TrimSpace(stderr.String()))
 		}
 		if err := os.WriteFile(filepath.Join(dir, c.file), stdout.Bytes(), 0o644); err != nil {

@@ -1,6 +1,8 @@
 package commands
 
 import (
+	"fmt"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/keytree-dev/keytree/formats"
@@ -185,10 +187,15 @@ func (e *env) secretRmCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "rm",
 		Usage: "remove a secret",
-		UsageText: `keytree secret rm DB/NAME
+		UsageText: `keytree secret rm DB/NAME [--yes]
 
-Example:
-   keytree secret rm payroll/api-token`,
+On a terminal, asks "Remove secret DB/NAME? [y/N]" first; --yes (-y) skips
+the question. Off a terminal (a script, cron) it does not ask.
+
+Examples:
+   keytree secret rm payroll/api-token
+   keytree secret rm payroll/api-token -y`,
+		Flags: []cli.Flag{yesFlag()},
 		Action: func(c *cli.Context) error {
 			db, name, err := secretPath(c)
 			if err != nil {
@@ -196,6 +203,9 @@ Example:
 			}
 			in, err := e.start(c, needs{args: true})
 			if err != nil {
+				return err
+			}
+			if err := e.confirm(c, fmt.Sprintf("Remove secret %s/%s?", db, name)); err != nil {
 				return err
 			}
 			ks := in.ks

@@ -94,11 +94,18 @@ func (ks *Keystore) SetCredential(name, identity string, value []byte) (created 
 		old, err := s.ks.loadCredentialMeta(name)
 		switch {
 		case err == nil && old.Name != name:
-			return &Error{Text: fmt.Sprintf("a credential named '%s' already exists (names differ only in case)", old.Name), Kind: ErrExists}
+			return errCaseTwin("credential", name, old.Name)
 		case err == nil:
 			meta.Revision, meta.Created = old.Revision+1, old.Created
 		case notExist(err):
 			created, old = true, nil
+			twin, err := s.ks.caseTwin(credentialsDir, name, false)
+			if err != nil {
+				return err
+			}
+			if twin != "" {
+				return errCaseTwin("credential", name, twin)
+			}
 		default:
 			return err
 		}

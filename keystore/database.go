@@ -118,9 +118,13 @@ func (ks *Keystore) databaseMissing(db string, missing func(string) error) error
 // one is in the way. An empty directory left there is removed, so that the
 // staged directory can be renamed into place.
 func (ks *Keystore) claimDatabaseName(db string, exists func() error) error {
-	if _, err := ks.loadDatabaseMeta(db); !notExist(err) {
+	if meta, err := ks.loadDatabaseMeta(db); !notExist(err) {
 		if err != nil {
 			return err
+		}
+		if meta.Name != db && strings.EqualFold(meta.Name, db) {
+			// A case-insensitive file system found the twin itself.
+			return errCaseTwin("database", db, meta.Name)
 		}
 		return exists()
 	}
@@ -130,6 +134,13 @@ func (ks *Keystore) claimDatabaseName(db string, exists func() error) error {
 	}
 	if lost {
 		return ks.errLostDatabase(db)
+	}
+	twin, err := ks.caseTwin(databasesDir, db, true)
+	if err != nil {
+		return err
+	}
+	if twin != "" {
+		return errCaseTwin("database", db, twin)
 	}
 	for _, d := range []string{ks.dbPath(db, secretsDir), ks.dbPath(db)} {
 		if err := ks.files.removeDir(d); err != nil {

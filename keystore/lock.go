@@ -63,7 +63,7 @@ func acquireLock(fsys files, path string, mode lockMode, timeout time.Duration) 
 			f.Close()
 			return nil, &Error{
 				Text: fmt.Sprintf("another keytree process has held the keystore for more than %s (waiting for the %s lock on %s)", timeout, mode, path),
-				Hint: "wait for it to finish and try again, or set KEYTREE_LOCK_TIMEOUT (for example 2m) to wait longer",
+				Hint: "wait for it to finish and try again, or set KEYTREE_LOCK_TIMEOUT (for example 120, in seconds) to wait longer",
 				Kind: ErrLocked,
 			}
 		}

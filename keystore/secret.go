@@ -153,11 +153,18 @@ func (ks *Keystore) SetSecret(db, name string, value []byte, openPassword []byte
 		old, err := s.ks.loadSecretMeta(db, name)
 		switch {
 		case err == nil && old.Name != name:
-			return &Error{Text: fmt.Sprintf("a secret named '%s/%s' already exists (names differ only in case)", db, old.Name), Kind: ErrExists}
+			return errCaseTwin("secret", db+"/"+name, db+"/"+old.Name)
 		case err == nil:
 			next.Revision, next.Created = old.Revision+1, old.Created
 		case notExist(err):
 			created, old = true, nil
+			twin, err := s.ks.caseTwin(rel(databasesDir, db, secretsDir), name, false)
+			if err != nil {
+				return err
+			}
+			if twin != "" {
+				return errCaseTwin("secret", db+"/"+name, db+"/"+twin)
+			}
 		default:
 			return err
 		}

@@ -1,0 +1,376 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/keytree-dev/keytree/keystore"
+	"github.com/keytree-dev/keytree/protect"
+)
+
+// errDoctorProblems ends a doctor run that found problems: the report says
+// which, report adds one error line and exits with exitProblems.
+type errDoctorProblems struct{ n int }
+
+func (e *errDoctorProblems) Error() string {
+	if e.n == 1 {
+		return "doctor found 1 problem"
+	}
+	return fmt.Sprintf("doctor found %d problems", e.n)
+}
+
+// Finding statuses. Only a problem makes doctor exit non-zero; a note is
+// worth knowing but needs nothing done.
+const (
+	findingOK      = "ok"
+	findingProblem = "problem"
+	findingNote    = "note"
+)
+
+type doctorFinding struct {
+	Check  string `json:"check"`
+	Status string `json:"status"`
+	Text   string `json:"text"`
+}
+
+type doctorDir struct {
+	Role string `json:"role"` // keystore, account, machine
+	Path string `json:"path"`
+	// Source is where the path came from: "flag" (SourceName the flag),
+	// "environment" (SourceName the variable) or "default".
+	Source     string `json:"source"`
+	SourceName string `json:"sourceName,omitempty"`
+	Exists     bool   `json:"exists"`
+	Mode       string `json:"mode,omitempty"`  // "0700"
+	Owner      string `json:"owner,omitempty"` // "alice (uid 1000)"; omitted where keytree does not check owners
+}
+
+type doctorReport struct {
+	Directories []doctorDir     `json:"directories"`
+	Findings    []doctorFinding `json:"findings"`
+	Problems    int             `json:"problems"`
+}
+
+func (r *doctorReport) add(check, status, format string, args ...any) {
+	r.Findings = append(r.Findings, doctorFinding{Check: check, Status: status, Text: fmt.Sprintf(format, args...)})
+	if status == findingProblem {
+		r.Problems++
+	}
+}
+
+func (e *env) doctorCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "doctor",
+		Usage: "check the keystore and its directories, and report what needs attention",
+		UsageText: `keytree doctor [--json]
+
+Reports where the keystore, account and machine directories come from (a flag,
+an environment variable or the default), their permissions and owners,
+whether each encryption of the service master key opens, orphaned values,
+damaged databases, databases whose master key has no SMK encryption, the size
+of the error log, and whether a stock age on PATH can recover the keystore's
+files without keytree (docs/recovery.md).
+
+It only reads: it takes the shared lock, and repairs, creates and writes
+nothing (run keytree smk verify to repair an SMK encryption). It exits 0 when
+it finds no problem, and 11 when it finds one; notes do not count.
+
+Examples:
+   keytree doctor
+   keytree doctor --json | jq '.findings[] | select(.status == "problem")'`,
+		Flags: []cli.Flag{jsonFlag()},
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			opts, err := e.options(c)
+			if err != nil {
+				return err
+			}
+			r := e.doctor(c, opts)
+			if c.Bool(flagJSON) {
+				if err := writeJSON(e.stdout, r); err != nil {
+					return err
+				}
+			} else if err := r.write(e); err != nil {
+				return err
+			}
+			if r.Problems > 0 {
+				return &errDoctorProblems{n: r.Problems}
+			}
+			return nil
+		},
+	}
+}
+
+func (e *env) doctor(c *cli.Context, opts keystore.Options) *doctorReport {
+	r := &doctorReport{Directories: []doctorDir{}, Findings: []doctorFinding{}}
+	dirs := []struct {
+		role, flag, env, path string
+	}{
+		{"keystore", flagKeystore, "KEYTREE_DIR", opts.Keystore},
+		{"account", flagAccountDir, "KEYTREE_ACCOUNT_DIR", opts.Account},
+		{"machine", flagMachineDir, "KEYTREE_MACHINE_DIR", opts.Machine},
+	}
+	dirProblems := 0
+	for _, d := range dirs {
+		dd := doctorDir{Role: d.role, Path: d.path, Source: "default"}
+		if abs, err := filepath.Abs(d.path); err == nil {
+			dd.Path = abs
+		}
+		// A flag wins over its variable (urfave/cli reads the variable
+		// into the flag): the value is the variable's unless a flag
+		// changed it.
+		if v := c.String(d.flag); v != "" {
+			if v == os.Getenv(d.env) {
+				dd.Source, dd.SourceName = "environment", d.env
+			} else {
+				dd.Source, dd.SourceName = "flag", "--"+d.flag
+			}
+		}
+		fi, err := os.Stat(d.path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			dirProblems++
+			if d.role == "keystore" {
+				r.add("directories", findingProblem, "the keystore directory %s does not exist: create a keystore with keytree init, or point --keystore or KEYTREE_DIR at yours", escape(dd.Path))
+			} else {
+				r.add("directories", findingProblem, "the %s directory %s does not exist, so the %s encryption of the service master key cannot open here: check %s (a typo, or HOME pointing elsewhere), or create it with keytree --create-protector-dirs smk verify", d.role, escape(dd.Path), d.role, d.env)
+			}
+		case err != nil:
+			dirProblems++
+			r.add("directories", findingProblem, "the %s directory %s cannot be read: %v", d.role, escape(dd.Path), err)
+		case !fi.IsDir():
+			dirProblems++
+			r.add("directories", findingProblem, "the %s directory %s is not a directory", d.role, escape(dd.Path))
+		default:
+			dd.Exists = true
+			dd.Mode = fmt.Sprintf("%04o", fi.Mode().Perm())
+			owner, mine, known := fileOwner(fi)
+			if known {
+				dd.Owner = owner
+			}
+			if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+				dirProblems++
+				r.add("directories", findingProblem, "the %s directory %s is accessible by group or others (mode %s); keytree refuses to use it: chmod 700 %s", d.role, escape(dd.Path), dd.Mode, escape(dd.Path))
+			}
+			if known && !mine {
+				dirProblems++
+				r.add("directories", findingProblem, "the %s directory %s belongs to %s, not to the account running keytree", d.role, escape(dd.Path), owner)
+			}
+		}
+		r.Directories = append(r.Directories, dd)
+	}
+	if dirProblems == 0 {
+		r.add("directories", findingOK, "the three directories exist, are owner-only and are yours")
+	}
+
+	var algs []protect.Algorithm
+	ks, err := keystore.Open(opts)
+	if err == nil {
+		var d *keystore.Diagnosis
+		d, err = ks.Diagnose()
+		if err == nil {
+			r.addDiagnosis(d)
+			algs = d.Algorithms
+		}
+	}
+	if err != nil && !(errors.Is(err, keystore.ErrNotFound) && !r.hasKeystoreDir()) {
+		// A missing keystore directory is reported above already.
+		r.add("keystore", findingProblem, "%s", escape(errorText(err)))
+	}
+
+	// The last backups of the SMK and of each DMK belong here, once
+	// keytree records its backups (issue 9, item 1). Until then doctor
+	// says nothing about backups rather than guess.
+
+	r.checkAge(algs)
+	return r
+}
+
+func (r *doctorReport) hasKeystoreDir() bool {
+	return len(r.Directories) > 0 && r.Directories[0].Exists
+}
+
+// errorText is an error as report would put it, without the exit status:
+// the text, and its hint where it has one.
+func errorText(err error) string {
+	var ke *keystore.Error
+	if errors.As(err, &ke) {
+		s := ke.Text
+		if ke.Number != 0 {
+			s = fmt.Sprintf("error %d: %s", ke.Number, ke.Text)
+		}
+		if ke.Hint != "" {
+			s += " (" + ke.Hint + ")"
+		}
+		return s
+	}
+	return err.Error()
+}
+
+func (r *doctorReport) addDiagnosis(d *keystore.Diagnosis) {
+	switch {
+	case d.SMK == nil:
+		r.add("smk", findingProblem, "%s", escape(d.SMKProblem))
+	default:
+		var bad, good []string
+		for _, enc := range d.SMK.Encryptions {
+			switch {
+			case !enc.Enabled:
+			case enc.Valid:
+				good = append(good, string(enc.Protector))
+			default:
+				bad = append(bad, fmt.Sprintf("the %s encryption does not open it (%s)", enc.Protector, escape(enc.Reason)))
+			}
+		}
+		switch {
+		case len(good) == 0:
+			r.add("smk", findingProblem, "error %d: no encryption of the service master key %s opens it: %s; restore it from a backup: keytree smk restore --file BACKUP --force", keystore.MsgDecryption, d.SMK.Thumbprint, strings.Join(bad, "; "))
+		case len(bad) > 0:
+			r.add("smk", findingProblem, "the service master key %s opens, but %s; keytree smk verify re-creates it", d.SMK.Thumbprint, strings.Join(bad, "; "))
+		default:
+			r.add("smk", findingOK, "the service master key %s (%s, generation %d) opens with each of its encryptions: %s", d.SMK.Thumbprint, d.SMK.Algorithm, d.SMK.Generation, strings.Join(good, ", "))
+		}
+		if !d.SMK.MachineProtection {
+			r.add("smk", findingNote, "machine protection is off: only the account encryption protects the service master key")
+		}
+	}
+
+	r.add("items", findingOK, "%d credentials, %d databases, %d secrets", d.Credentials, d.Databases, d.Secrets)
+	if len(d.Orphans) == 0 {
+		r.add("orphans", findingOK, "no orphaned values")
+	} else {
+		var items []string
+		for _, o := range d.Orphans {
+			items = append(items, fmt.Sprintf("%s needs key %s (generation %d)", escape(o.Item), o.Thumbprint, o.Generation))
+		}
+		r.add("orphans", findingProblem, "%d orphaned values cannot be read until a backup of their key recovers them (keytree smk recover / dmk recover): %s", len(d.Orphans), strings.Join(items, "; "))
+	}
+	for _, dm := range d.Damaged {
+		r.add("damaged", findingProblem, "%s: %s", escape(dm.Item), escape(dm.Problem))
+	}
+	if len(d.NoSMKEncryption) == 0 {
+		r.add("dmk-smk-encryption", findingOK, "every database master key has an SMK encryption")
+	} else {
+		r.add("dmk-smk-encryption", findingNote, "database master keys without an SMK encryption, which open only with their password (--open-password-file): %s; to open them with the SMK: keytree dmk add-encryption --db DB --by smk", strings.Join(d.NoSMKEncryption, ", "))
+	}
+	r.add("errorlog", findingOK, "the error log holds %d bytes (it is rotated past %d bytes; keytree errorlog prints it)", d.ErrorLogSize, 1<<20)
+}
+
+// minimumAge is the first release of age that decrypts files under keys of
+// each algorithm, and password-encrypted (scrypt) files.
+var minimumAge = map[protect.Algorithm][3]int{
+	protect.X25519:         {1, 0, 0},
+	protect.MLKEM768X25519: {1, 3, 0},
+}
+
+// checkAge looks for a stock age on PATH that can decrypt the keystore's
+// files (docs/recovery.md): it runs "age --version", with a time limit, and
+// compares the version with what the keystore's algorithms need.
+func (r *doctorReport) checkAge(algs []protect.Algorithm) {
+	need := [3]int{1, 0, 0}
+	for _, a := range algs {
+		if v, ok := minimumAge[a]; ok && versionLess(need, v) {
+			need = v
+		}
+	}
+	needText := fmt.Sprintf("v%d.%d.%d", need[0], need[1], need[2])
+	path, err := exec.LookPath("age")
+	if err != nil {
+		r.add("age", findingNote, "no age on PATH: install age %s or later to be able to recover this keystore's files without keytree (docs/recovery.md)", needText)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path, "--version")
+	cmd.Stdin = nil
+	out, err := cmd.Output()
+	version := strings.TrimSpace(string(out))
+	if err != nil {
+		r.add("age", findingNote, "%s --version failed (%v): it may not be the age that recovery needs (%s or later)", escape(path), err, needText)
+		return
+	}
+	v, ok := parseVersion(version)
+	switch {
+	case !ok:
+		r.add("age", findingNote, "%s --version says %q, which is not a release version: recovery needs age %s or later", escape(path), escape(version), needText)
+	case versionLess(v, need):
+		r.add("age", findingNote, "%s is age %s, too old to decrypt this keystore's files: recovery needs %s or later", escape(path), escape(version), needText)
+	default:
+		r.add("age", findingOK, "%s is age %s, which can decrypt this keystore's files without keytree (docs/recovery.md)", escape(path), escape(version))
+	}
+}
+
+// parseVersion reads "v1.2.3" (or "1.2.3", with anything after a "-" or
+// "+" ignored).
+func parseVersion(s string) ([3]int, bool) {
+	var v [3]int
+	s = strings.TrimPrefix(strings.TrimSpace(s), "v")
+	if i := strings.IndexAny(s, "-+ "); i >= 0 {
+		s = s[:i]
+	}
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 {
+		return v, false
+	}
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 {
+			return v, false
+		}
+		v[i] = n
+	}
+	return v, true
+}
+
+func versionLess(a, b [3]int) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return a[i] < b[i]
+		}
+	}
+	return false
+}
+
+// write prints the report as text: the directories, then one line per
+// finding, its status first.
+func (r *doctorReport) write(e *env) error {
+	var rows [][]string
+	for _, d := range r.Directories {
+		from := "default"
+		if d.SourceName != "" {
+			from = "from " + d.SourceName
+		}
+		state := "missing"
+		if d.Exists {
+			state = d.Mode
+			if d.Owner != "" {
+				state += " " + d.Owner
+			}
+		}
+		rows = append(rows, []string{d.Role, d.Path, from, state})
+	}
+	if err := table(e.stdout, []string{"DIRECTORY", "PATH", "SOURCE", "MODE/OWNER"}, rows); err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout)
+	for _, f := range r.Findings {
+		// Texts were escaped where they hold what came from disk.
+		if _, err := fmt.Fprintf(e.stdout, "%-8s %s: %s\n", f.Status, f.Check, f.Text); err != nil {
+			return err
+		}
+	}
+	return nil
+}

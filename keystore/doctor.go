@@ -1,0 +1,132 @@
+package keystore
+
+import (
+	"errors"
+	"io/fs"
+	"time"
+
+	"github.com/keytree-dev/keytree/formats"
+	"github.com/keytree-dev/keytree/protect"
+)
+
+// Diagnosis is what keytree doctor reports about an open keystore.
+type Diagnosis struct {
+	// SMK describes the service master key and whether each of its
+	// encryptions opens it now; nil if the keystore has none, or smk.toml
+	// cannot be read (SMKProblem says why).
+	SMK        *SMKInfo
+	SMKProblem string
+	// Credentials, Databases and Secrets count items, as Status does.
+	Credentials, Databases, Secrets int
+	Orphans                         []OrphanItem
+	Damaged                         []DamagedItem
+	// NoSMKEncryption lists the databases whose master key has no SMK
+	// encryption: every command on them needs its password.
+	NoSMKEncryption []string
+	// Algorithms lists the algorithms of the SMK and of every DMK, each
+	// once, for the tools that must decrypt them to recover by hand.
+	Algorithms []protect.Algorithm
+	// ErrorLogSize is the size of the error log, errorlog.1 included.
+	ErrorLogSize int64
+}
+
+// Diagnose describes the keystore for keytree doctor. Unlike Status it
+// only reads: it takes the shared lock and tries each SMK encryption, but
+// never re-creates an invalid one (nor asks for the exclusive lock to do
+// so), creates no protector directory or secret, records no machine check,
+// writes nothing to the error log, rotates nothing, and does not create an
+// SMK for a keystore that has none. What it cannot read it reports in the
+// Diagnosis rather than fail on, so that one damaged file does not hide the
+// rest; errors that stop it are those that stop every reader (the lock, a
+// damaged credential or secret file name).
+func (ks *Keystore) Diagnose() (*Diagnosis, error) {
+	l, err := acquireLock(ks.files, ks.path(lockFile), lockShared, ks.lockTimeout)
+	if err != nil {
+		return nil, err
+	}
+	defer l.release()
+	d := &Diagnosis{}
+	algs := map[protect.Algorithm]bool{}
+	addAlg := func(a protect.Algorithm) {
+		if !algs[a] {
+			algs[a] = true
+			d.Algorithms = append(d.Algorithms, a)
+		}
+	}
+
+	meta, err := ks.loadSMKMeta()
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		d.SMKProblem = "the keystore has no service master key yet (the next command that needs one creates it)"
+	case err != nil:
+		d.SMKProblem = err.Error()
+	default:
+		d.SMK = ks.checkSMKEncryptions(meta)
+		addAlg(protect.Algorithm(meta.Algorithm))
+	}
+
+	s := &session{ks: ks, mode: lockShared, op: "doctor", work: newScryptWork()}
+	err = s.eachItem(func(it item) error {
+		switch it.kind {
+		case "credential":
+			d.Credentials++
+		case "database":
+			d.Databases++
+		case "secret":
+			d.Secrets++
+		}
+		if it.orphan != nil && !it.kept {
+			d.Orphans = append(d.Orphans, OrphanItem{Item: it.name, Generation: it.orphan.Generation, Thumbprint: it.orphan.Thumbprint})
+		}
+		return nil
+	}, func(db string, err error) error {
+		d.Damaged = append(d.Damaged, DamagedItem{Item: "dmk/" + db, Problem: err.Error()})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = ks.eachDatabase(func(m *formats.Database) error {
+		if !m.SMKEncryption {
+			d.NoSMKEncryption = append(d.NoSMKEncryption, m.Name)
+		}
+		addAlg(protect.Algorithm(m.Algorithm))
+		return nil
+	}, func(string, error) error { return nil })
+	if err != nil {
+		return nil, err
+	}
+
+	for _, name := range []string{errorlogFile, errorlogFile + ".1"} {
+		if fi, err := ks.files.lstat(ks.path(name)); err == nil && fi.Mode().IsRegular() {
+			d.ErrorLogSize += fi.Size()
+		}
+	}
+	return d, nil
+}
+
+// checkSMKEncryptions tries each enabled encryption of the SMK with its
+// protector, as openSMK does, and repairs nothing. The machine encryption
+// of a keystore whose machine protection is off is reported disabled.
+func (ks *Keystore) checkSMKEncryptions(meta *formats.SMK) *SMKInfo {
+	info := &SMKInfo{Thumbprint: meta.Thumbprint, Algorithm: protect.Algorithm(meta.Algorithm), Generation: meta.Generation,
+		Created: meta.Created.Format(time.RFC3339), MachineProtection: meta.MachineProtection}
+	var known *protect.Key
+	for _, pr := range smkProtectors {
+		enc := EncryptionState{Protector: pr.kind, Thumbprint: pr.thumbprint,
+			Enabled: pr.kind == protect.KindAccount || meta.MachineProtection}
+		if enc.Enabled {
+			key, reason, err := ks.trySMKEncryption(pr.kind, meta, known)
+			switch {
+			case err != nil:
+				enc.Reason = err.Error()
+			case key != nil:
+				enc.Valid, known = true, key
+			default:
+				enc.Reason = reason.Error()
+			}
+		}
+		info.Encryptions = append(info.Encryptions, enc)
+	}
+	return info
+}
