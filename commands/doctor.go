@@ -78,8 +78,9 @@ func (e *env) doctorCommand() *cli.Command {
 Reports where the keystore, account and machine directories come from (a flag,
 an environment variable or the default), their permissions and owners,
 whether each encryption of the service master key opens, orphaned values,
-damaged databases, databases whose master key has no SMK encryption, the size
-of the error log, and whether a stock age on PATH can recover the keystore's
+damaged databases, databases whose master key has no SMK encryption, when the
+service master key and each database master key were last backed up (an SMK
+never backed up is a problem), the size of the error log, and whether a stock age on PATH can recover the keystore's
 files without keytree (docs/recovery.md).
 
 It only reads: it takes the shared lock, and repairs, creates and writes
@@ -191,10 +192,6 @@ func (e *env) doctor(c *cli.Context, opts keystore.Options) *doctorReport {
 		r.add("keystore", findingProblem, "%s", escape(errorText(err)))
 	}
 
-	// The last backups of the SMK and of each DMK belong here, once
-	// keytree records its backups (issue 9, item 1). Until then doctor
-	// says nothing about backups rather than guess.
-
 	r.checkAge(algs)
 	return r
 }
@@ -248,6 +245,27 @@ func (r *doctorReport) addDiagnosis(d *keystore.Diagnosis) {
 		}
 	}
 
+	for _, b := range d.Backups {
+		what := "the service master key"
+		cmd := "keytree smk backup --file FILE"
+		if db, ok := strings.CutPrefix(b.Key, "dmk/"); ok {
+			what = fmt.Sprintf("the master key of database '%s'", escape(db))
+			cmd = fmt.Sprintf("keytree dmk backup --db %s --file FILE", escape(db))
+		}
+		switch {
+		case b.Problem != "":
+			r.add("backups", findingProblem, "the backup records of %s cannot be read: %s", what, escape(b.Problem))
+		case b.Time.IsZero() && b.Key == "smk":
+			// Without a backup, losing both protectors loses every
+			// credential and every DMK without a password.
+			r.add("backups", findingProblem, "%s (%s) was never backed up, or its backup was not recorded: %s", what, b.Thumbprint, cmd)
+		case b.Time.IsZero():
+			// A DMK's password opens it without the SMK.
+			r.add("backups", findingNote, "%s (%s) was never backed up, or its backup was not recorded: %s", what, b.Thumbprint, cmd)
+		default:
+			r.add("backups", findingOK, "%s (%s) was last backed up %s to %s", what, b.Thumbprint, timeString(b.Time), escape(b.File))
+		}
+	}
 	r.add("items", findingOK, "%d credentials, %d databases, %d secrets", d.Credentials, d.Databases, d.Secrets)
 	if len(d.Orphans) == 0 {
 		r.add("orphans", findingOK, "no orphaned values")

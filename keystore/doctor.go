@@ -28,6 +28,9 @@ type Diagnosis struct {
 	Algorithms []protect.Algorithm
 	// ErrorLogSize is the size of the error log, errorlog.1 included.
 	ErrorLogSize int64
+	// Backups is the newest recorded backup of the SMK in use, then of
+	// each database's DMK in use, as Status reports them.
+	Backups []LastBackup
 }
 
 // Diagnose describes the keystore for keytree doctor. Unlike Status it
@@ -96,6 +99,10 @@ func (ks *Keystore) Diagnose() (*Diagnosis, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	st := &Status{SMK: d.SMK}
+	ks.backupStatus(st)
+	d.Backups = st.Backups
 
 	for _, name := range []string{errorlogFile, errorlogFile + ".1"} {
 		if fi, err := ks.files.lstat(ks.path(name)); err == nil && fi.Mode().IsRegular() {
