@@ -252,9 +252,32 @@ func RestoreKeystore(opts Options, r io.Reader, source string) (*CopyResult, err
 		return nil, err
 	}
 	parent := filepath.Dir(ks.dir)
+	created := missingDirs(parent)
 	if err := osFiles.mkdirPrivate(parent); err != nil {
 		return nil, fmt.Errorf("create %s: %w", parent, err)
 	}
+	res, err := restoreInto(parent, r, source, func(stage string) error {
+		return commitRestore(stage, ks.dir, existed)
+	})
+	if err != nil {
+		// The directories made for the keystore go again: a failed
+		// restore leaves nothing behind.
+		for _, d := range created {
+			os.Remove(d)
+		}
+		return nil, err
+	}
+	if err := osFiles.syncDir(parent); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// restoreInto unpacks the archive into a new staging directory in parent
+// and calls commit with it. On any failure it removes the staging
+// directory, through its root, so that whatever the archive made there is
+// removed and nothing outside it.
+func restoreInto(parent string, r io.Reader, source string, commit func(stage string) error) (*CopyResult, error) {
 	stage := filepath.Join(parent, formats.TempPrefix+randomName())
 	if err := osFiles.mkdirPrivate(stage); err != nil {
 		return nil, fmt.Errorf("create %s: %w", stage, err)
@@ -266,40 +289,52 @@ func RestoreKeystore(opts Options, r io.Reader, source string) (*CopyResult, err
 	}
 	res, err := unpackCopy(f, tar.NewReader(r), source)
 	if err != nil {
-		// Removed through the staging directory's root: whatever the
-		// archive made there is removed, and nothing outside it.
 		f.removeTree(stage)
 		f.root.Close()
 		osFiles.removeDir(stage)
 		return nil, err
 	}
+	// Closed before the rename: Windows renames no directory with a
+	// handle open in it.
 	f.root.Close()
-	committed := false
-	defer func() {
-		if !committed {
-			osFiles.removeTree(stage)
-		}
-	}()
-	// The commit: the staged keystore takes the directory's name. An empty
-	// directory there is removed first (rename does not replace one on
-	// Windows); remove fails on one that is no longer empty, and the rename
-	// on a name that exists again, so nothing anyone put there is lost.
-	if existed {
-		if err := osFiles.removeDir(ks.dir); err != nil {
-			return nil, errNotEmpty(ks.dir)
-		}
-	}
-	if err := osFiles.renameDir(stage, ks.dir); err != nil {
-		if errors.Is(err, fs.ErrExist) || osFiles.exists(ks.dir) {
-			return nil, errNotEmpty(ks.dir)
-		}
-		return nil, fmt.Errorf("restore %s: %w", ks.dir, err)
-	}
-	committed = true
-	if err := osFiles.syncDir(parent); err != nil {
+	if err := commit(stage); err != nil {
+		osFiles.removeTree(stage)
 		return nil, err
 	}
 	return res, nil
+}
+
+// missingDirs lists dir and those of its parents that do not exist, the
+// deepest first.
+func missingDirs(dir string) []string {
+	var missing []string
+	for d := dir; !exists(d); d = filepath.Dir(d) {
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	return missing
+}
+
+// commitRestore gives the staged keystore the keystore directory's name, in
+// one rename, replacing the empty directory that was there if there was one
+// (replaceEmptyDir): a directory no longer empty, or a name that exists
+// again, stops it, so nothing anyone put there meanwhile is lost.
+func commitRestore(stage, dir string, existed bool) error {
+	var err error
+	if existed {
+		err = osFiles.replaceEmptyDir(stage, dir)
+	} else {
+		err = osFiles.renameDir(stage, dir)
+	}
+	if err != nil {
+		if errors.Is(err, fs.ErrExist) || osFiles.exists(dir) {
+			return errNotEmpty(dir)
+		}
+		return fmt.Errorf("restore %s: %w", dir, err)
+	}
+	return nil
 }
 
 // restoreTarget checks that dir, where a keystore is to be restored, does

@@ -328,7 +328,8 @@ func TestKeystoreRestoreRefusesHostileArchives(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			parent := newTestDir(t)
-			rd := Dirs{Keystore: filepath.Join(parent, "restored"), Account: d.Account, Machine: d.Machine}
+			// Missing parents are made, and removed again.
+			rd := Dirs{Keystore: filepath.Join(parent, "a", "b", "restored"), Account: d.Account, Machine: d.Machine}
 			_, err := RestoreKeystore(Options{Dirs: rd}, bytes.NewReader(c.archive), "hostile.tar")
 			wantKind(t, err, ErrCorrupt)
 			if !strings.Contains(err.Error(), "hostile.tar is not a keytree keystore backup") || !strings.Contains(err.Error(), c.why) {
@@ -411,6 +412,97 @@ func TestKeystoreBackupConsistentDuringRegenerate(t *testing.T) {
 		t.Fatalf("only %d operations ran beside %d copies: the test did not overlap them", regenerations.Load(), copies)
 	}
 	checkValues(t, writer, values)
+}
+
+// A crash at any step of a restore leaves the directory as it was (absent,
+// or empty): never half a keystore under its name. The staging directory
+// beside it is all that remains, and the restore runs again.
+func TestKeystoreRestoreCrash(t *testing.T) {
+	d := testDirs(t)
+	ks, values := backupTestKeystore(t, d, 2)
+	var buf bytes.Buffer
+	if _, err := ks.BackupKeystoreTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	archive := buf.Bytes()
+	for _, existing := range []bool{false, true} {
+		steps := 0
+		for n := 1; ; n++ {
+			parent := newTestDir(t)
+			rd := Dirs{Keystore: filepath.Join(parent, "restored"), Account: d.Account, Machine: d.Machine}
+			if existing {
+				if err := os.Mkdir(rd.Keystore, 0o700); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cp := &crashPoint{n: n}
+			faultHook = cp.hook
+			_, err := RestoreKeystore(Options{Dirs: rd}, bytes.NewReader(archive), "archive")
+			faultHook = nil
+			if !cp.crashed {
+				if err != nil {
+					t.Fatalf("restore with no crash: %v", err)
+				}
+				steps = n - 1
+				checkValues(t, openTestKeystore(t, Options{Dirs: rd}), values)
+				break
+			}
+			if fileExists(filepath.Join(rd.Keystore, keystoreFile)) {
+				// After the commit: the whole keystore.
+				checkValues(t, openTestKeystore(t, Options{Dirs: rd}), values)
+				continue
+			}
+			if !existing && fileExists(rd.Keystore) {
+				t.Fatalf("crash at step %d (%s): the keystore directory is no longer as it was", n, cp.at)
+			}
+			if existing && len(dirEntries(t, rd.Keystore)) != 0 {
+				t.Fatalf("crash at step %d (%s): the empty directory holds %v", n, cp.at, dirEntries(t, rd.Keystore))
+			}
+			if _, err := RestoreKeystore(Options{Dirs: rd}, bytes.NewReader(archive), "archive"); err != nil {
+				t.Fatalf("restore after a crash at step %d (%s): %v", n, cp.at, err)
+			}
+			checkValues(t, openTestKeystore(t, Options{Dirs: rd}), values)
+		}
+		if steps < 10 {
+			t.Fatalf("a restore took %d steps: the hook does not see it", steps)
+		}
+		t.Logf("restore (into an existing directory: %v): %d steps, each crashed at", existing, steps)
+	}
+}
+
+// A crash at any step of a backup leaves no file at its name, or the whole
+// archive.
+func TestKeystoreBackupCrash(t *testing.T) {
+	d := testDirs(t)
+	ks, values := backupTestKeystore(t, d, 2)
+	for n := 1; ; n++ {
+		archive := filepath.Join(newTestDir(t), "keystore.tar")
+		cp := &crashPoint{n: n}
+		faultHook = cp.hook
+		_, err := ks.BackupKeystore(archive)
+		faultHook = nil
+		if !cp.crashed {
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("backup: %d steps, each crashed at", n-1)
+			break
+		}
+		if !fileExists(archive) {
+			continue
+		}
+		f, err := os.Open(archive)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd := restoredDirs(t, d)
+		_, err = RestoreKeystore(Options{Dirs: rd}, f, archive)
+		f.Close()
+		if err != nil {
+			t.Fatalf("crash at step %d (%s) left an archive that does not restore: %v", n, cp.at, err)
+		}
+		checkValues(t, openTestKeystore(t, Options{Dirs: rd}), values)
+	}
 }
 
 // sparseTar is an archive of one sparse entry (PAX format 1.0): a few
