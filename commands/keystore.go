@@ -396,8 +396,9 @@ from standard input.
 
 The next command opens the service master key through your account and this
 machine, as usual. If their encryptions do not open it (another account or
-machine, lost protector directories), restore the key from its backup:
-keytree smk restore --file SMK_BACKUP.
+machine, lost protector directories: error 15466), restore the key from its
+backup: keytree smk restore --file SMK_BACKUP, which says, with nothing
+changed, whether it needs --force.
 
 Examples:
    keytree --keystore ~/keystore-restored keystore restore --file /media/usb/keystore-2026-11.tar

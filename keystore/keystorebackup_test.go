@@ -419,7 +419,7 @@ func TestKeystoreBackupConsistentDuringRegenerate(t *testing.T) {
 // beside it is all that remains, and the restore runs again.
 func TestKeystoreRestoreCrash(t *testing.T) {
 	d := testDirs(t)
-	ks, values := backupTestKeystore(t, d, 2)
+	ks, values := backupTestKeystore(t, d, 1)
 	var buf bytes.Buffer
 	if _, err := ks.BackupKeystoreTo(&buf); err != nil {
 		t.Fatal(err)
@@ -455,7 +455,9 @@ func TestKeystoreRestoreCrash(t *testing.T) {
 			if !existing && fileExists(rd.Keystore) {
 				t.Fatalf("crash at step %d (%s): the keystore directory is no longer as it was", n, cp.at)
 			}
-			if existing && len(dirEntries(t, rd.Keystore)) != 0 {
+			// On Windows the empty directory is removed just before the
+			// rename, so a crash in between leaves none.
+			if existing && (runtime.GOOS != "windows" || fileExists(rd.Keystore)) && len(dirEntries(t, rd.Keystore)) != 0 {
 				t.Fatalf("crash at step %d (%s): the empty directory holds %v", n, cp.at, dirEntries(t, rd.Keystore))
 			}
 			if _, err := RestoreKeystore(Options{Dirs: rd}, bytes.NewReader(archive), "archive"); err != nil {
