@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/keytree-dev/keytree/protect"
 )
 
 // backupTestKeystore makes a keystore with credentials and a database of
@@ -551,4 +553,95 @@ func sparseTar(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// FuzzCopyEntry: whatever name an archive gives, a name the restore
+// accepts is a local, clean, slash-separated path: it cannot reach outside
+// the directory it is unpacked into, on any OS.
+func FuzzCopyEntry(f *testing.F) {
+	for _, s := range []string{"keystore.toml", "smk/account.1.age", "credentials/c.1.1.age", "databases/app/secrets/s.toml",
+		"databases/app/password.0123456789abcdef.2.age", "databases/app/smk.1.2.age", "../x", "/etc/passwd", "credentials/..",
+		`credentials\..\x.toml`, "databases/C:/x", "databases/app/secrets/", "tmp/.tmp-1", "credentials/CON.toml"} {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, name string, dir bool) {
+		hdr := &tar.Header{Name: name, Typeflag: tar.TypeReg}
+		if dir {
+			hdr.Typeflag = tar.TypeDir
+		}
+		rel, kind, limit, err := checkCopyEntry(hdr)
+		if err != nil {
+			return
+		}
+		if !filepath.IsLocal(filepath.FromSlash(rel)) || !fs.ValidPath(rel) || strings.ContainsAny(rel, `\:`) {
+			t.Fatalf("accepted %q as %q, which is not a local path", name, rel)
+		}
+		if (kind == copyDir) != dir || (kind == copyFile && limit <= 0) {
+			t.Fatalf("accepted %q as kind %d, limit %d", name, kind, limit)
+		}
+	})
+}
+
+// FuzzRestoreKeystore: an archive restores, or fails and leaves nothing;
+// either way no panic, and what it restores is only files keytree keeps.
+func FuzzRestoreKeystore(f *testing.F) {
+	var archive bytes.Buffer
+	d, err := fuzzDirs()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { os.RemoveAll(filepath.Dir(d.Keystore)) })
+	if _, err := Init(Options{Dirs: d}, protect.X25519); err != nil {
+		f.Fatal(err)
+	}
+	ks, err := Open(Options{Dirs: d})
+	if err != nil {
+		f.Fatal(err)
+	}
+	if _, err := ks.SetCredential("c", "svc", []byte("v")); err != nil {
+		f.Fatal(err)
+	}
+	if _, err := ks.BackupKeystoreTo(&archive); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(archive.Bytes())
+	f.Add(archive.Bytes()[:len(archive.Bytes())/2])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		parent, err := os.MkdirTemp("", "keytree-fuzz-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(parent)
+		rd := Dirs{Keystore: filepath.Join(parent, "restored"), Account: d.Account, Machine: d.Machine}
+		_, err = RestoreKeystore(Options{Dirs: rd}, bytes.NewReader(data), "fuzz")
+		if err != nil {
+			if entries, _ := os.ReadDir(parent); len(entries) != 0 {
+				t.Fatalf("a failed restore (%v) left %d entries", err, len(entries))
+			}
+			return
+		}
+		filepath.WalkDir(rd.Keystore, func(p string, e fs.DirEntry, err error) error {
+			if err != nil || p == rd.Keystore {
+				return err
+			}
+			r, _ := filepath.Rel(rd.Keystore, p)
+			kind, _ := copyEntry(filepath.ToSlash(r))
+			if kind != copyDir && kind != copyFile || (kind == copyDir) != e.IsDir() {
+				t.Fatalf("restored %s", r)
+			}
+			return nil
+		})
+	})
+}
+
+// fuzzDirs makes the three directories of a keystore for a fuzz target,
+// under one temporary directory.
+func fuzzDirs() (Dirs, error) {
+	root, err := os.MkdirTemp("", "keytree-fuzz-")
+	if err != nil {
+		return Dirs{}, err
+	}
+	return Dirs{Keystore: filepath.Join(root, "keystore"), Account: filepath.Join(root, "account"), Machine: filepath.Join(root, "machine")}, nil
 }
