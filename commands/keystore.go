@@ -381,3 +381,123 @@ Example:
 		},
 	}
 }
+
+func (e *env) keystoreCommand() *cli.Command {
+	return group("keystore", "copy the whole keystore to one file, and bring it back",
+		e.keystoreBackupCommand(),
+		e.keystoreRestoreCommand(),
+	)
+}
+
+func (e *env) keystoreBackupCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "backup",
+		Usage: "write a consistent copy of the whole keystore to one tar file",
+		UsageText: `keytree keystore backup --file F
+
+Writes every file of the keystore as it is (metadata in TOML, keys and values
+still age-encrypted) into F, a tar archive. No key is opened and no password
+is asked for. The copy is taken under the keystore's shared lock, so no
+regenerate, restore or set runs meanwhile: it holds one consistent state,
+which a tar of a live keystore does not. F is created owner-only beside its
+final name and appears only when whole; an existing F is refused (error 15240).
+With --file - the archive goes to standard output (not to a terminal).
+
+Left out: the lock file, the error log and temporary files. A file keytree
+does not write is left out with a warning.
+
+The copy alone opens nothing (its keys are protected by your account and this
+machine, outside the keystore): a full backup is this copy, an SMK backup
+(keytree smk backup) and that backup's password, each kept apart.
+
+Examples:
+   keytree keystore backup --file /media/usb/keystore-2026-11.tar
+   keytree keystore backup --file - | ssh backup-host 'cat > keystore.tar'`,
+		Flags: []cli.Flag{fileFlag("the archive `FILE` to create (- for standard output)")},
+		Action: func(c *cli.Context) error {
+			file := c.String(flagFile)
+			if file == "" {
+				return usagef("%s needs --file", cmdName(c))
+			}
+			if file == "-" && e.stdoutTTY {
+				return &keystore.Error{Text: "refusing to write a keystore archive to the terminal", Kind: keystore.ErrRefused,
+					Hint: "redirect or pipe it: keytree keystore backup --file - > FILE, or give a file name"}
+			}
+			in, err := e.start(c, needs{})
+			if err != nil {
+				return err
+			}
+			var res *keystore.CopyResult
+			if file == "-" {
+				res, err = in.ks.BackupKeystoreTo(e.stdout)
+			} else {
+				res, err = in.ks.BackupKeystore(file)
+			}
+			if err != nil {
+				return err
+			}
+			for _, p := range res.Left {
+				fmt.Fprintf(e.stderr, "keytree: warning: left %s out of the copy: keytree keeps no such file in a keystore\n", escape(p))
+			}
+			if file != "-" {
+				e.say("Wrote a copy of keystore %s (%d files) to %s.", res.ID, res.Files, file)
+			}
+			return nil
+		},
+	}
+}
+
+func (e *env) keystoreRestoreCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "restore",
+		Usage: "bring back a keystore from a copy made by keytree keystore backup",
+		UsageText: `keytree keystore restore --file F
+
+Unpacks F, an archive written by keytree keystore backup, into the keystore
+directory (--keystore, KEYTREE_DIR), which must not exist or must be empty:
+keytree never restores over a keystore. Every entry is checked (only the files
+and directories keytree writes, no links, no paths outside the keystore, sizes
+within keytree's limits) and unpacked into a directory beside the keystore's,
+which takes the keystore's name only once all of it was accepted; all of it is
+made owner-only, whatever the archive says. With --file - the archive is read
+from standard input.
+
+The next command opens the service master key through your account and this
+machine, as usual. If their encryptions do not open it (another account or
+machine, lost protector directories: error 15466), restore the key from its
+backup: keytree smk restore --file SMK_BACKUP, which says, with nothing
+changed, whether it needs --force.
+
+Examples:
+   keytree --keystore ~/keystore-restored keystore restore --file /media/usb/keystore-2026-11.tar
+   ssh backup-host 'cat keystore.tar' | keytree keystore restore --file -`,
+		Flags: []cli.Flag{fileFlag("the archive `FILE` to read (- for standard input)")},
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			file := c.String(flagFile)
+			if file == "" {
+				return usagef("%s needs --file", cmdName(c))
+			}
+			opts, err := e.options(c)
+			if err != nil {
+				return err
+			}
+			var res *keystore.CopyResult
+			if file == "-" {
+				res, err = keystore.RestoreKeystore(opts, e.stdin, "standard input")
+			} else {
+				if err := existingFile(file); err != nil {
+					return err
+				}
+				res, err = keystore.RestoreKeystoreFile(opts, file)
+			}
+			if err != nil {
+				return err
+			}
+			e.say("Restored keystore %s (%d files) into %s.\nIf its service master key does not open here, restore it from its backup: keytree smk restore --file SMK_BACKUP", res.ID, res.Files, opts.Keystore)
+			return nil
+		},
+	}
+}

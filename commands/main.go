@@ -151,6 +151,7 @@ Examples:
 			e.statusCommand(),
 			e.keyEncryptionsCommand(),
 			e.errorlogCommand(),
+			e.keystoreCommand(),
 			e.smkCommand(),
 			e.credentialCommand(),
 			e.dmkCommand(),

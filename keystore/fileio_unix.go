@@ -139,3 +139,24 @@ func (f files) inRoot(from, to string, op func(a, b string) error) error {
 	}
 	return pathErr(to, op(a, b))
 }
+
+// replaceEmptyDir renames the directory from to to, a path outside the
+// keystore, replacing an empty directory there: rename(2) does, and fails
+// with ENOTEMPTY or EEXIST on one that is not empty, so nothing in it is
+// ever lost. (os.Rename refuses any existing directory, to behave as on
+// Windows.)
+func (f files) replaceEmptyDir(from, to string) error {
+	if err := step("rename", to); err != nil {
+		return err
+	}
+	if f.root != nil {
+		return errors.New("replaceEmptyDir works outside the keystore only")
+	}
+	if err := unix.Rename(from, to); err != nil {
+		if errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
+			return fs.ErrExist
+		}
+		return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
+	}
+	return nil
+}

@@ -133,3 +133,17 @@ func (f files) remove(path string) error {
 	}
 	return os.Remove(path)
 }
+
+// replaceEmptyDir renames the directory from to to, replacing an empty
+// directory there. MoveFileEx replaces no directory, so the empty one is
+// removed first; that fails on one that is not empty, so nothing in it is
+// ever lost.
+func (f files) replaceEmptyDir(from, to string) error {
+	if err := f.removeDir(to); err != nil {
+		if exists(to) {
+			return fs.ErrExist
+		}
+		return err
+	}
+	return f.renameDir(from, to)
+}

@@ -93,29 +93,51 @@ func TestRecoveryWithoutKeytree(t *testing.T) {
 	if _, err := ks.ExportDatabase("payroll", export); err != nil {
 		t.Fatal(err)
 	}
+	copyFile := filepath.Join(root, "keystore.tar")
+	if _, err := ks.BackupKeystore(copyFile); err != nil {
+		t.Fatal(err)
+	}
+	// From the keystore backup, KEYSTORE names no keystore: every value
+	// must come from the archive.
+	fromCopy := []string{"COPY=" + copyFile, "KEYSTORE=" + filepath.Join(root, "no-keystore")}
 
 	blocks := shellBlocks(t, filepath.Join("..", "..", "docs", "recovery.md"))
 	cases := []struct {
-		block string
-		env   []string
-		want  map[string][]byte // recovered file → value
+		before, block string // before: a block run first, in the same shell
+		env           []string
+		want          map[string][]byte // recovered file → value
 	}{
-		{"credentials", []string{"BACKUP=" + smkBackup, "AGE_PASSPHRASE=" + backupPassword}, credentials},
-		{"database-by-smk", []string{"BACKUP=" + smkBackup, "AGE_PASSPHRASE=" + backupPassword, "DB=payroll"}, prefixed("payroll/", secrets)},
-		{"database-by-password", []string{"AGE_PASSPHRASE=" + dbPassword, "DB=payroll"}, prefixed("payroll/", secrets)},
-		{"database-from-export", []string{"EXPORT=" + export, "DMK_BACKUP=" + dmkBackup, "AGE_PASSPHRASE=" + backupPassword}, prefixed("payroll/", secrets)},
+		{"", "credentials", []string{"BACKUP=" + smkBackup, "AGE_PASSPHRASE=" + backupPassword}, credentials},
+		{"", "database-by-smk", []string{"BACKUP=" + smkBackup, "AGE_PASSPHRASE=" + backupPassword, "DB=payroll"}, prefixed("payroll/", secrets)},
+		{"", "database-by-password", []string{"AGE_PASSPHRASE=" + dbPassword, "DB=payroll"}, prefixed("payroll/", secrets)},
+		{"", "database-from-export", []string{"EXPORT=" + export, "DMK_BACKUP=" + dmkBackup, "AGE_PASSPHRASE=" + backupPassword}, prefixed("payroll/", secrets)},
+		{"from-keystore-backup", "credentials", append([]string{"BACKUP=" + smkBackup, "AGE_PASSPHRASE=" + backupPassword}, fromCopy...), credentials},
+		{"from-keystore-backup", "database-by-smk", append([]string{"BACKUP=" + smkBackup, "AGE_PASSPHRASE=" + backupPassword, "DB=payroll"}, fromCopy...), prefixed("payroll/", secrets)},
+		{"from-keystore-backup", "database-by-password", append([]string{"AGE_PASSPHRASE=" + dbPassword, "DB=payroll"}, fromCopy...), prefixed("payroll/", secrets)},
 	}
 	for _, c := range cases {
-		t.Run(c.block, func(t *testing.T) {
+		name := c.block
+		if c.before != "" {
+			name = c.before + "/" + c.block
+		}
+		t.Run(name, func(t *testing.T) {
 			script, ok := blocks[c.block]
 			if !ok {
 				t.Fatalf("docs/recovery.md has no block %q", c.block)
 			}
+			if c.before != "" {
+				before, ok := blocks[c.before]
+				if !ok {
+					t.Fatalf("docs/recovery.md has no block %q", c.before)
+				}
+				script = before + script
+			}
 			work := t.TempDir()
 			cmd := exec.Command("sh", "-eu", "-c", script)
 			cmd.Dir = work
-			cmd.Env = append(os.Environ(), append(c.env,
-				"PATH="+bin+string(filepath.ListSeparator)+os.Getenv("PATH"), "KEYSTORE="+opts.Keystore)...)
+			// The case's variables last: they win over the defaults.
+			cmd.Env = append(append(os.Environ(),
+				"PATH="+bin+string(filepath.ListSeparator)+os.Getenv("PATH"), "KEYSTORE="+opts.Keystore), c.env...)
 			out, err := cmd.CombinedOutput()
 			if err != nil {
 				t.Fatalf("the procedure failed: %v\n%s", err, out)

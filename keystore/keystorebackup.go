@@ -1,0 +1,548 @@
+package keystore
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/keytree-dev/keytree/formats"
+)
+
+// A keystore backup is a tar archive of the keystore directory: every file
+// keytree keeps there, as it is on disk (metadata in TOML, keys and values in
+// age files), under the same relative names. It needs no key and no password
+// to write, and reveals no more than the directory itself (P4). The SMK's
+// encryptions in it open only with the protectors of the account and machine
+// that wrote them, so a full backup is this copy plus an SMK backup (smk
+// backup) and that backup's password, kept apart.
+//
+// The copy is taken under the shared lock. Writers take the exclusive lock
+// for the whole of an operation, so while the copy is read no regenerate,
+// restore or set is half done: the archive holds one committed state, which
+// is what a tar of a live keystore does not promise. Readers may run
+// meanwhile; the only files they write are the error log and
+// smk/machine.check, the latter atomically and with the same bytes.
+//
+// What is left out is not the keystore's state: the lock file (created by
+// the next command), the error log (the history of this installation, not
+// data), and temporary files (tmp/'s contents and .tmp-* leftovers, never
+// referenced). pending.toml is kept: under the shared lock no writer is
+// running, so one that exists is what a crashed writer left, and the
+// restored keystore's next writer needs it to clean up as this one's would.
+
+// maxCopyEntries bounds the entries of an archive keytree will restore.
+const maxCopyEntries = maxExportEntries
+
+// copyKind is what keytree keeps at a path of the keystore.
+type copyKind int
+
+const (
+	copyUnknown copyKind = iota // nothing keytree writes
+	copySkip                    // keytree's, but not part of the keystore's state
+	copyDir
+	copyFile
+)
+
+// copyEntry says what keytree keeps at rel, a slash-separated path relative
+// to the keystore, and for a file the most it reads of it. The backup
+// writes, and the restore accepts, exactly the entries it names: a name
+// keytree would not create is no part of a keystore.
+func copyEntry(rel string) (copyKind, int64) {
+	parts := strings.Split(rel, "/")
+	name := parts[len(parts)-1]
+	if len(parts) > 1 && strings.HasPrefix(name, formats.TempPrefix) {
+		return copySkip, 0
+	}
+	switch len(parts) {
+	case 1:
+		switch name {
+		case keystoreFile, smkFile, pendingFile:
+			return copyFile, formats.MaxMetadataSize
+		case lockFile, errorlogFile, errorlogFile + ".1":
+			return copySkip, 0
+		case tmpDir, smkDir, credentialsDir, databasesDir:
+			return copyDir, 0
+		}
+	case 2:
+		switch parts[0] {
+		case tmpDir:
+			return copySkip, 0
+		case smkDir:
+			if name == machineCheckFile {
+				return copyFile, 1024
+			}
+			if _, _, ok := parseProtectorBlob(name); ok {
+				return copyFile, maxKeyBlobSize
+			}
+		case credentialsDir:
+			return itemEntry("credential", name)
+		case databasesDir:
+			if formats.ValidateName("database", name) == nil {
+				return copyDir, 0
+			}
+		}
+	case 3:
+		if parts[0] != databasesDir || formats.ValidateName("database", parts[1]) != nil {
+			break
+		}
+		if name == databaseFile {
+			return copyFile, formats.MaxMetadataSize
+		}
+		if name == secretsDir {
+			return copyDir, 0
+		}
+		if _, _, ok := formats.ParsePasswordBlobName(name); ok {
+			return copyFile, maxKeyBlobSize
+		}
+		if base, _, _, ok := formats.ParseBlobName(name); ok && base == formats.SMKEncryptionBase {
+			return copyFile, maxKeyBlobSize
+		}
+	case 4:
+		if parts[0] == databasesDir && formats.ValidateName("database", parts[1]) == nil && parts[2] == secretsDir {
+			return itemEntry("secret", name)
+		}
+	}
+	return copyUnknown, 0
+}
+
+// itemEntry classifies a file of credentials/ or of a database's secrets/:
+// an item's metadata, or one of its values.
+func itemEntry(what, name string) (copyKind, int64) {
+	if base, ok := strings.CutSuffix(name, ".toml"); ok && formats.ValidateName(what, base) == nil {
+		return copyFile, formats.MaxMetadataSize
+	}
+	if base, _, _, ok := formats.ParseBlobName(name); ok && formats.ValidateName(what, base) == nil {
+		return copyFile, maxBlobSize
+	}
+	return copyUnknown, 0
+}
+
+// CopyResult describes a keystore backup written or restored.
+type CopyResult struct {
+	// ID is the keystore's id (keystore.toml).
+	ID string
+	// Files and Bytes count the files copied and their contents.
+	Files int
+	Bytes int64
+	// Left lists, on backup, the entries of the directory left out because
+	// keytree does not write such names (the error log, the lock and
+	// temporary files are left out without being listed).
+	Left []string
+}
+
+// BackupKeystore writes a copy of the keystore to path, a tar archive
+// created owner-only beside path and linked into place only when whole; an
+// existing path is refused (15240).
+func (ks *Keystore) BackupKeystore(path string) (*CopyResult, error) {
+	var res *CopyResult
+	err := ks.read("keystore backup", func(s *session) error {
+		res = &CopyResult{ID: ks.id}
+		return writeArchive(path, func(tw *tar.Writer) error {
+			return ks.copyDir(tw, "", ks.nowUTC(), res)
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// BackupKeystoreTo writes a copy of the keystore to w, for standard output.
+// The archive is whole only if it returns nil: whoever reads w must discard
+// it otherwise.
+func (ks *Keystore) BackupKeystoreTo(w io.Writer) (*CopyResult, error) {
+	var res *CopyResult
+	err := ks.read("keystore backup", func(s *session) error {
+		res = &CopyResult{ID: ks.id}
+		tw := tar.NewWriter(w)
+		if err := ks.copyDir(tw, "", ks.nowUTC(), res); err != nil {
+			return err
+		}
+		return tw.Close()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// copyDir adds the directory rel of the keystore, and what keytree keeps
+// in it, to tw. It reads through the keystore's files, so a link anywhere
+// in the tree, or a file that is not a regular file where keytree keeps
+// one, is refused as damage rather than followed or copied.
+func (ks *Keystore) copyDir(tw *tar.Writer, rel string, now time.Time, res *CopyResult) error {
+	entries, err := ks.files.readDir(ks.path(filepath.FromSlash(rel)))
+	if err != nil {
+		return ks.fileError(ks.path(filepath.FromSlash(rel)), err)
+	}
+	for _, e := range entries {
+		r := path.Join(rel, e.Name())
+		p := ks.path(filepath.FromSlash(r))
+		kind, limit := copyEntry(r)
+		switch kind {
+		case copySkip:
+			continue
+		case copyUnknown:
+			res.Left = append(res.Left, r)
+			continue
+		case copyDir:
+			if e.Type() != fs.ModeDir {
+				return notOurs(p, e.Type(), "a directory")
+			}
+			hdr := &tar.Header{Name: r + "/", Mode: dirMode, ModTime: now, Typeflag: tar.TypeDir, Format: tar.FormatPAX}
+			if err := tw.WriteHeader(hdr); err != nil {
+				return err
+			}
+			// tmp/ is copied empty: nothing in it is ever referenced.
+			if r == tmpDir {
+				continue
+			}
+			if err := ks.copyDir(tw, r, now, res); err != nil {
+				return err
+			}
+		case copyFile:
+			if !e.Type().IsRegular() {
+				return notOurs(p, e.Type(), "a regular file")
+			}
+			data, err := ks.files.readFile(p, limit)
+			if err != nil {
+				return ks.fileError(p, err)
+			}
+			hdr := &tar.Header{Name: r, Mode: fileMode, Size: int64(len(data)), ModTime: now, Typeflag: tar.TypeReg, Format: tar.FormatPAX}
+			if err := tw.WriteHeader(hdr); err != nil {
+				return err
+			}
+			if _, err := tw.Write(data); err != nil {
+				return err
+			}
+			res.Files++
+			res.Bytes += int64(len(data))
+		}
+	}
+	return nil
+}
+
+// RestoreKeystore unpacks a keystore backup, read from r (source names it
+// in messages), into the keystore directory of opts, which must not exist
+// or be empty: a restore never replaces or merges into a keystore.
+//
+// Every entry of the archive is hostile input. Only directories and
+// regular files are accepted, each at a name keytree itself writes
+// (copyEntry, which rules out absolute paths, "..", links and devices by
+// construction), each once, within the size keytree reads of such a file,
+// and no more than maxCopyEntries of them; modes, owners and times in the
+// archive are ignored, everything is created owner-only. The entries are
+// written into a staging directory beside the keystore directory, made
+// durable, and renamed into place in one step only when all of them were
+// accepted: a failed restore leaves nothing behind.
+func RestoreKeystore(opts Options, r io.Reader, source string) (*CopyResult, error) {
+	ks, err := newKeystore(opts)
+	if err != nil {
+		return nil, err
+	}
+	existed, err := restoreTarget(ks.dir)
+	if err != nil {
+		return nil, err
+	}
+	parent := filepath.Dir(ks.dir)
+	created := missingDirs(parent)
+	if err := osFiles.mkdirPrivate(parent); err != nil {
+		return nil, fmt.Errorf("create %s: %w", parent, err)
+	}
+	res, err := restoreInto(parent, r, source, func(stage string) error {
+		return commitRestore(stage, ks.dir, existed)
+	})
+	if err != nil {
+		// The directories made for the keystore go again: a failed
+		// restore leaves nothing behind.
+		for _, d := range created {
+			os.Remove(d)
+		}
+		return nil, err
+	}
+	if err := osFiles.syncDir(parent); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// restoreInto unpacks the archive into a new staging directory in parent
+// and calls commit with it. On any failure it removes the staging
+// directory, through its root, so that whatever the archive made there is
+// removed and nothing outside it.
+func restoreInto(parent string, r io.Reader, source string, commit func(stage string) error) (*CopyResult, error) {
+	stage := filepath.Join(parent, formats.TempPrefix+randomName())
+	if err := osFiles.mkdirPrivate(stage); err != nil {
+		return nil, fmt.Errorf("create %s: %w", stage, err)
+	}
+	f, err := openFiles(stage)
+	if err != nil {
+		osFiles.removeDir(stage)
+		return nil, err
+	}
+	res, err := unpackCopy(f, tar.NewReader(r), source)
+	if err != nil {
+		f.removeTree(stage)
+		f.root.Close()
+		osFiles.removeDir(stage)
+		return nil, err
+	}
+	// Closed before the rename: Windows renames no directory with a
+	// handle open in it.
+	f.root.Close()
+	if err := commit(stage); err != nil {
+		osFiles.removeTree(stage)
+		return nil, err
+	}
+	return res, nil
+}
+
+// missingDirs lists dir and those of its parents that do not exist, the
+// deepest first.
+func missingDirs(dir string) []string {
+	var missing []string
+	for d := dir; !exists(d); d = filepath.Dir(d) {
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	return missing
+}
+
+// commitRestore gives the staged keystore the keystore directory's name, in
+// one rename, replacing the empty directory that was there if there was one
+// (replaceEmptyDir): a directory no longer empty, or a name that exists
+// again, stops it, so nothing anyone put there meanwhile is lost.
+func commitRestore(stage, dir string, existed bool) error {
+	var err error
+	if existed {
+		err = osFiles.replaceEmptyDir(stage, dir)
+	} else {
+		err = osFiles.renameDir(stage, dir)
+	}
+	if err != nil {
+		if errors.Is(err, fs.ErrExist) || osFiles.exists(dir) {
+			return errNotEmpty(dir)
+		}
+		return fmt.Errorf("restore %s: %w", dir, err)
+	}
+	return nil
+}
+
+// restoreTarget checks that dir, where a keystore is to be restored, does
+// not exist or is an empty directory (not a link to one), and says which.
+func restoreTarget(dir string) (existed bool, err error) {
+	fi, err := os.Lstat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if fi.Mode().Type() != fs.ModeDir {
+		return false, &Error{Text: fmt.Sprintf("%s exists and is not a directory", dir), Kind: ErrExists,
+			Hint: "restore into a new directory: --keystore DIR"}
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false, err
+	}
+	if len(entries) > 0 {
+		return false, errNotEmpty(dir)
+	}
+	return true, nil
+}
+
+func errNotEmpty(dir string) error {
+	if exists(filepath.Join(dir, keystoreFile)) {
+		return &Error{Text: fmt.Sprintf("a keystore already exists in %s; keytree never restores over one", dir), Kind: ErrExists,
+			Hint: "restore into a new or empty directory with --keystore DIR; to replace this keystore, move it aside first"}
+	}
+	return &Error{Text: fmt.Sprintf("%s is not empty; keytree restores a keystore only into an empty or new directory", dir), Kind: ErrExists,
+		Hint: "restore into a new or empty directory with --keystore DIR"}
+}
+
+// unpackCopy writes the entries of a keystore backup into f's directory,
+// checking each (see RestoreKeystore), and makes them durable.
+func unpackCopy(f files, tr *tar.Reader, source string) (*CopyResult, error) {
+	res := &CopyResult{}
+	seen := map[string]bool{}
+	var meta *formats.Keystore
+	for n := 0; ; n++ {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, errBadCopy(source, err.Error())
+		}
+		if n >= maxCopyEntries {
+			return nil, errBadCopy(source, fmt.Sprintf("it has more than %d entries", maxCopyEntries))
+		}
+		rel, kind, limit, err := checkCopyEntry(hdr)
+		if err != nil {
+			return nil, errBadCopy(source, err.Error())
+		}
+		if seen[rel] {
+			return nil, errBadCopy(source, fmt.Sprintf("entry %q repeats", rel))
+		}
+		seen[rel] = true
+		p := filepath.Join(f.dir, filepath.FromSlash(rel))
+		if kind == copyDir {
+			if err := f.mkdirPrivate(p); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		data, err := io.ReadAll(io.LimitReader(tr, limit+1))
+		if err != nil {
+			return nil, errBadCopy(source, err.Error())
+		}
+		if int64(len(data)) != hdr.Size {
+			return nil, errBadCopy(source, fmt.Sprintf("entry %q is not the size its header says", rel))
+		}
+		if rel == keystoreFile {
+			if meta, err = formats.DecodeKeystore(data); err != nil {
+				return nil, errBadCopy(source, keystoreFile+": "+err.Error())
+			}
+		}
+		// Parents first: an archive need not list its directories.
+		if err := f.mkdirPrivate(filepath.Dir(p)); err != nil {
+			return nil, err
+		}
+		if err := f.createFile(p, data, perFileSync()); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				return nil, errBadCopy(source, fmt.Sprintf("entry %q repeats", rel))
+			}
+			return nil, err
+		}
+		res.Files++
+		res.Bytes += int64(len(data))
+	}
+	if meta == nil {
+		return nil, errBadCopy(source, "it has no "+keystoreFile)
+	}
+	res.ID = meta.ID
+	// The directories every keystore has, even if the archive left an
+	// empty one out.
+	for _, d := range []string{tmpDir, smkDir, credentialsDir, databasesDir} {
+		if err := f.mkdirPrivate(filepath.Join(f.dir, d)); err != nil {
+			return nil, err
+		}
+	}
+	if err := f.syncCopy(f.dir); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// checkCopyEntry accepts an archive entry only if it is a directory or a
+// regular file, at a name keytree writes, of a size keytree reads, and
+// returns its keystore-relative name.
+func checkCopyEntry(hdr *tar.Header) (rel string, kind copyKind, limit int64, err error) {
+	name := hdr.Name
+	if hdr.Typeflag == tar.TypeDir {
+		name = strings.TrimSuffix(name, "/")
+	}
+	// copyEntry names only relative, clean, slash-separated paths of
+	// keytree's own names; this check makes the error say why.
+	if name == "" || strings.HasPrefix(name, "/") || strings.ContainsAny(name, "\\\x00:") || path.Clean(name) != name ||
+		name == ".." || strings.HasPrefix(name, "../") || strings.Contains(name, "/../") || strings.HasSuffix(name, "/..") {
+		return "", 0, 0, fmt.Errorf("entry %q is not a relative path inside the keystore", hdr.Name)
+	}
+	for k := range hdr.PAXRecords {
+		// A sparse entry would expand to far more than the archive holds.
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return "", 0, 0, fmt.Errorf("entry %q is a sparse file", name)
+		}
+	}
+	kind, limit = copyEntry(name)
+	switch {
+	case kind == copyUnknown || kind == copySkip:
+		return "", 0, 0, fmt.Errorf("entry %q is not a file keytree keeps in a keystore", name)
+	case kind == copyDir && hdr.Typeflag != tar.TypeDir, kind == copyFile && hdr.Typeflag != tar.TypeReg:
+		return "", 0, 0, fmt.Errorf("entry %q is a %s, not a %s", name, entryType(hdr.Typeflag), map[copyKind]string{copyDir: "directory", copyFile: "regular file"}[kind])
+	case hdr.Linkname != "":
+		return "", 0, 0, fmt.Errorf("entry %q is a link", name)
+	case hdr.Size < 0 || hdr.Size > limit || (kind == copyDir && hdr.Size != 0):
+		return "", 0, 0, fmt.Errorf("entry %q is too large (%d bytes)", name, hdr.Size)
+	}
+	return name, kind, limit, nil
+}
+
+func entryType(t byte) string {
+	switch t {
+	case tar.TypeReg:
+		return "regular file"
+	case tar.TypeDir:
+		return "directory"
+	case tar.TypeSymlink:
+		return "symbolic link"
+	case tar.TypeLink:
+		return "hard link"
+	case tar.TypeChar, tar.TypeBlock:
+		return "device"
+	case tar.TypeFifo:
+		return "FIFO"
+	}
+	return fmt.Sprintf("entry of type %q", t)
+}
+
+// syncCopy makes a restored tree durable before the rename commits it:
+// on Linux one syncfs(2) for the file system, elsewhere the files were
+// synced as they were written and each directory is synced now.
+func (f files) syncCopy(dir string) error {
+	if !perFileSync() {
+		if err := step("syncfs", dir); err != nil {
+			return err
+		}
+		h, err := f.openFile(dir, os.O_RDONLY, 0)
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		return syncfs(h)
+	}
+	entries, err := f.readDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Type() == fs.ModeDir {
+			if err := f.syncCopy(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return f.syncDir(dir)
+}
+
+func errBadCopy(source, why string) error {
+	return &Error{Text: fmt.Sprintf("%s is not a keytree keystore backup: %s", source, why), Kind: ErrCorrupt,
+		Hint: "nothing was restored"}
+}
+
+// RestoreKeystoreFile is RestoreKeystore from the file path. A pipe or a
+// device is refused before it is read: a FIFO would hang keytree, and
+// /dev/zero is no backup.
+func RestoreKeystoreFile(opts Options, path string) (*CopyResult, error) {
+	f, _, err := openRegular(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, &Error{Text: fmt.Sprintf("no backup file %s", path), Kind: ErrNotFound}
+	case errors.Is(err, errNotRegular):
+		return nil, errBadCopy(path, err.Error())
+	case err != nil:
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	defer f.Close()
+	return RestoreKeystore(opts, f, path)
+}
