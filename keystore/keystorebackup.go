@@ -63,7 +63,7 @@ func copyEntry(rel string) (copyKind, int64) {
 	switch len(parts) {
 	case 1:
 		switch name {
-		case keystoreFile, smkFile, pendingFile:
+		case keystoreFile, smkFile, pendingFile, formats.BackupsFile:
 			return copyFile, formats.MaxMetadataSize
 		case lockFile, errorlogFile, errorlogFile + ".1":
 			return copySkip, 0
@@ -92,7 +92,7 @@ func copyEntry(rel string) (copyKind, int64) {
 		if parts[0] != databasesDir || formats.ValidateName("database", parts[1]) != nil {
 			break
 		}
-		if name == databaseFile {
+		if name == databaseFile || name == formats.BackupsFile {
 			return copyFile, formats.MaxMetadataSize
 		}
 		if name == secretsDir {

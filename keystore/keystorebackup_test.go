@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keytree-dev/keytree/formats"
 	"github.com/keytree-dev/keytree/protect"
 )
 
@@ -76,6 +77,19 @@ func restoredDirs(t *testing.T, d Dirs) Dirs {
 func TestKeystoreBackupRestore(t *testing.T) {
 	d := testDirs(t)
 	ks, values := backupTestKeystore(t, d, 3)
+	// The records of key backups (backups.toml, beside smk.toml and in the
+	// database's directory) are part of the state too.
+	keyBackups := newTestDir(t)
+	if _, err := ks.BackupSMK(filepath.Join(keyBackups, "smk.age"), []byte("backup password"), SMKOptions{SkipPasswordPolicy: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.BackupDMK("app", filepath.Join(keyBackups, "app.age"), []byte("backup password"), DMKOptions{SkipPasswordPolicy: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{ks.path(formats.BackupsFile), ks.dbPath("app", formats.BackupsFile)} {
+		wantExists(t, p, true)
+	}
+
 	// What is not the keystore's state: the error log, temporary files.
 	writeTestFile(t, ks.path(errorlogFile), []byte("2026-12-01T00:00:00Z an event\n"))
 	writeTestFile(t, ks.path(tmpDir, ".tmp-0123"), []byte("leftover"))
@@ -83,7 +97,6 @@ func TestKeystoreBackupRestore(t *testing.T) {
 	// What a crashed writer left: part of the state.
 	pending := []byte("version = 1\noperation = \"credential set\"\nstarted = 2026-12-01T00:00:00Z\ncandidates = [\"credentials/c0.9.1.age\"]\n")
 	writeTestFile(t, ks.path(pendingFile), pending)
-
 	archive := filepath.Join(newTestDir(t), "keystore.tar")
 	res, err := ks.BackupKeystore(archive)
 	if err != nil {
