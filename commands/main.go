@@ -203,9 +203,9 @@ func (e *env) report(err error) int {
 	var ke *keystore.Error
 	if errors.As(err, &ke) {
 		if ke.Number != 0 {
-			fmt.Fprintf(e.stderr, "keytree: error %d: %s\n", ke.Number, escape(ke.Text))
+			fmt.Fprintf(e.stderr, "keytree: error %d: %s\n", ke.Number, escape(ke.Message()))
 		} else {
-			fmt.Fprintf(e.stderr, "keytree: error: %s\n", escape(ke.Text))
+			fmt.Fprintf(e.stderr, "keytree: error: %s\n", escape(ke.Message()))
 		}
 		for _, d := range ke.Detail {
 			fmt.Fprintf(e.stderr, "keytree:   %s\n", escape(d))
