@@ -307,7 +307,10 @@ type DMKOptions struct {
 	Progress  func(done, total int)
 }
 
-func checkNewPassword(pw []byte, opts DMKOptions) error {
+// checkNewPassword applies the policy to a new password of database db's
+// master key; the database's name is one of the words it must not be built
+// from.
+func checkNewPassword(pw []byte, db string, opts DMKOptions) error {
 	if opts.SkipPasswordPolicy {
 		return nil
 	}
@@ -320,7 +323,7 @@ func (ks *Keystore) CreateDMK(db string, password []byte, opts DMKOptions) (*Dat
 	if err := validName("database", db); err != nil {
 		return nil, err
 	}
-	if err := checkNewPassword(password, opts); err != nil {
+	if err := checkNewPassword(password, db, opts); err != nil {
 		return nil, err
 	}
 	alg := opts.Algorithm
@@ -470,7 +473,7 @@ func (ks *Keystore) AddDMKEncryption(db string, by EncryptionKind, newPassword [
 		return err
 	}
 	if by == ByPassword {
-		if err := checkNewPassword(newPassword, opts); err != nil {
+		if err := checkNewPassword(newPassword, db, opts); err != nil {
 			return err
 		}
 	}

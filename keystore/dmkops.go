@@ -131,7 +131,7 @@ func (ks *Keystore) RegenerateDMK(db string, newPassword []byte, opts DMKOptions
 	if err := validName("database", db); err != nil {
 		return nil, err
 	}
-	if err := checkNewPassword(newPassword, opts); err != nil {
+	if err := checkNewPassword(newPassword, db, opts); err != nil {
 		return nil, err
 	}
 	var res *RekeyResult
@@ -183,7 +183,7 @@ func (ks *Keystore) BackupDMK(db, path string, password []byte, opts DMKOptions)
 	if err := validName("database", db); err != nil {
 		return nil, err
 	}
-	if err := checkNewPassword(password, opts); err != nil {
+	if err := checkNewPassword(password, db, opts); err != nil {
 		return nil, err
 	}
 	var info *DatabaseInfo
@@ -218,7 +218,7 @@ func (ks *Keystore) RestoreDMK(db, path string, backupPassword, newPassword []by
 		return nil, err
 	}
 	if newPassword != nil {
-		if err := checkNewPassword(newPassword, opts); err != nil {
+		if err := checkNewPassword(newPassword, db, opts); err != nil {
 			return nil, err
 		}
 	} else {
