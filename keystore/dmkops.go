@@ -338,6 +338,7 @@ func (s *session) keptDMKKeys(meta *formats.Database, password []byte) ([]*prote
 	if len(keys) == 0 {
 		return nil, &Error{
 			Number: MsgNotEncryptedBy,
+			Plain:  "wrong password",
 			Text:   "The key is not encrypted using the specified decryptor.",
 			Detail: []string{fmt.Sprintf("no kept password encryption of an earlier master key of database '%s' opens with that password", meta.Name)},
 			Hint:   fmt.Sprintf("give the old key's password, or recover from a backup: keytree dmk recover --db %s --file BACKUP", meta.Name),
