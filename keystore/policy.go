@@ -7,7 +7,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/trustelem/zxcvbn"
+	"github.com/keytree-dev/keytree/keystore/internal/zxcvbn"
 )
 
 // Password policy (P14). SQL Server applies the Windows policy to backup and
