@@ -1,5 +1,7 @@
 package adjacency
 
+import "sync"
+
 type Graph struct {
 	Graph         map[string][]string
 	Name          string
@@ -7,22 +9,27 @@ type Graph struct {
 }
 
 // Graphs exports the adjacency graphs by name
-var Graphs = make(map[string]*Graph)
+//
+// keytree: upstream exports a map filled by init() at program start; here
+// the map is built on the first call (see ../README.md).
+func Graphs() map[string]*Graph { return graphs() }
 
-func init() {
-	initGraph("qwerty", adjacencyGraphQwerty)
-	initGraph("dvorak", adjacencyGraphDvorak)
-	initGraph("keypad", adjacencyGraphKeypad)
-	initGraph("mac_keypad", adjacencyGraphMacKeypad)
-}
+var graphs = sync.OnceValue(func() map[string]*Graph {
+	graphs := make(map[string]*Graph)
+	initGraph(graphs, "qwerty", adjacencyGraphQwerty())
+	initGraph(graphs, "dvorak", adjacencyGraphDvorak())
+	initGraph(graphs, "keypad", adjacencyGraphKeypad())
+	initGraph(graphs, "mac_keypad", adjacencyGraphMacKeypad())
+	return graphs
+})
 
-func initGraph(name string, data map[string][]string) {
+func initGraph(graphs map[string]*Graph, name string, data map[string][]string) {
 	g := &Graph{
 		Name:          name,
 		Graph:         data,
 		AverageDegree: calculateAvgDegree(data),
 	}
-	Graphs[name] = g
+	graphs[name] = g
 }
 
 func calculateAvgDegree(g map[string][]string) float64 {
