@@ -73,6 +73,9 @@ type env struct {
 	stderrTTY      bool
 	// tty opens the terminal for a prompt; nil when there is none.
 	tty func() (*os.File, error)
+	// args are the arguments keytree was run with, for the messages that
+	// urfave/cli gives no access to them in (unknownVerbError).
+	args []string
 }
 
 // Main runs keytree with args (os.Args) and returns the exit status.
@@ -91,6 +94,7 @@ func Main(args []string) int {
 }
 
 func (e *env) run(args []string) int {
+	e.args = args
 	app := e.newApp()
 	if n := len(args); n > 0 && args[n-1] == completionFlag {
 		// A completion script asking for candidates. It does not go
@@ -163,13 +167,14 @@ Examples:
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
-				return usagef("unknown command %q", c.Args().First())
+				return unknownCommand(c.App.Commands, c.Args().First(), "")
 			}
 			return cli.ShowAppHelp(c)
 		},
 	}
 	e.addHelpCommand(app)
 	setUsageErrors(app.Commands)
+	e.setGroupUsageErrors(app.Commands, "")
 	return app
 }
 
@@ -187,6 +192,51 @@ func setUsageErrors(cmds []*cli.Command) {
 		c.OnUsageError = onUsageError
 		setUsageErrors(c.Subcommands)
 	}
+}
+
+// setGroupUsageErrors makes a mistyped verb followed by flags (keytree smk
+// bakcup --file F) an unknown command, with its suggestion, rather than an
+// unknown flag of the group: the group has no flags, and urfave/cli parses
+// them before the group's action could see the verb.
+func (e *env) setGroupUsageErrors(cmds []*cli.Command, parent string) {
+	for _, c := range cmds {
+		if len(c.Subcommands) == 0 {
+			continue
+		}
+		group := strings.TrimSpace(parent + " " + c.Name)
+		subs := c.Subcommands
+		c.OnUsageError = func(ctx *cli.Context, err error, isSubcommand bool) error {
+			// A flag that would take a secret comes first: what follows
+			// it may be the secret, and must not be echoed as a verb.
+			if serr := secretFlagError(err); serr != nil {
+				return serr
+			}
+			if verb := verbAfter(e.args, c.Name); verb != "" && findCommand(subs, verb) == nil {
+				return unknownCommand(subs, verb, group)
+			}
+			return onUsageError(ctx, err, isSubcommand)
+		}
+		e.setGroupUsageErrors(c.Subcommands, group)
+	}
+}
+
+// verbAfter is the first argument after group that is not a flag, or "".
+func verbAfter(args []string, group string) string {
+	for i, a := range args {
+		if a != group {
+			continue
+		}
+		for _, v := range args[i+1:] {
+			if v == "--" {
+				return ""
+			}
+			if !strings.HasPrefix(v, "-") {
+				return v
+			}
+		}
+		return ""
+	}
+	return ""
 }
 
 func buildVersion() string {
@@ -225,9 +275,9 @@ func (e *env) report(err error) int {
 	var ke *keystore.Error
 	if errors.As(err, &ke) {
 		if ke.Number != 0 {
-			fmt.Fprintf(e.stderr, "keytree: error %d: %s\n", ke.Number, escape(ke.Text))
+			fmt.Fprintf(e.stderr, "keytree: error %d: %s\n", ke.Number, escape(ke.Message()))
 		} else {
-			fmt.Fprintf(e.stderr, "keytree: error: %s\n", escape(ke.Text))
+			fmt.Fprintf(e.stderr, "keytree: error: %s\n", escape(ke.Message()))
 		}
 		for _, d := range ke.Detail {
 			fmt.Fprintf(e.stderr, "keytree:   %s\n", escape(d))
@@ -369,11 +419,45 @@ func group(name, usage string, subs ...*cli.Command) *cli.Command {
 		Subcommands: subs,
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
-				return usagef("unknown command %q for %s", c.Args().First(), cmdName(c))
+				return unknownCommand(c.Command.Subcommands, c.Args().First(), cmdName(c))
 			}
 			return cli.ShowSubcommandHelp(c)
 		},
 	}
+}
+
+// unknownCommand reports a command (or, in group, a verb) that does not
+// exist, suggesting the one that was probably meant: the one it is a prefix
+// of, or one a typo or two away.
+func unknownCommand(cmds []*cli.Command, name, group string) error {
+	msg := fmt.Sprintf("unknown command %q", name)
+	if group != "" {
+		msg += " for " + group
+	}
+	var names []string
+	for _, c := range cmds {
+		if !c.Hidden {
+			names = append(names, c.Names()...)
+		}
+	}
+	var prefixed []string
+	for _, n := range names {
+		if len(name) >= 2 && strings.HasPrefix(n, name) {
+			prefixed = append(prefixed, n)
+		}
+	}
+	near := keystore.NearestName(name, names)
+	if len(prefixed) == 1 {
+		near = prefixed[0]
+	}
+	if near != "" {
+		full := "keytree " + near
+		if group != "" {
+			full = "keytree " + group + " " + near
+		}
+		msg += fmt.Sprintf("; did you mean %q?", full)
+	}
+	return &usageError{msg: msg}
 }
 
 // invocation is what an action starts from: its arguments checked, its

@@ -30,7 +30,7 @@ func passwordFileFlag(usage string) *cli.StringFlag {
 }
 
 func noPolicyFlag() *cli.BoolFlag {
-	return &cli.BoolFlag{Name: flagNoPolicy, Usage: "accept a password that fails the password policy"}
+	return &cli.BoolFlag{Name: flagNoPolicy, Usage: "accept a password that fails the password policy (too short, or too easy to guess)"}
 }
 
 func forceFlag(usage string) *cli.BoolFlag {
@@ -57,16 +57,19 @@ func (e *env) smkBackupCommand() *cli.Command {
 
 Writes the service master key to F, a standard age file encrypted with a
 password (scrypt), created owner-only. An existing F is refused (error 15240).
-The password must pass the password policy: at least 8 characters, three of
-upper case, lower case, digits and symbols, not your account name, not a
-well-known password. Keep the file and its password somewhere safe, apart:
-with them, docs/recovery.md recovers every credential without keytree.
+The password must pass the password policy: 8 to 128 characters, not
+containing your account name, and hard to guess by a strength estimate
+(zxcvbn): a passphrase of 4 or more random words, or a generated password,
+passes; Password123! does not. Keep the file and its password somewhere
+safe, apart: with them, docs/recovery.md recovers every credential without
+keytree.
 The backup is recorded in the keystore (key, time, file), and keytree status
 shows when the key in use was last backed up.
 
 Examples:
    keytree smk backup --file /media/usb/smk-2026-11.age
-   keytree smk backup --file smk.age --password-file - < pass.txt`,
+   keytree smk backup --file smk.age --password-file - < pass.txt
+   openssl rand -base64 24 > pass.txt; keytree smk backup --file smk.age --password-file pass.txt`,
 		Flags: []cli.Flag{fileFlag("the backup `FILE` to create"), passwordFileFlag("the backup's password"), noPolicyFlag()},
 		Action: func(c *cli.Context) error {
 			in, err := e.start(c, needs{file: true})

@@ -46,7 +46,7 @@ func (ks *Keystore) loadCredentialMeta(name string) (*formats.Credential, error)
 func (ks *Keystore) credentialMeta(name string) (*formats.Credential, error) {
 	meta, err := ks.loadCredentialMeta(name)
 	if notExist(err) {
-		return nil, errNotFound("credential", name)
+		return nil, ks.suggestName(errNotFound("credential", name), "credential", name)
 	}
 	if err != nil {
 		return nil, err

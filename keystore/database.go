@@ -45,6 +45,7 @@ func (ks *Keystore) loadDatabaseMeta(db string) (*formats.Database, error) {
 func errNoDMK(db string) error {
 	return &Error{
 		Number: MsgDMKNotOpen,
+		Plain:  "no such database",
 		Text:   "Please create a master key in the database or open the master key in the session before performing this operation.",
 		Detail: []string{fmt.Sprintf("database '%s' has no master key", db)},
 		Hint:   fmt.Sprintf("create one with: keytree dmk create --db %s", db),
@@ -110,7 +111,12 @@ func (ks *Keystore) databaseMissing(db string, missing func(string) error) error
 	if lost {
 		return ks.errLostDatabase(db)
 	}
-	return missing(db)
+	err = missing(db)
+	var e *Error
+	if errors.As(err, &e) && errors.Is(err, ErrNotFound) {
+		return ks.suggestName(e, "database", db)
+	}
+	return err
 }
 
 // claimDatabaseName checks, for dmk create and db import, that no database
@@ -210,6 +216,7 @@ func (s *session) openDMK(meta *formats.Database, password []byte) (*dmkState, e
 	if !meta.SMKEncryption {
 		return nil, &Error{
 			Number: MsgDMKNotOpen,
+			Plain:  "database needs its password",
 			Text:   "Please create a master key in the database or open the master key in the session before performing this operation.",
 			Detail: []string{fmt.Sprintf("the master key of database '%s' is not encrypted by the service master key", meta.Name)},
 			Hint:   "open it with its password: --open-password-file FILE (- for standard input)",
@@ -231,6 +238,7 @@ func (s *session) openDMK(meta *formats.Database, password []byte) (*dmkState, e
 	if orphan != nil {
 		return nil, &Error{
 			Number: MsgDMKNotOpen,
+			Plain:  "database needs its password",
 			Text:   "Please create a master key in the database or open the master key in the session before performing this operation.",
 			Detail: []string{fmt.Sprintf("the service master key encryption of database '%s' is orphaned: it needs service master key %s", meta.Name, orphan.Thumbprint)},
 			Hint:   "open it with its password (--open-password-file FILE), or recover it: keytree smk recover --file BACKUP",
@@ -268,6 +276,7 @@ func dmkOpenError(path string, err error) error {
 func errNotEncryptedBy(db string) error {
 	return &Error{
 		Number: MsgNotEncryptedBy,
+		Plain:  "wrong password",
 		Text:   "The key is not encrypted using the specified decryptor.",
 		Detail: []string{fmt.Sprintf("no password encryption of the master key of database '%s' opens with that password", db)},
 		Kind:   ErrDecryption,
@@ -318,11 +327,14 @@ type DMKOptions struct {
 	Progress  func(done, total int)
 }
 
-func checkNewPassword(pw []byte, opts DMKOptions) error {
+// checkNewPassword applies the policy to a new password of database db's
+// master key; the database's name is one of the words it must not be built
+// from.
+func checkNewPassword(pw []byte, db string, opts DMKOptions) error {
 	if opts.SkipPasswordPolicy {
 		return nil
 	}
-	return CheckPassword(pw)
+	return CheckPassword(pw, db)
 }
 
 // CreateDMK creates a database and its master key, encrypted by password
@@ -331,7 +343,7 @@ func (ks *Keystore) CreateDMK(db string, password []byte, opts DMKOptions) (*Dat
 	if err := validName("database", db); err != nil {
 		return nil, err
 	}
-	if err := checkNewPassword(password, opts); err != nil {
+	if err := checkNewPassword(password, db, opts); err != nil {
 		return nil, err
 	}
 	alg := opts.Algorithm
@@ -481,7 +493,7 @@ func (ks *Keystore) AddDMKEncryption(db string, by EncryptionKind, newPassword [
 		return err
 	}
 	if by == ByPassword {
-		if err := checkNewPassword(newPassword, opts); err != nil {
+		if err := checkNewPassword(newPassword, db, opts); err != nil {
 			return err
 		}
 	}
@@ -583,6 +595,7 @@ func (ks *Keystore) DropDMKEncryption(db string, by EncryptionKind, password []b
 		case BySMK:
 			if !meta.SMKEncryption {
 				return &Error{Number: MsgNotEncryptedBy, Kind: ErrNotFound,
+					Plain:  "no service master key encryption to drop",
 					Text:   "The key is not encrypted using the specified decryptor.",
 					Detail: []string{fmt.Sprintf("the master key of database '%s' has no service master key encryption", db)}}
 			}

@@ -131,7 +131,7 @@ func (ks *Keystore) RegenerateDMK(db string, newPassword []byte, opts DMKOptions
 	if err := validName("database", db); err != nil {
 		return nil, err
 	}
-	if err := checkNewPassword(newPassword, opts); err != nil {
+	if err := checkNewPassword(newPassword, db, opts); err != nil {
 		return nil, err
 	}
 	var res *RekeyResult
@@ -188,7 +188,7 @@ func (ks *Keystore) BackupDMK(db, path string, password []byte, opts DMKOptions)
 	if err := validName("database", db); err != nil {
 		return nil, err
 	}
-	if err := checkNewPassword(password, opts); err != nil {
+	if err := checkNewPassword(password, db, opts); err != nil {
 		return nil, err
 	}
 	var info *DatabaseInfo
@@ -227,7 +227,7 @@ func (ks *Keystore) RestoreDMK(db, path string, backupPassword, newPassword []by
 		return nil, err
 	}
 	if newPassword != nil {
-		if err := checkNewPassword(newPassword, opts); err != nil {
+		if err := checkNewPassword(newPassword, db, opts); err != nil {
 			return nil, err
 		}
 	} else {
@@ -359,6 +359,7 @@ func (s *session) keptDMKKeys(meta *formats.Database, password []byte) ([]*prote
 	if len(keys) == 0 {
 		return nil, &Error{
 			Number: MsgNotEncryptedBy,
+			Plain:  "wrong password",
 			Text:   "The key is not encrypted using the specified decryptor.",
 			Detail: []string{fmt.Sprintf("no kept password encryption of an earlier master key of database '%s' opens with that password", meta.Name)},
 			Hint:   fmt.Sprintf("give the old key's password, or recover from a backup: keytree dmk recover --db %s --file BACKUP", meta.Name),

@@ -37,7 +37,12 @@ var (
 // Error is an error with, where SQL Server has one, its message number, and
 // with an optional hint that names the next step.
 type Error struct {
-	Number int    // SQL Server message number, or 0
+	Number int // SQL Server message number, or 0
+	// Plain says what happened in plain words where a SQL Server text
+	// does not ("wrong password" before 15313's "The key is not encrypted
+	// using the specified decryptor."); printed between the number and
+	// Text. Empty where Text says it already.
+	Plain  string
 	Text   string // the message, without a trailing newline
 	Detail []string
 	Hint   string
@@ -50,8 +55,17 @@ func (e *Error) Error() string {
 	if e.Number != 0 {
 		fmt.Fprintf(&sb, "error %d: ", e.Number)
 	}
-	sb.WriteString(e.Text)
+	sb.WriteString(e.Message())
 	return sb.String()
+}
+
+// Message is the error's first line without its number: the plain words,
+// if any, then Text.
+func (e *Error) Message() string {
+	if e.Plain == "" {
+		return e.Text
+	}
+	return e.Plain + ": " + e.Text
 }
 
 func (e *Error) Unwrap() []error {

@@ -177,7 +177,7 @@ func Init(opts Options, alg protect.Algorithm) (*InitResult, error) {
 	if err := osFiles.mkdirPrivate(ks.dir); err != nil {
 		return nil, fmt.Errorf("create keystore: %w", err)
 	}
-	if err := osFiles.checkPrivateDir(ks.dir); err != nil {
+	if err := osFiles.checkOwnDir(ks.dir, keystoreRole); err != nil {
 		return nil, err
 	}
 	if err := ks.openRoot(); err != nil {
@@ -240,6 +240,13 @@ func Open(opts Options) (*Keystore, error) {
 	if !fi.IsDir() {
 		return nil, &Error{Text: fmt.Sprintf("%s is not a directory", ks.dir), Kind: ErrInvalid}
 	}
+	// What the directory is comes before what its permissions are: a
+	// directory that is not a keystore (--keystore /etc) is reported as
+	// such, and its permissions, which are not keytree's business, are not
+	// judged (see dirkind.go).
+	if _, err := osFiles.lstat(ks.path(keystoreFile)); errors.Is(err, fs.ErrNotExist) {
+		return nil, ks.notKeystore(osFiles)
+	}
 	if err := checkPrivate(ks.dir, nil, fi); err != nil {
 		return nil, err
 	}
@@ -248,11 +255,7 @@ func Open(opts Options) (*Keystore, error) {
 	}
 	data, err := ks.files.readFile(ks.path(keystoreFile), formats.MaxMetadataSize)
 	if errors.Is(err, fs.ErrNotExist) {
-		hint := "create one with: keytree init"
-		if ks.files.exists(ks.path(smkFile)) || ks.files.exists(ks.path(credentialsDir)) {
-			hint = "the directory holds a keystore's files but not its keystore.toml: restore the keystore from a backup copy"
-		}
-		return nil, &Error{Text: fmt.Sprintf("%s is not a keystore (it has no %s)", ks.dir, keystoreFile), Kind: ErrNotFound, Hint: hint}
+		return nil, ks.notKeystore(ks.files)
 	}
 	if err != nil {
 		return nil, ks.fileError(ks.path(keystoreFile), err)
@@ -263,6 +266,19 @@ func Open(opts Options) (*Keystore, error) {
 	}
 	ks.id, ks.created = meta.ID, meta.Created
 	return ks, nil
+}
+
+// notKeystore reports a directory without keystore.toml, with a hint that
+// fits what it holds instead.
+func (ks *Keystore) notKeystore(f files) error {
+	hint := "create one with: keytree init"
+	switch {
+	case f.exists(ks.path(smkFile)) || f.exists(ks.path(credentialsDir)):
+		hint = "the directory holds a keystore's files but not its keystore.toml: restore the keystore from a backup copy"
+	case f.kindOf(ks.dir, keystoreRole) == dirForeign:
+		hint = "it holds other files: point --keystore (or KEYTREE_DIR) at your keystore, or create one in a new directory with: keytree init --keystore NEWDIR"
+	}
+	return &Error{Text: fmt.Sprintf("%s is not a keystore (it has no %s)", ks.dir, keystoreFile), Kind: ErrNotFound, Hint: hint}
 }
 
 // openRoot opens the keystore directory as the root of every file

@@ -47,7 +47,7 @@ func (ks *Keystore) machineFingerprint(meta *formats.SMK) (sum string, ok bool, 
 	if protect.MachineSecretName == "" {
 		return "", false, nil
 	}
-	if err := osFiles.checkPrivateDir(ks.machineDir); err != nil {
+	if err := osFiles.checkOwnDir(ks.machineDir, machineRole); err != nil {
 		var ke *Error
 		if errors.As(err, &ke) {
 			return "", false, err

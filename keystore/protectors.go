@@ -203,7 +203,7 @@ func (ks *Keystore) protectorSecret(f secretFile, creation creation) ([]byte, er
 	path := filepath.Join(dir, f.name)
 	for attempt := 0; ; attempt++ {
 		if _, err := os.Stat(dir); err == nil {
-			if err := osFiles.checkPrivateDir(dir); err != nil {
+			if err := osFiles.checkOwnDir(dir, roleOf(f.dirWhat)); err != nil {
 				return nil, err
 			}
 		}
@@ -249,7 +249,7 @@ func (ks *Keystore) protectorSecret(f secretFile, creation creation) ([]byte, er
 		if err := osFiles.mkdirPrivate(dir); err != nil {
 			return nil, fmt.Errorf("create %s: %w", dir, err)
 		}
-		if err := osFiles.checkPrivateDir(dir); err != nil {
+		if err := osFiles.checkOwnDir(dir, roleOf(f.dirWhat)); err != nil {
 			return nil, err
 		}
 		fresh, err := f.generate()

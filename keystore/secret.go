@@ -44,7 +44,7 @@ func (ks *Keystore) loadSecretMeta(db, name string) (*formats.Secret, error) {
 func (ks *Keystore) secretMeta(db, name string) (*formats.Secret, error) {
 	meta, err := ks.loadSecretMeta(db, name)
 	if notExist(err) {
-		return nil, errNotFound("secret", db+"/"+name)
+		return nil, ks.suggestName(errNotFound("secret", db+"/"+name), "secret", db+"/"+name)
 	}
 	if err != nil {
 		return nil, err

@@ -94,7 +94,7 @@ func canaryRound(t *testing.T) (commands, failing, outputs, files int) {
 	pw := func(n int) string { return input(fmt.Sprintf("pw%d", n), fmt.Sprintf("Pw%d-%s-x", n, canary)) }
 	pw1, pw2, pw3, pw4, pw5 := pw(1), pw(2), pw(3), pw(4), pw(5)
 	backupPW, wrongPW := pw(6), pw(7)
-	weakPW := input("weak", canary) // upper case and digits only: fails the policy
+	weakPW := input("weak", strings.Repeat(canary, 5)) // over 128 characters: fails the policy
 	valueFile := input("value", value(0))
 	out := filepath.Join(k.root, "out") // backups and exports keytree writes: searched
 	if err := os.Mkdir(out, 0o700); err != nil {

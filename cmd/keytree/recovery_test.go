@@ -80,7 +80,7 @@ func TestRecoveryWithoutKeytree(t *testing.T) {
 	if _, err := ks.SetSecret("payroll", "token", secrets["token"], nil); err != nil {
 		t.Fatal(err)
 	}
-	const backupPassword = "Recovery-Passw0rd"
+	const backupPassword = "recovery granite tulip shovel"
 	smkBackup := filepath.Join(root, "smk-backup.age")
 	if _, err := ks.BackupSMK(smkBackup, []byte(backupPassword), keystore.SMKOptions{}); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,129 @@
+package keystore
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+
+	"github.com/keytree-dev/keytree/protect"
+)
+
+// keytree is pointed at its three directories by flags and variables, and a
+// typo or a wrong variable points it at a directory that is not its own:
+// /etc, a home directory, a mount point. Such a directory is usually open to
+// others, and a hint to make it private (chmod 700 /etc) would do harm if
+// followed. So before keytree judges a directory's permissions it looks at
+// what the directory holds, and only advises a chmod on a directory that
+// holds keytree's own files.
+
+// A dirRole is one of keytree's directories: what keytree calls it, the
+// flag and variable that name it, and the names (path.Match patterns) of
+// files that only keytree keeps there.
+type dirRole struct {
+	what    string
+	flag    string
+	creates string // what makes the directory, for a hint
+	marks   []string
+	// spare are names keytree may leave in a directory it has not finished
+	// making (init's lock and tmp): not proof that it is keytree's, but
+	// not a sign that it is someone else's either.
+	spare []string
+}
+
+var (
+	keystoreRole = dirRole{what: "keystore", flag: "--keystore (or KEYTREE_DIR)", creates: "keytree init creates",
+		marks: []string{keystoreFile, smkFile}, spare: []string{lockFile, tmpDir}}
+	accountRole = dirRole{what: "account directory", flag: "--account-dir (or KEYTREE_ACCOUNT_DIR)", creates: protectorDirCreators,
+		marks: []string{protect.AccountSecretName}}
+	machineRole = dirRole{what: "machine directory", flag: "--machine-dir (or KEYTREE_MACHINE_DIR)", creates: protectorDirCreators,
+		marks: []string{protect.MachineSecretName, "*.entropy"}}
+)
+
+const protectorDirCreators = "keytree init (or a command given --create-protector-dirs) creates"
+
+func roleOf(dirWhat string) dirRole {
+	if dirWhat == machineRole.what {
+		return machineRole
+	}
+	return accountRole
+}
+
+type dirKind int
+
+const (
+	dirOurs    dirKind = iota // holds one of keytree's files
+	dirEmpty                  // holds nothing, or only the role's spare names
+	dirForeign                // holds other files: not keytree's
+)
+
+// maxNamesLooked bounds the names read to tell an empty directory from a
+// foreign one: a directory of a million files costs no more than one of 64.
+const maxNamesLooked = 64
+
+// kindOf says what dir holds, for role. Only names are read, never a file.
+func (f files) kindOf(dir string, role dirRole) dirKind {
+	for _, m := range role.marks {
+		if m != "" && !hasMeta(m) && f.exists(filepath.Join(dir, m)) {
+			return dirOurs
+		}
+	}
+	d, err := f.openFile(dir, os.O_RDONLY, 0)
+	if err != nil {
+		return dirForeign
+	}
+	defer d.Close()
+	names, _ := d.Readdirnames(maxNamesLooked)
+	kind := dirEmpty
+	for _, n := range names {
+		for _, m := range role.marks {
+			if ok, _ := path.Match(m, n); ok && m != "" {
+				return dirOurs
+			}
+		}
+		spare := false
+		for _, s := range role.spare {
+			spare = spare || n == s
+		}
+		if !spare {
+			kind = dirForeign
+		}
+	}
+	return kind
+}
+
+func hasMeta(pattern string) bool {
+	for _, c := range pattern {
+		if c == '*' || c == '?' || c == '[' || c == '\\' {
+			return true
+		}
+	}
+	return false
+}
+
+// checkOwnDir is checkPrivateDir for one of keytree's three directories:
+// loose permissions are refused in every case, but the fix is advised only
+// for a directory that holds keytree's files. For an empty directory, or
+// one that holds someone else's, the hint points keytree somewhere else.
+func (f files) checkOwnDir(dir string, role dirRole) error {
+	err := f.checkPrivateDir(dir)
+	var ke *Error
+	if err == nil || !errors.As(err, &ke) || !errors.Is(err, ErrPermissions) {
+		return err
+	}
+	out := *ke
+	switch f.kindOf(dir, role) {
+	case dirOurs:
+		return err
+	case dirEmpty:
+		out.Detail = append(append([]string(nil), ke.Detail...),
+			"it is empty: keytree did not make it, and does not advise changing the permissions of a directory it did not make")
+		out.Hint = fmt.Sprintf("point %s at a path that does not exist yet: %s the %s there, private to its owner", role.flag, role.creates, role.what)
+	default:
+		out.Detail = append(append([]string(nil), ke.Detail...),
+			fmt.Sprintf("it holds files that are not keytree's: it is not keytree's %s", role.what))
+		out.Hint = fmt.Sprintf("check %s: it names a directory that is not keytree's; leave that directory's permissions as they are, and point keytree at its own %s (a path that does not exist yet: %s it)", role.flag, role.what, role.creates)
+	}
+	return &out
+}
