@@ -18,15 +18,15 @@ import (
 )
 
 // initBudget is the most a package of the copy may allocate in its package
-// initialization, in bytes. What is left there is small: a few standard
-// library regexps and small maps in matching and scoring (about 13 KB and
-// 10 KB with Go 1.26), nothing in the others. Built eagerly, the
-// dictionaries cost about 10 MB in matching, the frequency lists 1.5 MB, the
-// adjacency graphs 36 KB, the regexp2 regexps 17 KB.
+// initialization, in bytes. What is left there is small: a few small maps
+// in matching and scoring (about 3 and 4 KB with Go 1.26), nothing in the
+// others. Built
+// eagerly, the dictionaries cost about 10 MB in matching, the frequency
+// lists 1.5 MB, the adjacency graphs 36 KB, the regexp2 regexps 17 KB, the
+// standard library regexps of matching and scoring about 10 KB each.
 func initBudget(pkg string) int {
-	switch pkg {
-	case "matching", "scoring":
-		return 20 << 10
+	if pkg == "matching" || pkg == "scoring" {
+		return 6 << 10
 	}
 	return 1 << 10
 }

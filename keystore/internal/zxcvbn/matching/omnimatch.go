@@ -1,11 +1,12 @@
 package matching
 
 import (
+	"regexp"
+	"sync"
+
 	"github.com/keytree-dev/keytree/keystore/internal/zxcvbn/adjacency"
 	"github.com/keytree-dev/keytree/keystore/internal/zxcvbn/frequency"
 	"github.com/keytree-dev/keytree/keystore/internal/zxcvbn/match"
-	"regexp"
-	"sync"
 )
 
 func Omnimatch(password string, userInputs []string) (matches []*match.Match) {
@@ -18,7 +19,7 @@ func Omnimatch(password string, userInputs []string) (matches []*match.Match) {
 		spatialMatch{graphs: defaultGraphs()},
 		repeatMatch{},
 		sequenceMatch{},
-		regexpMatch{regexes: defaultRegexpMatch},
+		regexpMatch{regexes: defaultRegexpMatch()},
 		dateMatch{},
 	}
 
@@ -29,20 +30,25 @@ func Omnimatch(password string, userInputs []string) (matches []*match.Match) {
 	return matches
 }
 
-// keytree: the dictionaries, the graphs and the l33t table are built on first
+// keytree: the dictionaries, the graphs, the l33t table and the regexp are built on first
 // use, not at program start (see ../README.md).
 var (
 	defaultRankedDictionnaries = sync.OnceValue(loadDefaultDictionnaries)
 	defaultGraphs              = sync.OnceValue(loadDefaultAdjacencyGraphs)
-	defaultRegexpMatch         = []struct {
+	defaultRegexpMatch         = sync.OnceValue(func() []struct {
 		Name   string
 		Regexp *regexp.Regexp
-	}{
-		{
-			Name:   "recent_year",
-			Regexp: regexp.MustCompile(`19\d\d|200\d|201\d`),
-		},
-	}
+	} {
+		return []struct {
+			Name   string
+			Regexp *regexp.Regexp
+		}{
+			{
+				Name:   "recent_year",
+				Regexp: regexp.MustCompile(`19\d\d|200\d|201\d`),
+			},
+		}
+	})
 	l33tTable = sync.OnceValue(func() map[string][]string {
 		return map[string][]string{
 			"a": {"4", "@"},
