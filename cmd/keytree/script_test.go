@@ -128,7 +128,32 @@ func scriptParams(t *testing.T) testscript.Params {
 			"sub":       cmdSub,
 			"capture":   cmdCapture,
 			"randfile":  cmdRandFile,
+			"rmtree":    cmdRmtree,
 		},
+	}
+}
+
+// rmtree PATH... removes each PATH and everything under it, one entry at a
+// time, deepest first. testscript's rm uses os.RemoveAll, which fails under
+// Wine (.ci/wine/README.md).
+func cmdRmtree(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) == 0 {
+		ts.Fatalf("usage: rmtree PATH...")
+	}
+	for _, arg := range args {
+		var paths []string
+		err := filepath.WalkDir(ts.MkAbs(arg), func(p string, _ fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			paths = append(paths, p)
+			return nil
+		})
+		ts.Check(err)
+		// WalkDir lists a directory before what it holds.
+		for i := len(paths) - 1; i >= 0; i-- {
+			ts.Check(os.Remove(paths[i]))
+		}
 	}
 }
 
