@@ -27,7 +27,7 @@ func TestDirKind(t *testing.T) {
 		{"lock is not an account dir's", []string{lockFile}, accountRole, dirForeign},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
+			dir := newTestDir(t) // not t.TempDir: its clean-up fails under Wine
 			for _, f := range tc.files {
 				if err := os.WriteFile(filepath.Join(dir, f), nil, 0o600); err != nil {
 					t.Fatal(err)

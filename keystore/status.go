@@ -101,13 +101,11 @@ func (ks *Keystore) Status() (*Status, error) {
 		s.statusDatabases(out, smk)
 		s.ks.backupStatus(out)
 		st = out
-		if openErr != nil {
-			return openErr
-		}
+		// Damage first, as status always reported it; then 15466.
 		if len(out.Damaged) > 0 {
 			return out.Damaged[0].Err
 		}
-		return nil
+		return openErr
 	})
 	return st, err
 }
