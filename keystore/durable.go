@@ -14,37 +14,49 @@ import (
 // elsewhere each file is synced as it is written and each directory once at
 // the end. Either way, nothing is committed until sync returns.
 type batch struct {
-	ks   *Keystore
+	f    files
+	root string // the tree the batch writes in
 	mu   sync.Mutex
 	dirs map[string]bool
 }
 
-func (ks *Keystore) newBatch() *batch { return &batch{ks: ks, dirs: map[string]bool{}} }
+// newBatch starts a batch of files written through f in the tree at root.
+func newBatch(f files, root string) *batch {
+	return &batch{f: f, root: root, dirs: map[string]bool{}}
+}
+
+func (ks *Keystore) newBatch() *batch { return newBatch(ks.files, ks.dir) }
 
 // perFileSync reports whether files of a batch are synced one by one.
 func perFileSync() bool { return runtime.GOOS != "linux" }
 
-// create writes a new file of the batch.
+// create writes a new file of the batch, replacing a leftover of the same
+// name.
 func (b *batch) create(path, dir string, data []byte) error {
-	if err := b.ks.files.removeFile(path); err != nil {
+	if err := b.f.removeFile(path); err != nil {
 		return err
 	}
-	if err := b.ks.files.createFile(path, data, perFileSync()); err != nil {
+	if err := b.f.createFile(path, data, perFileSync()); err != nil {
 		return err
 	}
+	b.note(dir)
+	return nil
+}
+
+// note adds dir to the directories whose entries sync makes durable.
+func (b *batch) note(dir string) {
 	b.mu.Lock()
 	b.dirs[dir] = true
 	b.mu.Unlock()
-	return nil
 }
 
 // sync makes every file of the batch, and its directory entry, durable.
 func (b *batch) sync() error {
 	if !perFileSync() {
-		if err := step("syncfs", b.ks.dir); err != nil {
+		if err := step("syncfs", b.root); err != nil {
 			return err
 		}
-		f, err := os.Open(b.ks.dir)
+		f, err := os.Open(b.root)
 		if err != nil {
 			return err
 		}
@@ -52,7 +64,7 @@ func (b *batch) sync() error {
 		return syncfs(f)
 	}
 	for d := range b.dirs {
-		if err := b.ks.files.syncDir(d); err != nil {
+		if err := b.f.syncDir(d); err != nil {
 			return err
 		}
 	}

@@ -376,6 +376,17 @@ func unpackCopy(f files, tr *tar.Reader, source string) (*CopyResult, error) {
 	res := &CopyResult{}
 	seen := map[string]bool{}
 	var meta *formats.Keystore
+	b := newBatch(f, f.dir)
+	// created notes p's directory, and every one above it up to the
+	// tree's root, as holding new entries: mkdirPrivate may have made any.
+	created := func(p string) {
+		for d := filepath.Dir(p); ; d = filepath.Dir(d) {
+			b.note(d)
+			if d == f.dir || len(d) <= len(f.dir) {
+				return
+			}
+		}
+	}
 	for n := 0; ; n++ {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -400,6 +411,7 @@ func unpackCopy(f files, tr *tar.Reader, source string) (*CopyResult, error) {
 			if err := f.mkdirPrivate(p); err != nil {
 				return nil, err
 			}
+			created(p)
 			continue
 		}
 		data, err := io.ReadAll(io.LimitReader(tr, limit+1))
@@ -424,6 +436,7 @@ func unpackCopy(f files, tr *tar.Reader, source string) (*CopyResult, error) {
 			}
 			return nil, err
 		}
+		created(p)
 		res.Files++
 		res.Bytes += int64(len(data))
 	}
@@ -437,8 +450,10 @@ func unpackCopy(f files, tr *tar.Reader, source string) (*CopyResult, error) {
 		if err := f.mkdirPrivate(filepath.Join(f.dir, d)); err != nil {
 			return nil, err
 		}
+		created(filepath.Join(f.dir, d))
 	}
-	if err := f.syncCopy(f.dir); err != nil {
+	// Durable before the rename commits the tree.
+	if err := b.sync(); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -494,35 +509,6 @@ func entryType(t byte) string {
 		return "FIFO"
 	}
 	return fmt.Sprintf("entry of type %q", t)
-}
-
-// syncCopy makes a restored tree durable before the rename commits it:
-// on Linux one syncfs(2) for the file system, elsewhere the files were
-// synced as they were written and each directory is synced now.
-func (f files) syncCopy(dir string) error {
-	if !perFileSync() {
-		if err := step("syncfs", dir); err != nil {
-			return err
-		}
-		h, err := f.openFile(dir, os.O_RDONLY, 0)
-		if err != nil {
-			return err
-		}
-		defer h.Close()
-		return syncfs(h)
-	}
-	entries, err := f.readDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if e.Type() == fs.ModeDir {
-			if err := f.syncCopy(filepath.Join(dir, e.Name())); err != nil {
-				return err
-			}
-		}
-	}
-	return f.syncDir(dir)
 }
 
 func errBadCopy(source, why string) error {
