@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -125,6 +124,7 @@ func (e *env) doctor(c *cli.Context, opts keystore.Options) *doctorReport {
 		{"machine", flagMachineDir, "KEYTREE_MACHINE_DIR", opts.Machine},
 	}
 	dirProblems := 0
+	keystoreRefused := false // reported above: opening it would say it again
 	for _, d := range dirs {
 		dd := doctorDir{Role: d.role, Path: d.path, Source: "default"}
 		if abs, err := filepath.Abs(d.path); err == nil {
@@ -158,17 +158,15 @@ func (e *env) doctor(c *cli.Context, opts keystore.Options) *doctorReport {
 		default:
 			dd.Exists = true
 			dd.Mode = fmt.Sprintf("%04o", fi.Mode().Perm())
-			owner, mine, known := fileOwner(fi)
-			if known {
-				dd.Owner = owner
-			}
-			if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+			dd.Owner = keystore.DirectoryOwner(fi)
+			// The same checks, and the same advice, as the commands
+			// that use the directory.
+			if err := keystore.CheckDirectory(opts, d.role); err != nil {
 				dirProblems++
-				r.add("directories", findingProblem, "the %s directory %s is accessible by group or others (mode %s); keytree refuses to use it: chmod 700 %s", d.role, escape(dd.Path), dd.Mode, escape(dd.Path))
-			}
-			if known && !mine {
-				dirProblems++
-				r.add("directories", findingProblem, "the %s directory %s belongs to %s, not to the account running keytree", d.role, escape(dd.Path), owner)
+				if d.role == "keystore" {
+					keystoreRefused = true
+				}
+				r.add("directories", findingProblem, "%s", escape(errorText(err)))
 			}
 		}
 		r.Directories = append(r.Directories, dd)
@@ -178,8 +176,12 @@ func (e *env) doctor(c *cli.Context, opts keystore.Options) *doctorReport {
 	}
 
 	var algs []protect.Algorithm
-	ks, err := keystore.Open(opts)
-	if err == nil {
+	var err error
+	var ks *keystore.Keystore
+	if !keystoreRefused {
+		ks, err = keystore.Open(opts)
+	}
+	if !keystoreRefused && err == nil {
 		var d *keystore.Diagnosis
 		d, err = ks.Diagnose()
 		if err == nil {
@@ -200,14 +202,15 @@ func (r *doctorReport) hasKeystoreDir() bool {
 	return len(r.Directories) > 0 && r.Directories[0].Exists
 }
 
-// errorText is an error as report would put it, without the exit status:
-// the text, and its hint where it has one.
+// errorText is an error as report would put it, on one line and without
+// the exit status: the number, the plain words and the text, the details,
+// and the hint where it has one.
 func errorText(err error) string {
 	var ke *keystore.Error
 	if errors.As(err, &ke) {
-		s := ke.Text
-		if ke.Number != 0 {
-			s = fmt.Sprintf("error %d: %s", ke.Number, ke.Text)
+		s := ke.Error()
+		for _, d := range ke.Detail {
+			s += "; " + d
 		}
 		if ke.Hint != "" {
 			s += " (" + ke.Hint + ")"

@@ -127,3 +127,36 @@ func (f files) checkOwnDir(dir string, role dirRole) error {
 	}
 	return &out
 }
+
+// CheckDirectory checks the directory opts names for role ("keystore",
+// "account" or "machine") as the commands that use it do, and changes
+// nothing: it must be private to its owner, with a chmod advised only for a
+// directory that holds keytree's files, and the keystore must belong to the
+// account running keytree unless opts.AllowOtherOwner. keytree doctor
+// reports what it returns.
+func CheckDirectory(opts Options, role string) error {
+	d := opts.Dirs
+	switch role {
+	case "keystore":
+		if err := osFiles.checkOwnDir(d.Keystore, keystoreRole); err != nil {
+			return err
+		}
+		ks := &Keystore{dir: d.Keystore, allowOtherOwner: opts.AllowOtherOwner}
+		return ks.checkOwner()
+	case "account":
+		return osFiles.checkOwnDir(d.Account, accountRole)
+	case "machine":
+		return osFiles.checkOwnDir(d.Machine, machineRole)
+	}
+	return fmt.Errorf("no directory role %q", role)
+}
+
+// DirectoryOwner names the account that owns the file fi describes, where
+// keytree reads owners from file information (Unix); "" elsewhere.
+func DirectoryOwner(fi os.FileInfo) string {
+	uid, ok := fileOwner(fi)
+	if !ok {
+		return ""
+	}
+	return ownerName(uid)
+}
