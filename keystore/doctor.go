@@ -3,7 +3,6 @@ package keystore
 import (
 	"errors"
 	"io/fs"
-	"time"
 
 	"github.com/keytree-dev/keytree/formats"
 	"github.com/keytree-dev/keytree/protect"
@@ -40,8 +39,8 @@ type Diagnosis struct {
 // writes nothing to the error log, rotates nothing, and does not create an
 // SMK for a keystore that has none. What it cannot read it reports in the
 // Diagnosis rather than fail on, so that one damaged file does not hide the
-// rest; errors that stop it are those that stop every reader (the lock, a
-// damaged credential or secret file name).
+// rest (it walks the items as Status does); what stops it is what stops
+// every reader: the lock.
 func (ks *Keystore) Diagnose() (*Diagnosis, error) {
 	l, err := acquireLock(ks.files, ks.path(lockFile), lockShared, ks.lockTimeout)
 	if err != nil {
@@ -68,43 +67,27 @@ func (ks *Keystore) Diagnose() (*Diagnosis, error) {
 		addAlg(protect.Algorithm(meta.Algorithm))
 	}
 
+	// The walk status makes, which reads metadata and lists value files
+	// only, and records damage rather than stop at it.
 	s := &session{ks: ks, mode: lockShared, op: "doctor", work: newScryptWork()}
-	err = s.eachItem(func(it item) error {
-		switch it.kind {
-		case "credential":
-			d.Credentials++
-		case "database":
-			d.Databases++
-		case "secret":
-			d.Secrets++
-		}
-		if it.orphan != nil && !it.kept {
-			d.Orphans = append(d.Orphans, OrphanItem{Item: it.name, Generation: it.orphan.Generation, Thumbprint: it.orphan.Thumbprint})
-		}
-		return nil
-	}, func(db string, err error) error {
-		d.Damaged = append(d.Damaged, DamagedItem{Item: "dmk/" + db, Problem: err.Error()})
-		return nil
-	})
-	if err != nil {
-		return nil, err
+	st := &Status{Dir: ks.dir, AccountDir: ks.accountDir, MachineDir: ks.machineDir}
+	if d.SMK != nil {
+		st.Backups = append(st.Backups, ks.lastBackup("smk", "", meta.Thumbprint))
+	} else {
+		meta = nil
 	}
-	err = ks.eachDatabase(func(m *formats.Database) error {
+	s.statusCredentials(st, meta)
+	s.statusDatabases(st, meta)
+	d.Credentials, d.Databases, d.Secrets = st.Credentials, st.Databases, st.Secrets
+	d.Orphans, d.Damaged, d.Backups = st.Orphans, st.Damaged, st.Backups
+	for _, m := range st.databases {
 		if !m.SMKEncryption {
 			d.NoSMKEncryption = append(d.NoSMKEncryption, m.Name)
 		}
 		addAlg(protect.Algorithm(m.Algorithm))
-		return nil
-	}, func(string, error) error { return nil })
-	if err != nil {
-		return nil, err
 	}
 
-	st := &Status{SMK: d.SMK}
-	ks.backupStatus(st)
-	d.Backups = st.Backups
-
-	for _, name := range []string{errorlogFile, errorlogFile + ".1"} {
+	for _, name := range []string{errorlogFile, errorlogOldFile} {
 		if fi, err := ks.files.lstat(ks.path(name)); err == nil && fi.Mode().IsRegular() {
 			d.ErrorLogSize += fi.Size()
 		}
@@ -116,8 +99,7 @@ func (ks *Keystore) Diagnose() (*Diagnosis, error) {
 // protector, as openSMK does, and repairs nothing. The machine encryption
 // of a keystore whose machine protection is off is reported disabled.
 func (ks *Keystore) checkSMKEncryptions(meta *formats.SMK) *SMKInfo {
-	info := &SMKInfo{Thumbprint: meta.Thumbprint, Algorithm: protect.Algorithm(meta.Algorithm), Generation: meta.Generation,
-		Created: meta.Created.Format(time.RFC3339), MachineProtection: meta.MachineProtection}
+	info := smkInfoFromMeta(meta)
 	var known *protect.Key
 	for _, pr := range smkProtectors {
 		enc := EncryptionState{Protector: pr.kind, Thumbprint: pr.thumbprint,

@@ -272,3 +272,48 @@ func TestSymlinksNotFollowed(t *testing.T) {
 	}
 	checkTarget("commands with a linked lock file")
 }
+
+// TestStatusBackupsPastExposedDatabase: a database whose metadata others
+// can read is listed as damage, and every other database still shows its
+// last backup (status once lost those after the first such database).
+func TestStatusBackupsPastExposedDatabase(t *testing.T) {
+	d := testDirs(t)
+	_, ks := initTestKeystore(t, d)
+	backups := newTestDir(t)
+	for _, db := range []string{"a", "b", "c", "d", "e", "f"} {
+		if _, err := ks.CreateDMK(db, []byte("a password for "+db), DMKOptions{SkipPasswordPolicy: true}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ks.BackupDMK(db, filepath.Join(backups, db+".age"), []byte("backup password"), DMKOptions{SkipPasswordPolicy: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The database the listing meets first, in the directory's own order.
+	dir, err := os.Open(ks.path(databasesDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := dir.Readdirnames(-1)
+	dir.Close()
+	if err != nil || len(names) != 6 {
+		t.Fatalf("databases: %v, %v", names, err)
+	}
+	exposed := names[0]
+	if err := os.Chmod(ks.dbPath(exposed, databaseFile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, err := ks.Status()
+	wantKind(t, err, ErrPermissions)
+	if st == nil || len(st.Damaged) != 1 || st.Damaged[0].Item != "dmk/"+exposed {
+		t.Fatalf("damaged: %+v", st)
+	}
+	got := map[string]bool{}
+	for _, b := range st.Backups {
+		got[b.Key] = !b.Time.IsZero()
+	}
+	for _, db := range names[1:] {
+		if !got["dmk/"+db] {
+			t.Errorf("status shows no backup of %s: %+v", db, st.Backups)
+		}
+	}
+}

@@ -37,6 +37,9 @@ type Status struct {
 	// Backups: the newest recorded backup of the SMK in use, then of each
 	// database's DMK in use (backups.go).
 	Backups []LastBackup
+	// databases holds the metadata of every database read whole, for
+	// Diagnose.
+	databases []*formats.Database
 }
 
 // SMKState is what status could learn of the service master key.
@@ -97,9 +100,11 @@ func (ks *Keystore) Status() (*Status, error) {
 		if errors.Is(openErr, errNeedsWrite) {
 			return openErr
 		}
+		if out.SMK != nil {
+			out.Backups = append(out.Backups, s.ks.lastBackup("smk", "", out.SMK.Thumbprint))
+		}
 		s.statusCredentials(out, smk)
 		s.statusDatabases(out, smk)
-		s.ks.backupStatus(out)
 		st = out
 		// Damage first, as status always reported it; then 15466.
 		if len(out.Damaged) > 0 {
@@ -108,21 +113,6 @@ func (ks *Keystore) Status() (*Status, error) {
 		return openErr
 	})
 	return st, err
-}
-
-// backupStatus adds the last backup of each key in use to a status. What
-// keeps it from listing a database, statusDatabases has listed as damage.
-func (ks *Keystore) backupStatus(out *Status) {
-	if out.SMK != nil {
-		out.Backups = append(out.Backups, ks.lastBackup("smk", "", out.SMK.Thumbprint))
-	}
-	first := len(out.Backups)
-	ks.eachDatabase(func(m *formats.Database) error {
-		out.Backups = append(out.Backups, ks.lastBackup("dmk/"+m.Name, m.Name, m.Thumbprint))
-		return nil
-	}, func(string, error) error { return nil })
-	dbs := out.Backups[first:]
-	sort.Slice(dbs, func(i, j int) bool { return dbs[i].Key < dbs[j].Key })
 }
 
 // damaged records what status found wrong with an item.
@@ -250,6 +240,7 @@ func (s *session) statusCredentials(out *Status, smk *formats.SMK) {
 // but their value files cannot be named without the database's metadata.
 func (s *session) statusDatabases(out *Status, smk *formats.SMK) {
 	c := &collector{ks: s.ks}
+	firstBackup := len(out.Backups)
 	err := c.eachEntry(databasesDir, func(db string, isDir bool) error {
 		if !isDir || strings.HasPrefix(db, ".") {
 			return nil
@@ -289,12 +280,16 @@ func (s *session) statusDatabases(out *Status, smk *formats.SMK) {
 				out.Orphans = append(out.Orphans, OrphanItem{Item: "dmk/" + db, Generation: orphan.Generation, Thumbprint: orphan.Thumbprint})
 			}
 		}
+		out.databases = append(out.databases, m)
+		out.Backups = append(out.Backups, s.ks.lastBackup("dmk/"+db, db, m.Thumbprint))
 		s.statusSecrets(out, db, m)
 		return nil
 	})
 	if err != nil {
 		out.damaged(databasesDir, s.ks.path(databasesDir), err)
 	}
+	dbs := out.Backups[firstBackup:]
+	sort.Slice(dbs, func(i, j int) bool { return dbs[i].Key < dbs[j].Key })
 }
 
 // statusSecrets counts a database's secrets and finds their orphans and

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keytree-dev/keytree/formats"
 	"github.com/keytree-dev/keytree/protect"
 )
 
@@ -231,5 +232,40 @@ func TestLeadingPath(t *testing.T) {
 		if got := leadingPath(c.text, "/ks", "/acc"); got != c.want {
 			t.Errorf("leadingPath(%q) = %q, want %q", c.text, got, c.want)
 		}
+	}
+}
+
+// TestDiagnoseGoesThroughDamage: keytree doctor's walk, like status's,
+// lists a missing value file as damage and still counts and describes the
+// rest, with the last backups.
+func TestDiagnoseGoesThroughDamage(t *testing.T) {
+	d := testDirs(t)
+	_, ks := initTestKeystore(t, d)
+	for _, c := range []string{"c1", "c2"} {
+		if _, err := ks.SetCredential(c, "svc", []byte(c+" value")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ks.CreateDMK("app", []byte("a password for app"), DMKOptions{SkipPasswordPolicy: true, NoSMKEncryption: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(ks.path(credentialsDir, formats.BlobName("c1", 1, 1))); err != nil {
+		t.Fatal(err)
+	}
+	diag, err := ks.Diagnose()
+	if err != nil {
+		t.Fatalf("diagnose: %v", err)
+	}
+	if len(diag.Damaged) != 1 || diag.Damaged[0].Item != "credential/c1" {
+		t.Fatalf("damaged: %+v", diag.Damaged)
+	}
+	if diag.Credentials != 2 || diag.Databases != 1 || diag.SMK == nil {
+		t.Fatalf("the rest is not described: %+v", diag)
+	}
+	if len(diag.NoSMKEncryption) != 1 || diag.NoSMKEncryption[0] != "app" {
+		t.Fatalf("databases without an SMK encryption: %v", diag.NoSMKEncryption)
+	}
+	if len(diag.Backups) != 2 || diag.Backups[0].Key != "smk" || diag.Backups[1].Key != "dmk/app" {
+		t.Fatalf("backups: %+v", diag.Backups)
 	}
 }
