@@ -415,9 +415,9 @@ Examples:
    keytree keystore backup --file - | ssh backup-host 'cat > keystore.tar'`,
 		Flags: []cli.Flag{fileFlag("the archive `FILE` to create (- for standard output)")},
 		Action: func(c *cli.Context) error {
-			file := c.String(flagFile)
-			if file == "" {
-				return usagef("%s needs --file", cmdName(c))
+			file, err := needFileOrStdio(c)
+			if err != nil {
+				return err
 			}
 			if file == "-" && e.stdoutTTY {
 				return &keystore.Error{Text: "refusing to write a keystore archive to the terminal", Kind: keystore.ErrRefused,
@@ -476,9 +476,9 @@ Examples:
 			if err := noArgs(c); err != nil {
 				return err
 			}
-			file := c.String(flagFile)
-			if file == "" {
-				return usagef("%s needs --file", cmdName(c))
+			file, err := needFileOrStdio(c)
+			if err != nil {
+				return err
 			}
 			opts, err := e.options(c)
 			if err != nil {

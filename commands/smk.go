@@ -42,11 +42,24 @@ func fileFlag(usage string) *cli.StringFlag {
 }
 
 func needFile(c *cli.Context) (string, error) {
+	f, err := needFileOrStdio(c)
+	if err != nil {
+		return "", err
+	}
+	return f, fileArg(c, f)
+}
+
+// needFileOrStdio is needFile for a command whose --file - means standard
+// input or output (keystore backup and restore).
+func needFileOrStdio(c *cli.Context) (string, error) {
 	f := c.String(flagFile)
 	if f == "" {
 		return "", usagef("%s needs --file", cmdName(c))
 	}
-	return f, fileArg(c, f)
+	if f == "-" {
+		return f, nil
+	}
+	return f, notDirectory(flagFile, f)
 }
 
 func (e *env) smkBackupCommand() *cli.Command {
