@@ -1,54 +1,9 @@
 package commands
 
 import (
-	"bytes"
-	"os"
 	"strings"
 	"testing"
-	"time"
-
-	"golang.org/x/sys/unix"
 )
-
-// atTerminal runs keytree with standard input on a terminal; once the
-// terminal shows wait (if not empty) it types keys there. It returns the
-// exit status, standard output, standard error and what the terminal showed.
-func (c *testCLI) atTerminal(t *testing.T, wait, keys string, args ...string) (int, string, string, string) {
-	t.Helper()
-	master, slave := openPTY(t)
-	scr := &screen{}
-	go func() {
-		b := make([]byte, 4096)
-		for {
-			n, err := master.Read(b)
-			scr.mu.Lock()
-			scr.buf.Write(b[:n])
-			scr.mu.Unlock()
-			if err != nil {
-				return
-			}
-		}
-	}()
-	var stdout, stderr bytes.Buffer
-	e := &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, stdinTTY: true,
-		tty: func() (*os.File, error) { return os.OpenFile(slave, os.O_RDWR|unix.O_NOCTTY, 0) }}
-	done := make(chan int, 1)
-	go func() { done <- c.runWith(e, args...) }()
-	if wait != "" {
-		scr.waitFor(t, wait)
-		if _, err := master.WriteString(keys); err != nil {
-			t.Fatal(err)
-		}
-	}
-	select {
-	case code := <-done:
-		time.Sleep(20 * time.Millisecond) // let the reader catch the echo
-		return code, stdout.String(), stderr.String(), scr.String()
-	case <-time.After(20 * time.Second):
-		t.Fatalf("keytree still waiting after 20 s; the terminal shows %q", scr.String())
-	}
-	return 0, "", "", ""
-}
 
 // TestConfirmRemoval: on a terminal, credential rm, secret rm and dmk drop
 // ask on the terminal (not on standard output) and remove only on y or yes;

@@ -59,6 +59,20 @@ func (s *screen) waitFor(t *testing.T, text string) {
 // prompt is up, and returns the exit status, standard error and what the
 // terminal showed.
 func (c *testCLI) typeAtPrompt(t *testing.T, keys string, args ...string) (int, string, string) {
+	t.Helper()
+	// The prompt is written after the terminal is in raw mode: keys typed
+	// now are read as a person's would be.
+	code, _, stderr, screen := c.atTerminal(t, "end with Ctrl-D on a new line): ", keys, args...)
+	return code, stderr, screen
+}
+
+// atTerminal runs keytree with standard input on a terminal; once the
+// terminal shows wait (if not empty) it types keys there. It returns the
+// exit status, standard output, standard error and what the terminal
+// showed, and fails the test if keytree left the terminal with echo or line
+// editing off.
+func (c *testCLI) atTerminal(t *testing.T, wait, keys string, args ...string) (int, string, string, string) {
+	t.Helper()
 	master, slave := openPTY(t)
 	scr := &screen{}
 	go func() {
@@ -78,14 +92,15 @@ func (c *testCLI) typeAtPrompt(t *testing.T, keys string, args ...string) (int, 
 		tty: func() (*os.File, error) { return os.OpenFile(slave, os.O_RDWR|unix.O_NOCTTY, 0) }}
 	done := make(chan int, 1)
 	go func() { done <- c.runWith(e, args...) }()
-	scr.waitFor(t, "end with Ctrl-D on a new line): ")
-	// The prompt is written after the terminal is in raw mode: keys typed
-	// now are read as a person's would be.
-	if _, err := master.WriteString(keys); err != nil {
-		t.Fatal(err)
+	if wait != "" {
+		scr.waitFor(t, wait)
+		if _, err := master.WriteString(keys); err != nil {
+			t.Fatal(err)
+		}
 	}
 	select {
 	case code := <-done:
+		time.Sleep(20 * time.Millisecond) // let the reader catch the echo
 		// The terminal is back as it was: echo and line editing on.
 		if tty, err := os.OpenFile(slave, os.O_RDWR|unix.O_NOCTTY, 0); err == nil {
 			tio, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS)
@@ -94,11 +109,11 @@ func (c *testCLI) typeAtPrompt(t *testing.T, keys string, args ...string) (int, 
 				t.Errorf("the terminal was left with echo or line editing off (%v)", err)
 			}
 		}
-		return code, stderr.String(), scr.String()
+		return code, stdout.String(), stderr.String(), scr.String()
 	case <-time.After(20 * time.Second):
-		t.Fatalf("keytree still reading after 20 s; the terminal shows %q", scr.String())
+		t.Fatalf("keytree still waiting after 20 s; the terminal shows %q", scr.String())
 	}
-	return 0, "", ""
+	return 0, "", "", ""
 }
 
 // TestMultiLineValueAtTerminal: a PEM key pasted at the hidden prompt is
