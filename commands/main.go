@@ -74,7 +74,8 @@ type env struct {
 	// tty opens the terminal for a prompt; nil when there is none.
 	tty func() (*os.File, error)
 	// args are the arguments keytree was run with, for the messages that
-	// urfave/cli gives no access to them in (unknownVerbError).
+	// urfave/cli gives no access to them in (a mistyped verb followed by
+	// flags: setGroupUsageErrors).
 	args []string
 }
 

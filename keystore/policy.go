@@ -22,13 +22,12 @@ const (
 	minPasswordLength = 8
 	maxPasswordLength = 128
 
-	// minPasswordScore is zxcvbn's score 4, "very unguessable": at least
-	// 10^10 guesses. A backup file or a password encryption is attacked
+	// minGuessesLog10: at least 10^10 guesses, zxcvbn's score 4, "very
+	// unguessable". A backup file or a password encryption is attacked
 	// offline, at the cost of one scrypt per guess, which is zxcvbn's
 	// "offline, slow hash" case; score 3 (10^8) lets keyboard walks such as
 	// `!QAZ2wsx#EDC` through.
-	minPasswordScore = 4
-	minGuessesLog10  = 10
+	minGuessesLog10 = 10
 )
 
 // CheckPassword applies the password policy to a new password. related are
@@ -47,7 +46,7 @@ func checkPassword(password []byte, account string, related ...string) error {
 	if n > maxPasswordLength {
 		return policyError(MsgPasswordLong, "", "too long", "use at most 128 characters")
 	}
-	if account != "" && len(account) >= 3 && strings.Contains(strings.ToLower(pw), strings.ToLower(account)) {
+	if len(account) >= 3 && strings.Contains(strings.ToLower(pw), strings.ToLower(account)) {
 		return policyError(MsgPasswordComplex, "password contains the account's name", "not complex enough", "it contains the account's name")
 	}
 	if !utf8.ValidString(pw) {
@@ -66,7 +65,7 @@ func checkPassword(password []byte, account string, related ...string) error {
 		}
 	}
 	res := zxcvbn.PasswordStrength(pw, inputs)
-	if res.Score < minPasswordScore {
+	if res.Guesses < math.Pow10(minGuessesLog10) {
 		return policyError(MsgPasswordComplex, "password too easy to guess", "not complex enough",
 			fmt.Sprintf("a strength estimate (zxcvbn) puts it within about 10^%d guesses; keytree asks for at least 10^%d", guessesLog10(res.Guesses), minGuessesLog10))
 	}
