@@ -19,6 +19,9 @@ import (
 // account. Anything else, another user's SID or the Administrators group
 // for a process that is not elevated, is someone else's keystore.
 func (ks *Keystore) checkOwner() error {
+	if ks.allowOtherOwner {
+		return nil
+	}
 	owner, err := dirOwner(ks.dir)
 	if err != nil {
 		return err
@@ -31,7 +34,7 @@ func (ks *Keystore) checkOwner() error {
 	if err != nil {
 		return err
 	}
-	if ownerAccepted(owner, user, defaultOwner) || ks.allowOtherOwner {
+	if ownerAccepted(owner, user, defaultOwner) {
 		return nil
 	}
 	return otherOwnerError(ks.dir, owner, user)
