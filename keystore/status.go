@@ -157,12 +157,6 @@ func leadingPath(text string, dirs ...string) string {
 // the walk over the items (nil if it cannot be read), and 15466 if no
 // encryption opens the key. Any other failure is damage, recorded in out.
 func (s *session) statusSMK(out *Status) (*formats.SMK, error) {
-	meta, err := s.ks.loadSMKMeta()
-	if err != nil && !notExist(err) {
-		out.SMKState = SMKUnreadable
-		out.damaged("smk", s.ks.path(smkFile), err)
-		return nil, nil
-	}
 	smk, openErr := s.openSMK()
 	switch {
 	case openErr == nil:
@@ -170,6 +164,15 @@ func (s *session) statusSMK(out *Status) (*formats.SMK, error) {
 		return smk.meta, nil
 	case errors.Is(openErr, errNeedsWrite):
 		return nil, openErr
+	}
+	// What stopped the opening: smk.toml itself, or what it names.
+	meta, err := s.ks.loadSMKMeta()
+	if err != nil && !notExist(err) {
+		out.SMKState = SMKUnreadable
+		out.damaged("smk", s.ks.path(smkFile), err)
+		return nil, nil
+	}
+	switch {
 	case meta == nil:
 		// No smk.toml, and openSMK could not create one: the keystore
 		// holds what an SMK protected (createSMK says so).
