@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/keytree-dev/keytree/formats"
 )
@@ -77,11 +78,7 @@ func addEntry(tw *tar.Writer, name string, v encoder) error {
 	if err != nil {
 		return err
 	}
-	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: fileMode, Size: int64(len(data)), Typeflag: tar.TypeReg, Format: tar.FormatPAX}); err != nil {
-		return err
-	}
-	_, err = tw.Write(data)
-	return err
+	return writeEntry(tw, name, data, time.Time{})
 }
 
 func addFile(f files, tw *tar.Writer, name, path string) error {
@@ -89,10 +86,17 @@ func addFile(f files, tw *tar.Writer, name, path string) error {
 	if err != nil {
 		return err
 	}
-	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: fileMode, Size: int64(len(data)), Typeflag: tar.TypeReg, Format: tar.FormatPAX}); err != nil {
+	return writeEntry(tw, name, data, time.Time{})
+}
+
+// writeEntry writes one owner-only regular file into an archive, exports
+// and keystore backups alike.
+func writeEntry(tw *tar.Writer, name string, data []byte, modTime time.Time) error {
+	hdr := &tar.Header{Name: name, Mode: fileMode, Size: int64(len(data)), ModTime: modTime, Typeflag: tar.TypeReg, Format: tar.FormatPAX}
+	if err := tw.WriteHeader(hdr); err != nil {
 		return err
 	}
-	_, err = tw.Write(data)
+	_, err := tw.Write(data)
 	return err
 }
 
@@ -340,15 +344,26 @@ func unpackExport(ks *Keystore, tr *tar.Reader, stage, path string, manifest *fo
 }
 
 func readEntry(tr *tar.Reader, hdr *tar.Header, limit int64, path string) ([]byte, error) {
-	if hdr.Size > limit {
-		return nil, errBadExport(path, fmt.Sprintf("entry %q is too large", hdr.Name))
-	}
-	data, err := io.ReadAll(io.LimitReader(tr, limit+1))
+	data, err := readEntryData(tr, hdr, limit)
 	if err != nil {
 		return nil, errBadExport(path, err.Error())
 	}
+	return data, nil
+}
+
+// readEntryData reads an archive entry of at most limit bytes: one that
+// says or turns out to be larger is refused before more is read. A
+// truncated entry is an error from archive/tar.
+func readEntryData(tr *tar.Reader, hdr *tar.Header, limit int64) ([]byte, error) {
+	if hdr.Size > limit {
+		return nil, fmt.Errorf("entry %q is too large", hdr.Name)
+	}
+	data, err := io.ReadAll(io.LimitReader(tr, limit+1))
+	if err != nil {
+		return nil, err
+	}
 	if int64(len(data)) > limit {
-		return nil, errBadExport(path, fmt.Sprintf("entry %q is too large", hdr.Name))
+		return nil, fmt.Errorf("entry %q is too large", hdr.Name)
 	}
 	return data, nil
 }

@@ -215,11 +215,7 @@ func (ks *Keystore) copyDir(tw *tar.Writer, rel string, now time.Time, res *Copy
 			if err != nil {
 				return ks.fileError(p, err)
 			}
-			hdr := &tar.Header{Name: r, Mode: fileMode, Size: int64(len(data)), ModTime: now, Typeflag: tar.TypeReg, Format: tar.FormatPAX}
-			if err := tw.WriteHeader(hdr); err != nil {
-				return err
-			}
-			if _, err := tw.Write(data); err != nil {
+			if err := writeEntry(tw, r, data, now); err != nil {
 				return err
 			}
 			res.Files++
@@ -414,12 +410,9 @@ func unpackCopy(f files, tr *tar.Reader, source string) (*CopyResult, error) {
 			created(p)
 			continue
 		}
-		data, err := io.ReadAll(io.LimitReader(tr, limit+1))
+		data, err := readEntryData(tr, hdr, limit)
 		if err != nil {
 			return nil, errBadCopy(source, err.Error())
-		}
-		if int64(len(data)) != hdr.Size {
-			return nil, errBadCopy(source, fmt.Sprintf("entry %q is not the size its header says", rel))
 		}
 		if rel == keystoreFile {
 			if meta, err = formats.DecodeKeystore(data); err != nil {
