@@ -104,15 +104,6 @@ func (ks *Keystore) lastBackup(key, db, thumbprint string) LastBackup {
 	return out
 }
 
-// noteReplaced records in res, after a regenerate or restore replaced the
-// key with thumbprint old (the SMK if db is "", else db's DMK), which key
-// that was and its newest recorded backup: those backups are stale now,
-// and the command says so (RekeyResult.Replaced).
-func (ks *Keystore) noteReplaced(res *RekeyResult, db, old string) {
-	res.Replaced = old
-	res.ReplacedBackup = ks.lastBackup("", db, old)
-}
-
 // restorePreview says, before a restore changes anything, what restoring
 // backup in place of the current key would do to the values under each key
 // (P18): re-encrypt them if the current key opens, orphan them if it does

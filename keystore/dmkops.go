@@ -20,6 +20,7 @@ func (s *session) dmkScope(meta *formats.Database, newPassword []byte, smk *smkS
 	var passwords []formats.PasswordEncryption
 	return rekeyScope{
 		what:       fmt.Sprintf("database master key of '%s'", db),
+		db:         db,
 		generation: meta.Generation,
 		thumbprint: meta.Thumbprint,
 		algorithm:  meta.Algorithm,
@@ -135,7 +136,6 @@ func (ks *Keystore) RegenerateDMK(db string, newPassword []byte, opts DMKOptions
 		return nil, err
 	}
 	var res *RekeyResult
-	var replaced string
 	// The new key is made once, not once per pass of writeWithPasswords,
 	// so that the rehearsal seals the key that is written.
 	newKeys := map[protect.Algorithm]*protect.Key{}
@@ -174,12 +174,8 @@ func (ks *Keystore) RegenerateDMK(db string, newPassword []byte, opts DMKOptions
 		res, err = s.rekey(s.dmkScope(meta, newPassword, smk), rekeyPlan{
 			oldKey: oldKey, newKey: newKey, newCreated: newCreated, force: opts.Force, progress: opts.Progress,
 		})
-		replaced = meta.Thumbprint
 		return err
 	})
-	if err == nil {
-		ks.noteReplaced(res, db, replaced)
-	}
 	return res, err
 }
 
@@ -238,7 +234,6 @@ func (ks *Keystore) RestoreDMK(db, path string, backupPassword, newPassword []by
 		return nil, err
 	}
 	var res *RekeyResult
-	var replaced string
 	previewed := false
 	err = ks.writeWithPasswords("dmk restore", func(s *session) error {
 		meta, err := s.ks.databaseMeta(db, missingDatabase)
@@ -259,7 +254,6 @@ func (ks *Keystore) RestoreDMK(db, path string, backupPassword, newPassword []by
 			res = &RekeyResult{Thumbprint: key.Thumbprint(), Algorithm: key.Algorithm(), Generation: meta.Generation, Unchanged: true}
 			return nil
 		}
-		replaced = meta.Thumbprint
 		smk, err := s.smkForDMK(meta)
 		if err != nil {
 			return err
@@ -273,9 +267,6 @@ func (ks *Keystore) RestoreDMK(db, path string, backupPassword, newPassword []by
 		})
 		return err
 	})
-	if err == nil && replaced != "" {
-		ks.noteReplaced(res, db, replaced)
-	}
 	return res, err
 }
 

@@ -206,6 +206,7 @@ func countRemaining(remaining map[int]int) int {
 // database's secrets.
 type rekeyScope struct {
 	what       string // "service master key", "database master key of 'payroll'"
+	db         string // the database, for a DMK; "" for the SMK
 	generation int
 	thumbprint string
 	algorithm  string
@@ -435,6 +436,12 @@ func (s *session) rekey(sc rekeyScope, plan rekeyPlan) (*RekeyResult, error) {
 	s.ks.logEvent(fmt.Sprintf("%s: the %s is now %s (generation %d); %d values re-encrypted, %d recovered, %d orphaned",
 		s.op, sc.what, plan.newKey.Thumbprint(), newGen, res.Reencrypted, res.Recovered, res.OrphanedCount))
 	s.cleanupAfterRekey(sc, newGen, retired)
+	if plan.newKey.Thumbprint() != sc.thumbprint {
+		// Backups of the replaced key are stale now; the command says
+		// which was the last (a recover keeps the key: nothing to say).
+		res.Replaced = sc.thumbprint
+		res.ReplacedBackup = s.ks.lastBackup("", sc.db, sc.thumbprint)
+	}
 	return res, nil
 }
 

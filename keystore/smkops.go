@@ -60,7 +60,6 @@ func (ks *Keystore) RestoreSMK(path string, password []byte, opts SMKOptions) (*
 		return nil, err
 	}
 	var res *RekeyResult
-	var replaced string
 	err = ks.write("smk restore", func(s *session) error {
 		// A restore protects the key for the current account and
 		// machine, as the user asked: it may create their directories
@@ -91,7 +90,6 @@ func (ks *Keystore) RestoreSMK(path string, password []byte, opts SMKOptions) (*
 			res = &RekeyResult{Thumbprint: key.Thumbprint(), Algorithm: key.Algorithm(), Generation: st.meta.Generation, Unchanged: true}
 			return nil
 		}
-		replaced = st.meta.Thumbprint
 		res, err = s.rekeySMK(st, rekeyPlan{
 			oldKey:     oldKey,
 			newKey:     key,
@@ -103,9 +101,6 @@ func (ks *Keystore) RestoreSMK(path string, password []byte, opts SMKOptions) (*
 		})
 		return err
 	})
-	if err == nil && replaced != "" {
-		ks.noteReplaced(res, "", replaced)
-	}
 	return res, err
 }
 
@@ -156,7 +151,6 @@ func currentKeyForForce(st *smkState, openErr error, force bool) (*protect.Key, 
 // value it protects; all of it happens or none (P6).
 func (ks *Keystore) RegenerateSMK(opts SMKOptions) (*RekeyResult, error) {
 	var res *RekeyResult
-	var replaced string
 	err := ks.write("smk regenerate", func(s *session) error {
 		st, openErr := s.openSMK()
 		oldKey, err := currentKeyForForce(st, openErr, opts.Force)
@@ -183,13 +177,9 @@ func (ks *Keystore) RegenerateSMK(opts SMKOptions) (*RekeyResult, error) {
 			progress:   opts.Progress,
 		})
 		if err == nil && !res.Unchanged {
-			replaced = st.meta.Thumbprint
-		}
+			}
 		return err
 	})
-	if err == nil && replaced != "" {
-		ks.noteReplaced(res, "", replaced)
-	}
 	return res, err
 }
 
