@@ -176,8 +176,6 @@ func (ks *Keystore) RegenerateSMK(opts SMKOptions) (*RekeyResult, error) {
 			force:      opts.Force,
 			progress:   opts.Progress,
 		})
-		if err == nil && !res.Unchanged {
-			}
 		return err
 	})
 	return res, err
