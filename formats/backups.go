@@ -84,16 +84,6 @@ func (b *Backups) Last(thumbprint string) (BackupRecord, bool) {
 	return BackupRecord{}, false
 }
 
-// LastOther returns the newest record of a key other than thumbprint.
-func (b *Backups) LastOther(thumbprint string) (BackupRecord, bool) {
-	for i := len(b.Backups) - 1; i >= 0; i-- {
-		if b.Backups[i].Thumbprint != thumbprint {
-			return b.Backups[i], true
-		}
-	}
-	return BackupRecord{}, false
-}
-
 func DecodeBackups(data []byte) (*Backups, error) {
 	var b Backups
 	return &b, decode(data, &b, "version")

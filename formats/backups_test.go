@@ -42,9 +42,6 @@ func TestBackupsFixture(t *testing.T) {
 	if r, ok := b.Last(thumbA); !ok || r.File != "/media/usb/smk-2026-11.age" {
 		t.Errorf("Last(A) = %+v, %v", r, ok)
 	}
-	if r, ok := b.LastOther(thumbA); !ok || r.Thumbprint != thumbB {
-		t.Errorf("LastOther(A) = %+v, %v", r, ok)
-	}
 	if _, ok := b.Last(thumbC); ok {
 		t.Error("Last of a key never backed up found a record")
 	}

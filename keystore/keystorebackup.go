@@ -65,7 +65,7 @@ func copyEntry(rel string) (copyKind, int64) {
 		switch name {
 		case keystoreFile, smkFile, pendingFile, formats.BackupsFile:
 			return copyFile, formats.MaxMetadataSize
-		case lockFile, errorlogFile, errorlogFile + ".1":
+		case lockFile, errorlogFile, errorlogOldFile:
 			return copySkip, 0
 		case tmpDir, smkDir, credentialsDir, databasesDir:
 			return copyDir, 0
@@ -76,7 +76,7 @@ func copyEntry(rel string) (copyKind, int64) {
 			return copySkip, 0
 		case smkDir:
 			if name == machineCheckFile {
-				return copyFile, 1024
+				return copyFile, maxMachineCheckSize
 			}
 			if _, _, ok := parseProtectorBlob(name); ok {
 				return copyFile, maxKeyBlobSize

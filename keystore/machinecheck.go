@@ -39,6 +39,10 @@ import (
 
 const machineCheckFile = "machine.check"
 
+// maxMachineCheckSize bounds a read of machine.check: a hex digest and a
+// newline.
+const maxMachineCheckSize = 1024
+
 // machineFingerprint hashes what the machine encryption's validity depends
 // on. ok is false where no fingerprint can be taken. Permissions are checked
 // as they are when the machine protector is used: a machine directory or
@@ -82,7 +86,7 @@ func (ks *Keystore) machineCheckValid(meta *formats.SMK) (bool, error) {
 	if !ok {
 		return false, err
 	}
-	recorded, err := ks.files.readFile(ks.path(smkDir, machineCheckFile), 1024)
+	recorded, err := ks.files.readFile(ks.path(smkDir, machineCheckFile), maxMachineCheckSize)
 	return err == nil && bytes.Equal(bytes.TrimSpace(recorded), []byte(sum)), nil
 }
 
@@ -96,7 +100,7 @@ func (ks *Keystore) recordMachineCheck(meta *formats.SMK) {
 	if !ok {
 		return
 	}
-	if recorded, err := ks.files.readFile(ks.path(smkDir, machineCheckFile), 1024); err == nil && bytes.Equal(bytes.TrimSpace(recorded), []byte(sum)) {
+	if recorded, err := ks.files.readFile(ks.path(smkDir, machineCheckFile), maxMachineCheckSize); err == nil && bytes.Equal(bytes.TrimSpace(recorded), []byte(sum)) {
 		return
 	}
 	ks.writeFileAtomic(ks.path(smkDir, machineCheckFile), []byte(sum+"\n"))
