@@ -287,7 +287,7 @@ func (r *doctorReport) addDiagnosis(d *keystore.Diagnosis) {
 	} else {
 		r.add("dmk-smk-encryption", findingNote, "database master keys without an SMK encryption, which open only with their password (--open-password-file): %s; to open them with the SMK: keytree dmk add-encryption --db DB --by smk", strings.Join(d.NoSMKEncryption, ", "))
 	}
-	r.add("errorlog", findingOK, "the error log holds %d bytes (it is rotated past %d bytes; keytree errorlog prints it)", d.ErrorLogSize, 1<<20)
+	r.add("errorlog", findingOK, "the error log holds %d bytes (it is rotated past %d bytes; keytree errorlog prints it)", d.ErrorLogSize, keystore.ErrorLogRotateSize)
 }
 
 // minimumAge is the first release of age that decrypts files under keys of

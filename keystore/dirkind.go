@@ -43,13 +43,6 @@ var (
 
 const protectorDirCreators = "keytree init (or a command given --create-protector-dirs) creates"
 
-func roleOf(dirWhat string) dirRole {
-	if dirWhat == machineRole.what {
-		return machineRole
-	}
-	return accountRole
-}
-
 type dirKind int
 
 const (

@@ -24,6 +24,10 @@ const (
 	maxErrorLogSize = 1 << 20
 )
 
+// ErrorLogRotateSize is the size past which the error log is rotated, for
+// keytree doctor's report.
+const ErrorLogRotateSize = maxErrorLogSize
+
 // errorlogOldFile is the error log's previous part, after a rotation.
 const errorlogOldFile = errorlogFile + ".1"
 

@@ -116,7 +116,7 @@ func (ks *Keystore) protector(kind protect.Kind, create creation) (protect.Prote
 		if protect.MachineSecretName != "" {
 			var err error
 			machineSecret, err = ks.protectorSecret(secretFile{
-				dir: ks.machineDir, dirWhat: "machine directory", name: protect.MachineSecretName, what: "machine secret",
+				dir: ks.machineDir, role: machineRole, name: protect.MachineSecretName, what: "machine secret",
 				loses:    "the machine encryption of every keystore on this machine",
 				generate: protect.GenerateMachineSecret, valid: protect.CheckMachineSecret,
 			}, create)
@@ -125,7 +125,7 @@ func (ks *Keystore) protector(kind protect.Kind, create creation) (protect.Prote
 			}
 		}
 		entropy, err := ks.protectorSecret(secretFile{
-			dir: ks.machineDir, dirWhat: "machine directory", name: ks.id + ".entropy", what: "machine entropy of this keystore",
+			dir: ks.machineDir, role: machineRole, name: ks.id + ".entropy", what: "machine entropy of this keystore",
 			loses:    "this keystore's machine encryption",
 			generate: protect.GenerateEntropy, valid: protect.CheckEntropy,
 		}, create)
@@ -142,7 +142,7 @@ func (ks *Keystore) protector(kind protect.Kind, create creation) (protect.Prote
 func (ks *Keystore) accountProtectorIn(dir string, create creation) (protect.Protector, error) {
 	var p protect.Protector
 	_, err := ks.protectorSecret(secretFile{
-		dir: dir, dirWhat: "account directory", name: protect.AccountSecretName, what: "account secret",
+		dir: dir, role: accountRole, name: protect.AccountSecretName, what: "account secret",
 		loses:    "the account encryption of every keystore that uses it",
 		generate: protect.GenerateAccountSecret,
 		valid:    func(b []byte) (err error) { p, err = protect.Account(b); return err },
@@ -156,8 +156,8 @@ func (ks *Keystore) accountProtectorIn(dir string, create creation) (protect.Pro
 // secretFile is one protector secret kept outside the keystore.
 type secretFile struct {
 	dir, name string
-	dirWhat   string // "account directory", ...
-	what      string // "account secret", ...
+	role      dirRole // the directory it is kept in: accountRole or machineRole
+	what      string  // "account secret", ...
 	// loses says which encryptions a new secret in its place would
 	// invalidate, for the hint of a damaged one.
 	loses string
@@ -203,7 +203,7 @@ func (ks *Keystore) protectorSecret(f secretFile, creation creation) ([]byte, er
 	path := filepath.Join(dir, f.name)
 	for attempt := 0; ; attempt++ {
 		if _, err := os.Stat(dir); err == nil {
-			if err := osFiles.checkOwnDir(dir, roleOf(f.dirWhat)); err != nil {
+			if err := osFiles.checkOwnDir(dir, f.role); err != nil {
 				return nil, err
 			}
 		}
@@ -243,13 +243,13 @@ func (ks *Keystore) protectorSecret(f secretFile, creation creation) ([]byte, er
 		if attempt > 0 {
 			return nil, fmt.Errorf("the %s (%s) keeps changing", what, path)
 		}
-		if err := checkSecretDir(dir, f.dirWhat, creation); err != nil {
+		if err := checkSecretDir(dir, f.role.what, creation); err != nil {
 			return nil, err
 		}
 		if err := osFiles.mkdirPrivate(dir); err != nil {
 			return nil, fmt.Errorf("create %s: %w", dir, err)
 		}
-		if err := osFiles.checkOwnDir(dir, roleOf(f.dirWhat)); err != nil {
+		if err := osFiles.checkOwnDir(dir, f.role); err != nil {
 			return nil, err
 		}
 		fresh, err := f.generate()
