@@ -7,7 +7,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/keytree-dev/keytree/formats"
 	"github.com/keytree-dev/keytree/keystore"
 )
 
@@ -43,13 +42,4 @@ func (e *env) confirm(c *cli.Context, question string) error {
 	}
 	return &keystore.Error{Text: "not confirmed: nothing was removed", Kind: keystore.ErrRefused,
 		Hint: "answer y to remove it, or pass --yes to remove without asking"}
-}
-
-// validNameArg checks a name before keytree asks about it: a name that
-// cannot exist is a usage error, not a question.
-func validNameArg(what, name string) error {
-	if err := formats.ValidateName(what, name); err != nil {
-		return &keystore.Error{Text: err.Error(), Kind: keystore.ErrInvalid}
-	}
-	return nil
 }

@@ -210,7 +210,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			if err := validNameArg("credential", name); err != nil {
+			if err := keystore.ValidName("credential", name); err != nil {
 				return err
 			}
 			in, err := e.start(c, needs{args: true})

@@ -24,12 +24,14 @@ func openPasswordFlag() *cli.StringFlag {
 	return &cli.StringFlag{Name: flagOpenPass, Usage: "open the database master key with the password in `FILE` (- for standard input) instead of the service master key"}
 }
 
+// needDB is the database --db names, refused if it is no valid name before
+// anything is opened or asked.
 func needDB(c *cli.Context) (string, error) {
 	db := c.String(flagDB)
 	if db == "" {
 		return "", usagef("%s needs --db", cmdName(c))
 	}
-	return db, nil
+	return db, keystore.ValidName("database", db)
 }
 
 func parseBy(c *cli.Context) (keystore.EncryptionKind, error) {
@@ -200,9 +202,6 @@ Examples:
 		Action: func(c *cli.Context) error {
 			by, err := parseBy(c)
 			if err != nil {
-				return err
-			}
-			if err := validNameArg("database", c.String(flagDB)); c.String(flagDB) != "" && err != nil {
 				return err
 			}
 			in, err := e.start(c, needs{db: true})
@@ -455,9 +454,6 @@ Examples:
    keytree dmk drop --db scratch --yes`,
 		Flags: []cli.Flag{dbFlag(), yesFlag()},
 		Action: func(c *cli.Context) error {
-			if err := validNameArg("database", c.String(flagDB)); c.String(flagDB) != "" && err != nil {
-				return err
-			}
 			in, err := e.start(c, needs{db: true})
 			if err != nil {
 				return err

@@ -70,6 +70,11 @@ func validName(what, name string) error {
 	return nil
 }
 
+// ValidName checks the name of a credential, database or secret (what) as
+// every operation does, for a command that must refuse a name before it
+// asks anything (an invalid name is ErrInvalid).
+func ValidName(what, name string) error { return validName(what, name) }
+
 // SetCredential creates or replaces a credential. The value is encrypted by
 // the SMK; the previous value, if any, is removed only once the new one is
 // committed.
