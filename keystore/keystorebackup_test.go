@@ -153,12 +153,14 @@ func TestKeystoreBackupRestore(t *testing.T) {
 	checkValues(t, restored, values)
 }
 
-// checkModes checks that everything under dir is owner-only.
-func checkModes(t *testing.T, dir string) {
+// checkModes checks that everything under dir is owner-only (0700
+// directories, 0600 regular files) and returns how many paths it checked.
+func checkModes(t *testing.T, dir string) int {
 	t.Helper()
 	if runtime.GOOS == "windows" {
-		return
+		return 0
 	}
+	n := 0
 	filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
 			t.Fatal(err)
@@ -174,8 +176,10 @@ func checkModes(t *testing.T, dir string) {
 		if fi.Mode() != want {
 			t.Errorf("%s: mode %v, want %v", p, fi.Mode(), want)
 		}
+		n++
 		return nil
 	})
+	return n
 }
 
 func TestKeystoreBackupToWriter(t *testing.T) {

@@ -187,24 +187,7 @@ func TestCreatedModesUnderUmaskZero(t *testing.T) {
 
 	n := 0
 	for _, root := range []string{roots.Keystore, roots.Account, roots.Machine} {
-		filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
-			if err != nil {
-				t.Fatal(err)
-			}
-			fi, err := os.Lstat(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := fs.FileMode(0o600)
-			if fi.IsDir() {
-				want = 0o700
-			}
-			if fi.Mode().Perm() != want {
-				t.Errorf("%s: mode %04o, want %04o", p, fi.Mode().Perm(), want)
-			}
-			n++
-			return nil
-		})
+		n += checkModes(t, root)
 	}
 	if n < 15 {
 		t.Fatalf("checked only %d paths", n)
