@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keytree-dev/keytree/formats"
+	"github.com/keytree-dev/keytree/keystore/internal/fsio"
 	"github.com/keytree-dev/keytree/protect"
 )
 
@@ -18,7 +19,7 @@ const maxBackupFileSize = 64 << 10
 // with a password through scrypt, holding a key file that says what the key
 // is. The file is created owner-only and exclusively: an existing file is
 // refused with 15240, as SQL Server refuses it.
-func writeKeyBackup(path string, key *protect.Key, kf *formats.KeyFile, password []byte) error {
+func writeKeyBackup(out fsio.FS, path string, key *protect.Key, kf *formats.KeyFile, password []byte) error {
 	p, err := protect.NewPassword(password)
 	if err != nil {
 		return invalid(err)
@@ -35,7 +36,7 @@ func writeKeyBackup(path string, key *protect.Key, kf *formats.KeyFile, password
 	if _, _, err := openKeyFile(p, blob, key.Kind(), key.Thumbprint()); err != nil {
 		return fmt.Errorf("the backup does not open: %w", err)
 	}
-	if err := osFiles.createFileAtomic(path, blob); err != nil {
+	if err := out.CreateFileAtomic(path, blob); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return errFileExists(path)
 		}
@@ -58,13 +59,13 @@ func errFileExists(path string) error {
 func readKeyBackup(path string, kind protect.Kind, password []byte) (*protect.Key, *formats.KeyFile, error) {
 	// A backup is a few hundred bytes: no more than maxBackupFileSize is
 	// ever read, and a pipe or device is refused before it is read at all.
-	data, err := readRegular(path, maxBackupFileSize)
+	data, err := fsio.ReadRegular(path, maxBackupFileSize)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, nil, &Error{Text: fmt.Sprintf("no backup file %s", path), Kind: ErrNotFound}
-	case errors.Is(err, errNotRegular):
+	case errors.Is(err, fsio.ErrNotRegular):
 		return nil, nil, errBadBackup(path, "it is not a regular file")
-	case errors.Is(err, errTooLarge):
+	case errors.Is(err, fsio.ErrTooLarge):
 		return nil, nil, errBadBackup(path, "it is too large to be a master key backup")
 	case err != nil:
 		return nil, nil, fmt.Errorf("read %s: %w", path, err)

@@ -33,19 +33,11 @@ func (ks *Keystore) backupsPath(db string) string {
 
 // loadBackups reads a key's backup records; a key never backed up has none.
 func (ks *Keystore) loadBackups(db string) (*formats.Backups, error) {
-	p := ks.backupsPath(db)
-	data, err := ks.files.readFile(p, formats.MaxMetadataSize)
+	b, err := loadMeta(ks, ks.backupsPath(db), formats.DecodeBackups)
 	if notExist(err) {
 		return &formats.Backups{Version: formats.Version}, nil
 	}
-	if err != nil {
-		return nil, ks.fileError(p, err)
-	}
-	b, err := formats.DecodeBackups(data)
-	if err != nil {
-		return nil, errCorrupt(p, err)
-	}
-	return b, nil
+	return b, err
 }
 
 // recordBackup records that path now holds a backup of the key with

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/keytree-dev/keytree/formats"
+	"github.com/keytree-dev/keytree/keystore/internal/fsio"
 	"github.com/keytree-dev/keytree/protect"
 )
 
@@ -21,13 +22,13 @@ func TestBackupRecordCannotBeWritten(t *testing.T) {
 	dir := newTestDir(t)
 	password := []byte("Backup-pass-1")
 
-	reader, err := acquireLock(ks1.files, ks1.path(lockFile), lockShared, shortLock)
+	reader, err := ks1.lock(fsio.Shared, shortLock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	first := filepath.Join(dir, "first.age")
 	info, err := ks2.BackupSMK(first, password, SMKOptions{SkipPasswordPolicy: true})
-	reader.release()
+	reader.Release()
 	if err != nil {
 		t.Fatalf("the backup failed because its record could not be written: %v", err)
 	}

@@ -18,8 +18,10 @@ import (
 )
 
 // The crash-injection harness. Every change keytree makes to the disk goes
-// through step (fileio.go); a crashPoint lets the first n-1 steps happen and
-// fails the n-th and every one after it, as if the process had died there.
+// through keystore/internal/fsio, which calls the keystore's fault hook
+// (setFault) before each step; a crashPoint lets the first n-1 steps happen
+// and fails the n-th and every one after it, as if the process had died
+// there.
 // For each operation the harness counts its steps, then for every n runs
 // it on a fresh copy of the same keystore, stopped at step n, and checks
 // that:
@@ -939,9 +941,9 @@ func TestCrashInjection(t *testing.T) {
 			// Count the steps of an uninterrupted run.
 			counter := &crashPoint{n: -1}
 			e := base.clone(t)
-			faultHook = serialized(counter.hook)
-			err := c.op(e, e.open(t))
-			faultHook = nil
+			ks := e.open(t)
+			ks.setFault(serialized(counter.hook))
+			err := c.op(e, ks)
 			if err != nil {
 				t.Fatalf("uninterrupted run: %v", err)
 			}
@@ -955,9 +957,8 @@ func TestCrashInjection(t *testing.T) {
 				e := base.clone(t)
 				cp := &crashPoint{n: n}
 				ks := e.open(t)
-				faultHook = serialized(cp.hook)
+				ks.setFault(serialized(cp.hook))
 				c.op(e, ks)
-				faultHook = nil
 				if !cp.crashed {
 					t.Fatalf("step %d was never reached", n)
 				}

@@ -26,19 +26,7 @@ func (ks *Keystore) credentialMetaPath(name string) string {
 }
 
 func (ks *Keystore) loadCredentialMeta(name string) (*formats.Credential, error) {
-	p := ks.credentialMetaPath(name)
-	data, err := ks.files.readFile(p, formats.MaxMetadataSize)
-	if err != nil {
-		if notExist(err) {
-			return nil, err
-		}
-		return nil, ks.fileError(p, err)
-	}
-	meta, err := formats.DecodeCredential(data)
-	if err != nil {
-		return nil, errCorrupt(p, err)
-	}
-	return meta, nil
+	return loadMeta(ks, ks.credentialMetaPath(name), formats.DecodeCredential)
 }
 
 // credentialMeta loads a credential's metadata for an operation on it. On a
@@ -117,27 +105,22 @@ func (ks *Keystore) SetCredential(name, identity string, value []byte) (created 
 		if meta.Revision > formats.MaxRevision {
 			return fmt.Errorf("credential %s has been rewritten too many times", name)
 		}
-		blob := formats.BlobName(name, meta.Revision, g.current)
-		cands := []string{rel(credentialsDir, blob)}
+		t := s.begin()
 		if old != nil {
-			for _, n := range itemBlobNames(name, old.Revision, g) {
-				cands = append(cands, rel(credentialsDir, n))
-			}
+			t.obsolete(s.ks.itemBlobPaths([]string{credentialsDir}, name, old.Revision, g)...)
 		}
-		if err := s.intend(cands, nil); err != nil {
+		ct, err := protect.Seal(st.key, value)
+		if err != nil {
 			return err
 		}
-		if err := s.ks.writeNewBlob(s.ks.path(credentialsDir, blob), st.key, value); err != nil {
-			return err
-		}
-		if err := ks.files.syncDir(s.ks.path(credentialsDir)); err != nil {
+		if err := t.create(s.ks.path(credentialsDir, formats.BlobName(name, meta.Revision, g.current)), ct); err != nil {
 			return err
 		}
 		data, err := meta.Encode()
 		if err != nil {
 			return err
 		}
-		return s.ks.writeFileAtomic(s.ks.credentialMetaPath(name), data)
+		return t.commit(s.ks.credentialMetaPath(name), data)
 	})
 	return created, err
 }
@@ -262,16 +245,8 @@ func (ks *Keystore) RemoveCredential(name string) error {
 		if err != nil {
 			return err
 		}
-		var cands []string
-		for _, n := range itemBlobNames(name, meta.Revision, smkGens(smk)) {
-			cands = append(cands, rel(credentialsDir, n))
-		}
-		if err := s.intend(cands, nil); err != nil {
-			return err
-		}
-		if err := ks.files.removeFile(s.ks.credentialMetaPath(name)); err != nil {
-			return err
-		}
-		return ks.files.syncDir(s.ks.path(credentialsDir))
+		t := s.begin()
+		t.obsolete(s.ks.itemBlobPaths([]string{credentialsDir}, name, meta.Revision, smkGens(smk))...)
+		return t.commitRemove(s.ks.credentialMetaPath(name))
 	})
 }

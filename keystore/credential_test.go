@@ -116,7 +116,7 @@ func TestCredentialDamagedBlob(t *testing.T) {
 		t.Fatal("damage reported as not found")
 	}
 	// A missing value file is corruption too.
-	if err := ks.files.removeFile(p); err != nil {
+	if err := ks.files.RemoveFile(p); err != nil {
 		t.Fatal(err)
 	}
 	_, _, err = ks.GetCredential("c")

@@ -21,7 +21,7 @@ func (c *collector) referencedDatabase(parts []string) (ref, known bool) {
 	name := parts[len(parts)-1]
 	meta, err := c.ks.loadDatabaseMeta(db)
 	if notExist(err) {
-		if !c.ks.files.exists(c.ks.path(parts...)) {
+		if !c.ks.files.Exists(c.ks.path(parts...)) {
 			return false, true
 		}
 		return c.damaged()
@@ -56,7 +56,7 @@ func (c *collector) referencedDatabase(parts []string) (ref, known bool) {
 			return false, false
 		}
 		return meta.SMKEncryption && rev == meta.Generation && c.genReferenced(gen, smk.Generation, smk.Retired, func() bool {
-			return c.ks.files.exists(c.ks.dbPath(db, formats.BlobName(base, rev, smk.Generation)))
+			return c.ks.files.Exists(c.ks.dbPath(db, formats.BlobName(base, rev, smk.Generation)))
 		}), true
 	case len(parts) == 4 && parts[2] == secretsDir:
 		if strings.HasSuffix(name, ".toml") {
@@ -74,7 +74,7 @@ func (c *collector) referencedDatabase(parts []string) (ref, known bool) {
 			return c.damaged()
 		}
 		return rev == sm.Revision && c.genReferenced(gen, meta.Generation, meta.Retired, func() bool {
-			return c.ks.files.exists(c.ks.dbPath(db, secretsDir, formats.BlobName(base, rev, meta.Generation)))
+			return c.ks.files.Exists(c.ks.dbPath(db, secretsDir, formats.BlobName(base, rev, meta.Generation)))
 		}), true
 	}
 	return false, false

@@ -7,6 +7,7 @@ import (
 	"path"
 	"path/filepath"
 
+	"github.com/keytree-dev/keytree/keystore/internal/fsio"
 	"github.com/keytree-dev/keytree/protect"
 )
 
@@ -56,13 +57,13 @@ const (
 const maxNamesLooked = 64
 
 // kindOf says what dir holds, for role. Only names are read, never a file.
-func (f files) kindOf(dir string, role dirRole) dirKind {
+func kindOf(f fsio.FS, dir string, role dirRole) dirKind {
 	for _, m := range role.marks {
-		if m != "" && !hasMeta(m) && f.exists(filepath.Join(dir, m)) {
+		if m != "" && !hasMeta(m) && f.Exists(filepath.Join(dir, m)) {
 			return dirOurs
 		}
 	}
-	d, err := f.openFile(dir, os.O_RDONLY, 0)
+	d, err := f.OpenFile(dir, os.O_RDONLY, 0)
 	if err != nil {
 		return dirForeign
 	}
@@ -95,18 +96,18 @@ func hasMeta(pattern string) bool {
 	return false
 }
 
-// checkOwnDir is checkPrivateDir for one of keytree's three directories:
+// checkOwnDir is CheckPrivateDir for one of keytree's three directories:
 // loose permissions are refused in every case, but the fix is advised only
 // for a directory that holds keytree's files. For an empty directory, or
 // one that holds someone else's, the hint points keytree somewhere else.
-func (f files) checkOwnDir(dir string, role dirRole) error {
-	err := f.checkPrivateDir(dir)
+func checkOwnDir(f fsio.FS, dir string, role dirRole) error {
+	err := f.CheckPrivateDir(dir)
 	var ke *Error
 	if err == nil || !errors.As(err, &ke) || !errors.Is(err, ErrPermissions) {
 		return err
 	}
 	out := *ke
-	switch f.kindOf(dir, role) {
+	switch kindOf(f, dir, role) {
 	case dirOurs:
 		return err
 	case dirEmpty:
@@ -131,15 +132,15 @@ func CheckDirectory(opts Options, role string) error {
 	d := opts.Dirs
 	switch role {
 	case "keystore":
-		if err := osFiles.checkOwnDir(d.Keystore, keystoreRole); err != nil {
+		if err := checkOwnDir(osFiles, d.Keystore, keystoreRole); err != nil {
 			return err
 		}
 		ks := &Keystore{dir: d.Keystore, allowOtherOwner: opts.AllowOtherOwner}
 		return ks.checkOwner()
 	case "account":
-		return osFiles.checkOwnDir(d.Account, accountRole)
+		return checkOwnDir(osFiles, d.Account, accountRole)
 	case "machine":
-		return osFiles.checkOwnDir(d.Machine, machineRole)
+		return checkOwnDir(osFiles, d.Machine, machineRole)
 	}
 	return fmt.Errorf("no directory role %q", role)
 }
@@ -147,7 +148,7 @@ func CheckDirectory(opts Options, role string) error {
 // DirectoryOwner names the account that owns the file fi describes, where
 // keytree reads owners from file information (Unix); "" elsewhere.
 func DirectoryOwner(fi os.FileInfo) string {
-	uid, ok := fileOwner(fi)
+	uid, ok := fsio.FileOwner(fi)
 	if !ok {
 		return ""
 	}

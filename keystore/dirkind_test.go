@@ -37,7 +37,7 @@ func TestDirKind(t *testing.T) {
 				// the Windows account secret has another name
 				os.Rename(filepath.Join(dir, "account.key"), filepath.Join(dir, accountRole.marks[0]))
 			}
-			if got := osFiles.kindOf(dir, tc.role); got != tc.want {
+			if got := kindOf(osFiles, dir, tc.role); got != tc.want {
 				t.Errorf("kindOf = %d, want %d", got, tc.want)
 			}
 		})

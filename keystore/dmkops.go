@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/keytree-dev/keytree/formats"
+	"github.com/keytree-dev/keytree/keystore/internal/fsio"
 	"github.com/keytree-dev/keytree/protect"
 )
 
@@ -28,7 +29,7 @@ func (s *session) dmkScope(meta *formats.Database, newPassword []byte, smk *smkS
 		refs:       s.ks.secretItemRefs(db),
 		itemDirs:   func() []string { return []string{rel(databasesDir, db, secretsDir)} },
 		sweep:      []string{rel(databasesDir, db), rel(databasesDir, db, secretsDir)},
-		writeOwn: func(b *batch, key *protect.Key, gen int, created time.Time) error {
+		writeOwn: func(b *fsio.Batch, key *protect.Key, gen int, created time.Time) error {
 			if newPassword != nil {
 				// Sealed before the first intend, where the rehearsal
 				// (writeWithPasswords) runs the scrypt.
@@ -36,17 +37,17 @@ func (s *session) dmkScope(meta *formats.Database, newPassword []byte, smk *smkS
 				if err != nil {
 					return err
 				}
-				if err := b.create(filepath.Join(dir, formats.PasswordBlobName(pe.ID, gen)), dir, blob); err != nil {
+				if err := b.Create(filepath.Join(dir, formats.PasswordBlobName(pe.ID, gen)), dir, blob); err != nil {
 					return err
 				}
 				passwords = []formats.PasswordEncryption{pe}
 			} else {
 				for _, pe := range meta.Passwords {
-					blob, err := s.ks.files.readFile(filepath.Join(dir, formats.PasswordBlobName(pe.ID, meta.Generation)), maxKeyBlobSize)
+					blob, err := s.ks.files.ReadFile(filepath.Join(dir, formats.PasswordBlobName(pe.ID, meta.Generation)), maxKeyBlobSize)
 					if err != nil {
 						return s.ks.fileError(filepath.Join(dir, formats.PasswordBlobName(pe.ID, meta.Generation)), err)
 					}
-					if err := b.create(filepath.Join(dir, formats.PasswordBlobName(pe.ID, gen)), dir, blob); err != nil {
+					if err := b.Create(filepath.Join(dir, formats.PasswordBlobName(pe.ID, gen)), dir, blob); err != nil {
 						return err
 					}
 				}
@@ -57,7 +58,7 @@ func (s *session) dmkScope(meta *formats.Database, newPassword []byte, smk *smkS
 				if err != nil {
 					return err
 				}
-				return b.create(filepath.Join(dir, formats.BlobName(formats.SMKEncryptionBase, gen, smk.meta.Generation)), dir, blob)
+				return b.Create(filepath.Join(dir, formats.BlobName(formats.SMKEncryptionBase, gen, smk.meta.Generation)), dir, blob)
 			}
 			return nil
 		},
@@ -73,7 +74,7 @@ func (s *session) dmkScope(meta *formats.Database, newPassword []byte, smk *smkS
 				Passwords:     passwords,
 				Retired:       retired,
 			}
-			return s.ks.writeDatabaseMeta(next)
+			return s.begin().commitDatabase(next)
 		},
 		ownFiles: func(oldGen int) []string {
 			var out []string
@@ -197,7 +198,7 @@ func (ks *Keystore) BackupDMK(db, path string, password []byte, opts DMKOptions)
 		if err != nil {
 			return err
 		}
-		if err := writeKeyBackup(path, dmk.key, backupKeyFile(dmk.key, meta.Created, ks.now(), db), password); err != nil {
+		if err := writeKeyBackup(ks.outside, path, dmk.key, backupKeyFile(dmk.key, meta.Created, ks.now(), db), password); err != nil {
 			return err
 		}
 		info = databaseInfo(meta, 0)

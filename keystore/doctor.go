@@ -5,6 +5,7 @@ import (
 	"io/fs"
 
 	"github.com/keytree-dev/keytree/formats"
+	"github.com/keytree-dev/keytree/keystore/internal/fsio"
 	"github.com/keytree-dev/keytree/protect"
 )
 
@@ -42,11 +43,11 @@ type Diagnosis struct {
 // rest (it walks the items as Status does); what stops it is what stops
 // every reader: the lock.
 func (ks *Keystore) Diagnose() (*Diagnosis, error) {
-	l, err := acquireLock(ks.files, ks.path(lockFile), lockShared, ks.lockTimeout)
+	l, err := ks.lock(fsio.Shared, ks.lockTimeout)
 	if err != nil {
 		return nil, err
 	}
-	defer l.release()
+	defer l.Release()
 	d := &Diagnosis{}
 	algs := map[protect.Algorithm]bool{}
 	addAlg := func(a protect.Algorithm) {
@@ -69,7 +70,7 @@ func (ks *Keystore) Diagnose() (*Diagnosis, error) {
 
 	// The walk status makes, which reads metadata and lists value files
 	// only, and records damage rather than stop at it.
-	s := &session{ks: ks, mode: lockShared, op: "doctor", work: newScryptWork()}
+	s := &session{ks: ks, mode: fsio.Shared, op: "doctor", work: newScryptWork()}
 	st := &Status{Dir: ks.dir, AccountDir: ks.accountDir, MachineDir: ks.machineDir}
 	if d.SMK != nil {
 		st.Backups = append(st.Backups, ks.lastBackup("smk", "", meta.Thumbprint))
@@ -88,7 +89,7 @@ func (ks *Keystore) Diagnose() (*Diagnosis, error) {
 	}
 
 	for _, name := range []string{errorlogFile, errorlogOldFile} {
-		if fi, err := ks.files.lstat(ks.path(name)); err == nil && fi.Mode().IsRegular() {
+		if fi, err := ks.files.Lstat(ks.path(name)); err == nil && fi.Mode().IsRegular() {
 			d.ErrorLogSize += fi.Size()
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keytree-dev/keytree/formats"
+	"github.com/keytree-dev/keytree/keystore/internal/fsio"
 )
 
 const (
@@ -43,15 +44,15 @@ const errorlogOldFile = errorlogFile + ".1"
 // lines, or rotate twice. It notes that the log has grown past its size, and
 // rotateErrorLog does the rest under the exclusive lock.
 func (ks *Keystore) logEvent(line string) {
-	if fi, err := ks.files.lstat(ks.path(errorlogFile)); err == nil && !fi.Mode().IsRegular() {
+	if fi, err := ks.files.Lstat(ks.path(errorlogFile)); err == nil && !fi.Mode().IsRegular() {
 		return
 	}
-	f, err := ks.files.openFile(ks.path(errorlogFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE|noFollow|nonBlock, fileMode)
+	f, err := ks.files.OpenFile(ks.path(errorlogFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE|fsio.NoFollow|fsio.NonBlock, fsio.FilePerm)
 	if err != nil {
 		return
 	}
 	defer f.Close()
-	if checkOwnFile(ks.path(errorlogFile), f) != nil {
+	if ks.files.CheckOwnFile(ks.path(errorlogFile), f) != nil {
 		return
 	}
 	line = strings.ReplaceAll(sanitize(line), "\n", " ")
@@ -70,17 +71,17 @@ func (ks *Keystore) logEvent(line string) {
 func (ks *Keystore) rotateErrorLog() {
 	ks.errorLogFull = false
 	path := ks.path(errorlogFile)
-	fi, err := ks.files.lstat(path)
+	fi, err := ks.files.Lstat(path)
 	if err != nil || !fi.Mode().IsRegular() || fi.Size() <= maxErrorLogSize {
 		return
 	}
-	if old, err := ks.files.lstat(ks.path(errorlogOldFile)); err == nil && !old.Mode().IsRegular() {
+	if old, err := ks.files.Lstat(ks.path(errorlogOldFile)); err == nil && !old.Mode().IsRegular() {
 		// Something planted where the old log goes: leave both alone,
 		// as logEvent leaves a log that is not a regular file.
 		return
 	}
-	if ks.files.renameReplace(path, ks.path(errorlogOldFile)) == nil {
-		ks.files.syncDir(ks.dir)
+	if ks.files.RenameReplace(path, ks.path(errorlogOldFile)) == nil {
+		ks.files.SyncDir(ks.dir)
 	}
 }
 
@@ -93,11 +94,11 @@ func (ks *Keystore) rotateErrorLogAfterRead() {
 	if !ks.errorLogFull {
 		return
 	}
-	l, err := acquireLock(ks.files, ks.path(lockFile), lockExclusive, 0)
+	l, err := ks.lock(fsio.Exclusive, 0)
 	if err != nil {
 		return
 	}
-	defer l.release()
+	defer l.Release()
 	ks.rotateErrorLog()
 }
 
@@ -154,10 +155,10 @@ type logFile struct {
 // or anything but a private regular file; a part that does not exist is
 // nil.
 func (ks *Keystore) openLogFile(path string) (*logFile, error) {
-	if fi, err := ks.files.lstat(path); err == nil && !fi.Mode().IsRegular() {
-		return nil, notOurs(path, fi.Mode(), "a regular file")
+	if fi, err := ks.files.Lstat(path); err == nil && !fi.Mode().IsRegular() {
+		return nil, ks.files.NotOurs(path, fi.Mode(), "a regular file")
 	}
-	f, err := ks.files.openFile(path, os.O_RDONLY|noFollow|nonBlock, 0)
+	f, err := ks.files.OpenFile(path, os.O_RDONLY|fsio.NoFollow|fsio.NonBlock, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -171,9 +172,9 @@ func (ks *Keystore) openLogFile(path string) (*logFile, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, notOurs(path, fi.Mode(), "a regular file")
+		return nil, ks.files.NotOurs(path, fi.Mode(), "a regular file")
 	}
-	if err := checkPrivate(path, f, fi); err != nil {
+	if err := ks.files.CheckPrivate(path, f, fi); err != nil {
 		f.Close()
 		return nil, err
 	}

@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/keytree-dev/keytree/keystore/internal/fsio"
 )
 
 // bigLog writes an error log of more than maxErrorLogSize bytes whose
@@ -90,7 +92,7 @@ func TestErrorLogRotationByReader(t *testing.T) {
 	// conflict between descriptors even in one process). A reader that
 	// logs neither waits for it nor rotates beside it.
 	other := openTestKeystore(t, Options{Dirs: d})
-	shared, err := acquireLock(other.files, other.path(lockFile), lockShared, 0)
+	shared, err := other.lock(fsio.Shared, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +103,7 @@ func TestErrorLogRotationByReader(t *testing.T) {
 	if !bytes.HasSuffix(readTestFile(t, logPath), []byte(" beside another reader\n")) {
 		t.Fatal("the reader's line is not at the end of errorlog")
 	}
-	shared.release()
+	shared.Release()
 
 	// Alone, the next reader that logs rotates.
 	if err := ks.read("test", func(s *session) error { s.ks.logEvent("alone"); return nil }); err != nil {

@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/keytree-dev/keytree/formats"
+	"github.com/keytree-dev/keytree/keystore/internal/fsio"
 )
 
 // An export is a tar archive: keytree-export.toml first, then the database's
@@ -42,7 +42,7 @@ func (ks *Keystore) ExportDatabase(db, path string) (*formats.ExportManifest, er
 		}
 		manifest = &formats.ExportManifest{Version: formats.Version, Kind: formats.ExportKind, Database: db,
 			Thumbprint: meta.Thumbprint, Algorithm: meta.Algorithm, Exported: ks.nowUTC(), Secrets: n}
-		return writeArchive(path, func(tw *tar.Writer) error {
+		return writeArchive(ks.outside, path, func(tw *tar.Writer) error {
 			if err := addEntry(tw, formats.ExportManifestName, manifest); err != nil {
 				return err
 			}
@@ -81,8 +81,8 @@ func addEntry(tw *tar.Writer, name string, v encoder) error {
 	return writeEntry(tw, name, data, time.Time{})
 }
 
-func addFile(f files, tw *tar.Writer, name, path string) error {
-	data, err := f.readFile(path, maxBlobSize)
+func addFile(f fsio.FS, tw *tar.Writer, name, path string) error {
+	data, err := f.ReadFile(path, maxBlobSize)
 	if err != nil {
 		return err
 	}
@@ -92,7 +92,7 @@ func addFile(f files, tw *tar.Writer, name, path string) error {
 // writeEntry writes one owner-only regular file into an archive, exports
 // and keystore backups alike.
 func writeEntry(tw *tar.Writer, name string, data []byte, modTime time.Time) error {
-	hdr := &tar.Header{Name: name, Mode: fileMode, Size: int64(len(data)), ModTime: modTime, Typeflag: tar.TypeReg, Format: tar.FormatPAX}
+	hdr := &tar.Header{Name: name, Mode: fsio.FilePerm, Size: int64(len(data)), ModTime: modTime, Typeflag: tar.TypeReg, Format: tar.FormatPAX}
 	if err := tw.WriteHeader(hdr); err != nil {
 		return err
 	}
@@ -102,56 +102,22 @@ func writeEntry(tw *tar.Writer, name string, data []byte, modTime time.Time) err
 
 // writeArchive streams an archive into a temporary file beside path, then
 // links it into place without replacing anything (15240 if path exists).
-func writeArchive(path string, fill func(*tar.Writer) error) (err error) {
-	if osFiles.exists(path) {
+func writeArchive(out fsio.FS, path string, fill func(*tar.Writer) error) error {
+	err := out.WriteNew(path, func(w io.Writer) error {
+		tw := tar.NewWriter(w)
+		if err := fill(tw); err != nil {
+			return err
+		}
+		return tw.Close()
+	})
+	var pe *fs.PathError
+	switch {
+	case errors.Is(err, fs.ErrExist):
 		return errFileExists(path)
-	}
-	dir := filepath.Dir(path)
-	tmp := filepath.Join(dir, formats.TempPrefix+randomName())
-	if err := step("create", tmp); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
-	if err != nil {
+	case errors.As(err, &pe) && pe.Op == "open" && strings.HasPrefix(filepath.Base(pe.Path), fsio.TempPrefix):
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			osFiles.removeQuietly(tmp)
-		}
-	}()
-	if err := fixMode(f); err != nil {
-		return err
-	}
-	tw := tar.NewWriter(f)
-	if err := step("write", tmp); err != nil {
-		return err
-	}
-	if err := fill(tw); err != nil {
-		return err
-	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
-	if err := step("sync", tmp); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	err = osFiles.renameNoReplace(tmp, path)
-	osFiles.removeQuietly(tmp)
-	if errors.Is(err, fs.ErrExist) {
-		return errFileExists(path)
-	}
-	if err != nil {
-		return err
-	}
-	return osFiles.syncDir(dir)
+	return err
 }
 
 // ImportDatabase attaches an exported database to this keystore, as name (or
@@ -162,12 +128,12 @@ func (ks *Keystore) ImportDatabase(path, name string) (*formats.ExportManifest, 
 	// An export is read as a stream of bounded entries (readEntry), but a
 	// pipe or device is refused before it is read at all: a FIFO would hang
 	// keytree, and /dev/zero is no export.
-	f, _, err := openRegular(path)
+	f, _, err := fsio.OpenRegular(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, &Error{Text: fmt.Sprintf("no export file %s", path), Kind: ErrNotFound}
 		}
-		if errors.Is(err, errNotRegular) {
+		if errors.Is(err, fsio.ErrNotRegular) {
 			return nil, errBadExport(path, err.Error())
 		}
 		return nil, err
@@ -216,11 +182,11 @@ func (ks *Keystore) ImportDatabase(path, name string) (*formats.ExportManifest, 
 		if err != nil {
 			return err
 		}
-		if err := ks.files.createFile(filepath.Join(stage, databaseFile), data, true); err != nil {
+		if err := ks.files.CreateFile(filepath.Join(stage, databaseFile), data, true); err != nil {
 			return err
 		}
 		for _, d := range []string{filepath.Join(stage, secretsDir), stage} {
-			if err := ks.files.syncDir(d); err != nil {
+			if err := ks.files.SyncDir(d); err != nil {
 				return err
 			}
 		}
@@ -284,7 +250,7 @@ func unpackExport(ks *Keystore, tr *tar.Reader, stage, path string, manifest *fo
 					return nil, errBadExport(path, fmt.Sprintf("%s: not the metadata of secret %q", name, base))
 				}
 				secretMetas[base] = sm
-				if err := ks.files.createFile(filepath.Join(stage, secretsDir, file), data, false); err != nil {
+				if err := ks.files.CreateFile(filepath.Join(stage, secretsDir, file), data, false); err != nil {
 					return nil, err
 				}
 				continue
@@ -306,7 +272,7 @@ func unpackExport(ks *Keystore, tr *tar.Reader, stage, path string, manifest *fo
 		if err != nil {
 			return nil, err
 		}
-		if err := ks.files.createFile(target, data, false); err != nil {
+		if err := ks.files.CreateFile(target, data, false); err != nil {
 			return nil, err
 		}
 	}
@@ -337,7 +303,7 @@ func unpackExport(ks *Keystore, tr *tar.Reader, stage, path string, manifest *fo
 			return nil, errBadExport(path, fmt.Sprintf("secret %q: its value is not the revision and generation its metadata names", name))
 		}
 	}
-	if err := ks.files.syncTree(stage); err != nil {
+	if err := ks.files.SyncTree(stage); err != nil {
 		return nil, err
 	}
 	return meta, nil
@@ -366,39 +332,6 @@ func readEntryData(tr *tar.Reader, hdr *tar.Header, limit int64) ([]byte, error)
 		return nil, fmt.Errorf("entry %q is too large", hdr.Name)
 	}
 	return data, nil
-}
-
-// syncTree makes the staged files durable before the rename commits them.
-// It lists through the keystore's files, so a link put in place of the
-// staging directory is refused, not followed.
-func (f files) syncTree(dir string) error {
-	entries, err := f.readDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		p := filepath.Join(dir, e.Name())
-		if e.Type() == fs.ModeDir {
-			if err := f.syncTree(p); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := step("sync", p); err != nil {
-			return err
-		}
-		// Windows flushes only a handle open for writing.
-		h, err := f.openFile(p, os.O_RDWR|noFollow, 0)
-		if err != nil {
-			return err
-		}
-		err = h.Sync()
-		h.Close()
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func errBadExport(path, why string) error {

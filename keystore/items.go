@@ -7,7 +7,6 @@ import (
 	"sort"
 
 	"github.com/keytree-dev/keytree/formats"
-	"github.com/keytree-dev/keytree/protect"
 )
 
 // keyGens is what an item's blob name depends on: the current generation of
@@ -30,7 +29,7 @@ type Orphan struct {
 // case, and never lists a directory.
 func (ks *Keystore) itemBlob(dir []string, base string, rev int, g keyGens) (path string, orphan *Orphan, err error) {
 	p := ks.path(append(dir, formats.BlobName(base, rev, g.current))...)
-	if ks.files.exists(p) {
+	if ks.files.Exists(p) {
 		return p, nil, nil
 	}
 	// Newest retired generation first.
@@ -38,7 +37,7 @@ func (ks *Keystore) itemBlob(dir []string, base string, rev int, g keyGens) (pat
 	sort.Slice(retired, func(i, j int) bool { return retired[i].Generation > retired[j].Generation })
 	for _, r := range retired {
 		rp := ks.path(append(dir, formats.BlobName(base, rev, r.Generation))...)
-		if ks.files.exists(rp) {
+		if ks.files.Exists(rp) {
 			return rp, &Orphan{Generation: r.Generation, Thumbprint: r.Thumbprint}, nil
 		}
 	}
@@ -50,7 +49,7 @@ func (ks *Keystore) itemBlob(dir []string, base string, rev int, g keyGens) (pat
 // checking for it first.
 func (ks *Keystore) readItemBlob(dir []string, base string, rev int, g keyGens) (data []byte, path string, orphan *Orphan, err error) {
 	path = ks.path(append(dir, formats.BlobName(base, rev, g.current))...)
-	data, err = ks.files.readFile(path, maxBlobSize)
+	data, err = ks.files.ReadFile(path, maxBlobSize)
 	if err == nil || !notExist(err) {
 		return data, path, nil, err
 	}
@@ -58,7 +57,7 @@ func (ks *Keystore) readItemBlob(dir []string, base string, rev int, g keyGens) 
 	if err != nil {
 		return nil, "", nil, err
 	}
-	data, err = ks.files.readFile(path, maxBlobSize)
+	data, err = ks.files.ReadFile(path, maxBlobSize)
 	return data, path, orphan, err
 }
 
@@ -72,18 +71,13 @@ func itemBlobNames(base string, rev int, g keyGens) []string {
 	return names
 }
 
-// writeNewBlob writes a value's blob under a name no committed metadata
-// refers to yet. Anything already there is a leftover of an operation that
-// never committed, and is replaced.
-func (ks *Keystore) writeNewBlob(path string, key *protect.Key, value []byte) error {
-	ct, err := protect.Seal(key, value)
-	if err != nil {
-		return err
+// itemBlobPaths is itemBlobNames as paths in the directory dir.
+func (ks *Keystore) itemBlobPaths(dir []string, base string, rev int, g keyGens) []string {
+	var paths []string
+	for _, n := range itemBlobNames(base, rev, g) {
+		paths = append(paths, ks.path(append(append([]string(nil), dir...), n)...))
 	}
-	if err := ks.files.removeFile(path); err != nil {
-		return err
-	}
-	return ks.files.createFile(path, ct, true)
+	return paths
 }
 
 func orphanError(what, name string, o *Orphan, keyName, recover string) error {
@@ -97,3 +91,21 @@ func orphanError(what, name string, o *Orphan, keyName, recover string) error {
 }
 
 func notExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
+
+// loadMeta reads and decodes the metadata file at p. A missing file is
+// returned as fs.ErrNotExist, for the caller to say what is missing; a file
+// that cannot be read or decoded is reported with its path.
+func loadMeta[T any](ks *Keystore, p string, decode func([]byte) (*T, error)) (*T, error) {
+	data, err := ks.files.ReadFile(p, formats.MaxMetadataSize)
+	if err != nil {
+		if notExist(err) {
+			return nil, err
+		}
+		return nil, ks.fileError(p, err)
+	}
+	meta, err := decode(data)
+	if err != nil {
+		return nil, errCorrupt(p, err)
+	}
+	return meta, nil
+}

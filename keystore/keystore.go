@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keytree-dev/keytree/formats"
+	"github.com/keytree-dev/keytree/keystore/internal/fsio"
 	"github.com/keytree-dev/keytree/protect"
 )
 
@@ -68,6 +69,9 @@ type Options struct {
 	// a typo or a wrong HOME than a new place for a secret (see
 	// creation in protectors.go).
 	CreateProtectorDirs bool
+
+	// fault is the file layers' fault hook (crash tests).
+	fault fsio.Fault
 }
 
 // Keystore is an open keystore directory. Its methods take the lock they need
@@ -75,8 +79,8 @@ type Options struct {
 type Keystore struct {
 	dir, accountDir, machineDir string
 	// files does every file operation inside the keystore, confined to
-	// its directory (fileio.go).
-	files           files
+	// its directory; outside, those on the files outside it (fileio.go).
+	files, outside  fsio.FS
 	id              string
 	created         time.Time
 	lockTimeout     time.Duration
@@ -111,7 +115,10 @@ func newKeystore(opts Options) (*Keystore, error) {
 
 		allowOtherOwner:     opts.AllowOtherOwner,
 		createProtectorDirs: opts.CreateProtectorDirs,
+		outside:             fsio.Plain(fsio.Options{Fault: opts.fault, Report: ioError}),
 	}
+	// Until openRoot, the keystore's files are worked on as they are.
+	ks.files = ks.outside
 	if ks.lockTimeout <= 0 {
 		ks.lockTimeout = DefaultLockTimeout
 	}
@@ -166,7 +173,7 @@ func Init(opts Options, alg protect.Algorithm) (*InitResult, error) {
 		return nil, &Error{Text: fmt.Sprintf("a keystore already exists in %s", ks.dir), Kind: ErrExists,
 			Hint: "use it as it is, or choose another directory with --keystore"}
 	}
-	if entries, err := os.ReadDir(ks.dir); err == nil {
+	if entries, err := ks.outside.ReadDir(ks.dir); err == nil {
 		for _, e := range entries {
 			if e.Name() != lockFile && e.Name() != tmpDir {
 				return nil, &Error{Text: fmt.Sprintf("%s is not empty and is not a keystore", ks.dir), Kind: ErrExists,
@@ -174,10 +181,10 @@ func Init(opts Options, alg protect.Algorithm) (*InitResult, error) {
 			}
 		}
 	}
-	if err := osFiles.mkdirPrivate(ks.dir); err != nil {
+	if err := ks.outside.MkdirPrivate(ks.dir); err != nil {
 		return nil, fmt.Errorf("create keystore: %w", err)
 	}
-	if err := osFiles.checkOwnDir(ks.dir, keystoreRole); err != nil {
+	if err := checkOwnDir(ks.outside, ks.dir, keystoreRole); err != nil {
 		return nil, err
 	}
 	if err := ks.openRoot(); err != nil {
@@ -189,7 +196,7 @@ func Init(opts Options, alg protect.Algorithm) (*InitResult, error) {
 			return &Error{Text: fmt.Sprintf("a keystore already exists in %s", ks.dir), Kind: ErrExists}
 		}
 		for _, d := range []string{tmpDir, smkDir, credentialsDir, databasesDir} {
-			if err := ks.files.mkdirPrivate(ks.path(d)); err != nil {
+			if err := ks.files.MkdirPrivate(ks.path(d)); err != nil {
 				return err
 			}
 		}
@@ -244,16 +251,16 @@ func Open(opts Options) (*Keystore, error) {
 	// directory that is not a keystore (--keystore /etc) is reported as
 	// such, and its permissions, which are not keytree's business, are not
 	// judged (see dirkind.go).
-	if _, err := osFiles.lstat(ks.path(keystoreFile)); errors.Is(err, fs.ErrNotExist) {
-		return nil, ks.notKeystore(osFiles)
+	if _, err := ks.outside.Lstat(ks.path(keystoreFile)); errors.Is(err, fs.ErrNotExist) {
+		return nil, ks.notKeystore(ks.outside)
 	}
-	if err := checkPrivate(ks.dir, nil, fi); err != nil {
+	if err := ks.outside.CheckPrivate(ks.dir, nil, fi); err != nil {
 		return nil, err
 	}
 	if err := ks.openRoot(); err != nil {
 		return nil, err
 	}
-	data, err := ks.files.readFile(ks.path(keystoreFile), formats.MaxMetadataSize)
+	data, err := ks.files.ReadFile(ks.path(keystoreFile), formats.MaxMetadataSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ks.notKeystore(ks.files)
 	}
@@ -270,12 +277,12 @@ func Open(opts Options) (*Keystore, error) {
 
 // notKeystore reports a directory without keystore.toml, with a hint that
 // fits what it holds instead.
-func (ks *Keystore) notKeystore(f files) error {
+func (ks *Keystore) notKeystore(f fsio.FS) error {
 	hint := "create one with: keytree init"
 	switch {
-	case f.exists(ks.path(smkFile)) || f.exists(ks.path(credentialsDir)):
+	case f.Exists(ks.path(smkFile)) || f.Exists(ks.path(credentialsDir)):
 		hint = "the directory holds a keystore's files but not its keystore.toml: restore the keystore from a backup copy"
-	case f.kindOf(ks.dir, keystoreRole) == dirForeign:
+	case kindOf(f, ks.dir, keystoreRole) == dirForeign:
 		hint = "it holds other files: point --keystore (or KEYTREE_DIR) at your keystore, or create one in a new directory with: keytree init --keystore NEWDIR"
 	}
 	return &Error{Text: fmt.Sprintf("%s is not a keystore (it has no %s)", ks.dir, keystoreFile), Kind: ErrNotFound, Hint: hint}
@@ -288,7 +295,7 @@ func (ks *Keystore) openRoot() error {
 	if err := ks.checkOwner(); err != nil {
 		return err
 	}
-	f, err := openFiles(ks.dir)
+	f, err := fsio.Open(ks.dir, fsio.Options{Fault: ks.outside.Fault(), Report: ioError})
 	if err != nil {
 		return fmt.Errorf("open keystore: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/keytree-dev/keytree/formats"
+	"github.com/keytree-dev/keytree/keystore/internal/fsio"
 )
 
 // A keystore backup is a tar archive of the keystore directory: every file
@@ -144,7 +145,7 @@ func (ks *Keystore) BackupKeystore(path string) (*CopyResult, error) {
 	var res *CopyResult
 	err := ks.read("keystore backup", func(s *session) error {
 		res = &CopyResult{ID: ks.id}
-		return writeArchive(path, func(tw *tar.Writer) error {
+		return writeArchive(ks.outside, path, func(tw *tar.Writer) error {
 			return ks.copyDir(tw, "", ks.nowUTC(), res)
 		})
 	})
@@ -178,7 +179,7 @@ func (ks *Keystore) BackupKeystoreTo(w io.Writer) (*CopyResult, error) {
 // in the tree, or a file that is not a regular file where keytree keeps
 // one, is refused as damage rather than followed or copied.
 func (ks *Keystore) copyDir(tw *tar.Writer, rel string, now time.Time, res *CopyResult) error {
-	entries, err := ks.files.readDir(ks.path(filepath.FromSlash(rel)))
+	entries, err := ks.files.ReadDir(ks.path(filepath.FromSlash(rel)))
 	if err != nil {
 		return ks.fileError(ks.path(filepath.FromSlash(rel)), err)
 	}
@@ -194,9 +195,9 @@ func (ks *Keystore) copyDir(tw *tar.Writer, rel string, now time.Time, res *Copy
 			continue
 		case copyDir:
 			if e.Type() != fs.ModeDir {
-				return notOurs(p, e.Type(), "a directory")
+				return ks.files.NotOurs(p, e.Type(), "a directory")
 			}
-			hdr := &tar.Header{Name: r + "/", Mode: dirMode, ModTime: now, Typeflag: tar.TypeDir, Format: tar.FormatPAX}
+			hdr := &tar.Header{Name: r + "/", Mode: fsio.DirPerm, ModTime: now, Typeflag: tar.TypeDir, Format: tar.FormatPAX}
 			if err := tw.WriteHeader(hdr); err != nil {
 				return err
 			}
@@ -209,9 +210,9 @@ func (ks *Keystore) copyDir(tw *tar.Writer, rel string, now time.Time, res *Copy
 			}
 		case copyFile:
 			if !e.Type().IsRegular() {
-				return notOurs(p, e.Type(), "a regular file")
+				return ks.files.NotOurs(p, e.Type(), "a regular file")
 			}
-			data, err := ks.files.readFile(p, limit)
+			data, err := ks.files.ReadFile(p, limit)
 			if err != nil {
 				return ks.fileError(p, err)
 			}
@@ -249,21 +250,21 @@ func RestoreKeystore(opts Options, r io.Reader, source string) (*CopyResult, err
 	}
 	parent := filepath.Dir(ks.dir)
 	created := missingDirs(parent)
-	if err := osFiles.mkdirPrivate(parent); err != nil {
+	if err := ks.outside.MkdirPrivate(parent); err != nil {
 		return nil, fmt.Errorf("create %s: %w", parent, err)
 	}
-	res, err := restoreInto(parent, r, source, func(stage string) error {
-		return commitRestore(stage, ks.dir, existed)
+	res, err := restoreInto(ks.outside, parent, r, source, func(stage string) error {
+		return commitRestore(ks.outside, stage, ks.dir, existed)
 	})
 	if err != nil {
 		// The directories made for the keystore go again: a failed
 		// restore leaves nothing behind.
 		for _, d := range created {
-			os.Remove(d)
+			osFiles.RemoveDir(d)
 		}
 		return nil, err
 	}
-	if err := osFiles.syncDir(parent); err != nil {
+	if err := ks.outside.SyncDir(parent); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -273,28 +274,28 @@ func RestoreKeystore(opts Options, r io.Reader, source string) (*CopyResult, err
 // and calls commit with it. On any failure it removes the staging
 // directory, through its root, so that whatever the archive made there is
 // removed and nothing outside it.
-func restoreInto(parent string, r io.Reader, source string, commit func(stage string) error) (*CopyResult, error) {
-	stage := filepath.Join(parent, formats.TempPrefix+randomName())
-	if err := osFiles.mkdirPrivate(stage); err != nil {
+func restoreInto(out fsio.FS, parent string, r io.Reader, source string, commit func(stage string) error) (*CopyResult, error) {
+	stage := filepath.Join(parent, formats.TempPrefix+fsio.RandomName())
+	if err := out.MkdirPrivate(stage); err != nil {
 		return nil, fmt.Errorf("create %s: %w", stage, err)
 	}
-	f, err := openFiles(stage)
+	f, err := fsio.Open(stage, fsio.Options{Fault: out.Fault(), Report: ioError})
 	if err != nil {
-		osFiles.removeDir(stage)
+		out.RemoveDir(stage)
 		return nil, err
 	}
 	res, err := unpackCopy(f, tar.NewReader(r), source)
 	if err != nil {
-		f.removeTree(stage)
-		f.root.Close()
-		osFiles.removeDir(stage)
+		f.RemoveTree(stage)
+		f.Close()
+		out.RemoveDir(stage)
 		return nil, err
 	}
 	// Closed before the rename: Windows renames no directory with a
 	// handle open in it.
-	f.root.Close()
+	f.Close()
 	if err := commit(stage); err != nil {
-		osFiles.removeTree(stage)
+		out.RemoveTree(stage)
 		return nil, err
 	}
 	return res, nil
@@ -317,15 +318,15 @@ func missingDirs(dir string) []string {
 // one rename, replacing the empty directory that was there if there was one
 // (replaceEmptyDir): a directory no longer empty, or a name that exists
 // again, stops it, so nothing anyone put there meanwhile is lost.
-func commitRestore(stage, dir string, existed bool) error {
+func commitRestore(out fsio.FS, stage, dir string, existed bool) error {
 	var err error
 	if existed {
-		err = osFiles.replaceEmptyDir(stage, dir)
+		err = out.ReplaceEmptyDir(stage, dir)
 	} else {
-		err = osFiles.renameDir(stage, dir)
+		err = out.RenameDir(stage, dir)
 	}
 	if err != nil {
-		if errors.Is(err, fs.ErrExist) || osFiles.exists(dir) {
+		if errors.Is(err, fs.ErrExist) || out.Exists(dir) {
 			return errNotEmpty(dir)
 		}
 		return fmt.Errorf("restore %s: %w", dir, err)
@@ -347,7 +348,7 @@ func restoreTarget(dir string) (existed bool, err error) {
 		return false, &Error{Text: fmt.Sprintf("%s exists and is not a directory", dir), Kind: ErrExists,
 			Hint: "restore into a new directory: --keystore DIR"}
 	}
-	entries, err := os.ReadDir(dir)
+	entries, err := osFiles.ReadDir(dir)
 	if err != nil {
 		return false, err
 	}
@@ -368,17 +369,17 @@ func errNotEmpty(dir string) error {
 
 // unpackCopy writes the entries of a keystore backup into f's directory,
 // checking each (see RestoreKeystore), and makes them durable.
-func unpackCopy(f files, tr *tar.Reader, source string) (*CopyResult, error) {
+func unpackCopy(f fsio.FS, tr *tar.Reader, source string) (*CopyResult, error) {
 	res := &CopyResult{}
 	seen := map[string]bool{}
 	var meta *formats.Keystore
-	b := newBatch(f, f.dir)
+	b := f.NewBatch(f.Dir())
 	// created notes p's directory, and every one above it up to the
 	// tree's root, as holding new entries: mkdirPrivate may have made any.
 	created := func(p string) {
 		for d := filepath.Dir(p); ; d = filepath.Dir(d) {
-			b.note(d)
-			if d == f.dir || len(d) <= len(f.dir) {
+			b.Note(d)
+			if d == f.Dir() || len(d) <= len(f.Dir()) {
 				return
 			}
 		}
@@ -402,9 +403,9 @@ func unpackCopy(f files, tr *tar.Reader, source string) (*CopyResult, error) {
 			return nil, errBadCopy(source, fmt.Sprintf("entry %q repeats", rel))
 		}
 		seen[rel] = true
-		p := filepath.Join(f.dir, filepath.FromSlash(rel))
+		p := filepath.Join(f.Dir(), filepath.FromSlash(rel))
 		if kind == copyDir {
-			if err := f.mkdirPrivate(p); err != nil {
+			if err := f.MkdirPrivate(p); err != nil {
 				return nil, err
 			}
 			created(p)
@@ -420,10 +421,10 @@ func unpackCopy(f files, tr *tar.Reader, source string) (*CopyResult, error) {
 			}
 		}
 		// Parents first: an archive need not list its directories.
-		if err := f.mkdirPrivate(filepath.Dir(p)); err != nil {
+		if err := f.MkdirPrivate(filepath.Dir(p)); err != nil {
 			return nil, err
 		}
-		if err := f.createFile(p, data, perFileSync()); err != nil {
+		if err := f.CreateFile(p, data, fsio.PerFileSync()); err != nil {
 			if errors.Is(err, fs.ErrExist) {
 				return nil, errBadCopy(source, fmt.Sprintf("entry %q repeats", rel))
 			}
@@ -440,13 +441,13 @@ func unpackCopy(f files, tr *tar.Reader, source string) (*CopyResult, error) {
 	// The directories every keystore has, even if the archive left an
 	// empty one out.
 	for _, d := range []string{tmpDir, smkDir, credentialsDir, databasesDir} {
-		if err := f.mkdirPrivate(filepath.Join(f.dir, d)); err != nil {
+		if err := f.MkdirPrivate(filepath.Join(f.Dir(), d)); err != nil {
 			return nil, err
 		}
-		created(filepath.Join(f.dir, d))
+		created(filepath.Join(f.Dir(), d))
 	}
 	// Durable before the rename commits the tree.
-	if err := b.sync(); err != nil {
+	if err := b.Sync(); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -513,11 +514,11 @@ func errBadCopy(source, why string) error {
 // device is refused before it is read: a FIFO would hang keytree, and
 // /dev/zero is no backup.
 func RestoreKeystoreFile(opts Options, path string) (*CopyResult, error) {
-	f, _, err := openRegular(path)
+	f, _, err := fsio.OpenRegular(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, &Error{Text: fmt.Sprintf("no backup file %s", path), Kind: ErrNotFound}
-	case errors.Is(err, errNotRegular):
+	case errors.Is(err, fsio.ErrNotRegular):
 		return nil, errBadCopy(path, err.Error())
 	case err != nil:
 		return nil, fmt.Errorf("read %s: %w", path, err)

@@ -455,9 +455,7 @@ func TestKeystoreRestoreCrash(t *testing.T) {
 				}
 			}
 			cp := &crashPoint{n: n}
-			faultHook = cp.hook
-			_, err := RestoreKeystore(Options{Dirs: rd}, bytes.NewReader(archive), "archive")
-			faultHook = nil
+			_, err := RestoreKeystore(Options{Dirs: rd, fault: cp.hook}, bytes.NewReader(archive), "archive")
 			if !cp.crashed {
 				if err != nil {
 					t.Fatalf("restore with no crash: %v", err)
@@ -499,9 +497,9 @@ func TestKeystoreBackupCrash(t *testing.T) {
 	for n := 1; ; n++ {
 		archive := filepath.Join(newTestDir(t), "keystore.tar")
 		cp := &crashPoint{n: n}
-		faultHook = cp.hook
+		ks.setFault(cp.hook)
 		_, err := ks.BackupKeystore(archive)
-		faultHook = nil
+		ks.setFault(nil)
 		if !cp.crashed {
 			if err != nil {
 				t.Fatal(err)

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keytree-dev/keytree/keystore/internal/fsio"
 )
 
 // P10: writers take the keystore's lock exclusively, readers share it. The
@@ -21,7 +23,7 @@ func TestLockWriterWaitsThenFails(t *testing.T) {
 	}
 	ks2 := openTestKeystore(t, Options{Dirs: d, LockTimeout: shortLock})
 
-	l, err := acquireLock(ks1.files, ks1.path(lockFile), lockExclusive, time.Second)
+	l, err := ks1.lock(fsio.Exclusive, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +39,7 @@ func TestLockWriterWaitsThenFails(t *testing.T) {
 		err := op()
 		waited := time.Since(start)
 		if !errors.Is(err, ErrLocked) {
-			l.release()
+			l.Release()
 			t.Fatalf("%s with the exclusive lock held elsewhere: %v, want ErrLocked", name, err)
 		}
 		if waited < shortLock {
@@ -48,11 +50,11 @@ func TestLockWriterWaitsThenFails(t *testing.T) {
 		}
 	}
 	// Another lock on the same file, not the one held, is refused too.
-	if l2, err := acquireLock(ks1.files, ks1.path(lockFile), lockShared, shortLock); !errors.Is(err, ErrLocked) {
-		l2.release()
+	if l2, err := ks1.lock(fsio.Shared, shortLock); !errors.Is(err, ErrLocked) {
+		l2.Release()
 		t.Errorf("shared lock while exclusive held: %v", err)
 	}
-	l.release()
+	l.Release()
 
 	// Nothing the refused writers tried happened.
 	_, v, err := ks2.GetCredential("c")
@@ -68,11 +70,11 @@ func TestLockReadersShare(t *testing.T) {
 		t.Fatal(err)
 	}
 	ks2 := openTestKeystore(t, Options{Dirs: d, LockTimeout: shortLock})
-	r, err := acquireLock(ks1.files, ks1.path(lockFile), lockShared, time.Second)
+	r, err := ks1.lock(fsio.Shared, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.release()
+	defer r.Release()
 	// Readers run alongside another reader...
 	if _, v, err := ks2.GetCredential("c"); err != nil || string(v) != "v1" {
 		t.Fatalf("reader beside a reader: %q, %v", v, err)
@@ -97,10 +99,10 @@ func TestLockWriterProceedsWhenReleased(t *testing.T) {
 	if _, err := ks1.SetCredential("c", "u", []byte("v1")); err != nil {
 		t.Fatal(err)
 	}
-	for _, held := range []lockMode{lockShared, lockExclusive} {
+	for _, held := range []fsio.LockMode{fsio.Shared, fsio.Exclusive} {
 		t.Run(held.String(), func(t *testing.T) {
 			ks2 := openTestKeystore(t, Options{Dirs: d, LockTimeout: 20 * time.Second})
-			l, err := acquireLock(ks1.files, ks1.path(lockFile), held, time.Second)
+			l, err := ks1.lock(held, time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -112,11 +114,11 @@ func TestLockWriterProceedsWhenReleased(t *testing.T) {
 			}()
 			select {
 			case err := <-done:
-				l.release()
+				l.Release()
 				t.Fatalf("writer did not wait for the %s lock: %v", held, err)
 			case <-time.After(300 * time.Millisecond):
 			}
-			l.release()
+			l.Release()
 			select {
 			case err := <-done:
 				if err != nil {

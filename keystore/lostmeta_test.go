@@ -186,14 +186,14 @@ func TestNoStepShowsDirectoryWithoutMeta(t *testing.T) {
 	}
 	for _, o := range ops {
 		var seen []string
-		faultHook = serialized(func(kind, path string) error {
+		ks.setFault(serialized(func(kind, path string) error {
 			if fileExists(ks.dbPath(o.db)) && !fileExists(ks.dbPath(o.db, databaseFile)) {
 				seen = append(seen, kind+" "+path)
 			}
 			return nil
-		})
+		}))
 		err := o.op()
-		faultHook = nil
+		ks.setFault(nil)
 		if err != nil {
 			t.Fatalf("%s: %v", o.name, err)
 		}

@@ -51,7 +51,7 @@ func (ks *Keystore) machineFingerprint(meta *formats.SMK) (sum string, ok bool, 
 	if protect.MachineSecretName == "" {
 		return "", false, nil
 	}
-	if err := osFiles.checkOwnDir(ks.machineDir, machineRole); err != nil {
+	if err := checkOwnDir(ks.outside, ks.machineDir, machineRole); err != nil {
 		var ke *Error
 		if errors.As(err, &ke) {
 			return "", false, err
@@ -65,7 +65,7 @@ func (ks *Keystore) machineFingerprint(meta *formats.SMK) (sum string, ok bool, 
 		filepath.Join(ks.machineDir, ks.id+".entropy"),
 		ks.path(smkDir, protectorBlobName(string(protect.KindMachine), meta.Generation)),
 	} {
-		data, err := filesFor(ks, p).readFile(p, maxKeyBlobSize)
+		data, err := ks.filesFor(p).ReadFile(p, maxKeyBlobSize)
 		var ke *Error
 		if errors.As(err, &ke) {
 			return "", false, err
@@ -86,7 +86,7 @@ func (ks *Keystore) machineCheckValid(meta *formats.SMK) (bool, error) {
 	if !ok {
 		return false, err
 	}
-	recorded, err := ks.files.readFile(ks.path(smkDir, machineCheckFile), maxMachineCheckSize)
+	recorded, err := ks.files.ReadFile(ks.path(smkDir, machineCheckFile), maxMachineCheckSize)
 	return err == nil && bytes.Equal(bytes.TrimSpace(recorded), []byte(sum)), nil
 }
 
@@ -100,7 +100,7 @@ func (ks *Keystore) recordMachineCheck(meta *formats.SMK) {
 	if !ok {
 		return
 	}
-	if recorded, err := ks.files.readFile(ks.path(smkDir, machineCheckFile), maxMachineCheckSize); err == nil && bytes.Equal(bytes.TrimSpace(recorded), []byte(sum)) {
+	if recorded, err := ks.files.ReadFile(ks.path(smkDir, machineCheckFile), maxMachineCheckSize); err == nil && bytes.Equal(bytes.TrimSpace(recorded), []byte(sum)) {
 		return
 	}
 	ks.writeFileAtomic(ks.path(smkDir, machineCheckFile), []byte(sum+"\n"))

@@ -34,7 +34,7 @@ func (ks *Keystore) SecretNames(db string) ([]string, error) {
 func (ks *Keystore) DatabaseNames() ([]string, error) {
 	var names []string
 	err := (&collector{ks: ks}).eachEntry(databasesDir, func(name string, isDir bool) error {
-		if isDir && formats.ValidateName("database", name) == nil && ks.files.exists(ks.dbPath(name, databaseFile)) {
+		if isDir && formats.ValidateName("database", name) == nil && ks.files.Exists(ks.dbPath(name, databaseFile)) {
 			names = append(names, name)
 		}
 		return nil

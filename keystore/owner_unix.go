@@ -4,11 +4,11 @@ package keystore
 
 import (
 	"fmt"
-	"io/fs"
 	"os"
 	"os/user"
 	"strconv"
-	"syscall"
+
+	"github.com/keytree-dev/keytree/keystore/internal/fsio"
 )
 
 // checkOwner refuses a keystore directory that another account owns, root
@@ -20,7 +20,7 @@ func (ks *Keystore) checkOwner() error {
 	if err != nil {
 		return err
 	}
-	uid, ok := fileOwner(fi)
+	uid, ok := fsio.FileOwner(fi)
 	if !ok || uid == os.Geteuid() || ks.allowOtherOwner {
 		return nil
 	}
@@ -29,22 +29,6 @@ func (ks *Keystore) checkOwner() error {
 		Hint: "run keytree as the keystore's owner; to use it anyway (root inspecting a user's keystore), set KEYTREE_ALLOW_OTHER_OWNER=1",
 		Kind: ErrPermissions,
 	}
-}
-
-func fileOwner(fi fs.FileInfo) (int, bool) {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return 0, false
-	}
-	return int(st.Uid), true
-}
-
-// linkCount is the number of hard links to a file.
-func linkCount(fi fs.FileInfo) uint64 {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return uint64(st.Nlink)
-	}
-	return 1
 }
 
 func ownerName(uid int) string {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/keytree-dev/keytree/keystore/internal/fsio"
 	"golang.org/x/sys/windows"
 )
 
@@ -26,7 +27,7 @@ func (ks *Keystore) checkOwner() error {
 	if err != nil {
 		return err
 	}
-	user, err := currentUserSID()
+	user, err := fsio.CurrentUserSID()
 	if err != nil {
 		return err
 	}
@@ -67,10 +68,10 @@ func ownerAccepted(owner, user, defaultOwner *windows.SID) bool {
 func otherOwnerError(dir string, owner, user *windows.SID) error {
 	who := "no one"
 	if owner != nil && owner.IsValid() {
-		who = sidName(owner.String())
+		who = fsio.SIDName(owner.String())
 	}
 	return &Error{
-		Text: fmt.Sprintf("the keystore %s belongs to %s, not to %s, which runs keytree", dir, who, sidName(user.String())),
+		Text: fmt.Sprintf("the keystore %s belongs to %s, not to %s, which runs keytree", dir, who, fsio.SIDName(user.String())),
 		Hint: "run keytree as the keystore's owner; to use it anyway (an administrator inspecting a user's keystore), set KEYTREE_ALLOW_OTHER_OWNER=1",
 		Kind: ErrPermissions,
 	}
@@ -92,11 +93,6 @@ var tokenDefaultOwner = sync.OnceValues(func() (*windows.SID, error) {
 	// TOKEN_OWNER: a pointer to the SID, which follows it in buf.
 	return (*struct{ Owner *windows.SID })(unsafe.Pointer(&buf[0])).Owner.Copy()
 })
-
-func fileOwner(fs.FileInfo) (int, bool) { return 0, false }
-
-// linkCount is 1 on Windows, where os.FileInfo does not carry it.
-func linkCount(fs.FileInfo) uint64 { return 1 }
 
 // ownerName is not needed on Windows, where fileOwner reports no owner.
 func ownerName(uid int) string { return "" }

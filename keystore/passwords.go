@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keytree-dev/keytree/formats"
+	"github.com/keytree-dev/keytree/keystore/internal/fsio"
 	"github.com/keytree-dev/keytree/protect"
 )
 
@@ -104,12 +105,12 @@ func (ks *Keystore) writeWithPasswords(op string, fn func(*session) error) error
 	const attempts = 3
 	work := newScryptWork()
 	for attempt := 1; ; attempt++ {
-		l, err := acquireLock(ks.files, ks.path(lockFile), lockShared, ks.lockTimeout)
+		l, err := ks.lock(fsio.Shared, ks.lockTimeout)
 		if err != nil {
 			return err
 		}
-		fn(&session{ks: ks, mode: lockShared, op: op, work: work, rehearsal: true})
-		l.release()
+		fn(&session{ks: ks, mode: fsio.Shared, op: op, work: work, rehearsal: true})
+		l.Release()
 		if rehearsedHook != nil {
 			rehearsedHook()
 		}
@@ -186,7 +187,7 @@ func (s *session) openDMKByPassword(meta *formats.Database, password []byte) (*p
 	var damaged []string
 	for _, c := range cands {
 		path := s.ks.dbPath(meta.Name, formats.PasswordBlobName(c.pe.ID, meta.Generation))
-		blob, err := s.ks.files.readFile(path, maxKeyBlobSize)
+		blob, err := s.ks.files.ReadFile(path, maxKeyBlobSize)
 		if notExist(err) {
 			return nil, "", corruptf(s.ks.dbPath(meta.Name, databaseFile), "names password encryption %s, but %s does not exist", c.pe.ID, path)
 		}

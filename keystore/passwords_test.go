@@ -10,6 +10,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/keytree-dev/keytree/formats"
+	"github.com/keytree-dev/keytree/keystore/internal/fsio"
 	"github.com/keytree-dev/keytree/protect"
 )
 
@@ -106,11 +107,11 @@ func addUntaggedPassword(t *testing.T, ks *Keystore, db, password string, logN i
 			return err
 		}
 		pe := formats.PasswordEncryption{ID: newPasswordID(), Created: ks.nowUTC()}
-		if err := ks.files.createFile(ks.dbPath(db, formats.PasswordBlobName(pe.ID, meta.Generation)), blob, true); err != nil {
+		if err := ks.files.CreateFile(ks.dbPath(db, formats.PasswordBlobName(pe.ID, meta.Generation)), blob, true); err != nil {
 			return err
 		}
 		meta.Passwords = append(meta.Passwords, pe)
-		return s.ks.writeDatabaseMeta(meta)
+		return s.begin().commitDatabase(meta)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -366,12 +367,12 @@ func TestScryptOutsideExclusiveLock(t *testing.T) {
 	runs, locked := 0, 0
 	protect.SetScryptHookForTesting(func(int) {
 		runs++
-		l, err := acquireLock(ks.files, ks.path(lockFile), lockShared, 0)
+		l, err := ks.lock(fsio.Shared, 0)
 		if err != nil {
 			locked++
 			return
 		}
-		l.release()
+		l.Release()
 	})
 	defer protect.SetScryptHookForTesting(nil)
 
@@ -431,12 +432,12 @@ func TestPasswordsChangedBetweenPasses(t *testing.T) {
 	defer func() { rehearsedHook = nil }()
 	locked := 0
 	protect.SetScryptHookForTesting(func(int) {
-		l, err := acquireLock(ks.files, ks.path(lockFile), lockShared, 0)
+		l, err := ks.lock(fsio.Shared, 0)
 		if err != nil {
 			locked++
 			return
 		}
-		l.release()
+		l.Release()
 	})
 	defer protect.SetScryptHookForTesting(nil)
 

@@ -21,7 +21,7 @@ func (ks *Keystore) recoverPending() error {
 	if err := ks.emptyTmp(); err != nil {
 		return err
 	}
-	data, err := ks.files.readFile(ks.path(pendingFile), formats.MaxMetadataSize)
+	data, err := ks.files.ReadFile(ks.path(pendingFile), formats.MaxMetadataSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -47,16 +47,16 @@ func (ks *Keystore) recoverPending() error {
 		ks.keptPending = p
 		return err
 	}
-	if err := ks.files.removeFile(ks.path(pendingFile)); err != nil {
+	if err := ks.files.RemoveFile(ks.path(pendingFile)); err != nil {
 		return err
 	}
-	return ks.files.syncDir(ks.dir)
+	return ks.files.SyncDir(ks.dir)
 }
 
 func (ks *Keystore) emptyTmp() error {
-	entries, err := ks.files.readDir(ks.path(tmpDir))
+	entries, err := ks.files.ReadDir(ks.path(tmpDir))
 	if errors.Is(err, fs.ErrNotExist) {
-		return ks.files.mkdirPrivate(ks.path(tmpDir))
+		return ks.files.MkdirPrivate(ks.path(tmpDir))
 	}
 	if err != nil {
 		return err
@@ -64,12 +64,12 @@ func (ks *Keystore) emptyTmp() error {
 	for _, e := range entries {
 		p := ks.path(tmpDir, e.Name())
 		if e.Type() == fs.ModeDir {
-			if err := ks.files.removeTree(p); err != nil {
+			if err := ks.files.RemoveTree(p); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := ks.files.removeFile(p); err != nil {
+		if err := ks.files.RemoveFile(p); err != nil {
 			return err
 		}
 	}
@@ -161,7 +161,7 @@ func (c *collector) sweep(dir string) error {
 // eachEntry calls fn for every entry of dir, reading the directory in chunks
 // so that a sweep of a large directory uses little memory.
 func (c *collector) eachEntry(dir string, fn func(name string, isDir bool) error) error {
-	f, err := c.ks.files.openDir(c.ks.path(dir))
+	f, err := c.ks.files.OpenDir(c.ks.path(dir))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -190,7 +190,7 @@ func (c *collector) consider(p string) error {
 	if !known || ref {
 		return nil
 	}
-	return c.ks.files.removeFile(c.ks.path(p))
+	return c.ks.files.RemoveFile(c.ks.path(p))
 }
 
 func (c *collector) smkMeta() (*formats.SMK, error) {
@@ -263,7 +263,7 @@ func (c *collector) referenced(p string) (ref, known bool) {
 			return c.damaged()
 		}
 		return rev == meta.Revision && c.genReferenced(gen, smk.Generation, smk.Retired, func() bool {
-			return c.ks.files.exists(c.ks.path(credentialsDir, formats.BlobName(base, rev, smk.Generation)))
+			return c.ks.files.Exists(c.ks.path(credentialsDir, formats.BlobName(base, rev, smk.Generation)))
 		}), true
 	}
 	return c.referencedDatabase(parts)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/keytree-dev/keytree/formats"
+	"github.com/keytree-dev/keytree/keystore/internal/fsio"
 	"github.com/keytree-dev/keytree/protect"
 )
 
@@ -203,11 +204,11 @@ func (ks *Keystore) protectorSecret(f secretFile, creation creation) ([]byte, er
 	path := filepath.Join(dir, f.name)
 	for attempt := 0; ; attempt++ {
 		if _, err := os.Stat(dir); err == nil {
-			if err := osFiles.checkOwnDir(dir, f.role); err != nil {
+			if err := checkOwnDir(ks.outside, dir, f.role); err != nil {
 				return nil, err
 			}
 		}
-		data, err := osFiles.readFile(path, maxSecretFileSize)
+		data, err := ks.outside.ReadFile(path, maxSecretFileSize)
 		var ke *Error
 		var ce *formats.CorruptError
 		switch {
@@ -246,10 +247,10 @@ func (ks *Keystore) protectorSecret(f secretFile, creation creation) ([]byte, er
 		if err := checkSecretDir(dir, f.role.what, creation); err != nil {
 			return nil, err
 		}
-		if err := osFiles.mkdirPrivate(dir); err != nil {
+		if err := ks.outside.MkdirPrivate(dir); err != nil {
 			return nil, fmt.Errorf("create %s: %w", dir, err)
 		}
-		if err := osFiles.checkOwnDir(dir, f.role); err != nil {
+		if err := checkOwnDir(ks.outside, dir, f.role); err != nil {
 			return nil, err
 		}
 		fresh, err := f.generate()
@@ -259,7 +260,7 @@ func (ks *Keystore) protectorSecret(f secretFile, creation creation) ([]byte, er
 		if err := f.valid(fresh); err != nil {
 			return nil, err
 		}
-		err = osFiles.createFileAtomic(path, fresh)
+		err = ks.outside.CreateFileAtomic(path, fresh)
 		if err == nil {
 			return fresh, nil
 		}
@@ -286,7 +287,7 @@ func checkSecretDir(dir, what string, creation creation) error {
 	if err != nil {
 		return err
 	}
-	if uid, ok := fileOwner(fi); ok && uid != os.Geteuid() {
+	if uid, ok := fsio.FileOwner(fi); ok && uid != os.Geteuid() {
 		return &Error{
 			Text: fmt.Sprintf("the %s %s belongs to %s, not to %s, which runs keytree; keytree does not create a secret there", what, dir, ownerName(uid), ownerName(os.Geteuid())),
 			Hint: "run keytree as the directory's owner, or point KEYTREE_ACCOUNT_DIR / KEYTREE_MACHINE_DIR (or HOME) at a directory of this account",

@@ -72,14 +72,14 @@ func TestReadFaultAtEveryRead(t *testing.T) {
 			// Count the reads of an undisturbed run.
 			reads := 0
 			d := copyDirs(t, base)
-			faultHook = serialized(func(kind, path string) error {
+			ks := openTestKeystore(t, Options{Dirs: d})
+			ks.setFault(serialized(func(kind, path string) error {
 				if kind == "read" {
 					reads++
 				}
 				return nil
-			})
-			err := op.run(openTestKeystore(t, Options{Dirs: d}))
-			faultHook = nil
+			}))
+			err := op.run(ks)
 			if err != nil {
 				t.Fatalf("undisturbed run: %v", err)
 			}
@@ -90,7 +90,7 @@ func TestReadFaultAtEveryRead(t *testing.T) {
 				d := copyDirs(t, base)
 				ks := openTestKeystore(t, Options{Dirs: d})
 				seen, failed := 0, ""
-				faultHook = serialized(func(kind, path string) error {
+				ks.setFault(serialized(func(kind, path string) error {
 					if kind != "read" {
 						return nil
 					}
@@ -100,9 +100,8 @@ func TestReadFaultAtEveryRead(t *testing.T) {
 						return &os.PathError{Op: "read", Path: path, Err: syscall.EIO}
 					}
 					return nil
-				})
+				}))
 				opErr := op.run(ks)
-				faultHook = nil
 				runs++
 				ks = openTestKeystore(t, Options{Dirs: d})
 				if _, err := ks.SetCredential("after-fault", "svc", []byte("x")); err != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/keytree-dev/keytree/formats"
+	"github.com/keytree-dev/keytree/keystore/internal/fsio"
 	"github.com/keytree-dev/keytree/protect"
 )
 
@@ -218,7 +219,7 @@ type rekeyScope struct {
 	sweep    []string
 	// writeOwn writes the new key's own encryptions (by the account and
 	// machine protectors, or by passwords and the SMK) into the batch.
-	writeOwn func(b *batch, newKey *protect.Key, newGen int, created time.Time) error
+	writeOwn func(b *fsio.Batch, newKey *protect.Key, newGen int, created time.Time) error
 	// commit replaces the scope's metadata: the one rename that moves the
 	// scope to the new generation.
 	commit func(newKey *protect.Key, newGen int, created time.Time, retired []formats.Retired) error
@@ -269,7 +270,7 @@ func (s *session) rekey(sc rekeyScope, plan rekeyPlan) (*RekeyResult, error) {
 	newOrphans := 0
 	unreadable := 0 // new orphans whose files could not be read
 	var mu sync.Mutex
-	b := s.ks.newBatch()
+	b := s.ks.files.NewBatch(s.ks.dir)
 	oldGens := keyGens{current: sc.generation, retired: sc.retired}
 
 	work := func(ref itemRef) error {
@@ -368,7 +369,7 @@ func (s *session) rekey(sc rekeyScope, plan rekeyPlan) (*RekeyResult, error) {
 			return err
 		}
 		dir := s.ks.path(it.dirElems()...)
-		if err := b.create(filepath.Join(dir, formats.BlobName(it.base, it.rev, newGen)), dir, ct); err != nil {
+		if err := b.Create(filepath.Join(dir, formats.BlobName(it.base, it.rev, newGen)), dir, ct); err != nil {
 			return err
 		}
 		mu.Lock()
@@ -399,7 +400,7 @@ func (s *session) rekey(sc rekeyScope, plan rekeyPlan) (*RekeyResult, error) {
 	if err := sc.writeOwn(b, plan.newKey, newGen, plan.newCreated); err != nil {
 		return nil, err
 	}
-	if err := b.sync(); err != nil {
+	if err := b.Sync(); err != nil {
 		return nil, err
 	}
 	var retired []formats.Retired
@@ -418,7 +419,7 @@ func (s *session) rekey(sc rekeyScope, plan rekeyPlan) (*RekeyResult, error) {
 			// that opens them once they can be. Either way its
 			// encryptions stay, so that recover can open it.
 			for _, name := range sc.keepable {
-				if s.ks.files.exists(sc.keptPath(sc.generation, name)) {
+				if s.ks.files.Exists(sc.keptPath(sc.generation, name)) {
 					r.Kept = append(r.Kept, name)
 				}
 			}
@@ -460,7 +461,7 @@ func (s *session) rekeySMK(st *smkState, plan rekeyPlan) (*RekeyResult, error) {
 		refs:       s.smkItemRefs,
 		itemDirs:   s.smkItemDirs,
 		sweep:      smkSweep(),
-		writeOwn: func(b *batch, key *protect.Key, gen int, created time.Time) error {
+		writeOwn: func(b *fsio.Batch, key *protect.Key, gen int, created time.Time) error {
 			for _, pr := range smkProtectors {
 				if pr.kind == protect.KindMachine && !old.MachineProtection {
 					continue
@@ -476,7 +477,7 @@ func (s *session) rekeySMK(st *smkState, plan rekeyPlan) (*RekeyResult, error) {
 				if _, _, err := openKeyFile(p, blob, protect.KindSMK, key.Thumbprint()); err != nil {
 					return fmt.Errorf("the new %s encryption does not open: %w", pr.kind, err)
 				}
-				if err := b.create(s.ks.path(smkDir, protectorBlobName(string(pr.kind), gen)), s.ks.path(smkDir), blob); err != nil {
+				if err := b.Create(s.ks.path(smkDir, protectorBlobName(string(pr.kind), gen)), s.ks.path(smkDir), blob); err != nil {
 					return err
 				}
 			}
@@ -557,10 +558,10 @@ func (s *session) cleanupAfterRekey(sc rekeyScope, newGen int, retired []formats
 		if !ok || !old[gen] {
 			return nil
 		}
-		if !s.ks.files.exists(s.ks.path(f.dir, formats.BlobName(base, rev, newGen))) {
+		if !s.ks.files.Exists(s.ks.path(f.dir, formats.BlobName(base, rev, newGen))) {
 			return nil // an orphan, kept
 		}
-		return s.ks.files.removeFile(s.ks.path(f.dir, f.name))
+		return s.ks.files.RemoveFile(s.ks.path(f.dir, f.name))
 	})
 	kept := map[string]bool{}
 	for _, r := range retired {
@@ -576,7 +577,7 @@ func (s *session) cleanupAfterRekey(sc rekeyScope, newGen int, retired []formats
 	}
 	for _, f := range own {
 		if err == nil && !kept[f] {
-			err = s.ks.files.removeFile(f)
+			err = s.ks.files.RemoveFile(f)
 		}
 	}
 	if err == nil {

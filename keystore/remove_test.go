@@ -60,9 +60,8 @@ func runRemoveWithReadFaults(t *testing.T, setup func(t *testing.T) (*Keystore, 
 		// Count the reads of target in an uninterrupted removal.
 		counter := &failNthRead{match: func(p string) bool { return filepath.Base(p) == base }, n: -1}
 		ks, _ := setup(t)
-		faultHook = serialized(counter.hook)
+		ks.setFault(serialized(counter.hook))
 		err := remove(ks)
-		faultHook = nil
 		if err != nil {
 			t.Fatalf("removal without faults: %v", err)
 		}
@@ -73,9 +72,9 @@ func runRemoveWithReadFaults(t *testing.T, setup func(t *testing.T) (*Keystore, 
 			t.Run(fmt.Sprintf("%s/read%d", base, n), func(t *testing.T) {
 				ks, d := setup(t)
 				f := &failNthRead{match: func(p string) bool { return filepath.Base(p) == base }, n: n}
-				faultHook = serialized(f.hook)
+				ks.setFault(serialized(f.hook))
 				err := remove(ks)
-				faultHook = nil
+				ks.setFault(nil)
 				if err != nil {
 					// A failed removal removed nothing.
 					if !exists(ks) {

@@ -26,19 +26,7 @@ func (ks *Keystore) secretMetaPath(db, name string) string {
 }
 
 func (ks *Keystore) loadSecretMeta(db, name string) (*formats.Secret, error) {
-	p := ks.secretMetaPath(db, name)
-	data, err := ks.files.readFile(p, formats.MaxMetadataSize)
-	if err != nil {
-		if notExist(err) {
-			return nil, err
-		}
-		return nil, ks.fileError(p, err)
-	}
-	meta, err := formats.DecodeSecret(data)
-	if err != nil {
-		return nil, errCorrupt(p, err)
-	}
-	return meta, nil
+	return loadMeta(ks, ks.secretMetaPath(db, name), formats.DecodeSecret)
 }
 
 func (ks *Keystore) secretMeta(db, name string) (*formats.Secret, error) {
@@ -169,27 +157,22 @@ func (ks *Keystore) SetSecret(db, name string, value []byte, openPassword []byte
 			return err
 		}
 		dir := []string{databasesDir, db, secretsDir}
-		blob := formats.BlobName(name, next.Revision, g.current)
-		cands := []string{rel(append(dir, blob)...)}
+		t := s.begin()
 		if old != nil {
-			for _, n := range itemBlobNames(name, old.Revision, g) {
-				cands = append(cands, rel(append(dir, n)...))
-			}
+			t.obsolete(s.ks.itemBlobPaths(dir, name, old.Revision, g)...)
 		}
-		if err := s.intend(cands, nil); err != nil {
+		ct, err := protect.Seal(dmk.key, value)
+		if err != nil {
 			return err
 		}
-		if err := s.ks.writeNewBlob(s.ks.path(append(dir, blob)...), dmk.key, value); err != nil {
-			return err
-		}
-		if err := ks.files.syncDir(s.ks.path(dir...)); err != nil {
+		if err := t.create(s.ks.path(append(dir, formats.BlobName(name, next.Revision, g.current))...), ct); err != nil {
 			return err
 		}
 		data, err := next.Encode()
 		if err != nil {
 			return err
 		}
-		return s.ks.writeFileAtomic(s.ks.secretMetaPath(db, name), data)
+		return t.commit(s.ks.secretMetaPath(db, name), data)
 	})
 	return created, err
 }
@@ -288,17 +271,9 @@ func (ks *Keystore) RemoveSecret(db, name string) error {
 		if err != nil {
 			return err
 		}
-		var cands []string
-		for _, n := range itemBlobNames(name, sm.Revision, dmkGens(meta)) {
-			cands = append(cands, rel(databasesDir, db, secretsDir, n))
-		}
-		if err := s.intend(cands, nil); err != nil {
-			return err
-		}
-		if err := ks.files.removeFile(s.ks.secretMetaPath(db, name)); err != nil {
-			return err
-		}
-		return ks.files.syncDir(s.ks.dbPath(db, secretsDir))
+		t := s.begin()
+		t.obsolete(s.ks.itemBlobPaths([]string{databasesDir, db, secretsDir}, name, sm.Revision, dmkGens(meta))...)
+		return t.commitRemove(s.ks.secretMetaPath(db, name))
 	})
 }
 

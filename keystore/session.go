@@ -6,13 +6,14 @@ import (
 	"slices"
 
 	"github.com/keytree-dev/keytree/formats"
+	"github.com/keytree-dev/keytree/keystore/internal/fsio"
 )
 
 // A session is one operation under the keystore's lock. It caches what the
 // operation has read, so a key is decrypted at most once per command.
 type session struct {
 	ks      *Keystore
-	mode    lockMode
+	mode    fsio.LockMode
 	op      string
 	smk     *smkState
 	pending *formats.Pending
@@ -46,13 +47,13 @@ var errNeedsWrite = errors.New("keystore: repair needs the exclusive lock")
 // read runs fn under a shared lock; if fn finds a repair to make (an invalid
 // SMK encryption), it runs fn again under the exclusive lock.
 func (ks *Keystore) read(op string, fn func(*session) error) error {
-	l, err := acquireLock(ks.files, ks.path(lockFile), lockShared, ks.lockTimeout)
+	l, err := ks.lock(fsio.Shared, ks.lockTimeout)
 	if err != nil {
 		return err
 	}
 	work := newScryptWork()
-	err = fn(&session{ks: ks, mode: lockShared, op: op, work: work})
-	l.release()
+	err = fn(&session{ks: ks, mode: fsio.Shared, op: op, work: work})
+	l.Release()
 	if errors.Is(err, errNeedsWrite) {
 		return ks.writeWork(op, work, fn)
 	}
@@ -70,11 +71,11 @@ func (ks *Keystore) write(op string, fn func(*session) error) error {
 
 // writeWork is write with the scrypt work of an earlier pass.
 func (ks *Keystore) writeWork(op string, work *scryptWork, fn func(*session) error) error {
-	l, err := acquireLock(ks.files, ks.path(lockFile), lockExclusive, ks.lockTimeout)
+	l, err := ks.lock(fsio.Exclusive, ks.lockTimeout)
 	if err != nil {
 		return err
 	}
-	defer l.release()
+	defer l.Release()
 	if err := ks.recoverPending(); err != nil {
 		return err
 	}
@@ -83,23 +84,23 @@ func (ks *Keystore) writeWork(op string, work *scryptWork, fn func(*session) err
 
 // lockedInit is write for a keystore that has no keystore.toml yet.
 func (ks *Keystore) lockedInit(fn func(*session) error) error {
-	l, err := acquireLock(ks.files, ks.path(lockFile), lockExclusive, ks.lockTimeout)
+	l, err := ks.lock(fsio.Exclusive, ks.lockTimeout)
 	if err != nil {
 		return err
 	}
-	defer l.release()
+	defer l.Release()
 	return ks.runWriter("init", newScryptWork(), fn)
 }
 
 func (ks *Keystore) runWriter(op string, work *scryptWork, fn func(*session) error) error {
-	s := &session{ks: ks, mode: lockExclusive, op: op, work: work}
+	s := &session{ks: ks, mode: fsio.Exclusive, op: op, work: work}
 	err := fn(s)
 	// Rotated by writers only: see logEvent.
 	ks.rotateErrorLog()
 	if s.pending != nil {
 		if undecided, cerr := ks.collect(s.pending); cerr == nil && !undecided {
-			if rerr := ks.files.removeFile(ks.path(pendingFile)); rerr == nil {
-				ks.files.syncDir(ks.dir)
+			if rerr := ks.files.RemoveFile(ks.path(pendingFile)); rerr == nil {
+				ks.files.SyncDir(ks.dir)
 			}
 		}
 	}
@@ -114,7 +115,7 @@ func (s *session) intend(candidates, sweep []string) error {
 	if s.rehearsal {
 		return errRehearsed
 	}
-	if s.mode != lockExclusive {
+	if s.mode != fsio.Exclusive {
 		panic("keystore: intend outside a writer")
 	}
 	if s.pending == nil {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/keytree-dev/keytree/formats"
+	"github.com/keytree-dev/keytree/keystore/internal/fsio"
 	"github.com/keytree-dev/keytree/protect"
 )
 
@@ -56,19 +57,7 @@ func (st *smkState) refuseDisowned() error {
 }
 
 func (ks *Keystore) loadSMKMeta() (*formats.SMK, error) {
-	p := ks.path(smkFile)
-	data, err := ks.files.readFile(p, formats.MaxMetadataSize)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
-		return nil, ks.fileError(p, err)
-	}
-	meta, err := formats.DecodeSMK(data)
-	if err != nil {
-		return nil, errCorrupt(p, err)
-	}
-	return meta, nil
+	return loadMeta(ks, ks.path(smkFile), formats.DecodeSMK)
 }
 
 func (ks *Keystore) writeSMKMeta(meta *formats.SMK) error {
@@ -97,7 +86,7 @@ func (s *session) openSMK() (*smkState, error) {
 	}
 	meta, err := s.ks.loadSMKMeta()
 	if errors.Is(err, fs.ErrNotExist) {
-		if s.mode != lockExclusive {
+		if s.mode != fsio.Exclusive {
 			return nil, errNeedsWrite
 		}
 		return s.createSMK(protect.X25519)
@@ -229,7 +218,7 @@ func (s *session) openSMK() (*smkState, error) {
 		// a repair (see creation): the encryption stays invalid, which
 		// a reader can say without the exclusive lock.
 		err := s.ks.missingProtectorDir(e.Protector, s.creation())
-		if err == nil && s.mode != lockExclusive {
+		if err == nil && s.mode != fsio.Exclusive {
 			return nil, errNeedsWrite
 		}
 		if err == nil {
@@ -271,7 +260,7 @@ func (s *session) openSMK() (*smkState, error) {
 // collector.referenced): only smk machine-protection off removes the file.
 func (s *session) disabledMachineEncryption(meta *formats.SMK, st *smkState, enc *EncryptionState, mismatched *[]string) (string, error) {
 	blobPath := s.ks.path(smkDir, protectorBlobName(string(protect.KindMachine), meta.Generation))
-	if !s.ks.files.exists(blobPath) {
+	if !s.ks.files.Exists(blobPath) {
 		return "", nil
 	}
 	key, reason, err := s.ks.trySMKEncryption(protect.KindMachine, meta, st.key)
@@ -322,7 +311,7 @@ func (ks *Keystore) trySMKEncryption(kind protect.Kind, meta *formats.SMK, known
 		return nil, nil, err
 	}
 	blobPath := ks.path(smkDir, protectorBlobName(string(kind), meta.Generation))
-	blob, err := ks.files.readFile(blobPath, maxKeyBlobSize)
+	blob, err := ks.files.ReadFile(blobPath, maxKeyBlobSize)
 	if err != nil {
 		var ke *Error
 		if errors.As(err, &ke) {
@@ -382,7 +371,7 @@ func (ks *Keystore) writeSMKEncryption(kind protect.Kind, meta *formats.SMK, key
 // was lost, and a new key would orphan everything silently.
 func (s *session) createSMK(alg protect.Algorithm) (*smkState, error) {
 	for _, d := range []string{credentialsDir, databasesDir} {
-		entries, err := s.ks.files.readDir(s.ks.path(d))
+		entries, err := s.ks.files.ReadDir(s.ks.path(d))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}
@@ -404,7 +393,7 @@ func (s *session) createSMK(alg protect.Algorithm) (*smkState, error) {
 		Created:           s.ks.nowUTC(),
 		MachineProtection: true,
 	}
-	if err := s.ks.files.mkdirPrivate(s.ks.path(smkDir)); err != nil {
+	if err := s.ks.files.MkdirPrivate(s.ks.path(smkDir)); err != nil {
 		return nil, err
 	}
 	st := &smkState{meta: meta, key: key}
@@ -478,7 +467,7 @@ func (ks *Keystore) SetMachineProtection(on bool) (changed bool, err error) {
 		blob := s.ks.path(smkDir, protectorBlobName(string(protect.KindMachine), st.meta.Generation))
 		// A machine encryption that smk.toml already disowns: off
 		// removes it, on replaces it.
-		disowned := !st.meta.MachineProtection && s.ks.files.exists(blob)
+		disowned := !st.meta.MachineProtection && s.ks.files.Exists(blob)
 		if st.meta.MachineProtection == on && !disowned {
 			return nil
 		}
@@ -511,10 +500,10 @@ func (ks *Keystore) SetMachineProtection(on bool) (changed bool, err error) {
 		if on {
 			return nil
 		}
-		if err := s.ks.files.removeFile(blob); err != nil {
+		if err := s.ks.files.RemoveFile(blob); err != nil {
 			return err
 		}
-		return s.ks.files.syncDir(s.ks.path(smkDir))
+		return s.ks.files.SyncDir(s.ks.path(smkDir))
 	})
 	return changed, err
 }

@@ -36,7 +36,7 @@ func (ks *Keystore) BackupSMK(path string, password []byte, opts SMKOptions) (*S
 			return err
 		}
 		kf := backupKeyFile(st.key, st.meta.Created, ks.now(), "")
-		if err := writeKeyBackup(path, st.key, kf, password); err != nil {
+		if err := writeKeyBackup(s.ks.outside, path, st.key, kf, password); err != nil {
 			return err
 		}
 		info = st.info()
@@ -295,7 +295,7 @@ func (ks *Keystore) AlterSMKOldAccount(dir string) (*AlterResult, error) {
 			return err
 		}
 		blobPath := ks.path(smkDir, protectorBlobName(string(protect.KindAccount), st.meta.Generation))
-		blob, err := ks.files.readFile(blobPath, maxKeyBlobSize)
+		blob, err := ks.files.ReadFile(blobPath, maxKeyBlobSize)
 		if err != nil {
 			return ks.fileError(blobPath, err)
 		}

@@ -203,13 +203,12 @@ func TestForceOrphansOnReadError(t *testing.T) {
 		ks.path(credentialsDir, formats.BlobName("mail", 1, 1)),
 		ks.dbPath("payroll", formats.BlobName(formats.SMKEncryptionBase, 1, 1)),
 	}
-	faultHook = serialized(func(kind, path string) error {
+	ks.setFault(serialized(func(kind, path string) error {
 		if kind == "read" && slices.Contains(failing, path) {
 			return &os.PathError{Op: "read", Path: path, Err: syscall.EIO}
 		}
 		return nil
-	})
-	defer func() { faultHook = nil }()
+	}))
 
 	before := treeSnapshot(t, d.Keystore, "errorlog")
 	_, err := ks.RegenerateSMK(SMKOptions{})
@@ -230,7 +229,7 @@ func TestForceOrphansOnReadError(t *testing.T) {
 		len(res.Unreadable) != 2 || res.KeptEncryptions != 2 {
 		t.Fatalf("regenerate --force: %+v", res)
 	}
-	faultHook = nil
+	ks.setFault(nil)
 	for _, f := range failing {
 		wantExists(t, f, true)
 	}

@@ -1,6 +1,6 @@
 //go:build !windows
 
-package keystore
+package fsio
 
 import (
 	"errors"
@@ -9,9 +9,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func tryLock(f *os.File, mode lockMode) (bool, error) {
+func tryLock(f *os.File, mode LockMode) (bool, error) {
 	how := unix.LOCK_SH
-	if mode == lockExclusive {
+	if mode == Exclusive {
 		how = unix.LOCK_EX
 	}
 	for {

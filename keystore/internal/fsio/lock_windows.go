@@ -1,6 +1,6 @@
 //go:build windows
 
-package keystore
+package fsio
 
 import (
 	"errors"
@@ -9,9 +9,9 @@ import (
 	"golang.org/x/sys/windows"
 )
 
-func tryLock(f *os.File, mode lockMode) (bool, error) {
+func tryLock(f *os.File, mode LockMode) (bool, error) {
 	flags := uint32(windows.LOCKFILE_FAIL_IMMEDIATELY)
-	if mode == lockExclusive {
+	if mode == Exclusive {
 		flags |= windows.LOCKFILE_EXCLUSIVE_LOCK
 	}
 	ol := new(windows.Overlapped)

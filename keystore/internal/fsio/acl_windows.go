@@ -1,6 +1,6 @@
 //go:build windows
 
-package keystore
+package fsio
 
 import (
 	"errors"
@@ -28,7 +28,7 @@ import (
 // A DACL is accepted when every entry that grants access, and applies to the
 // object itself, names one of those three or the file's owner (the owner
 // plays the part of the file's uid on Unix; who may own a keystore is
-// checkOwner's business). Entries that deny access are ignored. A missing or
+// the keystore's owner check). Entries that deny access are ignored. A missing or
 // NULL DACL grants everyone everything and is refused.
 
 var (
@@ -44,8 +44,8 @@ func mustSID(t windows.WELL_KNOWN_SID_TYPE) *windows.SID {
 	return sid
 }
 
-// currentUserSID is the SID of the account running keytree.
-var currentUserSID = sync.OnceValues(func() (*windows.SID, error) {
+// CurrentUserSID is the SID of the account running keytree.
+var CurrentUserSID = sync.OnceValues(func() (*windows.SID, error) {
 	u, err := windows.GetCurrentProcessToken().GetTokenUser()
 	if err != nil {
 		return nil, fmt.Errorf("read the current account's SID: %w", err)
@@ -53,9 +53,9 @@ var currentUserSID = sync.OnceValues(func() (*windows.SID, error) {
 	return u.User.Sid.Copy()
 })
 
-// privateSDDL is the security descriptor keytree gives its files (dir
+// PrivateSDDL is the security descriptor keytree gives its files (dir
 // false) and directories, in SDDL.
-func privateSDDL(user *windows.SID, dir bool) string {
+func PrivateSDDL(user *windows.SID, dir bool) string {
 	inherit := ""
 	if dir {
 		inherit = "OICI"
@@ -68,13 +68,13 @@ func privateSDDL(user *windows.SID, dir bool) string {
 	return b.String()
 }
 
-// privateDACL builds the DACL of privateSDDL.
+// privateDACL builds the DACL of PrivateSDDL.
 func privateDACL(dir bool) (*windows.ACL, error) {
-	user, err := currentUserSID()
+	user, err := CurrentUserSID()
 	if err != nil {
 		return nil, err
 	}
-	sd, err := windows.SecurityDescriptorFromString(privateSDDL(user, dir))
+	sd, err := windows.SecurityDescriptorFromString(PrivateSDDL(user, dir))
 	if err != nil {
 		return nil, err
 	}
@@ -136,12 +136,12 @@ func fileSecurity(path string, f *os.File) (*windows.SECURITY_DESCRIPTOR, error)
 	return sd, nil
 }
 
-// othersAllowed lists who, besides the owner, the account running keytree,
+// OthersAllowed lists who, besides the owner, the account running keytree,
 // SYSTEM and Administrators, the DACL of sd lets in: SIDs as strings, or
 // "everyone" for a missing or NULL DACL, or a description of an entry
 // keytree does not read. Empty means private.
-func othersAllowed(sd *windows.SECURITY_DESCRIPTOR) ([]string, error) {
-	user, err := currentUserSID()
+func OthersAllowed(sd *windows.SECURITY_DESCRIPTOR) ([]string, error) {
+	user, err := CurrentUserSID()
 	if err != nil {
 		return nil, err
 	}
@@ -185,23 +185,23 @@ func othersAllowed(sd *windows.SECURITY_DESCRIPTOR) ([]string, error) {
 	return others, nil
 }
 
-// checkPrivate refuses a file or directory whose DACL lets in anyone but
+// CheckPrivate refuses a file or directory whose DACL lets in anyone but
 // its owner, the account running keytree, SYSTEM and Administrators, as
 // OpenSSH for Windows refuses such a private key. The DACL is read from f
 // when keytree has the file open, else from path.
-func checkPrivate(path string, f *os.File, fi fs.FileInfo) error {
-	sd, err := fileSecurity(path, f)
+func (f FS) CheckPrivate(path string, h *os.File, fi fs.FileInfo) error {
+	sd, err := fileSecurity(path, h)
 	if err != nil {
 		return err
 	}
-	others, err := othersAllowed(sd)
+	others, err := OthersAllowed(sd)
 	if err != nil {
 		return &fs.PathError{Op: "read the ACL of", Path: path, Err: err}
 	}
 	if len(others) == 0 {
 		return nil
 	}
-	return aclError(path, fi.IsDir(), others)
+	return f.report(aclError(path, fi, others))
 }
 
 // aclError reports a file or directory that others can use, with the
@@ -209,13 +209,13 @@ func checkPrivate(path string, f *os.File, fi fs.FileInfo) error {
 // the account running keytree, SYSTEM and Administrators (by SID, which
 // does not depend on the system's language), and the others' entries
 // removed.
-func aclError(path string, dir bool, others []string) error {
+func aclError(path string, fi fs.FileInfo, others []string) *ExposedError {
 	inherit := ""
-	if dir {
+	if fi.IsDir() {
 		inherit = "(OI)(CI)"
 	}
-	fix := fmt.Sprintf("icacls %s /inheritance:r", shellQuote(path))
-	if user, err := currentUserSID(); err == nil {
+	fix := fmt.Sprintf("icacls %s /inheritance:r", ShellQuote(path))
+	if user, err := CurrentUserSID(); err == nil {
 		fix += fmt.Sprintf(" /grant:r *%s:%sF", user, inherit)
 	}
 	fix += fmt.Sprintf(" *S-1-5-18:%sF *S-1-5-32-544:%sF", inherit, inherit)
@@ -226,18 +226,14 @@ func aclError(path string, dir bool, others []string) error {
 	}
 	who := make([]string, len(others))
 	for i, sid := range others {
-		who[i] = sidName(sid)
+		who[i] = SIDName(sid)
 	}
-	return &Error{
-		Text: fmt.Sprintf("%s is accessible by others (its ACL grants access to %s); keytree refuses to use it", path, strings.Join(who, ", ")),
-		Hint: "make it private to its owner: " + fix,
-		Kind: ErrPermissions,
-	}
+	return &ExposedError{Path: path, Mode: fi.Mode(), Others: who, Fix: fix}
 }
 
-// sidName turns a SID string into "DOMAIN\name (SID)" where the system
+// SIDName turns a SID string into "DOMAIN\name (SID)" where the system
 // knows the account.
-func sidName(s string) string {
+func SIDName(s string) string {
 	sid, err := windows.StringToSid(s)
 	if err != nil {
 		return s
@@ -255,21 +251,21 @@ func sidName(s string) string {
 // fixOwnFile makes a file keytree changes in place (the lock, the error log)
 // private if it is not: only if it belongs to the account running keytree,
 // as on Unix; someone else's file that others can use is refused.
-func fixOwnFile(path string, f *os.File, fi fs.FileInfo) error {
-	err := checkPrivate(path, f, fi)
+func (f FS) fixOwnFile(path string, h *os.File, fi fs.FileInfo) error {
+	err := f.CheckPrivate(path, h, fi)
 	if err == nil {
 		return nil
 	}
-	sd, serr := fileSecurity(path, f)
+	sd, serr := fileSecurity(path, h)
 	if serr != nil {
 		return err
 	}
 	owner, _, oerr := sd.Owner()
-	user, uerr := currentUserSID()
+	user, uerr := CurrentUserSID()
 	if oerr != nil || uerr != nil || owner == nil || !owner.Equals(user) {
 		return err
 	}
-	if setPrivate(f, false) != nil {
+	if setPrivate(h, false) != nil {
 		return err
 	}
 	return nil

@@ -1,6 +1,6 @@
 //go:build windows
 
-package keystore
+package fsio
 
 import (
 	"errors"
@@ -12,26 +12,26 @@ import (
 	"golang.org/x/sys/windows"
 )
 
-// noFollow is 0 on Windows, where creating a symbolic link takes a
+// NoFollow is 0 on Windows, where creating a symbolic link takes a
 // privilege of its own.
-const noFollow = 0
+const NoFollow = 0
 
-// nonBlock is 0 on Windows: a named pipe lives in its own namespace, not
+// NonBlock is 0 on Windows: a named pipe lives in its own namespace, not
 // among a directory's files.
-const nonBlock = 0
+const NonBlock = 0
 
 // dirSyncNeeded is false: NTFS journals directory changes, Windows has no
 // call to flush a directory, and MOVEFILE_WRITE_THROUGH flushes a rename.
 const dirSyncNeeded = false
 
-// fixMode gives a new file keytree's protected, owner-only DACL
+// FixMode gives a new file keytree's protected, owner-only DACL
 // (acl_windows.go) before a byte is written.
-func fixMode(f *os.File) error { return setPrivate(f, false) }
+func FixMode(f *os.File) error { return setPrivate(f, false) }
 
-// fixDirMode gives a directory keytree created its protected, owner-only
+// FixDirMode gives a directory keytree created its protected, owner-only
 // DACL, which what is created in it inherits.
-func (f files) fixDirMode(dir string) error {
-	d, err := f.openFile(dir, os.O_RDONLY, 0)
+func (f FS) FixDirMode(dir string) error {
+	d, err := f.OpenFile(dir, os.O_RDONLY, 0)
 	if err != nil {
 		return err
 	}
@@ -39,13 +39,13 @@ func (f files) fixDirMode(dir string) error {
 	return setPrivate(d, true)
 }
 
-// renameReplace replaces to with from through MoveFileEx, retrying for a
+// RenameReplace replaces to with from through MoveFileEx, retrying for a
 // while when another process (an antivirus, an indexer, a keytree reader)
 // has the target open. MoveFileEx takes whole paths: both are first checked
 // to resolve inside the root, and the directories keytree renames in are
 // refused if they are links or junctions.
-func (f files) renameReplace(from, to string) error {
-	if err := step("rename", to); err != nil {
+func (f FS) RenameReplace(from, to string) error {
+	if err := f.Step("rename", to); err != nil {
 		return err
 	}
 	if err := f.checkRename(from, to); err != nil {
@@ -54,10 +54,10 @@ func (f files) renameReplace(from, to string) error {
 	return moveFile(from, to, windows.MOVEFILE_REPLACE_EXISTING|windows.MOVEFILE_WRITE_THROUGH)
 }
 
-// renameNoReplace moves from to to unless to exists: MoveFileEx without
+// RenameNoReplace moves from to to unless to exists: MoveFileEx without
 // MOVEFILE_REPLACE_EXISTING fails rather than replace.
-func (f files) renameNoReplace(from, to string) error {
-	if err := step("rename", to); err != nil {
+func (f FS) RenameNoReplace(from, to string) error {
+	if err := f.Step("rename", to); err != nil {
 		return err
 	}
 	if err := f.checkRename(from, to); err != nil {
@@ -70,9 +70,9 @@ func (f files) renameNoReplace(from, to string) error {
 	return err
 }
 
-// renameDir moves a directory to a name that does not exist yet.
-func (f files) renameDir(from, to string) error {
-	if err := step("rename", to); err != nil {
+// RenameDir moves a directory to a name that does not exist yet.
+func (f FS) RenameDir(from, to string) error {
+	if err := f.Step("rename", to); err != nil {
 		return err
 	}
 	if err := f.checkRename(from, to); err != nil {
@@ -81,12 +81,12 @@ func (f files) renameDir(from, to string) error {
 	return moveFile(from, to, 0)
 }
 
-func (f files) checkRename(from, to string) error {
+func (f FS) checkRename(from, to string) error {
 	for _, p := range []string{from, to} {
 		if _, err := f.name(p); err != nil {
 			return err
 		}
-		if err := f.realDir(filepath.Dir(p)); err != nil {
+		if err := f.RealDir(filepath.Dir(p)); err != nil {
 			return err
 		}
 	}
@@ -122,28 +122,35 @@ func syncDirFile(*os.File) error { return nil }
 // delete os.Root uses. The path is first checked to resolve inside the root,
 // through directories that are no links or junctions; DeleteFile removes a
 // link itself, never its target.
-func (f files) remove(path string) error {
+func (f FS) remove(path string) error {
 	if f.root != nil {
 		if _, err := f.name(path); err != nil {
 			return err
 		}
-		if err := f.realDir(filepath.Dir(path)); err != nil {
+		if err := f.RealDir(filepath.Dir(path)); err != nil {
 			return err
 		}
 	}
 	return os.Remove(path)
 }
 
-// replaceEmptyDir renames the directory from to to, replacing an empty
+// ReplaceEmptyDir renames the directory from to to, replacing an empty
 // directory there. MoveFileEx replaces no directory, so the empty one is
 // removed first; that fails on one that is not empty, so nothing in it is
 // ever lost.
-func (f files) replaceEmptyDir(from, to string) error {
-	if err := f.removeDir(to); err != nil {
-		if exists(to) {
+func (f FS) ReplaceEmptyDir(from, to string) error {
+	if err := f.RemoveDir(to); err != nil {
+		if _, serr := os.Lstat(to); serr == nil {
 			return fs.ErrExist
 		}
 		return err
 	}
-	return f.renameDir(from, to)
+	return f.RenameDir(from, to)
 }
+
+// FileOwner is a file's owner as a uid: Windows has none (see the keystore's
+// owner check).
+func FileOwner(fs.FileInfo) (int, bool) { return 0, false }
+
+// LinkCount is 1 on Windows, where os.FileInfo does not carry it.
+func LinkCount(fs.FileInfo) uint64 { return 1 }

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package keystore
+package fsio
 
 import "os"
 

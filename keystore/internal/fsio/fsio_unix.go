@@ -1,81 +1,92 @@
 //go:build !windows
 
-package keystore
+package fsio
 
 import (
 	"errors"
 	"io/fs"
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// noFollow makes open(2) refuse a symbolic link as the last component: the
+// NoFollow makes open(2) refuse a symbolic link as the last component: the
 // files keytree appends to or changes the mode of (the lock, the error log)
 // must not be a link that someone who can write the keystore pointed at a
 // file of their choosing, which keytree run as another user (root) would
 // then write to.
-const noFollow = unix.O_NOFOLLOW
+const NoFollow = unix.O_NOFOLLOW
 
-// nonBlock opens a file without waiting: a FIFO planted where keytree
+// NonBlock opens a file without waiting: a FIFO planted where keytree
 // expects a file would otherwise block open(2) until a writer appears.
-const nonBlock = unix.O_NONBLOCK
+const NonBlock = unix.O_NONBLOCK
 
 // dirSyncNeeded: a new or renamed directory entry is durable only once its
 // directory is synced.
 const dirSyncNeeded = true
 
-// fixMode sets a new file's mode to 0600 whatever the umask was.
-func fixMode(f *os.File) error { return f.Chmod(fileMode) }
+// FixMode sets a new file's mode to 0600 whatever the umask was.
+func FixMode(f *os.File) error { return f.Chmod(FilePerm) }
 
-// fixDirMode sets a directory's mode to 0700: MkdirAll applies the umask;
+// FixDirMode sets a directory's mode to 0700: MkdirAll applies the umask;
 // a umask can only take bits away, but one that takes the owner's away would
 // lock keytree out of its own keystore.
-func (f files) fixDirMode(dir string) error {
+func (f FS) FixDirMode(dir string) error {
 	n, err := f.name(dir)
 	if err != nil {
 		return err
 	}
 	if f.root == nil {
-		return os.Chmod(n, dirMode)
+		return os.Chmod(n, DirPerm)
 	}
-	return pathErr(dir, f.root.Chmod(n, dirMode))
+	return pathErr(dir, f.root.Chmod(n, DirPerm))
 }
 
-// checkPrivate refuses a file or directory that group or others can use, as
-// OpenSSH refuses a private key that others can read. The mode is fi's; the
-// open file, if any, is not needed.
-func checkPrivate(path string, _ *os.File, fi fs.FileInfo) error {
+// CheckPrivate refuses a file or directory that group or others can use,
+// as OpenSSH refuses a private key that others can read. The mode is fi's;
+// the open file, if any, is not needed.
+func (f FS) CheckPrivate(path string, _ *os.File, fi fs.FileInfo) error {
 	if fi.Mode().Perm()&0o077 != 0 {
-		return permissionError(path, fi.Mode())
+		return f.exposed(path, fi.Mode())
 	}
 	return nil
+}
+
+// exposed reports a file or directory that group or others can use.
+func (f FS) exposed(path string, mode fs.FileMode) error {
+	fix := "chmod 600 "
+	if mode.IsDir() {
+		fix = "chmod 700 "
+	}
+	return f.report(&ExposedError{Path: path, Mode: mode, Fix: fix + ShellQuote(path)})
 }
 
 // fixOwnFile makes a file keytree changes in place (the lock, the error log)
 // 0600 if it is not, when it belongs to the account running keytree; another
 // account's file that others can use is refused.
-func fixOwnFile(path string, f *os.File, fi fs.FileInfo) error {
-	if fi.Mode().Perm() != fileMode {
-		if uid, ok := fileOwner(fi); ok && uid != os.Geteuid() {
-			return permissionError(path, fi.Mode())
+func (f FS) fixOwnFile(path string, h *os.File, fi fs.FileInfo) error {
+	if fi.Mode().Perm() != FilePerm {
+		if uid, ok := FileOwner(fi); ok && uid != os.Geteuid() {
+			return f.exposed(path, fi.Mode())
 		}
-		fixMode(f)
+		FixMode(h)
 	}
 	return nil
 }
 
-func (f files) renameReplace(from, to string) error {
-	if err := step("rename", to); err != nil {
+// RenameReplace moves from to to, replacing a file there.
+func (f FS) RenameReplace(from, to string) error {
+	if err := f.Step("rename", to); err != nil {
 		return err
 	}
 	return f.rename(from, to)
 }
 
-// renameNoReplace moves from to to unless to exists. link(2) fails with
+// RenameNoReplace moves from to to unless to exists. link(2) fails with
 // EEXIST rather than replace, which makes the creation atomic and exclusive.
-func (f files) renameNoReplace(from, to string) error {
-	if err := step("rename", to); err != nil {
+func (f FS) RenameNoReplace(from, to string) error {
+	if err := f.Step("rename", to); err != nil {
 		return err
 	}
 	var err error
@@ -90,12 +101,12 @@ func (f files) renameNoReplace(from, to string) error {
 	return err
 }
 
-// renameDir moves a directory to a name that does not exist yet.
-func (f files) renameDir(from, to string) error {
-	if err := step("rename", to); err != nil {
+// RenameDir moves a directory to a name that does not exist yet.
+func (f FS) RenameDir(from, to string) error {
+	if err := f.Step("rename", to); err != nil {
 		return err
 	}
-	if f.exists(to) {
+	if f.Exists(to) {
 		return fs.ErrExist
 	}
 	return f.rename(from, to)
@@ -108,7 +119,7 @@ func syncDirFile(d *os.File) error {
 	return nil
 }
 
-func (f files) remove(path string) error {
+func (f FS) remove(path string) error {
 	n, err := f.name(path)
 	if err != nil {
 		return err
@@ -120,7 +131,7 @@ func (f files) remove(path string) error {
 }
 
 // rename moves from to to, replacing a file there.
-func (f files) rename(from, to string) error {
+func (f FS) rename(from, to string) error {
 	if f.root == nil {
 		return os.Rename(from, to)
 	}
@@ -128,7 +139,7 @@ func (f files) rename(from, to string) error {
 }
 
 // inRoot runs a two-name operation of the root on the names of from and to.
-func (f files) inRoot(from, to string, op func(a, b string) error) error {
+func (f FS) inRoot(from, to string, op func(a, b string) error) error {
 	a, err := f.name(from)
 	if err != nil {
 		return err
@@ -140,13 +151,13 @@ func (f files) inRoot(from, to string, op func(a, b string) error) error {
 	return pathErr(to, op(a, b))
 }
 
-// replaceEmptyDir renames the directory from to to, a path outside the
+// ReplaceEmptyDir renames the directory from to to, a path outside the
 // keystore, replacing an empty directory there: rename(2) does, and fails
 // with ENOTEMPTY or EEXIST on one that is not empty, so nothing in it is
 // ever lost. (os.Rename refuses any existing directory, to behave as on
 // Windows.)
-func (f files) replaceEmptyDir(from, to string) error {
-	if err := step("rename", to); err != nil {
+func (f FS) ReplaceEmptyDir(from, to string) error {
+	if err := f.Step("rename", to); err != nil {
 		return err
 	}
 	if f.root != nil {
@@ -159,4 +170,21 @@ func (f files) replaceEmptyDir(from, to string) error {
 		return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
 	}
 	return nil
+}
+
+// FileOwner is the uid of a file's owner.
+func FileOwner(fi fs.FileInfo) (int, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return int(st.Uid), true
+}
+
+// LinkCount is the number of hard links to a file.
+func LinkCount(fi fs.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Nlink)
+	}
+	return 1
 }

@@ -1,0 +1,332 @@
+package keystore
+
+// The statements on a database master key that are not rekeys (those are in
+// dmkops.go): CREATE MASTER KEY, ALTER MASTER KEY ADD and DROP ENCRYPTION,
+// and DROP MASTER KEY.
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/keytree-dev/keytree/formats"
+	"github.com/keytree-dev/keytree/keystore/internal/fsio"
+	"github.com/keytree-dev/keytree/protect"
+)
+
+// CreateDMK creates a database and its master key, encrypted by password
+// and, unless opts.NoSMKEncryption, by the SMK.
+func (ks *Keystore) CreateDMK(db string, password []byte, opts DMKOptions) (*DatabaseInfo, error) {
+	if err := validName("database", db); err != nil {
+		return nil, err
+	}
+	if err := checkNewPassword(password, db, opts); err != nil {
+		return nil, err
+	}
+	alg := opts.Algorithm
+	if alg == "" {
+		alg = protect.X25519
+	}
+	// The key is made before the lock, so that the rehearsal seals the
+	// one that is written (writeWithPasswords).
+	key, err := protect.GenerateKey(protect.KindDMK, alg)
+	if err != nil {
+		return nil, err
+	}
+	now := ks.nowUTC()
+	var info *DatabaseInfo
+	exists := func() error {
+		return &Error{Number: MsgDMKExists, Kind: ErrExists,
+			Text: "There is already a master key in the database. Please drop it before performing this statement.",
+			Hint: fmt.Sprintf("database '%s' already has one; see keytree db list", db)}
+	}
+	err = ks.writeWithPasswords("dmk create", func(s *session) error {
+		if s.rehearsal {
+			// Under the shared lock: only the scrypt work, sealing the
+			// key to the password. Claiming the name may remove an empty
+			// directory, and building the database writes: both wait
+			// for the exclusive lock.
+			if _, err := s.ks.loadDatabaseMeta(db); err == nil {
+				return exists()
+			}
+			if _, _, err := s.newPassword(key, now, password); err != nil {
+				return err
+			}
+			return errRehearsed
+		}
+		if err := s.ks.claimDatabaseName(db, exists); err != nil {
+			return err
+		}
+		pwBlob, pe, err := s.newPassword(key, now, password)
+		if err != nil {
+			return err
+		}
+		pe.Created = now
+		meta := &formats.Database{
+			Version: formats.Version, Name: db, Generation: 1, Thumbprint: key.Thumbprint(),
+			Algorithm: string(alg), Created: now, SMKEncryption: !opts.NoSMKEncryption,
+			Passwords: []formats.PasswordEncryption{pe},
+		}
+		var smkBlob []byte
+		var smk *smkState
+		if meta.SMKEncryption {
+			if smk, err = s.openSMK(); err != nil {
+				return err
+			}
+			if smkBlob, err = sealDMKForSMK(smk, key, now, db); err != nil {
+				return err
+			}
+		}
+		metaData, err := meta.Encode()
+		if err != nil {
+			return err
+		}
+		// The database is built whole in tmp/, which every writer empties
+		// first, and renamed into databases/ in one step, as db import
+		// does: no state of databases/ shows a database directory without
+		// its database.toml.
+		st, err := ks.newStage("create")
+		if err != nil {
+			return err
+		}
+		defer st.discard()
+		stage := st.dir
+		b := ks.files.NewBatch(ks.dir)
+		if err := b.Create(filepath.Join(stage, formats.PasswordBlobName(meta.Passwords[0].ID, 1)), stage, pwBlob); err != nil {
+			return err
+		}
+		if smkBlob != nil {
+			if err := b.Create(filepath.Join(stage, formats.BlobName(formats.SMKEncryptionBase, 1, smk.meta.Generation)), stage, smkBlob); err != nil {
+				return err
+			}
+		}
+		if err := b.Create(filepath.Join(stage, databaseFile), stage, metaData); err != nil {
+			return err
+		}
+		if err := b.Sync(); err != nil {
+			return err
+		}
+		if err := st.commit(db); err != nil {
+			return err
+		}
+		info = databaseInfo(meta, 0)
+		return nil
+	})
+	return info, err
+}
+
+// A stage is a database built whole in tmp/, which every writer empties
+// first, and renamed into databases/ in one step (dmk create, db import):
+// no state of databases/ shows a database directory without its
+// database.toml (database_gc.go).
+type stage struct {
+	ks        *Keystore
+	dir       string
+	committed bool
+}
+
+// newStage makes a stage, with its secrets/ directory, named for op.
+func (ks *Keystore) newStage(op string) (*stage, error) {
+	st := &stage{ks: ks, dir: ks.path(tmpDir, op+"-"+fsio.RandomName())}
+	for _, d := range []string{st.dir, filepath.Join(st.dir, secretsDir)} {
+		if err := ks.files.MkdirPrivate(d); err != nil {
+			st.discard()
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+// commit renames the stage, whose files are durable, into databases/ as
+// database db: the one step that commits it.
+func (st *stage) commit(db string) error {
+	if err := st.ks.files.RenameDir(st.dir, st.ks.dbPath(db)); err != nil {
+		return err
+	}
+	st.committed = true
+	return st.ks.files.SyncDir(st.ks.path(databasesDir))
+}
+
+// discard removes the stage unless it was committed.
+func (st *stage) discard() {
+	if !st.committed {
+		st.ks.files.RemoveTree(st.dir)
+	}
+}
+
+// EncryptionKind names what protects a DMK.
+type EncryptionKind string
+
+const (
+	BySMK      EncryptionKind = "smk"
+	ByPassword EncryptionKind = "password"
+)
+
+// AddDMKEncryption adds an encryption of a database's master key, by the SMK
+// or by a new password, and checks that it opens before it commits. A
+// password that already encrypts the key is refused.
+func (ks *Keystore) AddDMKEncryption(db string, by EncryptionKind, newPassword []byte, opts DMKOptions) error {
+	if err := validName("database", db); err != nil {
+		return err
+	}
+	if by == ByPassword {
+		if err := checkNewPassword(newPassword, db, opts); err != nil {
+			return err
+		}
+	}
+	write := ks.write
+	if by == ByPassword || opts.OpenPassword != nil {
+		write = ks.writeWithPasswords
+	}
+	return write("dmk add-encryption", func(s *session) error {
+		meta, err := s.ks.databaseMeta(db, missingDatabase)
+		if err != nil {
+			return err
+		}
+		next := *meta
+		t := s.begin()
+		switch by {
+		case BySMK:
+			smk, err := s.openSMK()
+			if err != nil {
+				return err
+			}
+			if meta.SMKEncryption && ks.files.Exists(s.ks.dbPath(db, formats.BlobName(formats.SMKEncryptionBase, meta.Generation, smk.meta.Generation))) {
+				return &Error{Number: MsgEncryptionExists, Kind: ErrExists,
+					Text:   "Adding an encryption to the symmetric key failed. An encryption by the same service master key may already exist.",
+					Detail: []string{fmt.Sprintf("the master key of database '%s' is already encrypted by the service master key", db)}}
+			}
+			dmk, err := s.openDMK(meta, opts.OpenPassword)
+			if err != nil {
+				return err
+			}
+			blob, err := sealDMKForSMK(smk, dmk.key, meta.Created, db)
+			if err != nil {
+				return err
+			}
+			// The name may already count as live (an orphaned encryption
+			// re-added): replace it atomically.
+			if err := t.replace(s.ks.dbPath(db, formats.BlobName(formats.SMKEncryptionBase, meta.Generation, smk.meta.Generation)), blob); err != nil {
+				return err
+			}
+			next.SMKEncryption = true
+		case ByPassword:
+			if len(meta.Passwords) >= formats.MaxPasswords {
+				return &Error{Text: fmt.Sprintf("database '%s' already has %d password encryptions", db, len(meta.Passwords)), Kind: ErrRefused}
+			}
+			if _, _, err := s.openDMKByPassword(meta, newPassword); err == nil {
+				return &Error{Number: MsgEncryptionExists, Kind: ErrExists,
+					Text:   "Adding an encryption to the symmetric key failed. An encryption by the same password '********' may already exist.",
+					Detail: []string{fmt.Sprintf("the master key of database '%s' is already encrypted by this password", db)}}
+			} else if !isMsg(err, MsgNotEncryptedBy) {
+				return err
+			}
+			dmk, err := s.openDMK(meta, opts.OpenPassword)
+			if err != nil {
+				return err
+			}
+			blob, pe, err := s.newPassword(dmk.key, meta.Created, newPassword)
+			if err != nil {
+				return err
+			}
+			if err := t.create(s.ks.dbPath(db, formats.PasswordBlobName(pe.ID, meta.Generation)), blob); err != nil {
+				return err
+			}
+			next.Passwords = append(append([]formats.PasswordEncryption(nil), meta.Passwords...), pe)
+		default:
+			return invalid(fmt.Errorf("unknown encryption %q (want smk or password)", by))
+		}
+		return t.commitDatabase(&next)
+	})
+}
+
+// DropDMKEncryption drops an encryption of a database's master key: the SMK
+// encryption, or the password encryption that the given password opens. The
+// last password encryption can never be dropped (P9).
+func (ks *Keystore) DropDMKEncryption(db string, by EncryptionKind, password []byte) error {
+	if err := validName("database", db); err != nil {
+		return err
+	}
+	write := ks.write
+	if by == ByPassword {
+		write = ks.writeWithPasswords
+	}
+	return write("dmk drop-encryption", func(s *session) error {
+		meta, err := s.ks.databaseMeta(db, missingDatabase)
+		if err != nil {
+			return err
+		}
+		next := *meta
+		t := s.begin()
+		switch by {
+		case BySMK:
+			if !meta.SMKEncryption {
+				return &Error{Number: MsgNotEncryptedBy, Kind: ErrNotFound,
+					Plain:  "no service master key encryption to drop",
+					Text:   "The key is not encrypted using the specified decryptor.",
+					Detail: []string{fmt.Sprintf("the master key of database '%s' has no service master key encryption", db)}}
+			}
+			next.SMKEncryption = false
+			if smk, err := s.ks.loadSMKMeta(); err == nil {
+				t.obsolete(s.ks.itemBlobPaths([]string{databasesDir, db}, formats.SMKEncryptionBase, meta.Generation, smkGens(smk))...)
+			}
+		case ByPassword:
+			if len(meta.Passwords) == 1 {
+				return &Error{Number: MsgLastPassword, Kind: ErrRefused,
+					Text:   "Cannot drop encryption by password '********'.",
+					Detail: []string{fmt.Sprintf("it is the last password encryption of the master key of database '%s'", db)},
+					Hint:   "a database master key always keeps a password encryption: add another password first (keytree dmk add-encryption --by password)"}
+			}
+			_, id, err := s.openDMKByPassword(meta, password)
+			if err != nil {
+				return err
+			}
+			next.Passwords = nil
+			for _, pe := range meta.Passwords {
+				if pe.ID != id {
+					next.Passwords = append(next.Passwords, pe)
+				}
+			}
+			t.obsolete(s.ks.dbPath(db, formats.PasswordBlobName(id, meta.Generation)))
+		default:
+			return invalid(fmt.Errorf("unknown encryption %q (want smk or password)", by))
+		}
+		return t.commitDatabase(&next)
+	})
+}
+
+// DropDMK drops a database's master key, and with it the database, unless
+// secrets depend on it (15580).
+func (ks *Keystore) DropDMK(db string) error {
+	if err := validName("database", db); err != nil {
+		return err
+	}
+	return ks.write("dmk drop", func(s *session) error {
+		if _, err := s.ks.databaseMeta(db, missingDatabase); err != nil {
+			return err
+		}
+		n := 0
+		if err := s.ks.eachSecretMeta(db, func(*formats.Secret) error { n++; return nil }); err != nil {
+			return err
+		}
+		if n > 0 {
+			return &Error{Number: MsgDMKInUse, Kind: ErrRefused,
+				Text: fmt.Sprintf("Cannot drop master key because %d secrets in database '%s' are encrypted by it.", n, db),
+				Hint: fmt.Sprintf("remove them first (keytree secret list %s; keytree secret rm %s/NAME)", db, db)}
+		}
+		// The commit: one rename of the whole directory into tmp/, the
+		// reverse of dmk create. Removing database.toml first instead
+		// would leave a directory without it, which keytree must take for
+		// a database whose metadata was lost, and keep.
+		gone := s.ks.path(tmpDir, "drop-"+fsio.RandomName())
+		if err := ks.files.RenameDir(s.ks.dbPath(db), gone); err != nil {
+			return err
+		}
+		if err := ks.files.SyncDir(ks.path(databasesDir)); err != nil {
+			return err
+		}
+		// What is left in tmp/ if this stops halfway, the next writer
+		// removes.
+		ks.files.RemoveTree(gone)
+		return nil
+	})
+}

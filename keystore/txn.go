@@ -1,0 +1,132 @@
+package keystore
+
+import (
+	"path/filepath"
+)
+
+// A txn is one writer's change to the keystore, made in the order that
+// keeps every crash recoverable (P5, P6):
+//
+//  1. intent: every file the change will create or make obsolete is
+//     recorded in pending.toml before the first of them is created
+//     (session.intend), so that the clean-up after a crash knows them;
+//  2. new files are created beside the old ones, never over a name that
+//     committed metadata refers to, and made durable;
+//  3. the commit: one metadata file is replaced, or removed, in one rename
+//     or unlink; before it the keystore is wholly old, after it wholly new;
+//  4. the clean-up (runWriter, pending.go) removes what the commit made
+//     obsolete, or, after a crash before the commit, what was created.
+//
+// An operation computes its new values first, then declares and creates:
+//
+//	t := s.begin()
+//	t.obsolete(oldFiles...)
+//	if err := t.create(newFile, data); err != nil { ... }
+//	return t.commit(metaFile, metaData)
+type txn struct {
+	s        *session
+	declared []string // keystore-relative, slash-separated
+	dirs     []string // directories with files created, synced before the commit
+}
+
+// begin starts a change to the keystore.
+func (s *session) begin() *txn { return &txn{s: s} }
+
+// obsolete declares files, by path, that the commit makes obsolete.
+func (t *txn) obsolete(paths ...string) {
+	for _, p := range paths {
+		t.declared = append(t.declared, t.s.ks.relPath(p))
+	}
+}
+
+// intend records what is declared so far (nothing is written if nothing
+// new was declared).
+func (t *txn) intend() error {
+	if len(t.declared) == 0 {
+		return nil
+	}
+	return t.s.intend(t.declared, nil)
+}
+
+// create writes a new file under a name no committed metadata refers to
+// yet, owner-only and synced; anything already there is a leftover of an
+// operation that never committed, and is replaced.
+func (t *txn) create(path string, data []byte) error {
+	t.obsolete(path)
+	if err := t.intend(); err != nil {
+		return err
+	}
+	f := t.s.ks.files
+	if err := f.RemoveFile(path); err != nil {
+		return err
+	}
+	if err := f.CreateFile(path, data, true); err != nil {
+		return err
+	}
+	t.noteDir(filepath.Dir(path))
+	return nil
+}
+
+// replace writes a file whose name may already count as live (an orphaned
+// encryption added again): atomically, through tmp/.
+func (t *txn) replace(path string, data []byte) error {
+	t.obsolete(path)
+	if err := t.intend(); err != nil {
+		return err
+	}
+	return t.s.ks.writeFileAtomic(path, data)
+}
+
+func (t *txn) noteDir(dir string) {
+	for _, d := range t.dirs {
+		if d == dir {
+			return
+		}
+	}
+	t.dirs = append(t.dirs, dir)
+}
+
+// prepare records the intent and makes the created files' directory
+// entries durable: everything the commit is to refer to is on disk.
+func (t *txn) prepare() error {
+	if err := t.intend(); err != nil {
+		return err
+	}
+	for _, d := range t.dirs {
+		if err := t.s.ks.files.SyncDir(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// commit replaces the metadata file at path with data: the change is made.
+func (t *txn) commit(path string, data []byte) error {
+	if err := t.prepare(); err != nil {
+		return err
+	}
+	return t.s.ks.writeFileAtomic(path, data)
+}
+
+// commitRemove removes the metadata file at path: the item it describes is
+// gone, and its files are obsolete.
+func (t *txn) commitRemove(path string) error {
+	if err := t.prepare(); err != nil {
+		return err
+	}
+	f := t.s.ks.files
+	if err := f.RemoveFile(path); err != nil {
+		return err
+	}
+	return f.SyncDir(filepath.Dir(path))
+}
+
+// relPath turns a path of the keystore into the relative, slash-separated form
+// pending.toml records.
+func (ks *Keystore) relPath(path string) string {
+	r, err := filepath.Rel(ks.dir, path)
+	if err != nil {
+		panic("keystore: " + path + " is not in the keystore")
+	}
+	return filepath.ToSlash(r)
+}
