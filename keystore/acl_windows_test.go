@@ -106,9 +106,7 @@ func TestCreatedPrivate(t *testing.T) {
 	d.Account = filepath.Join(base.Account, "account")
 	d.Machine = filepath.Join(base.Machine, "machine")
 	_, ks := initTestKeystore(t, d)
-	if _, err := ks.SetCredential("c", "u", []byte("v")); err != nil {
-		t.Fatal(err)
-	}
+	setTestCredential(t, ks, "c", "u", []byte("v"))
 	user := testUserSID(t)
 	check := func(p string, dir bool) {
 		t.Helper()
@@ -203,9 +201,7 @@ func TestACLRefusals(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			d := testDirs(t)
 			_, ks := initTestKeystore(t, d)
-			if _, err := ks.SetCredential("c", "u", []byte("v")); err != nil {
-				t.Fatal(err)
-			}
+			setTestCredential(t, ks, "c", "u", []byte("v"))
 			p, dir := target(d, ks)
 			before, _ := os.ReadFile(p) // nil for a directory
 			grantEveryone(t, p, dir)
@@ -248,9 +244,7 @@ func TestACLRefusals(t *testing.T) {
 			}
 			me := testUserSID(t).String()
 			setDACL(t, p, "D:P(A;"+inherit+";FA;;;"+me+")(A;"+inherit+";FA;;;SY)")
-			if _, v, err := ks.GetCredential("c"); err != nil || string(v) != "v" {
-				t.Fatalf("after making it private again: %q, %v", v, err)
-			}
+			wantCredential(t, ks, "c", "v", "after making it private again")
 		})
 	}
 }

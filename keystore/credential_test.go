@@ -47,9 +47,7 @@ func TestCredentialLifecycle(t *testing.T) {
 		t.Fatalf("after update %+v", c)
 	}
 
-	if _, err := ks.SetCredential("backup-op", "u2", []byte("x")); err != nil {
-		t.Fatal(err)
-	}
+	setTestCredential(t, ks, "backup-op", "u2", []byte("x"))
 	list, err := ks.ListCredentials()
 	if err != nil || len(list) != 2 || list[0].Name != "backup-op" || list[1].Name != "sa" || list[1].Identity != "svc_sa" {
 		t.Fatalf("list %+v, %v", list, err)
@@ -103,9 +101,7 @@ func TestCredentialInvalidInput(t *testing.T) {
 func TestCredentialDamagedBlob(t *testing.T) {
 	d := testDirs(t)
 	_, ks := initTestKeystore(t, d)
-	if _, err := ks.SetCredential("c", "u", []byte("value")); err != nil {
-		t.Fatal(err)
-	}
+	setTestCredential(t, ks, "c", "u", []byte("value"))
 	p := ks.path(credentialsDir, "c.1.1.age")
 	blob := readTestFile(t, p)
 	blob[len(blob)-3] ^= 1
@@ -122,9 +118,7 @@ func TestCredentialDamagedBlob(t *testing.T) {
 	_, _, err = ks.GetCredential("c")
 	wantKind(t, err, ErrCorrupt)
 	// Metadata naming another credential is corruption.
-	if _, err := ks.SetCredential("d", "u", []byte("d")); err != nil {
-		t.Fatal(err)
-	}
+	setTestCredential(t, ks, "d", "u", []byte("d"))
 	writeTestFile(t, ks.path(credentialsDir, "d.toml"),
 		bytes.Replace(readTestFile(t, ks.path(credentialsDir, "d.toml")), []byte(`name = "d"`), []byte(`name = "e"`), 1))
 	_, _, err = ks.GetCredential("d")

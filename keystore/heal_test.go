@@ -23,9 +23,7 @@ func newHealFixture(t *testing.T) *healFixture {
 	f := &healFixture{dirs: testDirs(t), value: []byte("p@ss\x00word\n")}
 	var ks *Keystore
 	f.res, ks = initTestKeystore(t, f.dirs)
-	if _, err := ks.SetCredential("sa", "sa-login", f.value); err != nil {
-		t.Fatal(err)
-	}
+	setTestCredential(t, ks, "sa", "sa-login", f.value)
 	return f
 }
 

@@ -138,9 +138,7 @@ func TestForceKeepsSMKEncryptions(t *testing.T) {
 	}
 	values := map[string]string{"backup-db": "hunter2", "mail": "s3cret"}
 	for n, v := range values {
-		if _, err := ks.SetCredential(n, "svc", []byte(v)); err != nil {
-			t.Fatal(err)
-		}
+		setTestCredential(t, ks, n, "svc", []byte(v))
 	}
 	cur, _ := ks.loadSMKMeta()
 	keptFiles := []string{
@@ -167,9 +165,7 @@ func TestForceKeepsSMKEncryptions(t *testing.T) {
 		t.Errorf("key-encryptions kept rows = %+v", kept)
 	}
 	// A writer's clean-up under the wrong directories keeps them too.
-	if _, err := bad.SetCredential("new", "svc", []byte("new value")); err != nil {
-		t.Fatal(err)
-	}
+	setTestCredential(t, bad, "new", "svc", []byte("new value"))
 	values["new"] = "new value"
 	for _, f := range keptFiles {
 		wantExists(t, f, true)

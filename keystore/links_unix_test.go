@@ -20,9 +20,7 @@ func linkTestKeystore(t *testing.T) (Dirs, *Keystore) {
 	t.Helper()
 	d := testDirs(t)
 	_, ks := initTestKeystore(t, d)
-	if _, err := ks.SetCredential("c", "u", []byte("credential value")); err != nil {
-		t.Fatal(err)
-	}
+	setTestCredential(t, ks, "c", "u", []byte("credential value"))
 	if _, err := ks.CreateDMK("hr", []byte("Database-Passw0rd-1"), DMKOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -294,9 +292,7 @@ func TestKeystoreOwnedByAnotherAccount(t *testing.T) {
 	if err != nil {
 		t.Fatalf("open allowed explicitly: %v", err)
 	}
-	if _, v, err := ks.GetCredential("c"); err != nil || string(v) != "credential value" {
-		t.Fatalf("credential get allowed explicitly: %q, %v", v, err)
-	}
+	wantCredential(t, ks, "c", "credential value", "credential get allowed explicitly")
 }
 
 // credentialBlob is the path of a credential's current value file.

@@ -16,9 +16,7 @@ const shortLock = 150 * time.Millisecond
 func TestLockWriterWaitsThenFails(t *testing.T) {
 	d := testDirs(t)
 	_, ks1 := initTestKeystore(t, d)
-	if _, err := ks1.SetCredential("c", "u", []byte("v1")); err != nil {
-		t.Fatal(err)
-	}
+	setTestCredential(t, ks1, "c", "u", []byte("v1"))
 	ks2 := openTestKeystore(t, Options{Dirs: d, LockTimeout: shortLock})
 
 	l, err := acquireLock(ks1.files, ks1.path(lockFile), lockExclusive, time.Second)
@@ -55,18 +53,13 @@ func TestLockWriterWaitsThenFails(t *testing.T) {
 	l.release()
 
 	// Nothing the refused writers tried happened.
-	_, v, err := ks2.GetCredential("c")
-	if err != nil || string(v) != "v1" {
-		t.Fatalf("after the lock was released: %q, %v", v, err)
-	}
+	wantCredential(t, ks2, "c", "v1", "after the lock was released")
 }
 
 func TestLockReadersShare(t *testing.T) {
 	d := testDirs(t)
 	_, ks1 := initTestKeystore(t, d)
-	if _, err := ks1.SetCredential("c", "u", []byte("v1")); err != nil {
-		t.Fatal(err)
-	}
+	setTestCredential(t, ks1, "c", "u", []byte("v1"))
 	ks2 := openTestKeystore(t, Options{Dirs: d, LockTimeout: shortLock})
 	r, err := acquireLock(ks1.files, ks1.path(lockFile), lockShared, time.Second)
 	if err != nil {
@@ -74,9 +67,7 @@ func TestLockReadersShare(t *testing.T) {
 	}
 	defer r.release()
 	// Readers run alongside another reader...
-	if _, v, err := ks2.GetCredential("c"); err != nil || string(v) != "v1" {
-		t.Fatalf("reader beside a reader: %q, %v", v, err)
-	}
+	wantCredential(t, ks2, "c", "v1", "reader beside a reader")
 	if _, err := ks2.ListCredentials(); err != nil {
 		t.Fatalf("list beside a reader: %v", err)
 	}
@@ -94,9 +85,7 @@ func TestLockReadersShare(t *testing.T) {
 func TestLockWriterProceedsWhenReleased(t *testing.T) {
 	d := testDirs(t)
 	_, ks1 := initTestKeystore(t, d)
-	if _, err := ks1.SetCredential("c", "u", []byte("v1")); err != nil {
-		t.Fatal(err)
-	}
+	setTestCredential(t, ks1, "c", "u", []byte("v1"))
 	for _, held := range []lockMode{lockShared, lockExclusive} {
 		t.Run(held.String(), func(t *testing.T) {
 			ks2 := openTestKeystore(t, Options{Dirs: d, LockTimeout: 20 * time.Second})

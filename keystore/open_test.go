@@ -156,9 +156,7 @@ func TestOpenCorruptKeystoreFile(t *testing.T) {
 func TestInitRefusesExistingKeystore(t *testing.T) {
 	d := testDirs(t)
 	res, ks := initTestKeystore(t, d)
-	if _, err := ks.SetCredential("c", "u", []byte("v")); err != nil {
-		t.Fatal(err)
-	}
+	setTestCredential(t, ks, "c", "u", []byte("v"))
 	before := treeSnapshot(t, d.Keystore, lockFile, errorlogFile)
 	_, err := Init(Options{Dirs: d}, protect.X25519)
 	wantKind(t, err, ErrExists)

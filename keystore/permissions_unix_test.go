@@ -50,9 +50,7 @@ func TestPermissionRefusals(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			d := testDirs(t)
 			_, ks := initTestKeystore(t, d)
-			if _, err := ks.SetCredential("c", "u", []byte("v")); err != nil {
-				t.Fatal(err)
-			}
+			setTestCredential(t, ks, "c", "u", []byte("v"))
 			p := tg.path(d, ks)
 			before, _ := os.ReadFile(p) // nil for a directory
 			if err := os.Chmod(p, tg.mode); err != nil {
@@ -101,10 +99,7 @@ func TestPermissionRefusals(t *testing.T) {
 				fix = 0o700
 			}
 			os.Chmod(p, fix)
-			_, v, err := ks.GetCredential("c")
-			if err != nil || string(v) != "v" {
-				t.Fatalf("after chmod back: %q, %v", v, err)
-			}
+			wantCredential(t, ks, "c", "v", "after chmod back")
 		})
 	}
 }
@@ -112,9 +107,7 @@ func TestPermissionRefusals(t *testing.T) {
 func TestPermissionRefusalsOtherFiles(t *testing.T) {
 	d := testDirs(t)
 	_, ks := initTestKeystore(t, d)
-	if _, err := ks.SetCredential("c", "u", []byte("v")); err != nil {
-		t.Fatal(err)
-	}
+	setTestCredential(t, ks, "c", "u", []byte("v"))
 	blob := filepath.Join(d.Keystore, credentialsDir, "c.1.1.age")
 	os.Chmod(blob, 0o644)
 	_, _, err := ks.GetCredential("c")
@@ -165,12 +158,8 @@ func TestCreatedModesUnderUmaskZero(t *testing.T) {
 		Machine:  filepath.Join(roots.Machine, "c", "machine"),
 	}
 	_, ks := initTestKeystore(t, d)
-	if _, err := ks.SetCredential("c", "u", []byte("v")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ks.SetCredential("c", "u", []byte("w")); err != nil {
-		t.Fatal(err)
-	}
+	setTestCredential(t, ks, "c", "u", []byte("v"))
+	setTestCredential(t, ks, "c", "u", []byte("w"))
 	if _, err := ks.SetMachineProtection(false); err != nil {
 		t.Fatal(err)
 	}
@@ -200,9 +189,7 @@ func TestCreatedModesUnderUmaskZero(t *testing.T) {
 func TestSymlinksNotFollowed(t *testing.T) {
 	d := testDirs(t)
 	_, ks := initTestKeystore(t, d)
-	if _, err := ks.SetCredential("c", "u", []byte("v")); err != nil {
-		t.Fatal(err)
-	}
+	setTestCredential(t, ks, "c", "u", []byte("v"))
 	target := filepath.Join(newTestDir(t), "victim")
 	if err := os.WriteFile(target, []byte("unchanged\n"), 0o644); err != nil {
 		t.Fatal(err)

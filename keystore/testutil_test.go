@@ -196,3 +196,20 @@ func errorLogLines(t *testing.T, ks *Keystore, s string) []string {
 	}
 	return out
 }
+
+// setTestCredential stores a credential, failing the test if it cannot.
+func setTestCredential(t *testing.T, ks *Keystore, name, identity string, value []byte) {
+	t.Helper()
+	if _, err := ks.SetCredential(name, identity, value); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantCredential checks that credential name reads back as want; when says
+// at which point of the test.
+func wantCredential(t *testing.T, ks *Keystore, name, want, when string) {
+	t.Helper()
+	if _, v, err := ks.GetCredential(name); err != nil || string(v) != want {
+		t.Fatalf("%s: %q, %v", when, v, err)
+	}
+}
