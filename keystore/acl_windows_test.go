@@ -205,33 +205,14 @@ func TestACLRefusals(t *testing.T) {
 			p, dir := target(d, ks)
 			before, _ := os.ReadFile(p) // nil for a directory
 			grantEveryone(t, p, dir)
-			with := func(fn func(ks *Keystore) error) func() error {
-				return func() error {
-					ks, err := Open(Options{Dirs: d})
-					if err != nil {
-						return err
-					}
-					return fn(ks)
-				}
-			}
-			ops := map[string]func() error{
-				"smk verify":     with(func(ks *Keystore) error { _, err := ks.VerifySMK(); return err }),
-				"credential get": with(func(ks *Keystore) error { _, _, err := ks.GetCredential("c"); return err }),
+			ops := map[string]func(ks *Keystore) error{
+				"smk verify":     func(ks *Keystore) error { _, err := ks.VerifySMK(); return err },
+				"credential get": func(ks *Keystore) error { _, _, err := ks.GetCredential("c"); return err },
 			}
 			if name == "credential" {
 				delete(ops, "smk verify") // reads no credential
 			}
-			for opName, op := range ops {
-				err := op()
-				if err == nil {
-					t.Errorf("%s: succeeded with %s readable by Everyone", opName, name)
-					continue
-				}
-				wantKind(t, err, ErrPermissions)
-				if ke := keystoreError(t, err); ke.Hint == "" {
-					t.Errorf("%s: no hint in %+v", opName, ke)
-				}
-			}
+			wantPermissionRefusals(t, d, name+" readable by Everyone", ops)
 			if after, _ := os.ReadFile(p); !bytes.Equal(before, after) {
 				t.Error("the refused file was rewritten")
 			}

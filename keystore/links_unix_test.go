@@ -237,24 +237,7 @@ func TestFIFOInKeystore(t *testing.T) {
 // append to it.
 func TestHardLinkedLockAndErrorLog(t *testing.T) {
 	d, ks := linkTestKeystore(t)
-	victim := filepath.Join(newTestDir(t), "victim")
-	if err := os.WriteFile(victim, []byte("unchanged\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(victim, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	check := func(what string) {
-		t.Helper()
-		fi, err := os.Stat(victim)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, _ := os.ReadFile(victim)
-		if fi.Mode().Perm() != 0o644 || string(data) != "unchanged\n" {
-			t.Fatalf("%s: the hard-linked file was changed: mode %04o, %q", what, fi.Mode().Perm(), data)
-		}
-	}
+	victim, check := victimFile(t, "the hard-linked file")
 	for _, name := range []string{errorlogFile, lockFile} {
 		p := ks.path(name)
 		os.Remove(p)

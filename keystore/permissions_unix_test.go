@@ -56,33 +56,11 @@ func TestPermissionRefusals(t *testing.T) {
 			if err := os.Chmod(p, tg.mode); err != nil {
 				t.Fatal(err)
 			}
-			// Each operation opens the keystore afresh, as every keytree
-			// command does.
-			with := func(fn func(ks *Keystore) error) func() error {
-				return func() error {
-					ks, err := Open(Options{Dirs: d})
-					if err != nil {
-						return err
-					}
-					return fn(ks)
-				}
-			}
-			ops := map[string]func() error{
-				"smk verify":     with(func(ks *Keystore) error { _, err := ks.VerifySMK(); return err }),
-				"credential get": with(func(ks *Keystore) error { _, _, err := ks.GetCredential("c"); return err }),
-				"credential set": with(func(ks *Keystore) error { _, err := ks.SetCredential("c", "u", []byte("w")); return err }),
-			}
-			for opName, op := range ops {
-				err := op()
-				if err == nil {
-					t.Errorf("%s: succeeded with %s", opName, name)
-					continue
-				}
-				wantKind(t, err, ErrPermissions)
-				if ke := keystoreError(t, err); ke.Hint == "" {
-					t.Errorf("%s: no hint in %+v", opName, ke)
-				}
-			}
+			wantPermissionRefusals(t, d, name, map[string]func(ks *Keystore) error{
+				"smk verify":     func(ks *Keystore) error { _, err := ks.VerifySMK(); return err },
+				"credential get": func(ks *Keystore) error { _, _, err := ks.GetCredential("c"); return err },
+				"credential set": func(ks *Keystore) error { _, err := ks.SetCredential("c", "u", []byte("w")); return err },
+			})
 			fi, err := os.Stat(p)
 			if err != nil {
 				t.Fatal(err)
@@ -190,24 +168,7 @@ func TestSymlinksNotFollowed(t *testing.T) {
 	d := testDirs(t)
 	_, ks := initTestKeystore(t, d)
 	setTestCredential(t, ks, "c", "u", []byte("v"))
-	target := filepath.Join(newTestDir(t), "victim")
-	if err := os.WriteFile(target, []byte("unchanged\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(target, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	checkTarget := func(what string) {
-		t.Helper()
-		fi, err := os.Stat(target)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, _ := os.ReadFile(target)
-		if fi.Mode().Perm() != 0o644 || string(data) != "unchanged\n" {
-			t.Fatalf("%s: the link's target was changed: mode %v, %q", what, fi.Mode().Perm(), data)
-		}
-	}
+	target, checkTarget := victimFile(t, "the link's target")
 
 	// The error log: a heal writes a line to it.
 	errorlog := ks.path(errorlogFile)
@@ -241,6 +202,32 @@ func TestSymlinksNotFollowed(t *testing.T) {
 		t.Error("a writer ran with the lock file a link")
 	}
 	checkTarget("commands with a linked lock file")
+}
+
+// victimFile writes a file outside the keystore, mode 0644, for a test to
+// link into the keystore. The check it returns fails the test if the file's
+// mode or content changed; how names the file in the message, what the
+// point of the test.
+func victimFile(t *testing.T, how string) (path string, check func(what string)) {
+	t.Helper()
+	path = filepath.Join(newTestDir(t), "victim")
+	if err := os.WriteFile(path, []byte("unchanged\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, func(what string) {
+		t.Helper()
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := os.ReadFile(path)
+		if fi.Mode().Perm() != 0o644 || string(data) != "unchanged\n" {
+			t.Fatalf("%s: %s was changed: mode %04o, %q", what, how, fi.Mode().Perm(), data)
+		}
+	}
 }
 
 // TestStatusBackupsPastExposedDatabase: a database whose metadata others

@@ -197,6 +197,30 @@ func errorLogLines(t *testing.T, ks *Keystore, s string) []string {
 	return out
 }
 
+// wantPermissionRefusals runs each of ops on the keystore in d, opened
+// afresh for each as every keytree command opens it, and checks that each
+// is refused with ErrPermissions and a hint; what says what was loosened.
+func wantPermissionRefusals(t *testing.T, d Dirs, what string, ops map[string]func(ks *Keystore) error) {
+	t.Helper()
+	for opName, op := range ops {
+		err := func() error {
+			ks, err := Open(Options{Dirs: d})
+			if err != nil {
+				return err
+			}
+			return op(ks)
+		}()
+		if err == nil {
+			t.Errorf("%s: succeeded with %s", opName, what)
+			continue
+		}
+		wantKind(t, err, ErrPermissions)
+		if ke := keystoreError(t, err); ke.Hint == "" {
+			t.Errorf("%s: no hint in %+v", opName, ke)
+		}
+	}
+}
+
 // setTestCredential stores a credential, failing the test if it cannot.
 func setTestCredential(t *testing.T, ks *Keystore, name, identity string, value []byte) {
 	t.Helper()
