@@ -21,10 +21,7 @@ func TestBackupRecordCannotBeWritten(t *testing.T) {
 	dir := newTestDir(t)
 	password := []byte("Backup-pass-1")
 
-	reader, err := acquireLock(ks1.files, ks1.path(lockFile), lockShared, shortLock)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reader := holdLock(t, ks1, lockShared, shortLock)
 	first := filepath.Join(dir, "first.age")
 	info, err := ks2.BackupSMK(first, password, SMKOptions{SkipPasswordPolicy: true})
 	reader.release()

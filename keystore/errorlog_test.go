@@ -90,10 +90,7 @@ func TestErrorLogRotationByReader(t *testing.T) {
 	// conflict between descriptors even in one process). A reader that
 	// logs neither waits for it nor rotates beside it.
 	other := openTestKeystore(t, Options{Dirs: d})
-	shared, err := acquireLock(other.files, other.path(lockFile), lockShared, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	shared := holdLock(t, other, lockShared, 0)
 	if err := ks.read("test", func(s *session) error { s.ks.logEvent("beside another reader"); return nil }); err != nil {
 		t.Fatal(err)
 	}

@@ -13,16 +13,20 @@ import (
 
 const shortLock = 150 * time.Millisecond
 
-func TestLockWriterWaitsThenFails(t *testing.T) {
+// lockTestKeystores makes a keystore holding credential c, value v1, and
+// opens it twice: ks1 to hold the lock with, ks2 to run commands that give
+// up after shortLock.
+func lockTestKeystores(t *testing.T) (ks1, ks2 *Keystore) {
+	t.Helper()
 	d := testDirs(t)
-	_, ks1 := initTestKeystore(t, d)
+	_, ks1 = initTestKeystore(t, d)
 	setTestCredential(t, ks1, "c", "u", []byte("v1"))
-	ks2 := openTestKeystore(t, Options{Dirs: d, LockTimeout: shortLock})
+	return ks1, openTestKeystore(t, Options{Dirs: d, LockTimeout: shortLock})
+}
 
-	l, err := acquireLock(ks1.files, ks1.path(lockFile), lockExclusive, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+func TestLockWriterWaitsThenFails(t *testing.T) {
+	ks1, ks2 := lockTestKeystores(t)
+	l := holdLock(t, ks1, lockExclusive, time.Second)
 	ops := map[string]func() error{
 		"credential set (writer)":  func() error { _, err := ks2.SetCredential("c", "u", []byte("v2")); return err },
 		"credential rm (writer)":   func() error { return ks2.RemoveCredential("c") },
@@ -57,15 +61,8 @@ func TestLockWriterWaitsThenFails(t *testing.T) {
 }
 
 func TestLockReadersShare(t *testing.T) {
-	d := testDirs(t)
-	_, ks1 := initTestKeystore(t, d)
-	setTestCredential(t, ks1, "c", "u", []byte("v1"))
-	ks2 := openTestKeystore(t, Options{Dirs: d, LockTimeout: shortLock})
-	r, err := acquireLock(ks1.files, ks1.path(lockFile), lockShared, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.release()
+	ks1, ks2 := lockTestKeystores(t)
+	defer holdLock(t, ks1, lockShared, time.Second).release()
 	// Readers run alongside another reader...
 	wantCredential(t, ks2, "c", "v1", "reader beside a reader")
 	if _, err := ks2.ListCredentials(); err != nil {
@@ -89,10 +86,7 @@ func TestLockWriterProceedsWhenReleased(t *testing.T) {
 	for _, held := range []lockMode{lockShared, lockExclusive} {
 		t.Run(held.String(), func(t *testing.T) {
 			ks2 := openTestKeystore(t, Options{Dirs: d, LockTimeout: 20 * time.Second})
-			l, err := acquireLock(ks1.files, ks1.path(lockFile), held, time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
+			l := holdLock(t, ks1, held, time.Second)
 			want := "written after a " + held.String() + " lock"
 			done := make(chan error, 1)
 			go func() {

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keytree-dev/keytree/protect"
 )
@@ -219,6 +220,17 @@ func wantPermissionRefusals(t *testing.T, d Dirs, what string, ops map[string]fu
 			t.Errorf("%s: no hint in %+v", opName, ke)
 		}
 	}
+}
+
+// holdLock takes ks's lock in mode, as another keytree process would,
+// failing the test if it does not come within timeout.
+func holdLock(t *testing.T, ks *Keystore, mode lockMode, timeout time.Duration) *fileLock {
+	t.Helper()
+	l, err := acquireLock(ks.files, ks.path(lockFile), mode, timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }
 
 // setTestCredential stores a credential, failing the test if it cannot.
