@@ -1,7 +1,6 @@
 package formats_test
 
 import (
-	"bytes"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -20,58 +19,26 @@ type metaType struct {
 	required []string
 }
 
+// newMetaType describes a metadata file whose valid value comes from valid
+// and whose decoder is decode.
+func newMetaType[T encoder](name string, valid func() T, decode func([]byte) (T, error), required ...string) metaType {
+	return metaType{name: name, valid: func() encoder { return valid() }, decode: anyDecoder(decode), required: required}
+}
+
+var smkRequired = []string{"version", "generation", "thumbprint", "algorithm", "created", "machine_protection"}
+
 var metaTypes = []metaType{
-	{
-		name:     "keystore.toml",
-		valid:    func() encoder { return validKeystore() },
-		decode:   func(b []byte) (any, error) { return formats.DecodeKeystore(b) },
-		required: []string{"version", "id", "created"},
-	},
-	{
-		name:     "smk.toml",
-		valid:    func() encoder { return validSMK() },
-		decode:   func(b []byte) (any, error) { return formats.DecodeSMK(b) },
-		required: []string{"version", "generation", "thumbprint", "algorithm", "created", "machine_protection"},
-	},
-	{
-		name:     "smk.toml with retired generations",
-		valid:    func() encoder { return validSMKRetired() },
-		decode:   func(b []byte) (any, error) { return formats.DecodeSMK(b) },
-		required: []string{"version", "generation", "thumbprint", "algorithm", "created", "machine_protection"},
-	},
-	{
-		name:     "credential",
-		valid:    func() encoder { return validCredential() },
-		decode:   func(b []byte) (any, error) { return formats.DecodeCredential(b) },
-		required: []string{"version", "name", "identity", "revision", "created", "updated"},
-	},
-	{
-		name:     "pending.toml",
-		valid:    func() encoder { return validPending() },
-		decode:   func(b []byte) (any, error) { return formats.DecodePending(b) },
-		required: []string{"version", "operation", "started"},
-	},
+	newMetaType("keystore.toml", validKeystore, formats.DecodeKeystore, "version", "id", "created"),
+	newMetaType("smk.toml", validSMK, formats.DecodeSMK, smkRequired...),
+	newMetaType("smk.toml with retired generations", validSMKRetired, formats.DecodeSMK, smkRequired...),
+	newMetaType("credential", validCredential, formats.DecodeCredential,
+		"version", "name", "identity", "revision", "created", "updated"),
+	newMetaType("pending.toml", validPending, formats.DecodePending, "version", "operation", "started"),
 }
 
 func TestMetadataRoundTrip(t *testing.T) {
 	for _, mt := range metaTypes {
-		t.Run(mt.name, func(t *testing.T) {
-			v := mt.valid()
-			data := mustEncode(t, v)
-			got, err := mt.decode(data)
-			if err != nil {
-				t.Fatalf("decode of own encoding: %v\n%s", err, data)
-			}
-			if !sameValue(v, got) {
-				t.Fatalf("round trip changed the value:\n%#v\n%#v", v, got)
-			}
-			// And the encoding is stable: encoding the decoded value gives
-			// the same bytes.
-			again := mustEncode(t, got.(encoder))
-			if !bytes.Equal(data, again) {
-				t.Fatalf("re-encoding differs:\n%s\n%s", data, again)
-			}
-		})
+		t.Run(mt.name, func(t *testing.T) { roundTrip(t, mt.valid(), mt.decode) })
 	}
 }
 
