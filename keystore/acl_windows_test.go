@@ -199,8 +199,7 @@ func TestACLRefusals(t *testing.T) {
 	}
 	for name, target := range targets {
 		t.Run(name, func(t *testing.T) {
-			d := testDirs(t)
-			_, ks := initTestKeystore(t, d)
+			d, ks := newTestKeystore(t)
 			setTestCredential(t, ks, "c", "u", []byte("v"))
 			p, dir := target(d, ks)
 			before, _ := os.ReadFile(p) // nil for a directory

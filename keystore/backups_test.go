@@ -14,8 +14,7 @@ import (
 // timeout, so the exclusive lock the record needs never comes) leaves the
 // backup good and the command successful, with a warning.
 func TestBackupRecordCannotBeWritten(t *testing.T) {
-	d := testDirs(t)
-	_, ks1 := initTestKeystore(t, d)
+	d, ks1 := newTestKeystore(t)
 	var warnings []string
 	ks2 := openTestKeystore(t, Options{Dirs: d, LockTimeout: shortLock, Warning: func(m string) { warnings = append(warnings, m) }})
 	dir := newTestDir(t)

@@ -44,8 +44,7 @@ func TestPendingCandidatesRemoved(t *testing.T) {
 	}
 	for name, write := range writers {
 		t.Run(name, func(t *testing.T) {
-			d := testDirs(t)
-			_, ks := initTestKeystore(t, d)
+			d, ks := newTestKeystore(t)
 			for _, c := range []string{"foo", "other"} {
 				setTestCredential(t, ks, c, "u", []byte(c+" value"))
 			}
@@ -114,8 +113,7 @@ func TestPendingCandidatesRemoved(t *testing.T) {
 // reference, keeps what it references, and keeps what it cannot decide
 // about, and the record, until it can.
 func TestPendingGarbageFullSweep(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	_, ks := newTestKeystore(t)
 	for _, name := range []string{"foo", "bad"} {
 		setTestCredential(t, ks, name, "u", []byte(name+" value"))
 	}
@@ -173,8 +171,7 @@ func TestPendingGarbageFullSweep(t *testing.T) {
 // TestPendingSweepWithoutSMK: if smk.toml cannot be read, nothing under
 // smk/ or credentials/ can be decided, and nothing there is removed.
 func TestPendingSweepWithoutSMK(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	d, ks := newTestKeystore(t)
 	setTestCredential(t, ks, "foo", "u", []byte("v"))
 	stray := ks.path(credentialsDir, "foo.9.1.age")
 	writeTestFile(t, stray, []byte("leftover"))
@@ -195,8 +192,7 @@ func TestPendingSweepWithoutSMK(t *testing.T) {
 // TestUpdateRemovesOldRevision: a committed update leaves one blob, and a
 // removal none, without any pending.toml left behind.
 func TestUpdateRemovesOldRevision(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	_, ks := newTestKeystore(t)
 	for i, v := range []string{"one", "two", "three"} {
 		setTestCredential(t, ks, "c", "u", []byte(v))
 		names := dirEntries(t, ks.path(credentialsDir))
@@ -223,8 +219,7 @@ func TestUpdateRemovesOldRevision(t *testing.T) {
 // is added to by the next writer, not replaced: once the metadata is
 // repaired, a later writer still removes the leftover.
 func TestKeptPendingNotOverwritten(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	_, ks := newTestKeystore(t)
 	for _, c := range []string{"foo", "bar"} {
 		setTestCredential(t, ks, c, "u", []byte(c+" value"))
 	}

@@ -70,8 +70,7 @@ func TestCredentialLifecycle(t *testing.T) {
 }
 
 func TestCredentialInvalidInput(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	d, ks := newTestKeystore(t)
 	before := treeSnapshot(t, d.Keystore, lockFile, errorlogFile)
 	for _, name := range []string{"", "../x", "a/b", "a\\b", "..", ".x", "CON", "nul.txt", "com1", "a\x00b", "a\nb", "é", strings.Repeat("a", 129)} {
 		_, err := ks.SetCredential(name, "u", []byte("v"))
@@ -99,8 +98,7 @@ func TestCredentialInvalidInput(t *testing.T) {
 // TestCredentialDamagedBlob: a value whose file was damaged is reported as
 // corruption, not as a wrong key or a missing credential.
 func TestCredentialDamagedBlob(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	_, ks := newTestKeystore(t)
 	setTestCredential(t, ks, "c", "u", []byte("value"))
 	p := ks.path(credentialsDir, "c.1.1.age")
 	blob := readTestFile(t, p)

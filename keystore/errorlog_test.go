@@ -26,8 +26,7 @@ func bigLog(t *testing.T, path, tag string) []byte {
 // keytree errorlog shows the old part's end, then the new part, within its
 // 1 MiB bound.
 func TestErrorLogRotation(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	_, ks := newTestKeystore(t)
 	logPath, oldPath := ks.path(errorlogFile), ks.path(errorlogOldFile)
 
 	writeTestFile(t, oldPath, []byte("2026-01-01T00:00:00Z oldest part\n"))
@@ -81,8 +80,7 @@ func TestErrorLogRotation(t *testing.T) {
 // another process holds the keystore, the reader neither waits nor
 // rotates.
 func TestErrorLogRotationByReader(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	d, ks := newTestKeystore(t)
 	logPath, oldPath := ks.path(errorlogFile), ks.path(errorlogOldFile)
 	bigLog(t, logPath, "reader")
 

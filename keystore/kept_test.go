@@ -28,8 +28,7 @@ func keptRows(t *testing.T, ks *Keystore) []KeyEncryption {
 }
 
 func TestForceKeepsDMKPasswordEncryption(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	d, ks := newTestKeystore(t)
 	pw, wrong, next := []byte("Database-Passw0rd-1"), []byte("Mistyped-Passw0rd-1"), []byte("Next-Passw0rd-22")
 	if _, err := ks.CreateDMK("payroll", pw, DMKOptions{NoSMKEncryption: true}); err != nil {
 		t.Fatal(err)

@@ -18,8 +18,7 @@ import (
 // secret: something under every directory keytree lists.
 func linkTestKeystore(t *testing.T) (Dirs, *Keystore) {
 	t.Helper()
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	d, ks := newTestKeystore(t)
 	setTestCredential(t, ks, "c", "u", []byte("credential value"))
 	if _, err := ks.CreateDMK("hr", []byte("Database-Passw0rd-1"), DMKOptions{}); err != nil {
 		t.Fatal(err)

@@ -80,8 +80,7 @@ func TestLockReadersShare(t *testing.T) {
 // TestLockWriterProceedsWhenReleased: a writer with a long timeout blocks
 // while another process holds the lock, and completes once it is released.
 func TestLockWriterProceedsWhenReleased(t *testing.T) {
-	d := testDirs(t)
-	_, ks1 := initTestKeystore(t, d)
+	d, ks1 := newTestKeystore(t)
 	setTestCredential(t, ks1, "c", "u", []byte("v1"))
 	for _, held := range []lockMode{lockShared, lockExclusive} {
 		t.Run(held.String(), func(t *testing.T) {

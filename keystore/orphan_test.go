@@ -23,8 +23,7 @@ type orphanFixture struct {
 
 func newOrphanFixture(t *testing.T) *orphanFixture {
 	t.Helper()
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	_, ks := newTestKeystore(t)
 	for _, n := range []string{"orph", "live"} {
 		setTestCredential(t, ks, n, "u", []byte(n+" value"))
 	}
@@ -148,8 +147,7 @@ func TestOrphanKeptBySweep(t *testing.T) {
 // that fails, and a full sweep, leave it; a newer generation's file is
 // still an interrupted operation's leftover, and goes.
 func TestSweepKeepsOnlyCopyUnderOlderGeneration(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	_, ks := newTestKeystore(t)
 	for _, n := range []string{"mail", "db"} {
 		setTestCredential(t, ks, n, "svc", []byte(n+" value"))
 	}
@@ -182,8 +180,7 @@ func TestSweepKeepsOnlyCopyUnderOlderGeneration(t *testing.T) {
 // TestItemBlobLookup drives itemBlob directly: the current generation
 // first, then retired generations newest first, and nothing else.
 func TestItemBlobLookup(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	_, ks := newTestKeystore(t)
 	dir := []string{credentialsDir}
 	g := keyGens{current: 5, retired: []formats.Retired{
 		{Generation: 1, Thumbprint: strings.Repeat("1", 40), Algorithm: "x25519"},

@@ -34,8 +34,7 @@ func countScrypts(t *testing.T) *[]int {
 // add-encryption), and a secret "s".
 func passwordTestDB(t *testing.T, passwords ...string) (Dirs, *Keystore) {
 	t.Helper()
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	d, ks := newTestKeystore(t)
 	if _, err := ks.CreateDMK("db", []byte(passwords[0]), passwordTestOpts); err != nil {
 		t.Fatal(err)
 	}

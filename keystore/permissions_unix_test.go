@@ -48,8 +48,7 @@ func TestPermissionRefusals(t *testing.T) {
 	}
 	for name, tg := range targets {
 		t.Run(name, func(t *testing.T) {
-			d := testDirs(t)
-			_, ks := initTestKeystore(t, d)
+			d, ks := newTestKeystore(t)
 			setTestCredential(t, ks, "c", "u", []byte("v"))
 			p := tg.path(d, ks)
 			before, _ := os.ReadFile(p) // nil for a directory
@@ -83,8 +82,7 @@ func TestPermissionRefusals(t *testing.T) {
 }
 
 func TestPermissionRefusalsOtherFiles(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	d, ks := newTestKeystore(t)
 	setTestCredential(t, ks, "c", "u", []byte("v"))
 	blob := filepath.Join(d.Keystore, credentialsDir, "c.1.1.age")
 	os.Chmod(blob, 0o644)
@@ -165,8 +163,7 @@ func TestCreatedModesUnderUmaskZero(t *testing.T) {
 // opens to change (a lock's mode, an appended line), are not followed when
 // someone who can write the keystore made them links to a file of theirs.
 func TestSymlinksNotFollowed(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	d, ks := newTestKeystore(t)
 	setTestCredential(t, ks, "c", "u", []byte("v"))
 	target, checkTarget := victimFile(t, "the link's target")
 
@@ -234,8 +231,7 @@ func victimFile(t *testing.T, how string) (path string, check func(what string))
 // can read is listed as damage, and every other database still shows its
 // last backup (status once lost those after the first such database).
 func TestStatusBackupsPastExposedDatabase(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	_, ks := newTestKeystore(t)
 	backups := newTestDir(t)
 	for _, db := range []string{"a", "b", "c", "d", "e", "f"} {
 		if _, err := ks.CreateDMK(db, []byte("a password for "+db), DMKOptions{SkipPasswordPolicy: true}); err != nil {

@@ -124,8 +124,7 @@ func TestDamagedAccountSecretIsNotReplaced(t *testing.T) {
 // TestDamagedAccountSecretForAlter: smk alter --new-account-dir protects the
 // key for another account's secret; a damaged one there is not replaced.
 func TestDamagedAccountSecretForAlter(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	_, ks := newTestKeystore(t)
 	next := newTestDir(t)
 	secret := filepath.Join(next, protect.AccountSecretName)
 	writeTestFile(t, secret, damagedSecret)
@@ -148,8 +147,7 @@ func TestDamagedMachineSecretIsNotReplaced(t *testing.T) {
 	}
 	for name, file := range files {
 		t.Run(name, func(t *testing.T) {
-			d := testDirs(t)
-			_, ks := initTestKeystore(t, d)
+			d, ks := newTestKeystore(t)
 			setTestCredential(t, ks, "mail", "smtp", []byte("value"))
 			secret := file(d, ks)
 			good := readTestFile(t, secret)

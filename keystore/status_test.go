@@ -109,8 +109,7 @@ func TestKeyEncryptions(t *testing.T) {
 }
 
 func TestErrorLog(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	d, ks := newTestKeystore(t)
 	log, err := ks.ErrorLog()
 	if err != nil || log != "" {
 		t.Fatalf("fresh keystore's error log: %q, %v", log, err)
@@ -233,8 +232,7 @@ func TestLeadingPath(t *testing.T) {
 // lists a missing value file as damage and still counts and describes the
 // rest, with the last backups.
 func TestDiagnoseGoesThroughDamage(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	_, ks := newTestKeystore(t)
 	for _, c := range []string{"c1", "c2"} {
 		setTestCredential(t, ks, c, "svc", []byte(c+" value"))
 	}

@@ -249,3 +249,11 @@ func wantCredential(t *testing.T, ks *Keystore, name, want, when string) {
 		t.Fatalf("%s: %q, %v", when, v, err)
 	}
 }
+
+// newTestKeystore creates a keystore in directories of its own and opens it.
+func newTestKeystore(t *testing.T) (Dirs, *Keystore) {
+	t.Helper()
+	d := testDirs(t)
+	_, ks := initTestKeystore(t, d)
+	return d, ks
+}

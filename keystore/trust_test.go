@@ -25,8 +25,7 @@ type trustFixture struct {
 
 func newTrustFixture(t *testing.T) *trustFixture {
 	t.Helper()
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	d, ks := newTestKeystore(t)
 	f := &trustFixture{dirs: d, ks: ks, pw: []byte("Database-Passw0rd-1")}
 	for _, db := range []string{"payroll", "other"} {
 		if _, err := ks.CreateDMK(db, f.pw, DMKOptions{}); err != nil {
