@@ -19,9 +19,7 @@ import (
 // either the old one or a whole new generation, and the next command leaves
 // no file behind. docs/reliability.md reports the figures it logs.
 func TestKillRegenerate(t *testing.T) {
-	if testing.Short() {
-		t.Skip("kills a process many times; not in -short mode")
-	}
+	skipInShortMode(t, "kills a process many times")
 	const credentials = 300
 	runs := 25
 	if runtime.GOOS == "windows" && !reliabilityFull() {

@@ -24,6 +24,15 @@ import (
 // long versions of the reliability tests.
 func reliabilityFull() bool { return os.Getenv("KEYTREE_RELIABILITY") == "full" }
 
+// skipInShortMode skips a reliability test in -short mode; what says what
+// takes it long.
+func skipInShortMode(t *testing.T, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip(what + "; not in -short mode")
+	}
+}
+
 // crashOutput matches what the Go runtime prints when a program panics or
 // dies of a fatal error; keytree must never print it (P11).
 var crashOutput = regexp.MustCompile(`panic|goroutine [0-9]+|runtime error|fatal error|\[signal `)
