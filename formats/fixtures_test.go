@@ -1,6 +1,7 @@
 package formats_test
 
 import (
+	"bytes"
 	"errors"
 	"reflect"
 	"strings"
@@ -78,6 +79,30 @@ func validPending() *formats.Pending {
 }
 
 type encoder interface{ Encode() ([]byte, error) }
+
+// anyDecoder is decode with its result as an any.
+func anyDecoder[T any](decode func([]byte) (T, error)) func([]byte) (any, error) {
+	return func(b []byte) (any, error) { return decode(b) }
+}
+
+// roundTrip encodes v and checks that decoding the encoding gives v back,
+// and that encoding that gives the same bytes again. It returns the
+// encoding.
+func roundTrip(t *testing.T, v encoder, decode func([]byte) (any, error)) []byte {
+	t.Helper()
+	data := mustEncode(t, v)
+	got, err := decode(data)
+	if err != nil {
+		t.Fatalf("decode of own encoding: %v\n%s", err, data)
+	}
+	if !sameValue(v, got) {
+		t.Fatalf("round trip changed the value:\n%#v\n%#v", v, got)
+	}
+	if again := mustEncode(t, got.(encoder)); !bytes.Equal(data, again) {
+		t.Errorf("re-encoding differs:\n%s\n%s", data, again)
+	}
+	return data
+}
 
 func mustEncode(t testing.TB, v encoder) []byte {
 	t.Helper()

@@ -63,22 +63,12 @@ func TestKeyFileRoundTrip(t *testing.T) {
 				case "dmk backup":
 					kf.Kind, kf.Backup, kf.Database = "dmk", t1, "payroll.db"
 				}
-				data := mustEncode(t, kf)
-				got, err := formats.DecodeKeyFile(data)
-				if err != nil {
-					t.Fatalf("decode: %v\n%s", err, data)
-				}
-				if !sameValue(kf, got) {
-					t.Fatalf("round trip changed the key file:\n%+v\n%+v", kf, got)
-				}
+				data := roundTrip(t, kf, anyDecoder(formats.DecodeKeyFile))
 				if hasBackup := bytes.Contains(data, []byte("\n# backup: ")); hasBackup != !kf.Backup.IsZero() {
 					t.Errorf("backup line present = %v, backup time %v", hasBackup, kf.Backup)
 				}
 				if hasDB := bytes.Contains(data, []byte("\n# database: ")); hasDB != (kf.Database != "") {
 					t.Errorf("database line present = %v, database %q", hasDB, kf.Database)
-				}
-				if !bytes.Equal(mustEncode(t, got), data) {
-					t.Error("re-encoding differs")
 				}
 			})
 		}

@@ -1,7 +1,6 @@
 package formats_test
 
 import (
-	"bytes"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -20,58 +19,26 @@ type metaType struct {
 	required []string
 }
 
+// newMetaType describes a metadata file whose valid value comes from valid
+// and whose decoder is decode.
+func newMetaType[T encoder](name string, valid func() T, decode func([]byte) (T, error), required ...string) metaType {
+	return metaType{name: name, valid: func() encoder { return valid() }, decode: anyDecoder(decode), required: required}
+}
+
+var smkRequired = []string{"version", "generation", "thumbprint", "algorithm", "created", "machine_protection"}
+
 var metaTypes = []metaType{
-	{
-		name:     "keystore.toml",
-		valid:    func() encoder { return validKeystore() },
-		decode:   func(b []byte) (any, error) { return formats.DecodeKeystore(b) },
-		required: []string{"version", "id", "created"},
-	},
-	{
-		name:     "smk.toml",
-		valid:    func() encoder { return validSMK() },
-		decode:   func(b []byte) (any, error) { return formats.DecodeSMK(b) },
-		required: []string{"version", "generation", "thumbprint", "algorithm", "created", "machine_protection"},
-	},
-	{
-		name:     "smk.toml with retired generations",
-		valid:    func() encoder { return validSMKRetired() },
-		decode:   func(b []byte) (any, error) { return formats.DecodeSMK(b) },
-		required: []string{"version", "generation", "thumbprint", "algorithm", "created", "machine_protection"},
-	},
-	{
-		name:     "credential",
-		valid:    func() encoder { return validCredential() },
-		decode:   func(b []byte) (any, error) { return formats.DecodeCredential(b) },
-		required: []string{"version", "name", "identity", "revision", "created", "updated"},
-	},
-	{
-		name:     "pending.toml",
-		valid:    func() encoder { return validPending() },
-		decode:   func(b []byte) (any, error) { return formats.DecodePending(b) },
-		required: []string{"version", "operation", "started"},
-	},
+	newMetaType("keystore.toml", validKeystore, formats.DecodeKeystore, "version", "id", "created"),
+	newMetaType("smk.toml", validSMK, formats.DecodeSMK, smkRequired...),
+	newMetaType("smk.toml with retired generations", validSMKRetired, formats.DecodeSMK, smkRequired...),
+	newMetaType("credential", validCredential, formats.DecodeCredential,
+		"version", "name", "identity", "revision", "created", "updated"),
+	newMetaType("pending.toml", validPending, formats.DecodePending, "version", "operation", "started"),
 }
 
 func TestMetadataRoundTrip(t *testing.T) {
 	for _, mt := range metaTypes {
-		t.Run(mt.name, func(t *testing.T) {
-			v := mt.valid()
-			data := mustEncode(t, v)
-			got, err := mt.decode(data)
-			if err != nil {
-				t.Fatalf("decode of own encoding: %v\n%s", err, data)
-			}
-			if !sameValue(v, got) {
-				t.Fatalf("round trip changed the value:\n%#v\n%#v", v, got)
-			}
-			// And the encoding is stable: encoding the decoded value gives
-			// the same bytes.
-			again := mustEncode(t, got.(encoder))
-			if !bytes.Equal(data, again) {
-				t.Fatalf("re-encoding differs:\n%s\n%s", data, again)
-			}
-		})
+		t.Run(mt.name, func(t *testing.T) { roundTrip(t, mt.valid(), mt.decode) })
 	}
 }
 
@@ -326,57 +293,33 @@ func TestDecodePendingFields(t *testing.T) {
 	wantCorrupt(t, err, "100001 entries")
 }
 
+// edited is a valid value changed by edit.
+func edited[T any](valid func() T, edit func(T)) T {
+	v := valid()
+	edit(v)
+	return v
+}
+
 func TestEncodeRefusesInvalid(t *testing.T) {
-	cases := map[string]encoder{}
-	add := func(name string, v encoder) { cases[name] = v }
+	for name, v := range map[string]encoder{
+		"keystore version 2": edited(validKeystore, func(k *formats.Keystore) { k.Version = 2 }),
+		"keystore bad id":    edited(validKeystore, func(k *formats.Keystore) { k.ID = "xyz" }),
 
-	k := validKeystore()
-	k.Version = 2
-	add("keystore version 2", k)
-	k = validKeystore()
-	k.ID = "xyz"
-	add("keystore bad id", k)
+		"smk version 0":                  edited(validSMK, func(s *formats.SMK) { s.Version = 0 }),
+		"smk generation 0":               edited(validSMK, func(s *formats.SMK) { s.Generation = 0 }),
+		"smk bad thumbprint":             edited(validSMK, func(s *formats.SMK) { s.Thumbprint = "abc" }),
+		"smk bad algorithm":              edited(validSMK, func(s *formats.SMK) { s.Algorithm = "rsa" }),
+		"smk retired current generation": edited(validSMKRetired, func(s *formats.SMK) { s.Retired[0].Generation = s.Generation }),
+		"smk retired repeated":           edited(validSMKRetired, func(s *formats.SMK) { s.Retired[1].Generation = s.Retired[0].Generation }),
+		"smk retired bad algorithm":      edited(validSMKRetired, func(s *formats.SMK) { s.Retired[0].Algorithm = "" }),
 
-	s := validSMK()
-	s.Version = 0
-	add("smk version 0", s)
-	s = validSMK()
-	s.Generation = 0
-	add("smk generation 0", s)
-	s = validSMK()
-	s.Thumbprint = "abc"
-	add("smk bad thumbprint", s)
-	s = validSMK()
-	s.Algorithm = "rsa"
-	add("smk bad algorithm", s)
-	s = validSMKRetired()
-	s.Retired[0].Generation = s.Generation
-	add("smk retired current generation", s)
-	s = validSMKRetired()
-	s.Retired[1].Generation = s.Retired[0].Generation
-	add("smk retired repeated", s)
-	s = validSMKRetired()
-	s.Retired[0].Algorithm = ""
-	add("smk retired bad algorithm", s)
+		"credential bad name":      edited(validCredential, func(c *formats.Credential) { c.Name = "../etc/passwd" }),
+		"credential reserved name": edited(validCredential, func(c *formats.Credential) { c.Name = "LPT1" }),
+		"credential bad identity":  edited(validCredential, func(c *formats.Credential) { c.Identity = "a\nb" }),
+		"credential revision 0":    edited(validCredential, func(c *formats.Credential) { c.Revision = 0 }),
 
-	c := validCredential()
-	c.Name = "../etc/passwd"
-	add("credential bad name", c)
-	c = validCredential()
-	c.Name = "LPT1"
-	add("credential reserved name", c)
-	c = validCredential()
-	c.Identity = "a\nb"
-	add("credential bad identity", c)
-	c = validCredential()
-	c.Revision = 0
-	add("credential revision 0", c)
-
-	p := validPending()
-	p.Version = 3
-	add("pending version 3", p)
-
-	for name, v := range cases {
+		"pending version 3": edited(validPending, func(p *formats.Pending) { p.Version = 3 }),
+	} {
 		data, err := v.Encode()
 		if err == nil || data != nil {
 			t.Errorf("%s: Encode = %d bytes, %v; want a refusal", name, len(data), err)

@@ -53,9 +53,7 @@ func TestCreatedPrivate(t *testing.T) {
 	d.Account = filepath.Join(base.Account, "account")
 	d.Machine = filepath.Join(base.Machine, "machine")
 	_, ks := initTestKeystore(t, d)
-	if _, err := ks.SetCredential("c", "u", []byte("v")); err != nil {
-		t.Fatal(err)
-	}
+	setTestCredential(t, ks, "c", "u", []byte("v"))
 	user := testUserSID(t)
 	check := func(p string, dir bool) {
 		t.Helper()
@@ -148,41 +146,19 @@ func TestACLRefusals(t *testing.T) {
 	}
 	for name, target := range targets {
 		t.Run(name, func(t *testing.T) {
-			d := testDirs(t)
-			_, ks := initTestKeystore(t, d)
-			if _, err := ks.SetCredential("c", "u", []byte("v")); err != nil {
-				t.Fatal(err)
-			}
+			d, ks := newTestKeystore(t)
+			setTestCredential(t, ks, "c", "u", []byte("v"))
 			p, dir := target(d, ks)
 			before, _ := os.ReadFile(p) // nil for a directory
 			grantEveryone(t, p, dir)
-			with := func(fn func(ks *Keystore) error) func() error {
-				return func() error {
-					ks, err := Open(Options{Dirs: d})
-					if err != nil {
-						return err
-					}
-					return fn(ks)
-				}
-			}
-			ops := map[string]func() error{
-				"smk verify":     with(func(ks *Keystore) error { _, err := ks.VerifySMK(); return err }),
-				"credential get": with(func(ks *Keystore) error { _, _, err := ks.GetCredential("c"); return err }),
+			ops := map[string]func(ks *Keystore) error{
+				"smk verify":     func(ks *Keystore) error { _, err := ks.VerifySMK(); return err },
+				"credential get": func(ks *Keystore) error { _, _, err := ks.GetCredential("c"); return err },
 			}
 			if name == "credential" {
 				delete(ops, "smk verify") // reads no credential
 			}
-			for opName, op := range ops {
-				err := op()
-				if err == nil {
-					t.Errorf("%s: succeeded with %s readable by Everyone", opName, name)
-					continue
-				}
-				wantKind(t, err, ErrPermissions)
-				if ke := keystoreError(t, err); ke.Hint == "" {
-					t.Errorf("%s: no hint in %+v", opName, ke)
-				}
-			}
+			wantPermissionRefusals(t, d, name+" readable by Everyone", ops)
 			if after, _ := os.ReadFile(p); !bytes.Equal(before, after) {
 				t.Error("the refused file was rewritten")
 			}
@@ -195,9 +171,7 @@ func TestACLRefusals(t *testing.T) {
 			}
 			me := testUserSID(t).String()
 			setDACL(t, p, "D:P(A;"+inherit+";FA;;;"+me+")(A;"+inherit+";FA;;;SY)")
-			if _, v, err := ks.GetCredential("c"); err != nil || string(v) != "v" {
-				t.Fatalf("after making it private again: %q, %v", v, err)
-			}
+			wantCredential(t, ks, "c", "v", "after making it private again")
 		})
 	}
 }

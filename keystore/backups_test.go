@@ -15,17 +15,13 @@ import (
 // timeout, so the exclusive lock the record needs never comes) leaves the
 // backup good and the command successful, with a warning.
 func TestBackupRecordCannotBeWritten(t *testing.T) {
-	d := testDirs(t)
-	_, ks1 := initTestKeystore(t, d)
+	d, ks1 := newTestKeystore(t)
 	var warnings []string
 	ks2 := openTestKeystore(t, Options{Dirs: d, LockTimeout: shortLock, Warning: func(m string) { warnings = append(warnings, m) }})
 	dir := newTestDir(t)
 	password := []byte("Backup-pass-1")
 
-	reader, err := ks1.lock(fsio.Shared, shortLock)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reader := holdLock(t, ks1, fsio.Shared, shortLock)
 	first := filepath.Join(dir, "first.age")
 	info, err := ks2.BackupSMK(first, password, SMKOptions{SkipPasswordPolicy: true})
 	reader.Release()

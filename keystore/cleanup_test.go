@@ -44,12 +44,9 @@ func TestPendingCandidatesRemoved(t *testing.T) {
 	}
 	for name, write := range writers {
 		t.Run(name, func(t *testing.T) {
-			d := testDirs(t)
-			_, ks := initTestKeystore(t, d)
+			d, ks := newTestKeystore(t)
 			for _, c := range []string{"foo", "other"} {
-				if _, err := ks.SetCredential(c, "u", []byte(c+" value")); err != nil {
-					t.Fatal(err)
-				}
+				setTestCredential(t, ks, c, "u", []byte(c+" value"))
 			}
 			live := ks.path(credentialsDir, "foo.1.1.age")
 			wantExists(t, live, true)
@@ -84,9 +81,7 @@ func TestPendingCandidatesRemoved(t *testing.T) {
 			}, nil)
 
 			// A reader does not clean up: it holds only a shared lock.
-			if _, v, err := ks.GetCredential("foo"); err != nil || string(v) != "foo value" {
-				t.Fatalf("get: %q, %v", v, err)
-			}
+			wantCredential(t, ks, "foo", "foo value", "get")
 			wantExists(t, stray, true)
 
 			// Any writer does, before its own work.
@@ -105,9 +100,7 @@ func TestPendingCandidatesRemoved(t *testing.T) {
 			if !bytes.Equal(readTestFile(t, outside), outsideBefore) {
 				t.Fatal("a file outside the keystore named in pending.toml was touched")
 			}
-			if _, v, err := ks.GetCredential("foo"); err != nil || string(v) != "foo value" {
-				t.Fatalf("get after clean-up: %q, %v", v, err)
-			}
+			wantCredential(t, ks, "foo", "foo value", "get after clean-up")
 			if _, err := ks.VerifySMK(); err != nil {
 				t.Fatal(err)
 			}
@@ -120,16 +113,11 @@ func TestPendingCandidatesRemoved(t *testing.T) {
 // reference, keeps what it references, and keeps what it cannot decide
 // about, and the record, until it can.
 func TestPendingGarbageFullSweep(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	_, ks := newTestKeystore(t)
 	for _, name := range []string{"foo", "bad"} {
-		if _, err := ks.SetCredential(name, "u", []byte(name+" value")); err != nil {
-			t.Fatal(err)
-		}
+		setTestCredential(t, ks, name, "u", []byte(name+" value"))
 	}
-	if _, err := ks.SetCredential("foo", "u", []byte("foo value 2")); err != nil {
-		t.Fatal(err)
-	}
+	setTestCredential(t, ks, "foo", "u", []byte("foo value 2"))
 	cred := func(n string) string { return ks.path(credentialsDir, n) }
 	remove := []string{
 		cred("foo.1.1.age"),             // an earlier revision
@@ -160,9 +148,7 @@ func TestPendingGarbageFullSweep(t *testing.T) {
 	writeTestFile(t, cred("bad.toml"), []byte("this is not toml ]]"))
 	writeTestFile(t, ks.path(pendingFile), []byte("\x00\x01 not [[ toml"))
 
-	if _, err := ks.SetCredential("new", "u", []byte("n")); err != nil {
-		t.Fatal(err)
-	}
+	setTestCredential(t, ks, "new", "u", []byte("n"))
 	for _, p := range remove {
 		wantExists(t, p, false)
 	}
@@ -171,33 +157,22 @@ func TestPendingGarbageFullSweep(t *testing.T) {
 	}
 	// What could not be decided keeps the (now readable) record.
 	wantExists(t, ks.path(pendingFile), true)
-	if _, v, err := ks.GetCredential("foo"); err != nil || string(v) != "foo value 2" {
-		t.Fatalf("foo after the sweep: %q, %v", v, err)
-	}
+	wantCredential(t, ks, "foo", "foo value 2", "foo after the sweep")
 	// Once its metadata is repaired, the kept credential reads as before,
 	// and the next writer's sweep decides its leftover and drops the record.
 	writeTestFile(t, cred("bad.toml"), badMeta)
-	if _, v, err := ks.GetCredential("bad"); err != nil || string(v) != "bad value" {
-		t.Fatalf("bad after the sweep: %q, %v", v, err)
-	}
-	if _, err := ks.SetCredential("new", "u", []byte("n2")); err != nil {
-		t.Fatal(err)
-	}
+	wantCredential(t, ks, "bad", "bad value", "bad after the sweep")
+	setTestCredential(t, ks, "new", "u", []byte("n2"))
 	wantExists(t, cred("bad.2.1.age"), false)
 	wantExists(t, ks.path(pendingFile), false)
-	if _, v, err := ks.GetCredential("bad"); err != nil || string(v) != "bad value" {
-		t.Fatalf("bad after the second sweep: %q, %v", v, err)
-	}
+	wantCredential(t, ks, "bad", "bad value", "bad after the second sweep")
 }
 
 // TestPendingSweepWithoutSMK: if smk.toml cannot be read, nothing under
 // smk/ or credentials/ can be decided, and nothing there is removed.
 func TestPendingSweepWithoutSMK(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
-	if _, err := ks.SetCredential("foo", "u", []byte("v")); err != nil {
-		t.Fatal(err)
-	}
+	d, ks := newTestKeystore(t)
+	setTestCredential(t, ks, "foo", "u", []byte("v"))
 	stray := ks.path(credentialsDir, "foo.9.1.age")
 	writeTestFile(t, stray, []byte("leftover"))
 	smkMeta := readTestFile(t, ks.path(smkFile))
@@ -211,20 +186,15 @@ func TestPendingSweepWithoutSMK(t *testing.T) {
 	}
 	// Nothing was lost: with smk.toml repaired, the keystore reads as before.
 	writeTestFile(t, ks.path(smkFile), smkMeta)
-	if _, v, err := ks.GetCredential("foo"); err != nil || string(v) != "v" {
-		t.Fatalf("foo: %q, %v", v, err)
-	}
+	wantCredential(t, ks, "foo", "v", "foo")
 }
 
 // TestUpdateRemovesOldRevision: a committed update leaves one blob, and a
 // removal none, without any pending.toml left behind.
 func TestUpdateRemovesOldRevision(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	_, ks := newTestKeystore(t)
 	for i, v := range []string{"one", "two", "three"} {
-		if _, err := ks.SetCredential("c", "u", []byte(v)); err != nil {
-			t.Fatal(err)
-		}
+		setTestCredential(t, ks, "c", "u", []byte(v))
 		names := dirEntries(t, ks.path(credentialsDir))
 		want := []string{formats.BlobName("c", i+1, 1), "c.toml"}
 		if len(names) != 2 || names[0] != want[0] || names[1] != want[1] {
@@ -249,12 +219,9 @@ func TestUpdateRemovesOldRevision(t *testing.T) {
 // is added to by the next writer, not replaced: once the metadata is
 // repaired, a later writer still removes the leftover.
 func TestKeptPendingNotOverwritten(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	_, ks := newTestKeystore(t)
 	for _, c := range []string{"foo", "bar"} {
-		if _, err := ks.SetCredential(c, "u", []byte(c+" value")); err != nil {
-			t.Fatal(err)
-		}
+		setTestCredential(t, ks, c, "u", []byte(c+" value"))
 	}
 	stray := ks.path(credentialsDir, "foo.9.1.age")
 	writeTestFile(t, stray, []byte("age-encryption.org/v1\nleftover"))
@@ -264,16 +231,12 @@ func TestKeptPendingNotOverwritten(t *testing.T) {
 
 	// foo cannot be decided; bar's update commits and lists its own
 	// leftovers in pending.toml.
-	if _, err := ks.SetCredential("bar", "u", []byte("bar value 2")); err != nil {
-		t.Fatal(err)
-	}
+	setTestCredential(t, ks, "bar", "u", []byte("bar value 2"))
 	wantExists(t, stray, true)
 	wantExists(t, ks.path(pendingFile), true)
 
 	writeTestFile(t, ks.path(credentialsDir, "foo.toml"), fooMeta)
-	if _, err := ks.SetCredential("bar", "u", []byte("bar value 3")); err != nil {
-		t.Fatal(err)
-	}
+	setTestCredential(t, ks, "bar", "u", []byte("bar value 3"))
 	wantExists(t, stray, false)
 	wantExists(t, ks.path(pendingFile), false)
 	for c, want := range map[string]string{"foo": "foo value", "bar": "bar value 3"} {

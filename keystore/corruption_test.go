@@ -309,6 +309,18 @@ type sweepRead struct {
 	run func(ks *Keystore) (out, detail string, err error)
 }
 
+// sweepListing is a listing's result as a sweepRead's: each item's line
+// (from line) in out and in detail, and the listing's error.
+func sweepListing[T any](items []T, err error, line func(T) (out, detail string)) (string, string, error) {
+	var out, detail []string
+	for _, it := range items {
+		o, d := line(it)
+		out = append(out, o)
+		detail = append(detail, d)
+	}
+	return strings.Join(out, "\n"), strings.Join(detail, "\n"), err
+}
+
 func sweepReads(e *sweepKeystore) []sweepRead {
 	var reads []sweepRead
 	// A listing returns what must not change (the items, orphaned or not)
@@ -330,43 +342,32 @@ func sweepReads(e *sweepKeystore) []sweepRead {
 		}},
 		sweepRead{name: "credential list", run: func(ks *Keystore) (string, string, error) {
 			list, err := ks.ListCredentials()
-			var out, detail []string
-			for _, c := range list {
-				out = append(out, fmt.Sprintf("%s orphaned=%t", c.Name, c.Orphan != nil))
-				detail = append(detail, fmt.Sprintf("%s %s %v", c.Name, c.Identity, c.Orphan))
-			}
-			return strings.Join(out, "\n"), strings.Join(detail, "\n"), err
+			return sweepListing(list, err, func(c *Credential) (string, string) {
+				return fmt.Sprintf("%s orphaned=%t", c.Name, c.Orphan != nil), fmt.Sprintf("%s %s %v", c.Name, c.Identity, c.Orphan)
+			})
 		}},
 		sweepRead{name: "db list", run: func(ks *Keystore) (string, string, error) {
 			list, err := ks.ListDatabases()
-			var out, detail []string
-			for _, d := range list {
-				out = append(out, fmt.Sprintf("%s secrets=%d", d.Name, d.Secrets))
-				detail = append(detail, fmt.Sprintf("%s %s %s gen %d smk=%t passwords=%d", d.Name, d.Thumbprint, d.Algorithm, d.Generation, d.SMKEncryption, d.Passwords))
-			}
-			return strings.Join(out, "\n"), strings.Join(detail, "\n"), err
+			return sweepListing(list, err, func(d *DatabaseInfo) (string, string) {
+				return fmt.Sprintf("%s secrets=%d", d.Name, d.Secrets),
+					fmt.Sprintf("%s %s %s gen %d smk=%t passwords=%d", d.Name, d.Thumbprint, d.Algorithm, d.Generation, d.SMKEncryption, d.Passwords)
+			})
 		}},
 		sweepRead{name: "secret list", run: func(ks *Keystore) (string, string, error) {
 			list, err := ks.ListSecrets("")
-			var out, detail []string
-			for _, s := range list {
-				out = append(out, fmt.Sprintf("%s/%s orphaned=%t", s.Database, s.Name, s.Orphan != nil))
-				detail = append(detail, fmt.Sprintf("%s/%s %v", s.Database, s.Name, s.Orphan))
-			}
-			return strings.Join(out, "\n"), strings.Join(detail, "\n"), err
+			return sweepListing(list, err, func(s *Secret) (string, string) {
+				return fmt.Sprintf("%s/%s orphaned=%t", s.Database, s.Name, s.Orphan != nil), fmt.Sprintf("%s/%s %v", s.Database, s.Name, s.Orphan)
+			})
 		}},
 		sweepRead{name: "key-encryptions", run: func(ks *Keystore) (string, string, error) {
 			rows, err := ks.KeyEncryptions()
-			var out, detail []string
-			for _, r := range rows {
+			return sweepListing(rows, err, func(r KeyEncryption) (string, string) {
 				state := r.State
 				if r.Protector == "account" || r.Protector == "machine" {
 					state = "" // valid, or invalid until the next command re-creates it
 				}
-				out = append(out, fmt.Sprintf("%s %s %s %s", r.Key, r.CryptType, r.Protector, state))
-				detail = append(detail, fmt.Sprintf("%s %s", r.Key, r.Thumbprint))
-			}
-			return strings.Join(out, "\n"), strings.Join(detail, "\n"), err
+				return fmt.Sprintf("%s %s %s %s", r.Key, r.CryptType, r.Protector, state), fmt.Sprintf("%s %s", r.Key, r.Thumbprint)
+			})
 		}},
 		sweepRead{name: "smk verify", run: func(ks *Keystore) (string, string, error) {
 			info, err := ks.VerifySMK()

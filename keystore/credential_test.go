@@ -47,9 +47,7 @@ func TestCredentialLifecycle(t *testing.T) {
 		t.Fatalf("after update %+v", c)
 	}
 
-	if _, err := ks.SetCredential("backup-op", "u2", []byte("x")); err != nil {
-		t.Fatal(err)
-	}
+	setTestCredential(t, ks, "backup-op", "u2", []byte("x"))
 	list, err := ks.ListCredentials()
 	if err != nil || len(list) != 2 || list[0].Name != "backup-op" || list[1].Name != "sa" || list[1].Identity != "svc_sa" {
 		t.Fatalf("list %+v, %v", list, err)
@@ -72,8 +70,7 @@ func TestCredentialLifecycle(t *testing.T) {
 }
 
 func TestCredentialInvalidInput(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	d, ks := newTestKeystore(t)
 	before := treeSnapshot(t, d.Keystore, lockFile, errorlogFile)
 	for _, name := range []string{"", "../x", "a/b", "a\\b", "..", ".x", "CON", "nul.txt", "com1", "a\x00b", "a\nb", "é", strings.Repeat("a", 129)} {
 		_, err := ks.SetCredential(name, "u", []byte("v"))
@@ -101,11 +98,8 @@ func TestCredentialInvalidInput(t *testing.T) {
 // TestCredentialDamagedBlob: a value whose file was damaged is reported as
 // corruption, not as a wrong key or a missing credential.
 func TestCredentialDamagedBlob(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
-	if _, err := ks.SetCredential("c", "u", []byte("value")); err != nil {
-		t.Fatal(err)
-	}
+	_, ks := newTestKeystore(t)
+	setTestCredential(t, ks, "c", "u", []byte("value"))
 	p := ks.path(credentialsDir, "c.1.1.age")
 	blob := readTestFile(t, p)
 	blob[len(blob)-3] ^= 1
@@ -122,9 +116,7 @@ func TestCredentialDamagedBlob(t *testing.T) {
 	_, _, err = ks.GetCredential("c")
 	wantKind(t, err, ErrCorrupt)
 	// Metadata naming another credential is corruption.
-	if _, err := ks.SetCredential("d", "u", []byte("d")); err != nil {
-		t.Fatal(err)
-	}
+	setTestCredential(t, ks, "d", "u", []byte("d"))
 	writeTestFile(t, ks.path(credentialsDir, "d.toml"),
 		bytes.Replace(readTestFile(t, ks.path(credentialsDir, "d.toml")), []byte(`name = "d"`), []byte(`name = "e"`), 1))
 	_, _, err = ks.GetCredential("d")

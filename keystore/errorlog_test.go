@@ -28,8 +28,7 @@ func bigLog(t *testing.T, path, tag string) []byte {
 // keytree errorlog shows the old part's end, then the new part, within its
 // 1 MiB bound.
 func TestErrorLogRotation(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	_, ks := newTestKeystore(t)
 	logPath, oldPath := ks.path(errorlogFile), ks.path(errorlogOldFile)
 
 	writeTestFile(t, oldPath, []byte("2026-01-01T00:00:00Z oldest part\n"))
@@ -83,8 +82,7 @@ func TestErrorLogRotation(t *testing.T) {
 // another process holds the keystore, the reader neither waits nor
 // rotates.
 func TestErrorLogRotationByReader(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	d, ks := newTestKeystore(t)
 	logPath, oldPath := ks.path(errorlogFile), ks.path(errorlogOldFile)
 	bigLog(t, logPath, "reader")
 
@@ -92,10 +90,7 @@ func TestErrorLogRotationByReader(t *testing.T) {
 	// conflict between descriptors even in one process). A reader that
 	// logs neither waits for it nor rotates beside it.
 	other := openTestKeystore(t, Options{Dirs: d})
-	shared, err := other.lock(fsio.Shared, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	shared := holdLock(t, other, fsio.Shared, 0)
 	if err := ks.read("test", func(s *session) error { s.ks.logEvent("beside another reader"); return nil }); err != nil {
 		t.Fatal(err)
 	}

@@ -23,9 +23,7 @@ func newHealFixture(t *testing.T) *healFixture {
 	f := &healFixture{dirs: testDirs(t), value: []byte("p@ss\x00word\n")}
 	var ks *Keystore
 	f.res, ks = initTestKeystore(t, f.dirs)
-	if _, err := ks.SetCredential("sa", "sa-login", f.value); err != nil {
-		t.Fatal(err)
-	}
+	setTestCredential(t, ks, "sa", "sa-login", f.value)
 	return f
 }
 
@@ -235,20 +233,28 @@ func TestBothEncryptionsInvalid(t *testing.T) {
 	f.checkOpens(t, f.dirs)
 }
 
+// switchMachineProtection turns machine protection on or off, checking that
+// this changes it and creates or removes the machine encryption, and that
+// doing it again changes nothing.
+func (f *healFixture) switchMachineProtection(t *testing.T, ks *Keystore, on bool) {
+	t.Helper()
+	state := map[bool]string{false: "off", true: "on"}[on]
+	if changed, err := ks.SetMachineProtection(on); err != nil || !changed {
+		t.Fatalf("machine protection %s: %v, %v", state, changed, err)
+	}
+	wantExists(t, filepath.Join(f.dirs.Keystore, smkDir, "machine.1.age"), on)
+	if changed, err := ks.SetMachineProtection(on); err != nil || changed {
+		t.Fatalf("machine protection %s again: changed %v, %v", state, changed, err)
+	}
+}
+
 // TestMachineProtectionOffThenAccountChange: with the machine encryption
 // turned off, the account encryption is the only one, and losing it is 15466
 // (P5's price).
 func TestMachineProtectionOffThenAccountChange(t *testing.T) {
 	f := newHealFixture(t)
 	ks := openTestKeystore(t, Options{Dirs: f.dirs})
-	changed, err := ks.SetMachineProtection(false)
-	if err != nil || !changed {
-		t.Fatalf("machine protection off: %v, %v", changed, err)
-	}
-	wantExists(t, filepath.Join(f.dirs.Keystore, smkDir, "machine.1.age"), false)
-	if changed, err := ks.SetMachineProtection(false); err != nil || changed {
-		t.Fatalf("machine protection off again: changed %v, %v", changed, err)
-	}
+	f.switchMachineProtection(t, ks, false)
 	info, err := ks.VerifySMK()
 	if err != nil || info.MachineProtection || info.Encryptions[1].Enabled || !info.Encryptions[0].Valid {
 		t.Fatalf("after off: %+v, %v", info, err)
@@ -280,14 +286,7 @@ func TestMachineProtectionOn(t *testing.T) {
 	if _, err := ks.SetMachineProtection(false); err != nil {
 		t.Fatal(err)
 	}
-	changed, err := ks.SetMachineProtection(true)
-	if err != nil || !changed {
-		t.Fatalf("machine protection on: %v, %v", changed, err)
-	}
-	wantExists(t, filepath.Join(f.dirs.Keystore, smkDir, "machine.1.age"), true)
-	if changed, err := ks.SetMachineProtection(true); err != nil || changed {
-		t.Fatalf("on again: changed %v, %v", changed, err)
-	}
+	f.switchMachineProtection(t, ks, true)
 	d := f.dirs
 	d.Account = newTestDir(t)
 	info, err := openTestKeystore(t, Options{Dirs: d}).VerifySMK()

@@ -28,8 +28,7 @@ func keptRows(t *testing.T, ks *Keystore) []KeyEncryption {
 }
 
 func TestForceKeepsDMKPasswordEncryption(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	d, ks := newTestKeystore(t)
 	pw, wrong, next := []byte("Database-Passw0rd-1"), []byte("Mistyped-Passw0rd-1"), []byte("Next-Passw0rd-22")
 	if _, err := ks.CreateDMK("payroll", pw, DMKOptions{NoSMKEncryption: true}); err != nil {
 		t.Fatal(err)
@@ -138,9 +137,7 @@ func TestForceKeepsSMKEncryptions(t *testing.T) {
 	}
 	values := map[string]string{"backup-db": "hunter2", "mail": "s3cret"}
 	for n, v := range values {
-		if _, err := ks.SetCredential(n, "svc", []byte(v)); err != nil {
-			t.Fatal(err)
-		}
+		setTestCredential(t, ks, n, "svc", []byte(v))
 	}
 	cur, _ := ks.loadSMKMeta()
 	keptFiles := []string{
@@ -167,9 +164,7 @@ func TestForceKeepsSMKEncryptions(t *testing.T) {
 		t.Errorf("key-encryptions kept rows = %+v", kept)
 	}
 	// A writer's clean-up under the wrong directories keeps them too.
-	if _, err := bad.SetCredential("new", "svc", []byte("new value")); err != nil {
-		t.Fatal(err)
-	}
+	setTestCredential(t, bad, "new", "svc", []byte("new value"))
 	values["new"] = "new value"
 	for _, f := range keptFiles {
 		wantExists(t, f, true)

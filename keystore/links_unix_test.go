@@ -18,11 +18,8 @@ import (
 // secret: something under every directory keytree lists.
 func linkTestKeystore(t *testing.T) (Dirs, *Keystore) {
 	t.Helper()
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
-	if _, err := ks.SetCredential("c", "u", []byte("credential value")); err != nil {
-		t.Fatal(err)
-	}
+	d, ks := newTestKeystore(t)
+	setTestCredential(t, ks, "c", "u", []byte("credential value"))
 	if _, err := ks.CreateDMK("hr", []byte("Database-Passw0rd-1"), DMKOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -239,24 +236,7 @@ func TestFIFOInKeystore(t *testing.T) {
 // append to it.
 func TestHardLinkedLockAndErrorLog(t *testing.T) {
 	d, ks := linkTestKeystore(t)
-	victim := filepath.Join(newTestDir(t), "victim")
-	if err := os.WriteFile(victim, []byte("unchanged\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(victim, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	check := func(what string) {
-		t.Helper()
-		fi, err := os.Stat(victim)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, _ := os.ReadFile(victim)
-		if fi.Mode().Perm() != 0o644 || string(data) != "unchanged\n" {
-			t.Fatalf("%s: the hard-linked file was changed: mode %04o, %q", what, fi.Mode().Perm(), data)
-		}
-	}
+	victim, check := victimFile(t, "the hard-linked file")
 	for _, name := range []string{errorlogFile, lockFile} {
 		p := ks.path(name)
 		os.Remove(p)
@@ -294,9 +274,7 @@ func TestKeystoreOwnedByAnotherAccount(t *testing.T) {
 	if err != nil {
 		t.Fatalf("open allowed explicitly: %v", err)
 	}
-	if _, v, err := ks.GetCredential("c"); err != nil || string(v) != "credential value" {
-		t.Fatalf("credential get allowed explicitly: %q, %v", v, err)
-	}
+	wantCredential(t, ks, "c", "credential value", "credential get allowed explicitly")
 }
 
 // credentialBlob is the path of a credential's current value file.

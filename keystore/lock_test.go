@@ -15,18 +15,20 @@ import (
 
 const shortLock = 150 * time.Millisecond
 
-func TestLockWriterWaitsThenFails(t *testing.T) {
+// lockTestKeystores makes a keystore holding credential c, value v1, and
+// opens it twice: ks1 to hold the lock with, ks2 to run commands that give
+// up after shortLock.
+func lockTestKeystores(t *testing.T) (ks1, ks2 *Keystore) {
+	t.Helper()
 	d := testDirs(t)
-	_, ks1 := initTestKeystore(t, d)
-	if _, err := ks1.SetCredential("c", "u", []byte("v1")); err != nil {
-		t.Fatal(err)
-	}
-	ks2 := openTestKeystore(t, Options{Dirs: d, LockTimeout: shortLock})
+	_, ks1 = initTestKeystore(t, d)
+	setTestCredential(t, ks1, "c", "u", []byte("v1"))
+	return ks1, openTestKeystore(t, Options{Dirs: d, LockTimeout: shortLock})
+}
 
-	l, err := ks1.lock(fsio.Exclusive, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+func TestLockWriterWaitsThenFails(t *testing.T) {
+	ks1, ks2 := lockTestKeystores(t)
+	l := holdLock(t, ks1, fsio.Exclusive, time.Second)
 	ops := map[string]func() error{
 		"credential set (writer)":  func() error { _, err := ks2.SetCredential("c", "u", []byte("v2")); return err },
 		"credential rm (writer)":   func() error { return ks2.RemoveCredential("c") },
@@ -57,28 +59,14 @@ func TestLockWriterWaitsThenFails(t *testing.T) {
 	l.Release()
 
 	// Nothing the refused writers tried happened.
-	_, v, err := ks2.GetCredential("c")
-	if err != nil || string(v) != "v1" {
-		t.Fatalf("after the lock was released: %q, %v", v, err)
-	}
+	wantCredential(t, ks2, "c", "v1", "after the lock was released")
 }
 
 func TestLockReadersShare(t *testing.T) {
-	d := testDirs(t)
-	_, ks1 := initTestKeystore(t, d)
-	if _, err := ks1.SetCredential("c", "u", []byte("v1")); err != nil {
-		t.Fatal(err)
-	}
-	ks2 := openTestKeystore(t, Options{Dirs: d, LockTimeout: shortLock})
-	r, err := ks1.lock(fsio.Shared, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Release()
+	ks1, ks2 := lockTestKeystores(t)
+	defer holdLock(t, ks1, fsio.Shared, time.Second).Release()
 	// Readers run alongside another reader...
-	if _, v, err := ks2.GetCredential("c"); err != nil || string(v) != "v1" {
-		t.Fatalf("reader beside a reader: %q, %v", v, err)
-	}
+	wantCredential(t, ks2, "c", "v1", "reader beside a reader")
 	if _, err := ks2.ListCredentials(); err != nil {
 		t.Fatalf("list beside a reader: %v", err)
 	}
@@ -94,18 +82,12 @@ func TestLockReadersShare(t *testing.T) {
 // TestLockWriterProceedsWhenReleased: a writer with a long timeout blocks
 // while another process holds the lock, and completes once it is released.
 func TestLockWriterProceedsWhenReleased(t *testing.T) {
-	d := testDirs(t)
-	_, ks1 := initTestKeystore(t, d)
-	if _, err := ks1.SetCredential("c", "u", []byte("v1")); err != nil {
-		t.Fatal(err)
-	}
+	d, ks1 := newTestKeystore(t)
+	setTestCredential(t, ks1, "c", "u", []byte("v1"))
 	for _, held := range []fsio.LockMode{fsio.Shared, fsio.Exclusive} {
 		t.Run(held.String(), func(t *testing.T) {
 			ks2 := openTestKeystore(t, Options{Dirs: d, LockTimeout: 20 * time.Second})
-			l, err := ks1.lock(held, time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
+			l := holdLock(t, ks1, held, time.Second)
 			want := "written after a " + held.String() + " lock"
 			done := make(chan error, 1)
 			go func() {

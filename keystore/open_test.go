@@ -105,10 +105,8 @@ func TestInitCreatesMissingDirectories(t *testing.T) {
 	d.Keystore = filepath.Join(d.Keystore, "a", "b", "ks")
 	d.Account = filepath.Join(d.Account, "acct")
 	d.Machine = filepath.Join(d.Machine, "m", "n")
-	if _, err := Init(Options{Dirs: d}, protect.X25519); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := openTestKeystore(t, Options{Dirs: d}).VerifySMK(); err != nil {
+	_, ks := initTestKeystore(t, d)
+	if _, err := ks.VerifySMK(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -156,9 +154,7 @@ func TestOpenCorruptKeystoreFile(t *testing.T) {
 func TestInitRefusesExistingKeystore(t *testing.T) {
 	d := testDirs(t)
 	res, ks := initTestKeystore(t, d)
-	if _, err := ks.SetCredential("c", "u", []byte("v")); err != nil {
-		t.Fatal(err)
-	}
+	setTestCredential(t, ks, "c", "u", []byte("v"))
 	before := treeSnapshot(t, d.Keystore, lockFile, errorlogFile)
 	_, err := Init(Options{Dirs: d}, protect.X25519)
 	wantKind(t, err, ErrExists)
@@ -197,10 +193,8 @@ func TestInitAfterInterruptedInit(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeTestFile(t, filepath.Join(d.Keystore, tmpDir, formats.TempPrefix+"x"), []byte("partial"))
-	if _, err := Init(Options{Dirs: d}, protect.X25519); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := openTestKeystore(t, Options{Dirs: d}).VerifySMK(); err != nil {
+	_, ks := initTestKeystore(t, d)
+	if _, err := ks.VerifySMK(); err != nil {
 		t.Fatal(err)
 	}
 }

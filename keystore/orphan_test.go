@@ -23,12 +23,9 @@ type orphanFixture struct {
 
 func newOrphanFixture(t *testing.T) *orphanFixture {
 	t.Helper()
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	_, ks := newTestKeystore(t)
 	for _, n := range []string{"orph", "live"} {
-		if _, err := ks.SetCredential(n, "u", []byte(n+" value")); err != nil {
-			t.Fatal(err)
-		}
+		setTestCredential(t, ks, n, "u", []byte(n+" value"))
 	}
 	meta, err := ks.loadSMKMeta()
 	if err != nil {
@@ -60,9 +57,7 @@ func newOrphanFixture(t *testing.T) *orphanFixture {
 func TestOrphanedCredential(t *testing.T) {
 	f := newOrphanFixture(t)
 	ks := f.ks
-	if _, v, err := ks.GetCredential("live"); err != nil || string(v) != "live value" {
-		t.Fatalf("live: %q, %v", v, err)
-	}
+	wantCredential(t, ks, "live", "live value", "live")
 	_, _, err := ks.GetCredential("orph")
 	wantMsg(t, err, MsgItemDecrypt, ErrDecryption)
 	if !strings.Contains(err.Error(), f.retiredThb) || keystoreError(t, err).Hint == "" {
@@ -114,13 +109,9 @@ func TestOrphanedCredential(t *testing.T) {
 	}
 
 	// Setting the orphan again puts it under the current key.
-	if _, err := ks.SetCredential("orph", "u", []byte("fresh")); err != nil {
-		t.Fatal(err)
-	}
+	setTestCredential(t, ks, "orph", "u", []byte("fresh"))
 	wantExists(t, ks.path(credentialsDir, "orph.1.1.age"), false)
-	if _, v, err := ks.GetCredential("orph"); err != nil || string(v) != "fresh" {
-		t.Fatalf("orph after set: %q, %v", v, err)
-	}
+	wantCredential(t, ks, "orph", "fresh", "orph after set")
 }
 
 // TestOrphanKeptBySweep: the garbage collector keeps an orphan (its only
@@ -135,9 +126,7 @@ func TestOrphanKeptBySweep(t *testing.T) {
 	writeTestFile(t, stale, []byte("stale"))
 	writeTestFile(t, unknownGen, []byte("leftover"))
 	writeTestFile(t, ks.path(pendingFile), []byte("not toml ["))
-	if _, err := ks.SetCredential("x", "u", []byte("x")); err != nil {
-		t.Fatal(err)
-	}
+	setTestCredential(t, ks, "x", "u", []byte("x"))
 	wantExists(t, orphan, true)
 	wantExists(t, stale, false)
 	wantExists(t, unknownGen, false)
@@ -158,12 +147,9 @@ func TestOrphanKeptBySweep(t *testing.T) {
 // that fails, and a full sweep, leave it; a newer generation's file is
 // still an interrupted operation's leftover, and goes.
 func TestSweepKeepsOnlyCopyUnderOlderGeneration(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	_, ks := newTestKeystore(t)
 	for _, n := range []string{"mail", "db"} {
-		if _, err := ks.SetCredential(n, "svc", []byte(n+" value")); err != nil {
-			t.Fatal(err)
-		}
+		setTestCredential(t, ks, n, "svc", []byte(n+" value"))
 	}
 	if _, err := ks.RegenerateSMK(SMKOptions{}); err != nil {
 		t.Fatal(err)
@@ -184,9 +170,7 @@ func TestSweepKeepsOnlyCopyUnderOlderGeneration(t *testing.T) {
 	wantExists(t, only, true)
 
 	writeTestFile(t, ks.path(pendingFile), []byte("not toml ["))
-	if _, err := ks.SetCredential("x", "svc", []byte("x")); err != nil {
-		t.Fatal(err)
-	}
+	setTestCredential(t, ks, "x", "svc", []byte("x"))
 	wantExists(t, only, true)
 	wantExists(t, stale, false)
 	wantExists(t, future, false)
@@ -196,8 +180,7 @@ func TestSweepKeepsOnlyCopyUnderOlderGeneration(t *testing.T) {
 // TestItemBlobLookup drives itemBlob directly: the current generation
 // first, then retired generations newest first, and nothing else.
 func TestItemBlobLookup(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	_, ks := newTestKeystore(t)
 	dir := []string{credentialsDir}
 	g := keyGens{current: 5, retired: []formats.Retired{
 		{Generation: 1, Thumbprint: strings.Repeat("1", 40), Algorithm: "x25519"},

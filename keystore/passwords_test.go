@@ -35,8 +35,7 @@ func countScrypts(t *testing.T) *[]int {
 // add-encryption), and a secret "s".
 func passwordTestDB(t *testing.T, passwords ...string) (Dirs, *Keystore) {
 	t.Helper()
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	d, ks := newTestKeystore(t)
 	if _, err := ks.CreateDMK("db", []byte(passwords[0]), passwordTestOpts); err != nil {
 		t.Fatal(err)
 	}
@@ -364,17 +363,8 @@ func TestScryptOutsideExclusiveLock(t *testing.T) {
 	if _, err := ks.BackupDMK("db", backup, []byte("backup-password"), passwordTestOpts); err != nil {
 		t.Fatal(err)
 	}
-	runs, locked := 0, 0
-	protect.SetScryptHookForTesting(func(int) {
-		runs++
-		l, err := ks.lock(fsio.Shared, 0)
-		if err != nil {
-			locked++
-			return
-		}
-		l.Release()
-	})
-	defer protect.SetScryptHookForTesting(nil)
+	var runs, locked int
+	countScryptsUnderLock(t, ks, &runs, &locked)
 
 	open := DMKOptions{SkipPasswordPolicy: true, OpenPassword: []byte("password-1")}
 	for _, op := range []struct {
@@ -412,6 +402,22 @@ func TestScryptOutsideExclusiveLock(t *testing.T) {
 	_ = d
 }
 
+// countScryptsUnderLock counts, for the rest of the test, the scrypt runs
+// and, in locked, those of them that ran while another process could not
+// take a shared lock on ks, that is, under the exclusive lock.
+func countScryptsUnderLock(t *testing.T, ks *Keystore, runs, locked *int) {
+	protect.SetScryptHookForTesting(func(int) {
+		*runs++
+		l, err := ks.lock(fsio.Shared, 0)
+		if err != nil {
+			*locked++
+			return
+		}
+		l.Release()
+	})
+	t.Cleanup(func() { protect.SetScryptHookForTesting(nil) })
+}
+
 // TestPasswordsChangedBetweenPasses: if another writer changes the password
 // encryptions between the scrypt pass and the exclusive lock, the command
 // does its scrypt pass again, still outside the lock, and succeeds.
@@ -430,16 +436,8 @@ func TestPasswordsChangedBetweenPasses(t *testing.T) {
 		}
 	}
 	defer func() { rehearsedHook = nil }()
-	locked := 0
-	protect.SetScryptHookForTesting(func(int) {
-		l, err := ks.lock(fsio.Shared, 0)
-		if err != nil {
-			locked++
-			return
-		}
-		l.Release()
-	})
-	defer protect.SetScryptHookForTesting(nil)
+	var runs, locked int
+	countScryptsUnderLock(t, ks, &runs, &locked)
 
 	if _, err := ks.SetSecret("db", "t", []byte("value t"), []byte("password-1")); err != nil {
 		t.Fatal(err)

@@ -48,43 +48,18 @@ func TestPermissionRefusals(t *testing.T) {
 	}
 	for name, tg := range targets {
 		t.Run(name, func(t *testing.T) {
-			d := testDirs(t)
-			_, ks := initTestKeystore(t, d)
-			if _, err := ks.SetCredential("c", "u", []byte("v")); err != nil {
-				t.Fatal(err)
-			}
+			d, ks := newTestKeystore(t)
+			setTestCredential(t, ks, "c", "u", []byte("v"))
 			p := tg.path(d, ks)
 			before, _ := os.ReadFile(p) // nil for a directory
 			if err := os.Chmod(p, tg.mode); err != nil {
 				t.Fatal(err)
 			}
-			// Each operation opens the keystore afresh, as every keytree
-			// command does.
-			with := func(fn func(ks *Keystore) error) func() error {
-				return func() error {
-					ks, err := Open(Options{Dirs: d})
-					if err != nil {
-						return err
-					}
-					return fn(ks)
-				}
-			}
-			ops := map[string]func() error{
-				"smk verify":     with(func(ks *Keystore) error { _, err := ks.VerifySMK(); return err }),
-				"credential get": with(func(ks *Keystore) error { _, _, err := ks.GetCredential("c"); return err }),
-				"credential set": with(func(ks *Keystore) error { _, err := ks.SetCredential("c", "u", []byte("w")); return err }),
-			}
-			for opName, op := range ops {
-				err := op()
-				if err == nil {
-					t.Errorf("%s: succeeded with %s", opName, name)
-					continue
-				}
-				wantKind(t, err, ErrPermissions)
-				if ke := keystoreError(t, err); ke.Hint == "" {
-					t.Errorf("%s: no hint in %+v", opName, ke)
-				}
-			}
+			wantPermissionRefusals(t, d, name, map[string]func(ks *Keystore) error{
+				"smk verify":     func(ks *Keystore) error { _, err := ks.VerifySMK(); return err },
+				"credential get": func(ks *Keystore) error { _, _, err := ks.GetCredential("c"); return err },
+				"credential set": func(ks *Keystore) error { _, err := ks.SetCredential("c", "u", []byte("w")); return err },
+			})
 			fi, err := os.Stat(p)
 			if err != nil {
 				t.Fatal(err)
@@ -101,20 +76,14 @@ func TestPermissionRefusals(t *testing.T) {
 				fix = 0o700
 			}
 			os.Chmod(p, fix)
-			_, v, err := ks.GetCredential("c")
-			if err != nil || string(v) != "v" {
-				t.Fatalf("after chmod back: %q, %v", v, err)
-			}
+			wantCredential(t, ks, "c", "v", "after chmod back")
 		})
 	}
 }
 
 func TestPermissionRefusalsOtherFiles(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
-	if _, err := ks.SetCredential("c", "u", []byte("v")); err != nil {
-		t.Fatal(err)
-	}
+	d, ks := newTestKeystore(t)
+	setTestCredential(t, ks, "c", "u", []byte("v"))
 	blob := filepath.Join(d.Keystore, credentialsDir, "c.1.1.age")
 	os.Chmod(blob, 0o644)
 	_, _, err := ks.GetCredential("c")
@@ -165,12 +134,8 @@ func TestCreatedModesUnderUmaskZero(t *testing.T) {
 		Machine:  filepath.Join(roots.Machine, "c", "machine"),
 	}
 	_, ks := initTestKeystore(t, d)
-	if _, err := ks.SetCredential("c", "u", []byte("v")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ks.SetCredential("c", "u", []byte("w")); err != nil {
-		t.Fatal(err)
-	}
+	setTestCredential(t, ks, "c", "u", []byte("v"))
+	setTestCredential(t, ks, "c", "u", []byte("w"))
 	if _, err := ks.SetMachineProtection(false); err != nil {
 		t.Fatal(err)
 	}
@@ -198,29 +163,9 @@ func TestCreatedModesUnderUmaskZero(t *testing.T) {
 // opens to change (a lock's mode, an appended line), are not followed when
 // someone who can write the keystore made them links to a file of theirs.
 func TestSymlinksNotFollowed(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
-	if _, err := ks.SetCredential("c", "u", []byte("v")); err != nil {
-		t.Fatal(err)
-	}
-	target := filepath.Join(newTestDir(t), "victim")
-	if err := os.WriteFile(target, []byte("unchanged\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(target, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	checkTarget := func(what string) {
-		t.Helper()
-		fi, err := os.Stat(target)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, _ := os.ReadFile(target)
-		if fi.Mode().Perm() != 0o644 || string(data) != "unchanged\n" {
-			t.Fatalf("%s: the link's target was changed: mode %v, %q", what, fi.Mode().Perm(), data)
-		}
-	}
+	d, ks := newTestKeystore(t)
+	setTestCredential(t, ks, "c", "u", []byte("v"))
+	target, checkTarget := victimFile(t, "the link's target")
 
 	// The error log: a heal writes a line to it.
 	errorlog := ks.path(errorlogFile)
@@ -256,12 +201,37 @@ func TestSymlinksNotFollowed(t *testing.T) {
 	checkTarget("commands with a linked lock file")
 }
 
+// victimFile writes a file outside the keystore, mode 0644, for a test to
+// link into the keystore. The check it returns fails the test if the file's
+// mode or content changed; how names the file in the message, what the
+// point of the test.
+func victimFile(t *testing.T, how string) (path string, check func(what string)) {
+	t.Helper()
+	path = filepath.Join(newTestDir(t), "victim")
+	if err := os.WriteFile(path, []byte("unchanged\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, func(what string) {
+		t.Helper()
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := os.ReadFile(path)
+		if fi.Mode().Perm() != 0o644 || string(data) != "unchanged\n" {
+			t.Fatalf("%s: %s was changed: mode %04o, %q", what, how, fi.Mode().Perm(), data)
+		}
+	}
+}
+
 // TestStatusBackupsPastExposedDatabase: a database whose metadata others
 // can read is listed as damage, and every other database still shows its
 // last backup (status once lost those after the first such database).
 func TestStatusBackupsPastExposedDatabase(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	_, ks := newTestKeystore(t)
 	backups := newTestDir(t)
 	for _, db := range []string{"a", "b", "c", "d", "e", "f"} {
 		if _, err := ks.CreateDMK(db, []byte("a password for "+db), DMKOptions{SkipPasswordPolicy: true}); err != nil {

@@ -45,9 +45,7 @@ func TestDamagedAccountSecretIsNotReplaced(t *testing.T) {
 	db := Dirs{Keystore: newTestDir(t), Account: da.Account, Machine: da.Machine}
 	_, b := initTestKeystore(t, db)
 	for _, ks := range []*Keystore{a, b} {
-		if _, err := ks.SetCredential("mail", "smtp", []byte("value")); err != nil {
-			t.Fatal(err)
-		}
+		setTestCredential(t, ks, "mail", "smtp", []byte("value"))
 	}
 	if _, err := b.SetMachineProtection(false); err != nil {
 		t.Fatal(err)
@@ -100,9 +98,7 @@ func TestDamagedAccountSecretIsNotReplaced(t *testing.T) {
 	// The file restored from a backup, both keystores open as before.
 	writeTestFile(t, secret, good)
 	for _, ks := range []*Keystore{a, b} {
-		if _, v, err := ks.GetCredential("mail"); err != nil || string(v) != "value" {
-			t.Fatalf("after restoring the account secret: %q, %v", v, err)
-		}
+		wantCredential(t, ks, "mail", "value", "after restoring the account secret")
 	}
 
 	// Moved aside instead, a new secret is created and a heals from its
@@ -114,9 +110,7 @@ func TestDamagedAccountSecretIsNotReplaced(t *testing.T) {
 	}
 	var notices []string
 	a2 := openTestKeystore(t, Options{Dirs: da, Notice: func(m string) { notices = append(notices, m) }})
-	if _, v, err := a2.GetCredential("mail"); err != nil || string(v) != "value" {
-		t.Fatalf("after moving the damaged secret aside: %q, %v", v, err)
-	}
+	wantCredential(t, a2, "mail", "value", "after moving the damaged secret aside")
 	if len(notices) != 1 || !strings.Contains(notices[0], "account encryption") || !strings.Contains(notices[0], "re-created") {
 		t.Errorf("notices %q", notices)
 	}
@@ -130,8 +124,7 @@ func TestDamagedAccountSecretIsNotReplaced(t *testing.T) {
 // TestDamagedAccountSecretForAlter: smk alter --new-account-dir protects the
 // key for another account's secret; a damaged one there is not replaced.
 func TestDamagedAccountSecretForAlter(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	_, ks := newTestKeystore(t)
 	next := newTestDir(t)
 	secret := filepath.Join(next, protect.AccountSecretName)
 	writeTestFile(t, secret, damagedSecret)
@@ -154,11 +147,8 @@ func TestDamagedMachineSecretIsNotReplaced(t *testing.T) {
 	}
 	for name, file := range files {
 		t.Run(name, func(t *testing.T) {
-			d := testDirs(t)
-			_, ks := initTestKeystore(t, d)
-			if _, err := ks.SetCredential("mail", "smtp", []byte("value")); err != nil {
-				t.Fatal(err)
-			}
+			d, ks := newTestKeystore(t)
+			setTestCredential(t, ks, "mail", "smtp", []byte("value"))
 			secret := file(d, ks)
 			good := readTestFile(t, secret)
 			writeTestFile(t, secret, damagedSecret)
@@ -174,9 +164,7 @@ func TestDamagedMachineSecretIsNotReplaced(t *testing.T) {
 				t.Fatalf("failed commands changed the keystore: %s", diff)
 			}
 			writeTestFile(t, secret, good)
-			if _, v, err := ks.GetCredential("mail"); err != nil || string(v) != "value" {
-				t.Fatalf("after restoring it: %q, %v", v, err)
-			}
+			wantCredential(t, ks, "mail", "value", "after restoring it")
 		})
 	}
 }

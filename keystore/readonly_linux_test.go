@@ -61,9 +61,7 @@ func readOnlyChild(t *testing.T, enc string) {
 		t.Fatal("the keystore is writable: the mount did not take")
 	}
 	ks := openTestKeystore(t, Options{Dirs: d})
-	if _, v, err := ks.GetCredential("c"); err != nil || string(v) != "credential value" {
-		t.Fatalf("credential get: %q, %v", v, err)
-	}
+	wantCredential(t, ks, "c", "credential value", "credential get")
 	if v, err := ks.GetSecret("hr", "s", nil); err != nil || string(v) != "secret value" {
 		t.Fatalf("secret get: %q, %v", v, err)
 	}

@@ -32,8 +32,7 @@ func TestScryptCostReport(t *testing.T) {
 	}
 	protect.SetScryptWorkFactorForTesting(shippedScryptWorkFactor)
 	defer protect.SetScryptWorkFactorForTesting(testScryptWorkFactor)
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	d, ks := newTestKeystore(t)
 	probe := openTestKeystore(t, Options{Dirs: d, LockTimeout: 30 * time.Minute})
 	opts := DMKOptions{SkipPasswordPolicy: true}
 

@@ -15,9 +15,7 @@ func TestStatus(t *testing.T) {
 	d := testDirs(t)
 	res, ks := initTestKeystore(t, d)
 	for _, n := range []string{"a", "b", "c"} {
-		if _, err := ks.SetCredential(n, "u", []byte(n)); err != nil {
-			t.Fatal(err)
-		}
+		setTestCredential(t, ks, n, "u", []byte(n))
 	}
 	st, err := ks.Status()
 	if err != nil {
@@ -60,9 +58,7 @@ func TestKeyEncryptions(t *testing.T) {
 	d := testDirs(t)
 	res, ks := initTestKeystore(t, d)
 	for _, n := range []string{"b", "a"} {
-		if _, err := ks.SetCredential(n, "u", []byte(n)); err != nil {
-			t.Fatal(err)
-		}
+		setTestCredential(t, ks, n, "u", []byte(n))
 	}
 	rows, err := ks.KeyEncryptions()
 	if err != nil {
@@ -113,8 +109,7 @@ func TestKeyEncryptions(t *testing.T) {
 }
 
 func TestErrorLog(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	d, ks := newTestKeystore(t)
 	log, err := ks.ErrorLog()
 	if err != nil || log != "" {
 		t.Fatalf("fresh keystore's error log: %q, %v", log, err)
@@ -167,9 +162,7 @@ func TestErrorLog(t *testing.T) {
 func TestStatusGoesThroughDamage(t *testing.T) {
 	_, ks := initTestKeystore(t, testDirs(t))
 	for _, n := range []string{"a", "b"} {
-		if _, err := ks.SetCredential(n, "u", []byte(n)); err != nil {
-			t.Fatal(err)
-		}
+		setTestCredential(t, ks, n, "u", []byte(n))
 	}
 	if _, err := ks.CreateDMK("db", []byte("Database-Passw0rd-1"), DMKOptions{}); err != nil {
 		t.Fatal(err)
@@ -239,12 +232,9 @@ func TestLeadingPath(t *testing.T) {
 // lists a missing value file as damage and still counts and describes the
 // rest, with the last backups.
 func TestDiagnoseGoesThroughDamage(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	_, ks := newTestKeystore(t)
 	for _, c := range []string{"c1", "c2"} {
-		if _, err := ks.SetCredential(c, "svc", []byte(c+" value")); err != nil {
-			t.Fatal(err)
-		}
+		setTestCredential(t, ks, c, "svc", []byte(c+" value"))
 	}
 	if _, err := ks.CreateDMK("app", []byte("a password for app"), DMKOptions{SkipPasswordPolicy: true, NoSMKEncryption: true}); err != nil {
 		t.Fatal(err)

@@ -8,7 +8,9 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/keytree-dev/keytree/keystore/internal/fsio"
 	"github.com/keytree-dev/keytree/protect"
 )
 
@@ -195,4 +197,64 @@ func errorLogLines(t *testing.T, ks *Keystore, s string) []string {
 		}
 	}
 	return out
+}
+
+// wantPermissionRefusals runs each of ops on the keystore in d, opened
+// afresh for each as every keytree command opens it, and checks that each
+// is refused with ErrPermissions and a hint; what says what was loosened.
+func wantPermissionRefusals(t *testing.T, d Dirs, what string, ops map[string]func(ks *Keystore) error) {
+	t.Helper()
+	for opName, op := range ops {
+		err := func() error {
+			ks, err := Open(Options{Dirs: d})
+			if err != nil {
+				return err
+			}
+			return op(ks)
+		}()
+		if err == nil {
+			t.Errorf("%s: succeeded with %s", opName, what)
+			continue
+		}
+		wantKind(t, err, ErrPermissions)
+		if ke := keystoreError(t, err); ke.Hint == "" {
+			t.Errorf("%s: no hint in %+v", opName, ke)
+		}
+	}
+}
+
+// holdLock takes ks's lock in mode, as another keytree process would,
+// failing the test if it does not come within timeout.
+func holdLock(t *testing.T, ks *Keystore, mode fsio.LockMode, timeout time.Duration) *fsio.Lock {
+	t.Helper()
+	l, err := ks.lock(mode, timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// setTestCredential stores a credential, failing the test if it cannot.
+func setTestCredential(t *testing.T, ks *Keystore, name, identity string, value []byte) {
+	t.Helper()
+	if _, err := ks.SetCredential(name, identity, value); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantCredential checks that credential name reads back as want; when says
+// at which point of the test.
+func wantCredential(t *testing.T, ks *Keystore, name, want, when string) {
+	t.Helper()
+	if _, v, err := ks.GetCredential(name); err != nil || string(v) != want {
+		t.Fatalf("%s: %q, %v", when, v, err)
+	}
+}
+
+// newTestKeystore creates a keystore in directories of its own and opens it.
+func newTestKeystore(t *testing.T) (Dirs, *Keystore) {
+	t.Helper()
+	d := testDirs(t)
+	_, ks := initTestKeystore(t, d)
+	return d, ks
 }

@@ -25,15 +25,8 @@ type trustFixture struct {
 
 func newTrustFixture(t *testing.T) *trustFixture {
 	t.Helper()
-	f := &trustFixture{dirs: testDirs(t), pw: []byte("Database-Passw0rd-1")}
-	if _, err := Init(Options{Dirs: f.dirs}, protect.X25519); err != nil {
-		t.Fatal(err)
-	}
-	ks, err := Open(Options{Dirs: f.dirs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.ks = ks
+	d, ks := newTestKeystore(t)
+	f := &trustFixture{dirs: d, ks: ks, pw: []byte("Database-Passw0rd-1")}
 	for _, db := range []string{"payroll", "other"} {
 		if _, err := ks.CreateDMK(db, f.pw, DMKOptions{}); err != nil {
 			t.Fatal(err)

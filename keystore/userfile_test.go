@@ -55,8 +55,7 @@ func errorText(err error) string {
 // memory (os.ReadFile then a length check allocated its whole size; a
 // 10 GiB one took 10.5 GB).
 func TestBackupSizeCheckedBeforeRead(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	_, ks := newTestKeystore(t)
 	tmp := newTestDir(t)
 
 	_, err := ks.RestoreSMK(sparseFile(t, tmp, maxBackupFileSize+1), []byte("pw"), SMKOptions{})
@@ -82,8 +81,7 @@ func TestDeviceRefused(t *testing.T) {
 	if _, err := os.Stat(zero); err != nil {
 		zero = os.DevNull
 	}
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	_, ks := newTestKeystore(t)
 	_, err := ks.RestoreSMK(zero, []byte("pw"), SMKOptions{})
 	wantRefused(t, err, "not a regular file")
 	_, err = ks.ImportDatabase(zero, "x")

@@ -13,8 +13,7 @@ import (
 // once. os.ReadFile (and os.Open) on a FIFO with no writer blocks forever;
 // the test fails after 20 s rather than hang.
 func TestFIFORefused(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	_, ks := newTestKeystore(t)
 	fifo := filepath.Join(newTestDir(t), "fifo")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Skip(err)
@@ -40,8 +39,7 @@ func TestFIFORefused(t *testing.T) {
 // TestErrorLogFIFO: a FIFO planted as the keystore's error log neither hangs
 // `keytree errorlog` nor a command that logs an event.
 func TestErrorLogFIFO(t *testing.T) {
-	d := testDirs(t)
-	_, ks := initTestKeystore(t, d)
+	_, ks := newTestKeystore(t)
 	if err := syscall.Mkfifo(ks.path(errorlogFile), 0o600); err != nil {
 		t.Skip(err)
 	}

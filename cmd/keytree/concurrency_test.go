@@ -40,9 +40,7 @@ import (
 // runs for 10 seconds; KEYTREE_RELIABILITY=full runs more processes for
 // four minutes.
 func TestConcurrentProcesses(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs many processes for seconds; not in -short mode")
-	}
+	skipInShortMode(t, "runs many processes for seconds")
 	writers, readers, duration := 6, 3, 10*time.Second
 	if reliabilityFull() {
 		writers, readers, duration = 10, 6, 4*time.Minute

@@ -11,9 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/keytree-dev/keytree/keystore"
-	"github.com/keytree-dev/keytree/protect"
 )
 
 // TestKillRegenerate kills a real `keytree smk regenerate` with SIGKILL at
@@ -22,9 +19,7 @@ import (
 // either the old one or a whole new generation, and the next command leaves
 // no file behind. docs/reliability.md reports the figures it logs.
 func TestKillRegenerate(t *testing.T) {
-	if testing.Short() {
-		t.Skip("kills a process many times; not in -short mode")
-	}
+	skipInShortMode(t, "kills a process many times")
 	const credentials = 300
 	runs := 25
 	if runtime.GOOS == "windows" && !reliabilityFull() {
@@ -32,22 +27,9 @@ func TestKillRegenerate(t *testing.T) {
 		// CI, takes tens of milliseconds, and each run starts several.
 		runs = 5
 	}
-	root, err := os.MkdirTemp("", "keytree-kill-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if runtime.GOOS != "windows" {
-		defer os.RemoveAll(root)
-	}
-	opts := keystore.Options{Dirs: keystore.Dirs{
-		Keystore: filepath.Join(root, "keystore"),
-		Account:  filepath.Join(root, "account"),
-		Machine:  filepath.Join(root, "machine"),
-	}}
-	if _, err := keystore.Init(opts, protect.X25519); err != nil {
-		t.Fatal(err)
-	}
-	ks, err := keystore.Open(opts)
+	k := newProcKeystore(t, "keytree-kill-")
+	opts := k.opts
+	ks, err := k.open()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,8 +43,7 @@ func TestKillRegenerate(t *testing.T) {
 	}
 	regenerate := func() *exec.Cmd {
 		cmd := exec.Command("keytree", "smk", "regenerate")
-		cmd.Env = append(os.Environ(),
-			"KEYTREE_DIR="+opts.Keystore, "KEYTREE_ACCOUNT_DIR="+opts.Account, "KEYTREE_MACHINE_DIR="+opts.Machine)
+		cmd.Env = k.env
 		return cmd
 	}
 	// How long an uninterrupted regenerate takes, to spread the kills over.

@@ -29,14 +29,7 @@ func TestRecoveryWithoutKeytree(t *testing.T) {
 		t.Fatalf("build age: %v\n%s", err, out)
 	}
 
-	opts := keystore.Options{Dirs: keystore.Dirs{
-		Keystore: filepath.Join(root, "keystore"),
-		Account:  filepath.Join(root, "account"),
-		Machine:  filepath.Join(root, "machine"),
-	}}
-	if _, err := keystore.Init(opts, protect.MLKEM768X25519); err != nil {
-		t.Fatal(err)
-	}
+	opts := initKeystoreUnder(t, root, protect.MLKEM768X25519)
 	ks, err := keystore.Open(opts)
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,15 @@ import (
 // long versions of the reliability tests.
 func reliabilityFull() bool { return os.Getenv("KEYTREE_RELIABILITY") == "full" }
 
+// skipInShortMode skips a reliability test in -short mode; what says what
+// takes it long.
+func skipInShortMode(t *testing.T, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip(what + "; not in -short mode")
+	}
+}
+
 // crashOutput matches what the Go runtime prints when a program panics or
 // dies of a fatal error; keytree must never print it (P11).
 var crashOutput = regexp.MustCompile(`panic|goroutine [0-9]+|runtime error|fatal error|\[signal `)
@@ -50,17 +59,26 @@ func newProcKeystore(t *testing.T, prefix string) *procKeystore {
 		// Under Wine os.RemoveAll fails (.ci/wine/README.md).
 		t.Cleanup(func() { os.RemoveAll(root) })
 	}
-	k := &procKeystore{root: root, opts: keystore.Options{Dirs: keystore.Dirs{
+	k := &procKeystore{root: root, opts: initKeystoreUnder(t, root, protect.X25519)}
+	k.env = append(os.Environ(),
+		"KEYTREE_DIR="+k.opts.Keystore, "KEYTREE_ACCOUNT_DIR="+k.opts.Account, "KEYTREE_MACHINE_DIR="+k.opts.Machine)
+	return k
+}
+
+// initKeystoreUnder creates a keystore with an alg SMK in root/keystore,
+// its account directory in root/account and its machine directory in
+// root/machine.
+func initKeystoreUnder(t *testing.T, root string, alg protect.Algorithm) keystore.Options {
+	t.Helper()
+	opts := keystore.Options{Dirs: keystore.Dirs{
 		Keystore: filepath.Join(root, "keystore"),
 		Account:  filepath.Join(root, "account"),
 		Machine:  filepath.Join(root, "machine"),
-	}}}
-	k.env = append(os.Environ(),
-		"KEYTREE_DIR="+k.opts.Keystore, "KEYTREE_ACCOUNT_DIR="+k.opts.Account, "KEYTREE_MACHINE_DIR="+k.opts.Machine)
-	if _, err := keystore.Init(k.opts, protect.X25519); err != nil {
+	}}
+	if _, err := keystore.Init(opts, alg); err != nil {
 		t.Fatal(err)
 	}
-	return k
+	return opts
 }
 
 // open opens the keystore in this process, through the Go API.

@@ -277,19 +277,27 @@ func cmdFlipByte(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 {
 		ts.Fatalf("usage: flipbyte FILE OFFSET")
 	}
-	p := ts.MkAbs(args[0])
-	data, err := os.ReadFile(p)
-	ts.Check(err)
 	off, err := strconv.Atoi(args[1])
 	ts.Check(err)
-	if off < 0 {
-		off += len(data)
-	}
-	if off < 0 || off >= len(data) {
-		ts.Fatalf("offset %s outside %s (%d bytes)", args[1], args[0], len(data))
-	}
-	data[off] ^= 0xff
-	ts.Check(writeKeepMode(p, data))
+	editFile(ts, args[0], func(data []byte) []byte {
+		if off < 0 {
+			off += len(data)
+		}
+		if off < 0 || off >= len(data) {
+			ts.Fatalf("offset %s outside %s (%d bytes)", args[1], args[0], len(data))
+		}
+		data[off] ^= 0xff
+		return data
+	})
+}
+
+// editFile replaces the contents of the script's file name with what edit
+// makes of them, keeping the file's mode.
+func editFile(ts *testscript.TestScript, name string, edit func(data []byte) []byte) {
+	p := ts.MkAbs(name)
+	data, err := os.ReadFile(p)
+	ts.Check(err)
+	ts.Check(writeKeepMode(p, edit(data)))
 }
 
 // truncate FILE SIZE cuts a file to SIZE bytes; a negative SIZE cuts that
@@ -388,18 +396,8 @@ func cmdTreeGrep(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	re, err := regexp.Compile(args[1])
 	ts.Check(err)
-	var hits []string
-	walkFiles(ts, ts.MkAbs(args[0]), func(p string, data []byte) {
-		if re.Match(data) {
-			hits = append(hits, p)
-		}
-	})
-	switch {
-	case neg && len(hits) > 0:
-		ts.Fatalf("%q found in %s", args[1], strings.Join(hits, ", "))
-	case !neg && len(hits) == 0:
-		ts.Fatalf("%q found in no file under %s", args[1], args[0])
-	}
+	checkHits(ts, neg, args[0], func(_ string, data []byte) bool { return re.Match(data) },
+		fmt.Sprintf("%q found in", args[1]), fmt.Sprintf("%q found in no file under %s", args[1], args[0]))
 }
 
 // treehas DIR FILE succeeds if some file under DIR (other than FILE itself)
@@ -414,17 +412,25 @@ func cmdTreeHas(ts *testscript.TestScript, neg bool, args []string) {
 	if len(needle) == 0 {
 		ts.Fatalf("%s is empty", args[1])
 	}
+	checkHits(ts, neg, args[0], func(p string, data []byte) bool { return p != needlePath && bytes.Contains(data, needle) },
+		fmt.Sprintf("the contents of %s are in", args[1]), fmt.Sprintf("no file under %s contains %s", args[0], args[1]))
+}
+
+// checkHits collects the files under dir that match accepts. With neg it
+// fails the script if there are any (the message is found and their list),
+// without, if there are none (the message is none).
+func checkHits(ts *testscript.TestScript, neg bool, dir string, match func(p string, data []byte) bool, found, none string) {
 	var hits []string
-	walkFiles(ts, ts.MkAbs(args[0]), func(p string, data []byte) {
-		if p != needlePath && bytes.Contains(data, needle) {
+	walkFiles(ts, ts.MkAbs(dir), func(p string, data []byte) {
+		if match(p, data) {
 			hits = append(hits, p)
 		}
 	})
 	switch {
 	case neg && len(hits) > 0:
-		ts.Fatalf("the contents of %s are in %s", args[1], strings.Join(hits, ", "))
+		ts.Fatalf("%s %s", found, strings.Join(hits, ", "))
 	case !neg && len(hits) == 0:
-		ts.Fatalf("no file under %s contains %s", args[0], args[1])
+		ts.Fatalf("%s", none)
 	}
 }
 
@@ -528,16 +534,15 @@ func cmdSub(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 3 {
 		ts.Fatalf("usage: sub FILE REGEXP REPLACEMENT")
 	}
-	p := ts.MkAbs(args[0])
-	data, err := os.ReadFile(p)
-	ts.Check(err)
 	re, err := regexp.Compile(args[1])
 	ts.Check(err)
-	if !re.Match(data) {
-		ts.Fatalf("%q does not occur in %s", args[1], args[0])
-	}
 	repl := strings.ReplaceAll(args[2], `\n`, "\n")
-	ts.Check(writeKeepMode(p, re.ReplaceAll(data, []byte(repl))))
+	editFile(ts, args[0], func(data []byte) []byte {
+		if !re.Match(data) {
+			ts.Fatalf("%q does not occur in %s", args[1], args[0])
+		}
+		return re.ReplaceAll(data, []byte(repl))
+	})
 }
 
 // capture VAR REGEXP sets the environment variable VAR to the first
