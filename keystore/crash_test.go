@@ -931,59 +931,75 @@ func checkBackup(t *testing.T, e *crashEnv, ks *Keystore) string {
 
 func TestCrashInjection(t *testing.T) {
 	tmpl := newCrashTemplate(t)
+	var mu sync.Mutex
 	totalSteps, totalRuns := 0, 0
-	for _, c := range crashCases() {
-		t.Run(c.name, func(t *testing.T) {
-			base := tmpl.clone(t)
-			if c.prepare != nil {
-				c.prepare(t, base)
-			}
-			// Count the steps of an uninterrupted run.
-			counter := &crashPoint{n: -1}
-			e := base.clone(t)
-			ks := e.open(t)
-			ks.setFault(serialized(counter.hook))
-			err := c.op(e, ks)
-			if err != nil {
-				t.Fatalf("uninterrupted run: %v", err)
-			}
-			if got := c.check(t, e, e.open(t)); got != "new" {
-				t.Fatalf("uninterrupted run ends in the %s state", got)
-			}
-			states := map[string]int{}
-			runs := 0
-			for n := 1; n <= counter.seen; n += crashStride(counter.seen, n) {
-				runs++
-				e := base.clone(t)
-				cp := &crashPoint{n: n}
-				ks := e.open(t)
-				ks.setFault(serialized(cp.hook))
-				c.op(e, ks)
-				if !cp.crashed {
-					t.Fatalf("step %d was never reached", n)
-				}
-				t.Run(fmt.Sprintf("step%02d", n), func(t *testing.T) {
-					ks := e.open(t)
-					state := c.check(t, e, ks)
-					states[state]++
-					if state == "old" && c.finish != nil {
-						if err := c.finish(e, ks); err != nil {
-							t.Fatalf("crashed at %s; running the operation again: %v", cp.at, err)
-						}
-					}
-					// The next writer cleans up.
-					if _, err := ks.SetCredential("after-crash", "x", []byte("x")); err != nil {
-						t.Fatalf("crashed at %s; next command: %v", cp.at, err)
-					}
-					assertClean(t, ks)
+	// The operations run in parallel, each on keystores of its own with
+	// its own fault hook; the group returns when all of them are done.
+	t.Run("ops", func(t *testing.T) {
+		for _, c := range crashCases() {
+			t.Run(c.name, func(t *testing.T) {
+				t.Parallel()
+				runCrashCase(t, tmpl, c, func(steps, runs int) {
+					mu.Lock()
+					totalSteps += steps
+					totalRuns += runs
+					mu.Unlock()
 				})
+			})
+		}
+	})
+	t.Logf("crash injection: %d operations, %d steps, %d interrupted runs", len(crashCases()), totalSteps, totalRuns)
+}
+
+// runCrashCase counts the steps of one operation, then runs it interrupted at
+// each of them (see TestCrashInjection), and reports both counts to done.
+func runCrashCase(t *testing.T, tmpl *crashEnv, c crashCase, done func(steps, runs int)) {
+	base := tmpl.clone(t)
+	if c.prepare != nil {
+		c.prepare(t, base)
+	}
+	// Count the steps of an uninterrupted run.
+	counter := &crashPoint{n: -1}
+	e := base.clone(t)
+	ks := e.open(t)
+	ks.setFault(serialized(counter.hook))
+	err := c.op(e, ks)
+	if err != nil {
+		t.Fatalf("uninterrupted run: %v", err)
+	}
+	if got := c.check(t, e, e.open(t)); got != "new" {
+		t.Fatalf("uninterrupted run ends in the %s state", got)
+	}
+	states := map[string]int{}
+	runs := 0
+	for n := 1; n <= counter.seen; n += crashStride(counter.seen, n) {
+		runs++
+		e := base.clone(t)
+		cp := &crashPoint{n: n}
+		ks := e.open(t)
+		ks.setFault(serialized(cp.hook))
+		c.op(e, ks)
+		if !cp.crashed {
+			t.Fatalf("step %d was never reached", n)
+		}
+		t.Run(fmt.Sprintf("step%02d", n), func(t *testing.T) {
+			ks := e.open(t)
+			state := c.check(t, e, ks)
+			states[state]++
+			if state == "old" && c.finish != nil {
+				if err := c.finish(e, ks); err != nil {
+					t.Fatalf("crashed at %s; running the operation again: %v", cp.at, err)
+				}
 			}
-			totalSteps += counter.seen
-			totalRuns += runs
-			t.Logf("%s: %d steps, %d interrupted once each: %d old state, %d new state", c.name, counter.seen, runs, states["old"], states["new"])
+			// The next writer cleans up.
+			if _, err := ks.SetCredential("after-crash", "x", []byte("x")); err != nil {
+				t.Fatalf("crashed at %s; next command: %v", cp.at, err)
+			}
+			assertClean(t, ks)
 		})
 	}
-	t.Logf("crash injection: %d operations, %d interrupted runs", len(crashCases()), totalRuns)
+	done(counter.seen, runs)
+	t.Logf("%s: %d steps, %d interrupted once each: %d old state, %d new state", c.name, counter.seen, runs, states["old"], states["new"])
 }
 
 // The --force cases that go on without the current key, which keep that

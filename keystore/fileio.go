@@ -75,6 +75,3 @@ const DefaultLockTimeout = 10 * time.Second
 func (ks *Keystore) lock(mode fsio.LockMode, timeout time.Duration) (*fsio.Lock, error) {
 	return ks.files.Lock(ks.path(lockFile), mode, timeout)
 }
-
-// step runs the keystore's fault hook for a step keytree takes itself.
-func (ks *Keystore) step(kind, path string) error { return ks.files.Step(kind, path) }
