@@ -473,7 +473,7 @@ func (st *stage) commit(db string) error {
 // discard removes the stage unless it was committed.
 func (st *stage) discard() {
 	if !st.committed {
-		st.ks.files.removeTree(st.dir)
+		_ = st.ks.files.removeTree(st.dir) // what is left, the next writer removes
 	}
 }
 
@@ -665,7 +665,7 @@ func (ks *Keystore) DropDMK(db string) error {
 		}
 		// What is left in tmp/ if this stops halfway, the next writer
 		// removes.
-		ks.files.removeTree(gone)
+		_ = ks.files.removeTree(gone)
 		return nil
 	})
 }

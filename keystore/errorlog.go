@@ -55,7 +55,7 @@ func (ks *Keystore) logEvent(line string) {
 		return
 	}
 	line = strings.ReplaceAll(sanitize(line), "\n", " ")
-	f.WriteString(ks.now().UTC().Format(time.RFC3339) + " " + line + "\n")
+	_, _ = f.WriteString(ks.now().UTC().Format(time.RFC3339) + " " + line + "\n")
 	if fi, err := f.Stat(); err == nil && fi.Size() > maxErrorLogSize {
 		ks.errorLogFull = true
 	}
@@ -80,7 +80,7 @@ func (ks *Keystore) rotateErrorLog() {
 		return
 	}
 	if ks.files.renameReplace(path, ks.path(errorlogOldFile)) == nil {
-		ks.files.syncDir(ks.dir)
+		_ = ks.files.syncDir(ks.dir)
 	}
 }
 

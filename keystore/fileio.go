@@ -301,7 +301,7 @@ func (f files) removeQuietly(path string) {
 	if faultHook != nil && faultHook("remove", path) != nil {
 		return
 	}
-	f.remove(path)
+	_ = f.remove(path)
 }
 
 // removeDir removes an empty directory; one already gone is fine.
@@ -430,19 +430,6 @@ func (f files) checkPrivateDir(path string) error {
 // the next writer removes.
 func (ks *Keystore) writeFileAtomic(path string, data []byte) error {
 	return ks.files.replaceFile(ks.path(tmpDir), path, data)
-}
-
-// permissionError reports a file or directory that others can read.
-func permissionError(path string, mode fs.FileMode) error {
-	fix := "chmod 600 "
-	if mode.IsDir() {
-		fix = "chmod 700 "
-	}
-	return &Error{
-		Text: fmt.Sprintf("%s is accessible by group or others (mode %04o); keytree refuses to use it", path, mode.Perm()),
-		Hint: "make it private to its owner: " + fix + shellQuote(path),
-		Kind: ErrPermissions,
-	}
 }
 
 func randomName() string {

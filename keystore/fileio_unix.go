@@ -4,6 +4,7 @@ package keystore
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 
@@ -52,6 +53,19 @@ func checkPrivate(path string, _ *os.File, fi fs.FileInfo) error {
 	return nil
 }
 
+// permissionError reports a file or directory that others can read.
+func permissionError(path string, mode fs.FileMode) error {
+	fix := "chmod 600 "
+	if mode.IsDir() {
+		fix = "chmod 700 "
+	}
+	return &Error{
+		Text: fmt.Sprintf("%s is accessible by group or others (mode %04o); keytree refuses to use it", path, mode.Perm()),
+		Hint: "make it private to its owner: " + fix + shellQuote(path),
+		Kind: ErrPermissions,
+	}
+}
+
 // fixOwnFile makes a file keytree changes in place (the lock, the error log)
 // 0600 if it is not, when it belongs to the account running keytree; another
 // account's file that others can use is refused.
@@ -60,7 +74,7 @@ func fixOwnFile(path string, f *os.File, fi fs.FileInfo) error {
 		if uid, ok := fileOwner(fi); ok && uid != os.Geteuid() {
 			return permissionError(path, fi.Mode())
 		}
-		fixMode(f)
+		_ = fixMode(f) // best effort: the file is used either way
 	}
 	return nil
 }

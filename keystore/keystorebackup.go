@@ -280,21 +280,21 @@ func restoreInto(parent string, r io.Reader, source string, commit func(stage st
 	}
 	f, err := openFiles(stage)
 	if err != nil {
-		osFiles.removeDir(stage)
+		_ = osFiles.removeDir(stage)
 		return nil, err
 	}
 	res, err := unpackCopy(f, tar.NewReader(r), source)
 	if err != nil {
-		f.removeTree(stage)
+		_ = f.removeTree(stage)
 		f.root.Close()
-		osFiles.removeDir(stage)
+		_ = osFiles.removeDir(stage)
 		return nil, err
 	}
 	// Closed before the rename: Windows renames no directory with a
 	// handle open in it.
 	f.root.Close()
 	if err := commit(stage); err != nil {
-		osFiles.removeTree(stage)
+		_ = osFiles.removeTree(stage)
 		return nil, err
 	}
 	return res, nil

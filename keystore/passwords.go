@@ -108,7 +108,7 @@ func (ks *Keystore) writeWithPasswords(op string, fn func(*session) error) error
 		if err != nil {
 			return err
 		}
-		fn(&session{ks: ks, mode: lockShared, op: op, work: work, rehearsal: true})
+		_ = fn(&session{ks: ks, mode: lockShared, op: op, work: work, rehearsal: true}) // discarded, as said above
 		l.release()
 		if rehearsedHook != nil {
 			rehearsedHook()

@@ -99,7 +99,7 @@ func (ks *Keystore) runWriter(op string, work *scryptWork, fn func(*session) err
 	if s.pending != nil {
 		if undecided, cerr := ks.collect(s.pending); cerr == nil && !undecided {
 			if rerr := ks.files.removeFile(ks.path(pendingFile)); rerr == nil {
-				ks.files.syncDir(ks.dir)
+				_ = ks.files.syncDir(ks.dir)
 			}
 		}
 	}
