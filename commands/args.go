@@ -54,7 +54,7 @@ func permuteArgs(app *cli.App, args []string) []string {
 			// follows it names the command to describe.
 			path = append(path, flagPart...)
 			path = append(path, tok)
-			flagPart, cmds, level, atTop = nil, nil, lookupFlags(nil), false
+			flagPart = nil
 			positional = append(positional, rest[i+1:]...)
 			break
 		}

@@ -7,7 +7,7 @@ import "golang.org/x/sys/unix"
 // harden turns core dumps off for this process (harden.go says why).
 // PR_SET_DUMPABLE 0 is reset by execve, and keytree runs no other program.
 func harden() {
-	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0) // best effort (harden.go)
 	noCoreFile()
 }
 
@@ -20,5 +20,5 @@ func noCoreFile() {
 		rl.Max = 0
 	}
 	rl.Cur = 0
-	unix.Setrlimit(unix.RLIMIT_CORE, &rl)
+	_ = unix.Setrlimit(unix.RLIMIT_CORE, &rl) // best effort (harden.go)
 }

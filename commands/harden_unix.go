@@ -13,5 +13,5 @@ func harden() {
 		rl.Max = 0
 	}
 	rl.Cur = 0
-	unix.Setrlimit(unix.RLIMIT_CORE, &rl)
+	_ = unix.Setrlimit(unix.RLIMIT_CORE, &rl) // best effort (harden.go)
 }

@@ -266,7 +266,7 @@ func readTerminalValue(tty *os.File, what string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the value at the terminal: %w", err)
 	}
-	defer term.Restore(fd, old)
+	defer func() { _ = term.Restore(fd, old) }()
 	fmt.Fprintf(tty, "Value for %s (input hidden; end with %s on a new line): ", what, endKey())
 	v, err := readHiddenValue(tty)
 	// Raw mode does not turn "\n" into "\r\n".

@@ -36,7 +36,9 @@ func TestInputFromPipe(t *testing.T) {
 		}},
 	} {
 		value := "value through " + tc.name
-		go tc.write(value)
+		// A write that fails leaves keytree waiting: the timeout below
+		// reports it.
+		go func() { _ = tc.write(value) }()
 		done := make(chan string, 1)
 		go func() {
 			code, _, stderr := c.run("", "credential", "set", tc.name, "--identity", "u", "--file", tc.path)

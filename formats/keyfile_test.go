@@ -113,7 +113,9 @@ func TestKeyFileIsAgeIdentityFile(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			io.WriteString(w, "secret value")
+			if _, err := io.WriteString(w, "secret value"); err != nil {
+				t.Fatal(err)
+			}
 			w.Close()
 			rd, err := age.Decrypt(&buf, ids...)
 			if err != nil {

@@ -21,7 +21,7 @@ import (
 //     than the limits allow. Within them the decoder's work is linear.
 func FuzzScanTOML(f *testing.F) {
 	// Every TOML file of the fixtures of released formats.
-	filepath.WalkDir("../testdata/fixtures", func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir("../testdata/fixtures", func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".toml") {
 			if data, err := os.ReadFile(p); err == nil {
 				f.Add(data)
@@ -29,6 +29,9 @@ func FuzzScanTOML(f *testing.F) {
 		}
 		return nil
 	})
+	if err != nil {
+		f.Fatal(err)
+	}
 	for _, s := range []string{
 		"a = 1\n", "[t]\nk = 'v'\n", "[[t]]\n[[t]]\nk.l = 2\n", "a = [[1], [2, [3]]]\n",
 		"a = {b = {c = 1}}\n", "a = {a = {a = {a = {a = 1}}}}\n", "a = [[[[[1]]]]]\n",

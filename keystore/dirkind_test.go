@@ -35,7 +35,9 @@ func TestDirKind(t *testing.T) {
 			}
 			if tc.role.what == accountRole.what && len(tc.files) == 1 && tc.files[0] == "account.key" {
 				// the Windows account secret has another name
-				os.Rename(filepath.Join(dir, "account.key"), filepath.Join(dir, accountRole.marks[0]))
+				if err := os.Rename(filepath.Join(dir, "account.key"), filepath.Join(dir, accountRole.marks[0])); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if got := kindOf(osFiles, dir, tc.role); got != tc.want {
 				t.Errorf("kindOf = %d, want %d", got, tc.want)

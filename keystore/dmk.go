@@ -149,7 +149,7 @@ func (st *stage) commit(db string) error {
 // discard removes the stage unless it was committed.
 func (st *stage) discard() {
 	if !st.committed {
-		st.ks.files.RemoveTree(st.dir)
+		_ = st.ks.files.RemoveTree(st.dir) // what is left, the next writer removes
 	}
 }
 
@@ -326,7 +326,7 @@ func (ks *Keystore) DropDMK(db string) error {
 		}
 		// What is left in tmp/ if this stops halfway, the next writer
 		// removes.
-		ks.files.RemoveTree(gone)
+		_ = ks.files.RemoveTree(gone)
 		return nil
 	})
 }

@@ -27,7 +27,7 @@ func (s *session) dmkScope(meta *formats.Database, newPassword []byte, smk *smkS
 		algorithm:  meta.Algorithm,
 		retired:    meta.Retired,
 		refs:       s.ks.secretItemRefs(db),
-		itemDirs:   func() []string { return []string{rel(databasesDir, db, secretsDir)} },
+		itemDirs:   func() ([]string, error) { return []string{rel(databasesDir, db, secretsDir)}, nil },
 		sweep:      []string{rel(databasesDir, db), rel(databasesDir, db, secretsDir)},
 		writeOwn: func(b *fsio.Batch, key *protect.Key, gen int, created time.Time) error {
 			if newPassword != nil {

@@ -56,7 +56,7 @@ func (ks *Keystore) logEvent(line string) {
 		return
 	}
 	line = strings.ReplaceAll(sanitize(line), "\n", " ")
-	f.WriteString(ks.now().UTC().Format(time.RFC3339) + " " + line + "\n")
+	_, _ = f.WriteString(ks.now().UTC().Format(time.RFC3339) + " " + line + "\n")
 	if fi, err := f.Stat(); err == nil && fi.Size() > maxErrorLogSize {
 		ks.errorLogFull = true
 	}
@@ -81,7 +81,7 @@ func (ks *Keystore) rotateErrorLog() {
 		return
 	}
 	if ks.files.RenameReplace(path, ks.path(errorlogOldFile)) == nil {
-		ks.files.SyncDir(ks.dir)
+		_ = ks.files.SyncDir(ks.dir)
 	}
 }
 

@@ -260,7 +260,7 @@ func RestoreKeystore(opts Options, r io.Reader, source string) (*CopyResult, err
 		// The directories made for the keystore go again: a failed
 		// restore leaves nothing behind.
 		for _, d := range created {
-			osFiles.RemoveDir(d)
+			_ = osFiles.RemoveDir(d)
 		}
 		return nil, err
 	}
@@ -281,21 +281,21 @@ func restoreInto(out fsio.FS, parent string, r io.Reader, source string, commit 
 	}
 	f, err := fsio.Open(stage, fsio.Options{Fault: out.Fault(), Report: ioError})
 	if err != nil {
-		out.RemoveDir(stage)
+		_ = out.RemoveDir(stage)
 		return nil, err
 	}
 	res, err := unpackCopy(f, tar.NewReader(r), source)
 	if err != nil {
-		f.RemoveTree(stage)
+		_ = f.RemoveTree(stage)
 		f.Close()
-		out.RemoveDir(stage)
+		_ = out.RemoveDir(stage)
 		return nil, err
 	}
 	// Closed before the rename: Windows renames no directory with a
 	// handle open in it.
 	f.Close()
 	if err := commit(stage); err != nil {
-		out.RemoveTree(stage)
+		_ = out.RemoveTree(stage)
 		return nil, err
 	}
 	return res, nil

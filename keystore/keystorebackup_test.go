@@ -161,7 +161,7 @@ func checkModes(t *testing.T, dir string) int {
 		return 0
 	}
 	n := 0
-	filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+	_ = filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error { // it fails the test itself
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -545,7 +545,9 @@ func sparseTar(t *testing.T) []byte {
 	if err := tw.WriteHeader(&tar.Header{Name: "keystore.toml", Typeflag: tar.TypeReg, Size: int64(len(records)), Mode: 0o600, Format: tar.FormatUSTAR}); err != nil {
 		t.Fatal(err)
 	}
-	tw.Write([]byte(records))
+	if _, err := tw.Write([]byte(records)); err != nil {
+		t.Fatal(err)
+	}
 	tw.Flush()
 	// Make that entry a PAX extended header: its type flag, and the
 	// header's checksum again.
@@ -563,7 +565,9 @@ func sparseTar(t *testing.T) []byte {
 	if err := tw.WriteHeader(&tar.Header{Name: "credentials/c.1.1.age", Typeflag: tar.TypeReg, Size: int64(len(data)), Mode: 0o600, Format: tar.FormatUSTAR}); err != nil {
 		t.Fatal(err)
 	}
-	tw.Write(data)
+	if _, err := tw.Write(data); err != nil {
+		t.Fatal(err)
+	}
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -637,7 +641,7 @@ func FuzzRestoreKeystore(f *testing.F) {
 			}
 			return
 		}
-		filepath.WalkDir(rd.Keystore, func(p string, e fs.DirEntry, err error) error {
+		err = filepath.WalkDir(rd.Keystore, func(p string, e fs.DirEntry, err error) error {
 			if err != nil || p == rd.Keystore {
 				return err
 			}
@@ -648,6 +652,9 @@ func FuzzRestoreKeystore(f *testing.F) {
 			}
 			return nil
 		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	})
 }
 

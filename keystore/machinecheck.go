@@ -73,7 +73,7 @@ func (ks *Keystore) machineFingerprint(meta *formats.SMK) (sum string, ok bool, 
 		if err != nil {
 			return "", false, nil
 		}
-		binary.Write(h, binary.BigEndian, uint64(len(data)))
+		_ = binary.Write(h, binary.BigEndian, uint64(len(data))) // a hash takes every write
 		h.Write(data)
 	}
 	return hex.EncodeToString(h.Sum(nil)), true, nil
@@ -103,5 +103,5 @@ func (ks *Keystore) recordMachineCheck(meta *formats.SMK) {
 	if recorded, err := ks.files.ReadFile(ks.path(smkDir, machineCheckFile), maxMachineCheckSize); err == nil && bytes.Equal(bytes.TrimSpace(recorded), []byte(sum)) {
 		return
 	}
-	ks.writeFileAtomic(ks.path(smkDir, machineCheckFile), []byte(sum+"\n"))
+	_ = ks.writeFileAtomic(ks.path(smkDir, machineCheckFile), []byte(sum+"\n"))
 }

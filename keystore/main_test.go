@@ -48,9 +48,10 @@ func testDirs(t *testing.T) Dirs {
 // left one read-only).
 func removeTestDir(t *testing.T, dir string) {
 	var paths []string
-	filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+	// Best effort: what cannot be removed is reported below.
+	_ = filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
 		if err == nil && e.IsDir() && runtime.GOOS != "windows" {
-			os.Chmod(p, 0o700)
+			_ = os.Chmod(p, 0o700)
 		}
 		paths = append(paths, p)
 		return nil

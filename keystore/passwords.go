@@ -109,7 +109,7 @@ func (ks *Keystore) writeWithPasswords(op string, fn func(*session) error) error
 		if err != nil {
 			return err
 		}
-		fn(&session{ks: ks, mode: fsio.Shared, op: op, work: work, rehearsal: true})
+		_ = fn(&session{ks: ks, mode: fsio.Shared, op: op, work: work, rehearsal: true}) // discarded, as said above
 		l.Release()
 		if rehearsedHook != nil {
 			rehearsedHook()

@@ -75,7 +75,7 @@ func TestPermissionRefusals(t *testing.T) {
 			if fi.IsDir() {
 				fix = 0o700
 			}
-			os.Chmod(p, fix)
+			chmodTest(t, p, fix)
 			wantCredential(t, ks, "c", "v", "after chmod back")
 		})
 	}
@@ -85,35 +85,35 @@ func TestPermissionRefusalsOtherFiles(t *testing.T) {
 	d, ks := newTestKeystore(t)
 	setTestCredential(t, ks, "c", "u", []byte("v"))
 	blob := filepath.Join(d.Keystore, credentialsDir, "c.1.1.age")
-	os.Chmod(blob, 0o644)
+	chmodTest(t, blob, 0o644)
 	_, _, err := ks.GetCredential("c")
 	wantKind(t, err, ErrPermissions)
-	os.Chmod(blob, 0o600)
+	chmodTest(t, blob, 0o600)
 
 	meta := filepath.Join(d.Keystore, credentialsDir, "c.toml")
-	os.Chmod(meta, 0o644)
+	chmodTest(t, meta, 0o644)
 	_, _, err = ks.GetCredential("c")
 	wantKind(t, err, ErrPermissions)
-	os.Chmod(meta, 0o600)
+	chmodTest(t, meta, 0o600)
 
 	// A pending.toml others can read is refused, not acted on.
 	stray := filepath.Join(d.Keystore, credentialsDir, "c.5.1.age")
 	writeTestFile(t, stray, []byte("leftover"))
 	writeTestFile(t, filepath.Join(d.Keystore, pendingFile), []byte("garbage"))
-	os.Chmod(filepath.Join(d.Keystore, pendingFile), 0o644)
+	chmodTest(t, filepath.Join(d.Keystore, pendingFile), 0o644)
 	_, err = ks.SetCredential("c", "u", []byte("w"))
 	wantKind(t, err, ErrPermissions)
 	wantExists(t, stray, true)
-	os.Chmod(filepath.Join(d.Keystore, pendingFile), 0o600)
+	chmodTest(t, filepath.Join(d.Keystore, pendingFile), 0o600)
 
 	ks.logEvent("something happened")
-	os.Chmod(filepath.Join(d.Keystore, errorlogFile), 0o644)
+	chmodTest(t, filepath.Join(d.Keystore, errorlogFile), 0o644)
 	_, err = ks.ErrorLog()
 	wantKind(t, err, ErrPermissions)
 
 	// Init refuses an existing, empty keystore directory others can enter.
 	d2 := testDirs(t)
-	os.Chmod(d2.Keystore, 0o755)
+	chmodTest(t, d2.Keystore, 0o755)
 	_, err = Init(Options{Dirs: d2}, protect.X25519)
 	wantKind(t, err, ErrPermissions)
 	if got := dirEntries(t, d2.Keystore); len(got) != 0 {

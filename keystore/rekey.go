@@ -118,16 +118,16 @@ func (ks *Keystore) resolve(ref itemRef) (it encItem, ok bool, err error) {
 
 // smkItemDirs lists the directories holding blobs the SMK encrypts: the
 // credentials' and every database's. It reads no metadata.
-func (s *session) smkItemDirs() []string {
+func (s *session) smkItemDirs() ([]string, error) {
 	dirs := []string{credentialsDir}
 	c := &collector{ks: s.ks}
-	c.eachEntry(databasesDir, func(name string, isDir bool) error {
+	err := c.eachEntry(databasesDir, func(name string, isDir bool) error {
 		if isDir && !strings.HasPrefix(name, ".") {
 			dirs = append(dirs, rel(databasesDir, name))
 		}
 		return nil
 	})
-	return dirs
+	return dirs, err
 }
 
 // smkSweep lists the directories an SMK-wide operation writes in.
@@ -215,7 +215,7 @@ type rekeyScope struct {
 	// refs lists the scope's items by name; workers resolve them.
 	refs func(fn func(itemRef) error) error
 	// itemDirs lists the directories that hold the items' blobs.
-	itemDirs func() []string
+	itemDirs func() ([]string, error)
 	sweep    []string
 	// writeOwn writes the new key's own encryptions (by the account and
 	// machine protectors, or by passwords and the SMK) into the batch.
@@ -541,7 +541,11 @@ func (s *session) cleanupAfterRekey(sc rekeyScope, newGen int, retired []formats
 	c := &collector{ks: s.ks}
 	type file struct{ dir, name string }
 	err := parallel(func(emit func(file) error) error {
-		for _, dir := range sc.itemDirs() {
+		dirs, err := sc.itemDirs()
+		if err != nil {
+			return err
+		}
+		for _, dir := range dirs {
 			err := c.eachEntry(dir, func(name string, isDir bool) error {
 				if isDir {
 					return nil

@@ -100,7 +100,7 @@ func (ks *Keystore) runWriter(op string, work *scryptWork, fn func(*session) err
 	if s.pending != nil {
 		if undecided, cerr := ks.collect(s.pending); cerr == nil && !undecided {
 			if rerr := ks.files.RemoveFile(ks.path(pendingFile)); rerr == nil {
-				ks.files.SyncDir(ks.dir)
+				_ = ks.files.SyncDir(ks.dir)
 			}
 		}
 	}

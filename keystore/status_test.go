@@ -135,7 +135,9 @@ func TestErrorLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.WriteString("\x1b[2J\x1b]0;pwned\x07 evil\r\n\xff\xfe\n")
+	if _, err := f.WriteString("\x1b[2J\x1b]0;pwned\x07 evil\r\n\xff\xfe\n"); err != nil {
+		t.Fatal(err)
+	}
 	f.Close()
 	log, err = ks.ErrorLog()
 	if err != nil {

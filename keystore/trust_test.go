@@ -71,13 +71,16 @@ func (f *trustFixture) expectCorruptNoWrite(t *testing.T, what string, op func()
 func listFiles(t *testing.T, root string) string {
 	t.Helper()
 	var names []string
-	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && d.Name() != "errorlog" {
 			r, _ := filepath.Rel(root, p)
 			names = append(names, r)
 		}
 		return err
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return strings.Join(names, " ")
 }
 

@@ -93,6 +93,6 @@ func takeBlob(b *windows.DataBlob) []byte {
 	out := make([]byte, len(src))
 	copy(out, src)
 	clear(src)
-	windows.LocalFree(windows.Handle(unsafe.Pointer(b.Data)))
+	_, _ = windows.LocalFree(windows.Handle(unsafe.Pointer(b.Data)))
 	return out
 }

@@ -175,25 +175,33 @@ func BenchmarkSecretGet(b *testing.B) {
 
 	id, _ := age.GenerateX25519Identity()
 	keyFile := filepath.Join(k.root, "key.txt")
-	os.WriteFile(keyFile, []byte(id.String()+"\n"), 0o600)
+	if err := os.WriteFile(keyFile, []byte(id.String()+"\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
 	ct, err := protect.Seal(id.Recipient(), value)
 	if err != nil {
 		b.Fatal(err)
 	}
 	ageFile := filepath.Join(k.root, "value.age")
-	os.WriteFile(ageFile, ct, 0o600)
+	if err := os.WriteFile(ageFile, ct, 0o600); err != nil {
+		b.Fatal(err)
+	}
 
 	sops, _ := exec.LookPath("sops")
 	sopsFile := filepath.Join(k.root, "value.enc.yaml")
 	if sops != "" {
 		plain := filepath.Join(k.root, "value.yaml")
-		os.WriteFile(plain, []byte("value: "+base64.StdEncoding.EncodeToString(value)+"\n"), 0o600)
+		if err := os.WriteFile(plain, []byte("value: "+base64.StdEncoding.EncodeToString(value)+"\n"), 0o600); err != nil {
+			b.Fatal(err)
+		}
 		enc := exec.Command(sops, "--encrypt", "--age", id.Recipient().String(), plain)
 		out, err := enc.Output()
 		if err != nil {
 			b.Fatalf("sops --encrypt: %v", err)
 		}
-		os.WriteFile(sopsFile, out, 0o600)
+		if err := os.WriteFile(sopsFile, out, 0o600); err != nil {
+			b.Fatal(err)
+		}
 	}
 
 	var kt, ag, so []time.Duration

@@ -122,7 +122,7 @@ func (k *procKeystore) run(stdin []byte, killAfter time.Duration, args ...string
 	if killAfter >= 0 {
 		timer = time.AfterFunc(killAfter, func() {
 			fired.Store(true)
-			cmd.Process.Kill()
+			_ = cmd.Process.Kill() // it may have exited already; Wait tells
 		})
 	}
 	err := cmd.Wait()

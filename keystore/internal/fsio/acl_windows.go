@@ -101,7 +101,7 @@ func setPrivate(f *os.File, dir bool) error {
 	if err != nil {
 		return &fs.PathError{Op: "set the ACL of", Path: f.Name(), Err: err}
 	}
-	defer windows.CloseHandle(h)
+	defer func() { _ = windows.CloseHandle(h) }()
 	err = windows.SetSecurityInfo(h, windows.SE_FILE_OBJECT,
 		windows.DACL_SECURITY_INFORMATION|windows.PROTECTED_DACL_SECURITY_INFORMATION, nil, nil, dacl, nil)
 	if err != nil {

@@ -361,7 +361,7 @@ func (f FS) RemoveQuietly(path string) {
 	if f.Step("remove", path) != nil {
 		return
 	}
-	f.remove(path)
+	_ = f.remove(path)
 }
 
 // RemoveDir removes an empty directory; one already gone is fine.

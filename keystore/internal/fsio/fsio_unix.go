@@ -70,7 +70,7 @@ func (f FS) fixOwnFile(path string, h *os.File, fi fs.FileInfo) error {
 		if uid, ok := FileOwner(fi); ok && uid != os.Geteuid() {
 			return f.exposed(path, fi.Mode())
 		}
-		FixMode(h)
+		_ = FixMode(h) // best effort: the file is ours, and checked on every read
 	}
 	return nil
 }

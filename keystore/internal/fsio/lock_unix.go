@@ -28,6 +28,8 @@ func tryLock(f *os.File, mode LockMode) (bool, error) {
 	}
 }
 
-func unlock(f *os.File) { unix.Flock(int(f.Fd()), unix.LOCK_UN) }
+// unlock releases the lock; closing the file, which release does next,
+// releases it too.
+func unlock(f *os.File) { _ = unix.Flock(int(f.Fd()), unix.LOCK_UN) }
 
 func isReadOnlyFS(err error) bool { return errors.Is(err, unix.EROFS) }

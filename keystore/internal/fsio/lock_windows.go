@@ -26,7 +26,8 @@ func tryLock(f *os.File, mode LockMode) (bool, error) {
 }
 
 func unlock(f *os.File) {
-	windows.UnlockFileEx(windows.Handle(f.Fd()), 0, 1, 0, new(windows.Overlapped))
+	// Closing the file, which release does next, releases the lock too.
+	_ = windows.UnlockFileEx(windows.Handle(f.Fd()), 0, 1, 0, new(windows.Overlapped))
 }
 
 func isReadOnlyFS(err error) bool { return errors.Is(err, windows.ERROR_WRITE_PROTECT) }
