@@ -53,7 +53,7 @@ func (in *invocation) openPassword() ([]byte, error) {
 	if !in.c.IsSet(flagOpenPass) {
 		return nil, nil
 	}
-	return in.password(flagOpenPass, "Password of the database master key", false)
+	return in.password(flagOpenPass, in.c.String(flagOpenPass), "Password of the database master key", false)
 }
 
 // withDMK runs op with the password of --open-password-file (nil if none:
@@ -118,7 +118,7 @@ Examples:
 				return err
 			}
 			ks, db := in.ks, in.db
-			pw, err := in.password(flagPassword, "Password for the database master key", true)
+			pw, err := in.password(flagPassword, in.c.String(flagPassword), "Password for the database master key", true)
 			if err != nil {
 				return err
 			}
@@ -163,7 +163,7 @@ Examples:
 			ks, db := in.ks, in.db
 			var newPW []byte
 			if by == keystore.ByPassword {
-				if newPW, err = in.password(flagPassword, "New password for the database master key", true); err != nil {
+				if newPW, err = in.password(flagPassword, in.c.String(flagPassword), "New password for the database master key", true); err != nil {
 					return err
 				}
 			} else if c.IsSet(flagPassword) {
@@ -218,7 +218,7 @@ Examples:
 			}
 			var pw []byte
 			if by == keystore.ByPassword {
-				if pw, err = in.password(flagPassword, "Password to drop", false); err != nil {
+				if pw, err = in.password(flagPassword, in.c.String(flagPassword), "Password to drop", false); err != nil {
 					return err
 				}
 			}
@@ -266,7 +266,7 @@ Examples:
 				return err
 			}
 			ks, db := in.ks, in.db
-			newPW, err := in.password(flagPassword, "Password for the new database master key", true)
+			newPW, err := in.password(flagPassword, in.c.String(flagPassword), "Password for the new database master key", true)
 			if err != nil {
 				return err
 			}
@@ -309,7 +309,7 @@ Example:
 				return err
 			}
 			ks, db, file := in.ks, in.db, in.file
-			pw, err := in.password(flagPassword, "Password for the backup", true)
+			pw, err := in.password(flagPassword, in.c.String(flagPassword), "Password for the backup", true)
 			if err != nil {
 				return err
 			}
@@ -358,13 +358,13 @@ Examples:
 			if err := existingFile(file); err != nil {
 				return err
 			}
-			pw, err := in.password(flagPassword, "Password of the backup", false)
+			pw, err := in.password(flagPassword, in.c.String(flagPassword), "Password of the backup", false)
 			if err != nil {
 				return err
 			}
 			var newPW []byte
 			if c.IsSet(flagNewPassword) {
-				if newPW, err = in.password(flagNewPassword, "New password for the database master key", true); err != nil {
+				if newPW, err = in.password(flagNewPassword, in.c.String(flagNewPassword), "New password for the database master key", true); err != nil {
 					return err
 				}
 			}
@@ -409,7 +409,7 @@ Examples:
 			}
 			ks, db, file := in.ks, in.db, c.String(flagFile)
 			if file != "" {
-				if err := fileArg(c, file); err != nil {
+				if err := fileArg(cmdName(c), file); err != nil {
 					return err
 				}
 				if err := existingFile(file); err != nil {
@@ -420,7 +420,7 @@ Examples:
 			if file == "" {
 				prompt = "Password of the earlier master key"
 			}
-			pw, err := in.password(flagPassword, prompt, false)
+			pw, err := in.password(flagPassword, in.c.String(flagPassword), prompt, false)
 			if err != nil {
 				return err
 			}

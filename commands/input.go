@@ -147,9 +147,9 @@ func existingFile(path string) error {
 // fileArg refuses "-" as the --file of a backup or an export: those are
 // written or read as whole files, so standard input or output cannot stand
 // in for them, and a file named "-" is never what was meant.
-func fileArg(c *cli.Context, path string) error {
+func fileArg(command, path string) error {
 	if path == "-" {
-		return usagef("%s cannot use standard input or output: --file - is for values (credential set, secret set); give a file name (./- for a file named -)", cmdName(c))
+		return usagef("%s cannot use standard input or output: --file - is for values (credential set, secret set); give a file name (./- for a file named -)", command)
 	}
 	return notDirectory(flagFile, path)
 }

@@ -95,8 +95,13 @@ func Main(args []string) int {
 }
 
 func (e *env) run(args []string) int {
+	return e.runApp(e.newApp(), args)
+}
+
+// runApp runs app, keytree's command table as newApp builds it (or with a
+// verb's run function replaced, in a test), with args.
+func (e *env) runApp(app *cli.App, args []string) int {
 	e.args = args
-	app := e.newApp()
 	if n := len(args); n > 0 && args[n-1] == completionFlag {
 		// A completion script asking for candidates. It does not go
 		// through permuteArgs, whose "--" before positional arguments
@@ -152,10 +157,10 @@ Examples:
 			&cli.StringFlag{Name: flagLockTimeout, Usage: "how long to wait for another keytree process: `SECONDS` (30) or a duration (500ms, 2m)", DefaultText: keystore.DefaultLockTimeout.String(), EnvVars: []string{"KEYTREE_LOCK_TIMEOUT"}},
 		},
 		Commands: []*cli.Command{
-			e.initCommand(),
-			e.statusCommand(),
-			e.keyEncryptionsCommand(),
-			e.errorlogCommand(),
+			e.initCommand(nil),
+			e.statusCommand(nil),
+			e.keyEncryptionsCommand(nil),
+			e.errorlogCommand(nil),
 			e.keystoreCommand(),
 			e.smkCommand(),
 			e.credentialCommand(),
@@ -321,7 +326,13 @@ func exitCode(err error) int {
 // options builds the keystore options from the global flags, the
 // environment and the OS defaults.
 func (e *env) options(c *cli.Context) (keystore.Options, error) {
-	dirs := keystore.Dirs{Keystore: c.String(flagKeystore), Account: c.String(flagAccountDir), Machine: c.String(flagMachineDir)}
+	return e.keystoreOptions((&argv{c: c}).globals())
+}
+
+// keystoreOptions builds the keystore options from the global flags (or
+// their variables) and the OS defaults.
+func (e *env) keystoreOptions(g globalOptions) (keystore.Options, error) {
+	dirs := keystore.Dirs{Keystore: g.Keystore, Account: g.AccountDir, Machine: g.MachineDir}
 	// The defaults only where a directory is not given: they need a home
 	// directory, which a service account may not have.
 	if dirs.Keystore == "" || dirs.Account == "" || dirs.Machine == "" {
@@ -337,7 +348,7 @@ func (e *env) options(c *cli.Context) (keystore.Options, error) {
 			}
 		}
 	}
-	timeout, err := parseLockTimeout(c.String(flagLockTimeout))
+	timeout, err := parseLockTimeout(g.LockTimeout)
 	if err != nil {
 		return keystore.Options{}, err
 	}
@@ -345,8 +356,8 @@ func (e *env) options(c *cli.Context) (keystore.Options, error) {
 		Dirs:        dirs,
 		LockTimeout: timeout,
 
-		AllowOtherOwner:     c.Bool(flagAllowOtherOwner),
-		CreateProtectorDirs: c.Bool(flagCreateProtDirs),
+		AllowOtherOwner:     g.AllowOtherOwner,
+		CreateProtectorDirs: g.CreateProtectorDirs,
 		// A repair (a re-created SMK encryption) and a warning are
 		// printed whether or not stderr is a terminal: they change, or
 		// threaten, what protects the keystore, and a script's or cron
@@ -395,6 +406,20 @@ func (e *env) open(c *cli.Context) (*keystore.Keystore, error) {
 		return nil, err
 	}
 	return keystore.Open(opts)
+}
+
+// openKeystore opens the keystore the global options name, for a run
+// function.
+func (e *env) openKeystore(g globalOptions) (*invocation, error) {
+	opts, err := e.keystoreOptions(g)
+	if err != nil {
+		return nil, err
+	}
+	ks, err := keystore.Open(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &invocation{e: e, ks: ks}, nil
 }
 
 // group makes a command whose verbs are its subcommands. Called without a
@@ -504,10 +529,10 @@ func (e *env) start(c *cli.Context, n needs) (*invocation, error) {
 	return in, nil
 }
 
-// password reads the password named by flag (a file, - for standard input,
-// or a prompt on the terminal).
-func (in *invocation) password(flag, prompt string, confirm bool) ([]byte, error) {
-	return in.e.readPassword(passwordRequest{flag: flag, path: in.c.String(flag), prompt: prompt, confirm: confirm}, &in.stdin)
+// password reads the password that flag names, path (a file, - for
+// standard input, or "" for a prompt on the terminal).
+func (in *invocation) password(flag, path, prompt string, confirm bool) ([]byte, error) {
+	return in.e.readPassword(passwordRequest{flag: flag, path: path, prompt: prompt, confirm: confirm}, &in.stdin)
 }
 
 // noArgs refuses positional arguments to a command that takes none.

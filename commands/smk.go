@@ -46,7 +46,7 @@ func needFile(c *cli.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return f, fileArg(c, f)
+	return f, fileArg(cmdName(c), f)
 }
 
 // needFileOrStdio is needFile for a command whose --file - means standard
@@ -223,7 +223,7 @@ Examples:
 			if err := existingFile(file); err != nil {
 				return err
 			}
-			pw, err := in.password(flagPassword, "Password of the backup", false)
+			pw, err := in.password(flagPassword, in.c.String(flagPassword), "Password of the backup", false)
 			if err != nil {
 				return err
 			}
@@ -308,7 +308,7 @@ Examples:
 			if file == "" && c.IsSet(flagPassword) {
 				return usagef("--%s is the password of a backup: give --%s too", flagPassword, flagFile)
 			}
-			if err := fileArg(c, file); err != nil {
+			if err := fileArg(cmdName(c), file); err != nil {
 				return err
 			}
 			in, err := e.start(c, needs{})
@@ -323,7 +323,7 @@ Examples:
 			ks := in.ks
 			var pw []byte
 			if file != "" {
-				if pw, err = in.password(flagPassword, "Password of the backup", false); err != nil {
+				if pw, err = in.password(flagPassword, in.c.String(flagPassword), "Password of the backup", false); err != nil {
 					return err
 				}
 			}
