@@ -6,6 +6,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/keytree-dev/keytree/keystore"
+	"github.com/keytree-dev/keytree/protect"
 )
 
 const (
@@ -15,13 +16,13 @@ const (
 
 func (e *env) smkCommand() *cli.Command {
 	return group("smk", "manage the service master key",
-		e.smkBackupCommand(),
-		e.smkRestoreCommand(),
-		e.smkRegenerateCommand(),
-		e.smkRecoverCommand(),
-		e.smkAlterCommand(),
-		e.smkVerifyCommand(),
-		e.smkMachineProtectionCommand(),
+		e.smkBackupCommand(nil),
+		e.smkRestoreCommand(nil),
+		e.smkRegenerateCommand(nil),
+		e.smkRecoverCommand(nil),
+		e.smkAlterCommand(nil),
+		e.smkVerifyCommand(nil),
+		e.smkMachineProtectionCommand(nil),
 	)
 }
 
@@ -62,7 +63,7 @@ func needFileOrStdio(c *cli.Context) (string, error) {
 	return f, notDirectory(flagFile, f)
 }
 
-func (e *env) smkBackupCommand() *cli.Command {
+func (e *env) smkBackupCommand(runF func(*smkBackupOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "backup",
 		Usage: "write the service master key to a password-protected file",
@@ -83,26 +84,38 @@ Examples:
    keytree smk backup --file /media/usb/smk-2026-11.age
    keytree smk backup --file smk.age --password-file - < pass.txt
    openssl rand -base64 24 > pass.txt; keytree smk backup --file smk.age --password-file pass.txt`,
-		Flags: []cli.Flag{fileFlag("the backup `FILE` to create"), passwordFileFlag("the backup's password"), noPolicyFlag()},
-		Action: func(c *cli.Context) error {
-			in, err := e.start(c, needs{file: true})
-			if err != nil {
-				return err
-			}
-			ks, file := in.ks, in.file
-			pw, err := e.readPassword(passwordRequest{flag: flagPassword, path: c.String(flagPassword),
-				prompt: "Password for the backup", confirm: true}, &stdinUse{})
-			if err != nil {
-				return err
-			}
-			info, err := ks.BackupSMK(file, pw, keystore.SMKOptions{SkipPasswordPolicy: c.Bool(flagNoPolicy)})
-			if err != nil {
-				return err
-			}
-			e.say("Wrote service master key %s to %s.", info.Thumbprint, file)
-			return nil
-		},
+		Flags:  []cli.Flag{fileFlag("the backup `FILE` to create"), passwordFileFlag("the backup's password"), noPolicyFlag()},
+		Action: action(parseSMKBackup, runF, e.smkBackupRun),
 	}
+}
+
+type smkBackupOptions struct {
+	Globals          globalOptions
+	File             string
+	PasswordFile     string
+	NoPasswordPolicy bool
+}
+
+func parseSMKBackup(a *argv) *smkBackupOptions {
+	a.noArgs()
+	return &smkBackupOptions{Globals: a.globals(), File: a.file(), PasswordFile: a.string(flagPassword), NoPasswordPolicy: a.bool(flagNoPolicy)}
+}
+
+func (e *env) smkBackupRun(opts *smkBackupOptions) error {
+	in, err := e.openKeystore(opts.Globals)
+	if err != nil {
+		return err
+	}
+	pw, err := in.password(flagPassword, opts.PasswordFile, "Password for the backup", true)
+	if err != nil {
+		return err
+	}
+	info, err := in.ks.BackupSMK(opts.File, pw, keystore.SMKOptions{SkipPasswordPolicy: opts.NoPasswordPolicy})
+	if err != nil {
+		return err
+	}
+	e.say("Wrote service master key %s to %s.", info.Thumbprint, opts.File)
+	return nil
 }
 
 // rekeyReport describes, for printRekey, the key an operation replaced.
@@ -187,7 +200,7 @@ func forcedStatus(res *keystore.RekeyResult) error {
 	return nil
 }
 
-func (e *env) smkRestoreCommand() *cli.Command {
+func (e *env) smkRestoreCommand(runF func(*smkRestoreOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "restore",
 		Usage: "make the key in a backup the service master key",
@@ -213,33 +226,46 @@ Examples:
    keytree smk restore --file /media/usb/smk-2026-11.age
    keytree smk restore --file smk-current.age     # protectors lost (15466), same key
    keytree smk restore --file smk-old.age --force # another key: orphans what it cannot open, exit 10`,
-		Flags: []cli.Flag{fileFlag("the backup `FILE`"), passwordFileFlag("the backup's password"), forceFlag("continue past what cannot be decrypted or read, keeping it orphaned")},
-		Action: func(c *cli.Context) error {
-			in, err := e.start(c, needs{file: true})
-			if err != nil {
-				return err
-			}
-			ks, file := in.ks, in.file
-			if err := existingFile(file); err != nil {
-				return err
-			}
-			pw, err := in.password(flagPassword, in.c.String(flagPassword), "Password of the backup", false)
-			if err != nil {
-				return err
-			}
-			progress, done := e.progress("re-encrypting")
-			res, err := ks.RestoreSMK(file, pw, keystore.SMKOptions{Force: c.Bool(flagForce), Progress: progress})
-			done()
-			if err != nil {
-				return err
-			}
-			e.printRekey(res, smkReport("Restored"))
-			return forcedStatus(res)
-		},
+		Flags:  []cli.Flag{fileFlag("the backup `FILE`"), passwordFileFlag("the backup's password"), forceFlag("continue past what cannot be decrypted or read, keeping it orphaned")},
+		Action: action(parseSMKRestore, runF, e.smkRestoreRun),
 	}
 }
 
-func (e *env) smkRegenerateCommand() *cli.Command {
+type smkRestoreOptions struct {
+	Globals      globalOptions
+	File         string
+	PasswordFile string
+	Force        bool
+}
+
+func parseSMKRestore(a *argv) *smkRestoreOptions {
+	a.noArgs()
+	return &smkRestoreOptions{Globals: a.globals(), File: a.file(), PasswordFile: a.string(flagPassword), Force: a.bool(flagForce)}
+}
+
+func (e *env) smkRestoreRun(opts *smkRestoreOptions) error {
+	in, err := e.openKeystore(opts.Globals)
+	if err != nil {
+		return err
+	}
+	if err := existingFile(opts.File); err != nil {
+		return err
+	}
+	pw, err := in.password(flagPassword, opts.PasswordFile, "Password of the backup", false)
+	if err != nil {
+		return err
+	}
+	progress, done := e.progress("re-encrypting")
+	res, err := in.ks.RestoreSMK(opts.File, pw, keystore.SMKOptions{Force: opts.Force, Progress: progress})
+	done()
+	if err != nil {
+		return err
+	}
+	e.printRekey(res, smkReport("Restored"))
+	return forcedStatus(res)
+}
+
+func (e *env) smkRegenerateCommand(runF func(*smkRegenerateOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "regenerate",
 		Usage: "replace the service master key with a new one, re-encrypting everything",
@@ -258,34 +284,38 @@ Examples:
    keytree smk backup --file smk-new.age`,
 		Flags: []cli.Flag{forceFlag("continue past what cannot be decrypted or read, keeping it orphaned"),
 			&cli.StringFlag{Name: flagAlgorithm, Usage: "the new key's algorithm: x25519 or mlkem768x25519 (default: the current key's)"}},
-		Action: func(c *cli.Context) error {
-			opts := keystore.SMKOptions{Force: c.Bool(flagForce)}
-			if c.IsSet(flagAlgorithm) {
-				alg, err := parseAlgorithm(c)
-				if err != nil {
-					return err
-				}
-				opts.Algorithm = alg
-			}
-			in, err := e.start(c, needs{})
-			if err != nil {
-				return err
-			}
-			ks := in.ks
-			progress, done := e.progress("re-encrypting")
-			opts.Progress = progress
-			res, err := ks.RegenerateSMK(opts)
-			done()
-			if err != nil {
-				return err
-			}
-			e.printRekey(res, smkReport("Regenerated"))
-			return forcedStatus(res)
-		},
+		Action: action(parseSMKRegenerate, runF, e.smkRegenerateRun),
 	}
 }
 
-func (e *env) smkRecoverCommand() *cli.Command {
+type smkRegenerateOptions struct {
+	Globals   globalOptions
+	Force     bool
+	Algorithm protect.Algorithm // "": the current key's
+}
+
+func parseSMKRegenerate(a *argv) *smkRegenerateOptions {
+	alg := a.newAlgorithm()
+	a.noArgs()
+	return &smkRegenerateOptions{Globals: a.globals(), Force: a.bool(flagForce), Algorithm: alg}
+}
+
+func (e *env) smkRegenerateRun(opts *smkRegenerateOptions) error {
+	in, err := e.openKeystore(opts.Globals)
+	if err != nil {
+		return err
+	}
+	progress, done := e.progress("re-encrypting")
+	res, err := in.ks.RegenerateSMK(keystore.SMKOptions{Force: opts.Force, Algorithm: opts.Algorithm, Progress: progress})
+	done()
+	if err != nil {
+		return err
+	}
+	e.printRekey(res, smkReport("Regenerated"))
+	return forcedStatus(res)
+}
+
+func (e *env) smkRecoverCommand(runF func(*smkRecoverOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "recover",
 		Usage: "re-encrypt orphaned values with an old service master key's backup",
@@ -302,44 +332,54 @@ keytree status lists orphans and the key each one needs.
 Examples:
    keytree smk recover --file smk-2026-10.age
    keytree smk recover`,
-		Flags: []cli.Flag{fileFlag("the old key's backup `FILE`"), passwordFileFlag("the backup's password")},
-		Action: func(c *cli.Context) error {
-			file := c.String(flagFile)
-			if file == "" && c.IsSet(flagPassword) {
-				return usagef("--%s is the password of a backup: give --%s too", flagPassword, flagFile)
-			}
-			if err := fileArg(cmdName(c), file); err != nil {
-				return err
-			}
-			in, err := e.start(c, needs{})
-			if err != nil {
-				return err
-			}
-			if file != "" {
-				if err := existingFile(file); err != nil {
-					return err
-				}
-			}
-			ks := in.ks
-			var pw []byte
-			if file != "" {
-				if pw, err = in.password(flagPassword, in.c.String(flagPassword), "Password of the backup", false); err != nil {
-					return err
-				}
-			}
-			progress, done := e.progress("recovering")
-			res, err := ks.RecoverSMK(file, pw, keystore.SMKOptions{Progress: progress})
-			done()
-			if err != nil {
-				return err
-			}
-			e.say("Recovered %d orphaned values; %d still orphaned.", res.Recovered, res.OrphansLeft)
-			return nil
-		},
+		Flags:  []cli.Flag{fileFlag("the old key's backup `FILE`"), passwordFileFlag("the backup's password")},
+		Action: action(parseSMKRecover, runF, e.smkRecoverRun),
 	}
 }
 
-func (e *env) smkAlterCommand() *cli.Command {
+type smkRecoverOptions struct {
+	Globals      globalOptions
+	File         string // "": recover with the encryptions a --force kept
+	PasswordFile string
+}
+
+func parseSMKRecover(a *argv) *smkRecoverOptions {
+	file := a.string(flagFile)
+	a.check(func() error {
+		if file == "" && a.c.IsSet(flagPassword) {
+			return usagef("--%s is the password of a backup: give --%s too", flagPassword, flagFile)
+		}
+		return fileArg(cmdName(a.c), file)
+	})
+	a.noArgs()
+	return &smkRecoverOptions{Globals: a.globals(), File: file, PasswordFile: a.string(flagPassword)}
+}
+
+func (e *env) smkRecoverRun(opts *smkRecoverOptions) error {
+	in, err := e.openKeystore(opts.Globals)
+	if err != nil {
+		return err
+	}
+	var pw []byte
+	if opts.File != "" {
+		if err := existingFile(opts.File); err != nil {
+			return err
+		}
+		if pw, err = in.password(flagPassword, opts.PasswordFile, "Password of the backup", false); err != nil {
+			return err
+		}
+	}
+	progress, done := e.progress("recovering")
+	res, err := in.ks.RecoverSMK(opts.File, pw, keystore.SMKOptions{Progress: progress})
+	done()
+	if err != nil {
+		return err
+	}
+	e.say("Recovered %d orphaned values; %d still orphaned.", res.Recovered, res.OrphansLeft)
+	return nil
+}
+
+func (e *env) smkAlterCommand(runF func(*smkAlterOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "alter",
 		Usage: "re-protect the service master key for an old or a new account",
@@ -363,37 +403,54 @@ Examples:
 			&cli.StringFlag{Name: flagOldAccountDir, Usage: "the earlier account's protector `DIR`"},
 			&cli.StringFlag{Name: flagNewAccountDir, Usage: "the next account's protector `DIR`"},
 		},
-		Action: func(c *cli.Context) error {
-			oldDir, newDir := c.String(flagOldAccountDir), c.String(flagNewAccountDir)
-			if (oldDir == "") == (newDir == "") {
-				return usagef("smk alter needs exactly one of --old-account-dir and --new-account-dir")
-			}
-			in, err := e.start(c, needs{})
-			if err != nil {
-				return err
-			}
-			ks := in.ks
-			if oldDir != "" {
-				res, err := ks.AlterSMKOldAccount(oldDir)
-				if err != nil {
-					return err
-				}
-				if res.AlreadyValid {
-					e.say("The service master key already opens with the current account and machine; nothing to do.")
-				} else {
-					e.say("Opened the service master key with the old account and protected it for the current account and machine.")
-				}
-				return nil
-			}
-			if _, err := ks.AlterSMKNewAccount(newDir); err != nil {
-				return err
-			}
-			e.say("The account encryption of the service master key now belongs to the account in %s.", newDir)
-			return nil
-		},
+		Action: action(parseSMKAlter, runF, e.smkAlterRun),
 	}
 }
-func (e *env) smkVerifyCommand() *cli.Command {
+
+type smkAlterOptions struct {
+	Globals       globalOptions
+	OldAccountDir string
+	NewAccountDir string
+}
+
+func parseSMKAlter(a *argv) *smkAlterOptions {
+	opts := &smkAlterOptions{OldAccountDir: a.string(flagOldAccountDir), NewAccountDir: a.string(flagNewAccountDir)}
+	a.check(func() error {
+		if (opts.OldAccountDir == "") == (opts.NewAccountDir == "") {
+			return usagef("smk alter needs exactly one of --old-account-dir and --new-account-dir")
+		}
+		return nil
+	})
+	a.noArgs()
+	opts.Globals = a.globals()
+	return opts
+}
+
+func (e *env) smkAlterRun(opts *smkAlterOptions) error {
+	in, err := e.openKeystore(opts.Globals)
+	if err != nil {
+		return err
+	}
+	if opts.OldAccountDir != "" {
+		res, err := in.ks.AlterSMKOldAccount(opts.OldAccountDir)
+		if err != nil {
+			return err
+		}
+		if res.AlreadyValid {
+			e.say("The service master key already opens with the current account and machine; nothing to do.")
+		} else {
+			e.say("Opened the service master key with the old account and protected it for the current account and machine.")
+		}
+		return nil
+	}
+	if _, err := in.ks.AlterSMKNewAccount(opts.NewAccountDir); err != nil {
+		return err
+	}
+	e.say("The account encryption of the service master key now belongs to the account in %s.", opts.NewAccountDir)
+	return nil
+}
+
+func (e *env) smkVerifyCommand(runF func(*smkVerifyOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "verify",
 		Usage: "check both encryptions of the service master key, re-creating an invalid one",
@@ -405,27 +462,38 @@ from the one that works. If neither works, it fails with error 15466.
 
 Example:
    keytree smk verify`,
-		Flags: []cli.Flag{jsonFlag()},
-		Action: func(c *cli.Context) error {
-			in, err := e.start(c, needs{})
-			if err != nil {
-				return err
-			}
-			ks := in.ks
-			info, err := ks.VerifySMK()
-			if err != nil {
-				return err
-			}
-			if c.Bool(flagJSON) {
-				return writeJSON(e.stdout, smkInfoJSON(info))
-			}
-			rows := [][]string{{"service master key:", info.Thumbprint + " (" + string(info.Algorithm) + ")"}}
-			return table(e.stdout, nil, append(rows, encryptionLines(info)...))
-		},
+		Flags:  []cli.Flag{jsonFlag()},
+		Action: action(parseSMKVerify, runF, e.smkVerifyRun),
 	}
 }
 
-func (e *env) smkMachineProtectionCommand() *cli.Command {
+type smkVerifyOptions struct {
+	Globals globalOptions
+	JSON    bool
+}
+
+func parseSMKVerify(a *argv) *smkVerifyOptions {
+	a.noArgs()
+	return &smkVerifyOptions{Globals: a.globals(), JSON: a.bool(flagJSON)}
+}
+
+func (e *env) smkVerifyRun(opts *smkVerifyOptions) error {
+	in, err := e.openKeystore(opts.Globals)
+	if err != nil {
+		return err
+	}
+	info, err := in.ks.VerifySMK()
+	if err != nil {
+		return err
+	}
+	if opts.JSON {
+		return writeJSON(e.stdout, smkInfoJSON(info))
+	}
+	rows := [][]string{{"service master key:", info.Thumbprint + " (" + string(info.Algorithm) + ")"}}
+	return table(e.stdout, nil, append(rows, encryptionLines(info)...))
+}
+
+func (e *env) smkMachineProtectionCommand(runF func(*smkMachineProtectionOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "machine-protection",
 		Usage: "turn the machine encryption of the service master key off or on",
@@ -439,34 +507,43 @@ a backup (docs/security.md).
 Examples:
    keytree smk machine-protection off
    keytree smk machine-protection on`,
-		Action: func(c *cli.Context) error {
-			arg, err := oneArg(c, "off or on")
-			if err != nil {
-				return err
-			}
-			var on bool
-			switch arg {
-			case "on":
-				on = true
-			case "off":
-			default:
-				return usagef("machine-protection takes off or on, not %q", arg)
-			}
-			in, err := e.start(c, needs{args: true})
-			if err != nil {
-				return err
-			}
-			ks := in.ks
-			changed, err := ks.SetMachineProtection(on)
-			if err != nil {
-				return err
-			}
-			if changed {
-				e.say("Machine protection is now %s.", arg)
-			} else {
-				e.say("Machine protection was already %s.", arg)
-			}
-			return nil
-		},
+		Action: action(parseSMKMachineProtection, runF, e.smkMachineProtectionRun),
 	}
+}
+
+type smkMachineProtectionOptions struct {
+	Globals globalOptions
+	On      bool
+}
+
+func parseSMKMachineProtection(a *argv) *smkMachineProtectionOptions {
+	arg := a.oneArg("off or on")
+	a.check(func() error {
+		if arg != "on" && arg != "off" {
+			return usagef("machine-protection takes off or on, not %q", arg)
+		}
+		return nil
+	})
+	return &smkMachineProtectionOptions{Globals: a.globals(), On: arg == "on"}
+}
+
+func (e *env) smkMachineProtectionRun(opts *smkMachineProtectionOptions) error {
+	in, err := e.openKeystore(opts.Globals)
+	if err != nil {
+		return err
+	}
+	changed, err := in.ks.SetMachineProtection(opts.On)
+	if err != nil {
+		return err
+	}
+	state := "off"
+	if opts.On {
+		state = "on"
+	}
+	if changed {
+		e.say("Machine protection is now %s.", state)
+	} else {
+		e.say("Machine protection was already %s.", state)
+	}
+	return nil
 }
