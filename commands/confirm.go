@@ -17,15 +17,15 @@ func yesFlag() *cli.BoolFlag {
 }
 
 // confirm asks a person at the terminal to confirm a removal, unless --yes
-// is given. The question and the answer go through the terminal, never
-// standard output, which may be a pipe.
+// is given (yes). The question and the answer go through the terminal,
+// never standard output, which may be a pipe.
 //
 // Off a terminal (standard input a pipe, a file, cron) it does not ask and
 // does not require --yes: scripts that remove things kept working when
 // confirmation came in, and a script cannot answer anyway. What protects a
 // script is that nothing is removed by a command it did not spell out.
-func (e *env) confirm(c *cli.Context, question string) error {
-	if c.Bool(flagYes) || !e.stdinTTY || e.tty == nil {
+func (e *env) confirm(yes bool, question string) error {
+	if yes || !e.stdinTTY || e.tty == nil {
 		return nil
 	}
 	tty, err := e.tty()

@@ -61,7 +61,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			if err := checkValue(c, value, "credential "+name); err != nil {
+			if err := checkValue(c.Bool(flagAllowEmpty), value, "credential "+name); err != nil {
 				return err
 			}
 			created, err := ks.SetCredential(name, c.String(flagIdentity), value)
@@ -217,7 +217,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			if err := e.confirm(c, fmt.Sprintf("Remove credential %s?", name)); err != nil {
+			if err := e.confirm(c.Bool(flagYes), fmt.Sprintf("Remove credential %s?", name)); err != nil {
 				return err
 			}
 			ks := in.ks

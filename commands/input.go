@@ -384,11 +384,12 @@ func allowEmptyFlag() *cli.BoolFlag {
 	return &cli.BoolFlag{Name: flagAllowEmpty, Usage: "store an empty value (refused otherwise)"}
 }
 
-// checkValue refuses an empty value unless --allow-empty: an empty value is
-// almost always a mistake, such as printf '%s' "$UNSET_VARIABLE" | keytree
-// credential set, and storing it would replace a good value with nothing.
-func checkValue(c *cli.Context, value []byte, what string) error {
-	if len(value) > 0 || c.Bool(flagAllowEmpty) {
+// checkValue refuses an empty value unless --allow-empty (allowEmpty): an
+// empty value is almost always a mistake, such as printf '%s'
+// "$UNSET_VARIABLE" | keytree credential set, and storing it would replace
+// a good value with nothing.
+func checkValue(allowEmpty bool, value []byte, what string) error {
+	if len(value) > 0 || allowEmpty {
 		return nil
 	}
 	return &keystore.Error{Text: fmt.Sprintf("the value for %s is empty; nothing was stored", what), Kind: keystore.ErrInvalid,
