@@ -25,16 +25,6 @@ func openPasswordFlag() *cli.StringFlag {
 	return &cli.StringFlag{Name: flagOpenPass, Usage: "open the database master key with the password in `FILE` (- for standard input) instead of the service master key"}
 }
 
-// needDB is the database --db names, refused if it is no valid name before
-// anything is opened or asked.
-func needDB(c *cli.Context) (string, error) {
-	db := c.String(flagDB)
-	if db == "" {
-		return "", usagef("%s needs --db", cmdName(c))
-	}
-	return db, keystore.ValidName("database", db)
-}
-
 // withDMK runs op with the password in openPasswordFile, the
 // --open-password-file (nil if none: the key is then opened by the service
 // master key). If op fails with 15581 because the key needs a password

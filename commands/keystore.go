@@ -19,14 +19,6 @@ func jsonFlag() *cli.BoolFlag {
 	return &cli.BoolFlag{Name: flagJSON, Usage: "print JSON"}
 }
 
-func parseAlgorithm(c *cli.Context) (protect.Algorithm, error) {
-	alg, err := protect.ParseAlgorithm(c.String(flagAlgorithm))
-	if err != nil {
-		return "", usagef("%v", err)
-	}
-	return alg, nil
-}
-
 func (e *env) initCommand(runF func(*initOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "init",

@@ -167,9 +167,9 @@ Examples:
 			e.dmkCommand(),
 			e.dbCommand(),
 			e.secretCommand(),
-			e.doctorCommand(),
-			e.completionCommand(),
-			e.versionCommand(),
+			e.doctorCommand(nil),
+			e.completionCommand(nil),
+			e.versionCommand(nil),
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
@@ -323,12 +323,6 @@ func exitCode(err error) int {
 	return exitError
 }
 
-// options builds the keystore options from the global flags, the
-// environment and the OS defaults.
-func (e *env) options(c *cli.Context) (keystore.Options, error) {
-	return e.keystoreOptions((&argv{c: c}).globals())
-}
-
 // keystoreOptions builds the keystore options from the global flags (or
 // their variables) and the OS defaults.
 func (e *env) keystoreOptions(g globalOptions) (keystore.Options, error) {
@@ -397,15 +391,6 @@ func parseLockTimeout(s string) (time.Duration, error) {
 		return 0, bad()
 	}
 	return d, nil
-}
-
-// open opens the keystore named by the global flags.
-func (e *env) open(c *cli.Context) (*keystore.Keystore, error) {
-	opts, err := e.options(c)
-	if err != nil {
-		return nil, err
-	}
-	return keystore.Open(opts)
 }
 
 // openKeystore opens the keystore the global options name, for a run
@@ -486,74 +471,18 @@ func unknownCommand(cmds []*cli.Command, name, group string) error {
 	return &usageError{msg: msg}
 }
 
-// invocation is what an action starts from: its arguments checked, its
-// keystore opened, and standard input claimed by at most one input.
+// invocation is what a run function starts from: the keystore opened, and
+// standard input claimed by at most one input.
 type invocation struct {
 	e     *env
-	c     *cli.Context
 	ks    *keystore.Keystore
-	db    string
-	file  string
 	stdin stdinUse
-}
-
-// needs says what an action requires besides the keystore.
-type needs struct {
-	args bool // the action takes positional arguments, and checks them itself
-	db   bool // --db
-	file bool // --file
-}
-
-// start checks an action's arguments and opens the keystore.
-func (e *env) start(c *cli.Context, n needs) (*invocation, error) {
-	in := &invocation{e: e, c: c}
-	if !n.args {
-		if err := noArgs(c); err != nil {
-			return nil, err
-		}
-	}
-	var err error
-	if n.db {
-		if in.db, err = needDB(c); err != nil {
-			return nil, err
-		}
-	}
-	if n.file {
-		if in.file, err = needFile(c); err != nil {
-			return nil, err
-		}
-	}
-	if in.ks, err = e.open(c); err != nil {
-		return nil, err
-	}
-	return in, nil
 }
 
 // password reads the password that flag names, path (a file, - for
 // standard input, or "" for a prompt on the terminal).
 func (in *invocation) password(flag, path, prompt string, confirm bool) ([]byte, error) {
 	return in.e.readPassword(passwordRequest{flag: flag, path: path, prompt: prompt, confirm: confirm}, &in.stdin)
-}
-
-// noArgs refuses positional arguments to a command that takes none.
-func noArgs(c *cli.Context) error {
-	if c.Args().Len() > 0 {
-		// The arguments are not echoed: one of them may be a value typed
-		// where it does not belong.
-		return usagef("%s takes no arguments (got %d)", cmdName(c), c.Args().Len())
-	}
-	return nil
-}
-
-// oneArg returns the single positional argument of a command.
-func oneArg(c *cli.Context, what string) (string, error) {
-	switch c.Args().Len() {
-	case 1:
-		return c.Args().First(), nil
-	case 0:
-		return "", usagef("%s needs %s", cmdName(c), what)
-	}
-	return "", usagef("%s takes a single argument, %s (got %d)", cmdName(c), what, c.Args().Len())
 }
 
 func timeString(t time.Time) string {

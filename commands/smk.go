@@ -42,27 +42,6 @@ func fileFlag(usage string) *cli.StringFlag {
 	return &cli.StringFlag{Name: flagFile, Usage: usage}
 }
 
-func needFile(c *cli.Context) (string, error) {
-	f, err := needFileOrStdio(c)
-	if err != nil {
-		return "", err
-	}
-	return f, fileArg(cmdName(c), f)
-}
-
-// needFileOrStdio is needFile for a command whose --file - means standard
-// input or output (keystore backup and restore).
-func needFileOrStdio(c *cli.Context) (string, error) {
-	f := c.String(flagFile)
-	if f == "" {
-		return "", usagef("%s needs --file", cmdName(c))
-	}
-	if f == "-" {
-		return f, nil
-	}
-	return f, notDirectory(flagFile, f)
-}
-
 func (e *env) smkBackupCommand(runF func(*smkBackupOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "backup",
