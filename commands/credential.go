@@ -166,8 +166,7 @@ type credentialJSON struct {
 	Identity string `json:"identity"`
 	Created  string `json:"created"`
 	Updated  string `json:"updated"`
-	Orphaned bool   `json:"orphaned"`
-	NeedsKey string `json:"needsKey,omitempty"`
+	orphanJSONFields
 }
 
 func (e *env) credentialListCommand(runF func(*credentialListOptions) error) *cli.Command {
@@ -203,26 +202,14 @@ func (e *env) credentialListRun(opts *credentialListOptions) error {
 	if err != nil {
 		return err
 	}
-	if opts.JSON {
-		out := []credentialJSON{}
-		for _, cr := range creds {
-			j := credentialJSON{Name: cr.Name, Identity: cr.Identity, Created: timeString(cr.Created), Updated: timeString(cr.Updated)}
-			if cr.Orphan != nil {
-				j.Orphaned, j.NeedsKey = true, cr.Orphan.Thumbprint
-			}
-			out = append(out, j)
-		}
-		return writeJSON(e.stdout, out)
-	}
-	var rows [][]string
-	for _, cr := range creds {
-		state := ""
-		if cr.Orphan != nil {
-			state = "orphaned: needs key " + cr.Orphan.Thumbprint
-		}
-		rows = append(rows, []string{cr.Name, cr.Identity, timeString(cr.Updated), state})
-	}
-	return table(e.stdout, []string{"NAME", "IDENTITY", "UPDATED", ""}, rows)
+	return printList(e.stdout, opts.JSON, creds, []string{"NAME", "IDENTITY", "UPDATED", ""},
+		func(cr *keystore.Credential) credentialJSON {
+			return credentialJSON{Name: cr.Name, Identity: cr.Identity, Created: timeString(cr.Created), Updated: timeString(cr.Updated),
+				orphanJSONFields: orphanFields(cr.Orphan)}
+		},
+		func(cr *keystore.Credential) []string {
+			return []string{cr.Name, cr.Identity, timeString(cr.Updated), orphanState(cr.Orphan)}
+		})
 }
 
 func (e *env) credentialRmCommand(runF func(*credentialRmOptions) error) *cli.Command {

@@ -4,6 +4,8 @@ import (
 	"strconv"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/keytree-dev/keytree/keystore"
 )
 
 func (e *env) dbCommand() *cli.Command {
@@ -58,23 +60,18 @@ func (e *env) dbListRun(opts *dbListOptions) error {
 	if err != nil {
 		return err
 	}
-	if opts.JSON {
-		out := []databaseJSON{}
-		for _, d := range dbs {
-			out = append(out, databaseJSON{Name: d.Name, Thumbprint: d.Thumbprint, Algorithm: string(d.Algorithm),
-				Generation: d.Generation, Created: timeString(d.Created), SMKEncryption: d.SMKEncryption, Passwords: d.Passwords, Secrets: d.Secrets})
-		}
-		return writeJSON(e.stdout, out)
-	}
-	var rows [][]string
-	for _, d := range dbs {
-		smk := "no"
-		if d.SMKEncryption {
-			smk = "yes"
-		}
-		rows = append(rows, []string{d.Name, d.Thumbprint, string(d.Algorithm), smk, strconv.Itoa(d.Passwords), strconv.Itoa(d.Secrets)})
-	}
-	return table(e.stdout, []string{"DATABASE", "MASTER KEY", "ALGORITHM", "BY SMK", "PASSWORDS", "SECRETS"}, rows)
+	return printList(e.stdout, opts.JSON, dbs, []string{"DATABASE", "MASTER KEY", "ALGORITHM", "BY SMK", "PASSWORDS", "SECRETS"},
+		func(d *keystore.DatabaseInfo) databaseJSON {
+			return databaseJSON{Name: d.Name, Thumbprint: d.Thumbprint, Algorithm: string(d.Algorithm), Generation: d.Generation,
+				Created: timeString(d.Created), SMKEncryption: d.SMKEncryption, Passwords: d.Passwords, Secrets: d.Secrets}
+		},
+		func(d *keystore.DatabaseInfo) []string {
+			smk := "no"
+			if d.SMKEncryption {
+				smk = "yes"
+			}
+			return []string{d.Name, d.Thumbprint, string(d.Algorithm), smk, strconv.Itoa(d.Passwords), strconv.Itoa(d.Secrets)}
+		})
 }
 
 func (e *env) dbExportCommand(runF func(*dbExportOptions) error) *cli.Command {

@@ -82,13 +82,12 @@ func smkInfoJSON(info *keystore.SMKInfo) *smkJSON {
 	if info == nil {
 		return nil
 	}
-	out := &smkJSON{Thumbprint: info.Thumbprint, Algorithm: string(info.Algorithm), Generation: info.Generation,
-		Created: info.Created, MachineProtection: info.MachineProtection, Encryptions: []encryptionJSON{}}
-	for _, enc := range info.Encryptions {
-		out.Encryptions = append(out.Encryptions, encryptionJSON{Protector: string(enc.Protector), Thumbprint: enc.Thumbprint,
-			Enabled: enc.Enabled, Valid: enc.Valid, Reason: enc.Reason, Recreated: enc.Recreated, RepairErr: enc.RepairErr})
-	}
-	return out
+	return &smkJSON{Thumbprint: info.Thumbprint, Algorithm: string(info.Algorithm), Generation: info.Generation,
+		Created: info.Created, MachineProtection: info.MachineProtection,
+		Encryptions: jsonList(info.Encryptions, func(enc keystore.EncryptionState) encryptionJSON {
+			return encryptionJSON{Protector: string(enc.Protector), Thumbprint: enc.Thumbprint,
+				Enabled: enc.Enabled, Valid: enc.Valid, Reason: enc.Reason, Recreated: enc.Recreated, RepairErr: enc.RepairErr}
+		})}
 }
 
 // encryptionLines describes the SMK's encryptions for people.
@@ -220,22 +219,21 @@ func (e *env) statusRun(opts *statusOptions) error {
 func (e *env) printStatus(st *keystore.Status, asJSON bool) error {
 	if asJSON {
 		out := statusJSON{Keystore: st.Dir, ID: st.ID, Created: timeString(st.Created), AccountDir: st.AccountDir,
-			MachineDir: st.MachineDir, SMK: smkInfoJSON(st.SMK), SMKState: string(st.SMKState), Orphans: []orphanJSON{}, Damaged: []damagedJSON{},
-			Counts: countsJSON{Credentials: st.Credentials, Databases: st.Databases, Secrets: st.Secrets, Orphaned: len(st.Orphans), Damaged: len(st.Damaged)}}
-		for _, o := range st.Orphans {
-			out.Orphans = append(out.Orphans, orphanJSON{Item: o.Item, Generation: o.Generation, Thumbprint: o.Thumbprint})
-		}
-		for _, d := range st.Damaged {
-			out.Damaged = append(out.Damaged, damagedJSON{Item: d.Item, Path: d.Path, Problem: d.Problem})
-		}
-		out.Backups = []backupJSON{}
-		for _, b := range st.Backups {
-			j := backupJSON{Key: b.Key, Thumbprint: b.Thumbprint, BackedUp: !b.Time.IsZero(), LastBackup: "never", File: b.File, Problem: b.Problem}
-			if j.BackedUp {
-				j.LastBackup = timeString(b.Time)
-			}
-			out.Backups = append(out.Backups, j)
-		}
+			MachineDir: st.MachineDir, SMK: smkInfoJSON(st.SMK), SMKState: string(st.SMKState),
+			Counts: countsJSON{Credentials: st.Credentials, Databases: st.Databases, Secrets: st.Secrets, Orphaned: len(st.Orphans), Damaged: len(st.Damaged)},
+			Orphans: jsonList(st.Orphans, func(o keystore.OrphanItem) orphanJSON {
+				return orphanJSON{Item: o.Item, Generation: o.Generation, Thumbprint: o.Thumbprint}
+			}),
+			Damaged: jsonList(st.Damaged, func(d keystore.DamagedItem) damagedJSON {
+				return damagedJSON{Item: d.Item, Path: d.Path, Problem: d.Problem}
+			}),
+			Backups: jsonList(st.Backups, func(b keystore.LastBackup) backupJSON {
+				j := backupJSON{Key: b.Key, Thumbprint: b.Thumbprint, BackedUp: !b.Time.IsZero(), LastBackup: "never", File: b.File, Problem: b.Problem}
+				if j.BackedUp {
+					j.LastBackup = timeString(b.Time)
+				}
+				return j
+			})}
 		return writeJSON(e.stdout, out)
 	}
 	rows := [][]string{
@@ -347,25 +345,18 @@ func (e *env) keyEncryptionsRun(opts *keyEncryptionsOptions) error {
 	if rows == nil && err != nil {
 		return err
 	}
-	var perr error
-	if opts.JSON {
-		out := []keyEncryptionJSON{}
-		for _, r := range rows {
-			out = append(out, keyEncryptionJSON{Key: r.Key, Thumbprint: r.Thumbprint, CryptType: r.CryptType,
-				CryptTypeDesc: r.CryptTypeDesc, Protector: r.Protector, State: r.State})
-		}
-		perr = writeJSON(e.stdout, out)
-	} else {
-		var t [][]string
-		for _, r := range rows {
+	perr := printList(e.stdout, opts.JSON, rows, []string{"KEY", "THUMBPRINT", "CRYPT_TYPE", "CRYPT_TYPE_DESC", "PROTECTOR", "STATE"},
+		func(r keystore.KeyEncryption) keyEncryptionJSON {
+			return keyEncryptionJSON{Key: r.Key, Thumbprint: r.Thumbprint, CryptType: r.CryptType,
+				CryptTypeDesc: r.CryptTypeDesc, Protector: r.Protector, State: r.State}
+		},
+		func(r keystore.KeyEncryption) []string {
 			tp := r.Thumbprint
 			if tp == "" {
 				tp = "-"
 			}
-			t = append(t, []string{r.Key, tp, r.CryptType, r.CryptTypeDesc, r.Protector, r.State})
-		}
-		perr = table(e.stdout, []string{"KEY", "THUMBPRINT", "CRYPT_TYPE", "CRYPT_TYPE_DESC", "PROTECTOR", "STATE"}, t)
-	}
+			return []string{r.Key, tp, r.CryptType, r.CryptTypeDesc, r.Protector, r.State}
+		})
 	if perr != nil {
 		return perr
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/keytree-dev/keytree/keystore"
 )
 
 func (e *env) secretCommand() *cli.Command {
@@ -130,8 +132,7 @@ type secretJSON struct {
 	Name     string `json:"name"`
 	Created  string `json:"created"`
 	Updated  string `json:"updated"`
-	Orphaned bool   `json:"orphaned"`
-	NeedsKey string `json:"needsKey,omitempty"`
+	orphanJSONFields
 }
 
 func (e *env) secretListCommand(runF func(*secretListOptions) error) *cli.Command {
@@ -175,26 +176,14 @@ func (e *env) secretListRun(opts *secretListOptions) error {
 	if err != nil {
 		return err
 	}
-	if opts.JSON {
-		out := []secretJSON{}
-		for _, s := range secrets {
-			j := secretJSON{Database: s.Database, Name: s.Name, Created: timeString(s.Created), Updated: timeString(s.Updated)}
-			if s.Orphan != nil {
-				j.Orphaned, j.NeedsKey = true, s.Orphan.Thumbprint
-			}
-			out = append(out, j)
-		}
-		return writeJSON(e.stdout, out)
-	}
-	var rows [][]string
-	for _, s := range secrets {
-		state := ""
-		if s.Orphan != nil {
-			state = "orphaned: needs key " + s.Orphan.Thumbprint
-		}
-		rows = append(rows, []string{s.Database + "/" + s.Name, timeString(s.Updated), state})
-	}
-	return table(e.stdout, []string{"SECRET", "UPDATED", ""}, rows)
+	return printList(e.stdout, opts.JSON, secrets, []string{"SECRET", "UPDATED", ""},
+		func(s *keystore.Secret) secretJSON {
+			return secretJSON{Database: s.Database, Name: s.Name, Created: timeString(s.Created), Updated: timeString(s.Updated),
+				orphanJSONFields: orphanFields(s.Orphan)}
+		},
+		func(s *keystore.Secret) []string {
+			return []string{s.Database + "/" + s.Name, timeString(s.Updated), orphanState(s.Orphan)}
+		})
 }
 
 func (e *env) secretRmCommand(runF func(*secretRmOptions) error) *cli.Command {
