@@ -191,13 +191,3 @@ func snapshotTree(t *testing.T, root string) map[string]string {
 	}
 	return m
 }
-
-func TestParseCompletion(t *testing.T) {
-	testParse(t, (*env).completionCommand, []parseCase[completionOptions]{
-		{args: "completion bash", want: &completionOptions{Shell: "bash"}},
-		{args: "completion powershell", want: &completionOptions{Shell: "powershell"}},
-		{args: "completion", err: ": completion needs a shell (bash, zsh, fish or powershell)"},
-		{args: "completion tcsh", err: `: no completion for "tcsh": choose bash, zsh, fish or powershell`},
-		{args: "completion bash zsh", err: ": completion takes a single argument, a shell (bash, zsh, fish or powershell) (got 2)"},
-	})
-}

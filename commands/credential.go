@@ -169,7 +169,7 @@ type credentialJSON struct {
 	orphanJSONFields
 }
 
-func (e *env) credentialListCommand(runF func(*credentialListOptions) error) *cli.Command {
+func (e *env) credentialListCommand(runF func(*reportOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "list",
 		Usage: "list credentials (names and identities, never values)",
@@ -179,21 +179,11 @@ Examples:
    keytree credential list
    keytree credential list --json | jq -r '.[].name'`,
 		Flags:  []cli.Flag{jsonFlag()},
-		Action: action(parseCredentialList, runF, e.credentialListRun),
+		Action: action(parseReport, runF, e.credentialListRun),
 	}
 }
 
-type credentialListOptions struct {
-	Globals globalOptions
-	JSON    bool
-}
-
-func parseCredentialList(a *argv) *credentialListOptions {
-	a.noArgs()
-	return &credentialListOptions{Globals: a.globals(), JSON: a.bool(flagJSON)}
-}
-
-func (e *env) credentialListRun(opts *credentialListOptions) error {
+func (e *env) credentialListRun(opts *reportOptions) error {
 	in, err := e.openKeystore(opts.Globals)
 	if err != nil {
 		return err

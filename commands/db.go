@@ -27,7 +27,7 @@ type databaseJSON struct {
 	Secrets       int    `json:"secrets"`
 }
 
-func (e *env) dbListCommand(runF func(*dbListOptions) error) *cli.Command {
+func (e *env) dbListCommand(runF func(*reportOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "list",
 		Usage: "list databases and their master keys",
@@ -37,21 +37,11 @@ Examples:
    keytree db list
    keytree db list --json | jq -r '.[] | select(.smkEncryption | not) | .name'`,
 		Flags:  []cli.Flag{jsonFlag()},
-		Action: action(parseDBList, runF, e.dbListRun),
+		Action: action(parseReport, runF, e.dbListRun),
 	}
 }
 
-type dbListOptions struct {
-	Globals globalOptions
-	JSON    bool
-}
-
-func parseDBList(a *argv) *dbListOptions {
-	a.noArgs()
-	return &dbListOptions{Globals: a.globals(), JSON: a.bool(flagJSON)}
-}
-
-func (e *env) dbListRun(opts *dbListOptions) error {
+func (e *env) dbListRun(opts *reportOptions) error {
 	in, err := e.openKeystore(opts.Globals)
 	if err != nil {
 		return err

@@ -25,11 +25,3 @@ func TestAgeVersion(t *testing.T) {
 		t.Error("versionLess")
 	}
 }
-
-func TestParseDoctor(t *testing.T) {
-	testParse(t, (*env).doctorCommand, []parseCase[doctorOptions]{
-		{args: "doctor", want: &doctorOptions{}},
-		{args: "doctor --json --machine-dir M", want: &doctorOptions{Globals: globalOptions{MachineDir: "M"}, JSON: true}},
-		{args: "doctor now", err: ": doctor takes no arguments (got 1)"},
-	})
-}

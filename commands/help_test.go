@@ -155,15 +155,6 @@ func TestVersionCommand(t *testing.T) {
 	}
 }
 
-func TestParseVersion(t *testing.T) {
-	testParse(t, (*env).versionCommand, []parseCase[versionOptions]{
-		{args: "version", want: &versionOptions{}},
-		{args: "version --keystore K", want: &versionOptions{}},
-		{args: "version extra", err: ": version takes no arguments (got 1)"},
-		{args: "version --json", err: ": flag provided but not defined: -json"},
-	})
-}
-
 // TestManPages: a page per command (hidden and help commands aside), each
 // naming every flag of its command, roff that starts no line with a stray
 // request, and keytree(1) with the exit statuses and the environment.

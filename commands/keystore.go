@@ -165,7 +165,7 @@ type orphanJSON struct {
 	Thumbprint string `json:"thumbprint"`
 }
 
-func (e *env) statusCommand(runF func(*statusOptions) error) *cli.Command {
+func (e *env) statusCommand(runF func(*reportOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "status",
 		Usage: "describe the keystore, its service master key and its encryptions",
@@ -187,21 +187,11 @@ Examples:
    keytree status --json | jq .smk.encryptions
    keytree status --json | jq -r '.damaged[] | "\(.item): \(.path)"'`,
 		Flags:  []cli.Flag{jsonFlag()},
-		Action: action(parseStatus, runF, e.statusRun),
+		Action: action(parseReport, runF, e.statusRun),
 	}
 }
 
-type statusOptions struct {
-	Globals globalOptions
-	JSON    bool
-}
-
-func parseStatus(a *argv) *statusOptions {
-	a.noArgs()
-	return &statusOptions{Globals: a.globals(), JSON: a.bool(flagJSON)}
-}
-
-func (e *env) statusRun(opts *statusOptions) error {
+func (e *env) statusRun(opts *reportOptions) error {
 	in, err := e.openKeystore(opts.Globals)
 	if err != nil {
 		return err
@@ -306,7 +296,7 @@ type keyEncryptionJSON struct {
 	State         string `json:"state"`
 }
 
-func (e *env) keyEncryptionsCommand(runF func(*keyEncryptionsOptions) error) *cli.Command {
+func (e *env) keyEncryptionsCommand(runF func(*reportOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "key-encryptions",
 		Usage: "list every encryption of every key, like SQL Server's sys.key_encryptions",
@@ -322,21 +312,11 @@ Examples:
    keytree key-encryptions
    keytree key-encryptions --json`,
 		Flags:  []cli.Flag{jsonFlag()},
-		Action: action(parseKeyEncryptions, runF, e.keyEncryptionsRun),
+		Action: action(parseReport, runF, e.keyEncryptionsRun),
 	}
 }
 
-type keyEncryptionsOptions struct {
-	Globals globalOptions
-	JSON    bool
-}
-
-func parseKeyEncryptions(a *argv) *keyEncryptionsOptions {
-	a.noArgs()
-	return &keyEncryptionsOptions{Globals: a.globals(), JSON: a.bool(flagJSON)}
-}
-
-func (e *env) keyEncryptionsRun(opts *keyEncryptionsOptions) error {
+func (e *env) keyEncryptionsRun(opts *reportOptions) error {
 	in, err := e.openKeystore(opts.Globals)
 	if err != nil {
 		return err

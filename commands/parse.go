@@ -33,6 +33,19 @@ type globalOptions struct {
 	CreateProtectorDirs              bool
 }
 
+// reportOptions are the options of a verb that reports on the keystore, as
+// text or as JSON, and takes nothing else: status, key-encryptions,
+// doctor, smk verify, credential list and db list.
+type reportOptions struct {
+	Globals globalOptions
+	JSON    bool
+}
+
+func parseReport(a *argv) *reportOptions {
+	a.noArgs()
+	return &reportOptions{Globals: a.globals(), JSON: a.bool(flagJSON)}
+}
+
 // action is a verb's urfave/cli action: parse, then run (runF instead,
 // when a test gives one).
 func action[T any](parse func(*argv) *T, runF, run func(*T) error) cli.ActionFunc {

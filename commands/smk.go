@@ -429,7 +429,7 @@ func (e *env) smkAlterRun(opts *smkAlterOptions) error {
 	return nil
 }
 
-func (e *env) smkVerifyCommand(runF func(*smkVerifyOptions) error) *cli.Command {
+func (e *env) smkVerifyCommand(runF func(*reportOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "verify",
 		Usage: "check both encryptions of the service master key, re-creating an invalid one",
@@ -442,21 +442,11 @@ from the one that works. If neither works, it fails with error 15466.
 Example:
    keytree smk verify`,
 		Flags:  []cli.Flag{jsonFlag()},
-		Action: action(parseSMKVerify, runF, e.smkVerifyRun),
+		Action: action(parseReport, runF, e.smkVerifyRun),
 	}
 }
 
-type smkVerifyOptions struct {
-	Globals globalOptions
-	JSON    bool
-}
-
-func parseSMKVerify(a *argv) *smkVerifyOptions {
-	a.noArgs()
-	return &smkVerifyOptions{Globals: a.globals(), JSON: a.bool(flagJSON)}
-}
-
-func (e *env) smkVerifyRun(opts *smkVerifyOptions) error {
+func (e *env) smkVerifyRun(opts *reportOptions) error {
 	in, err := e.openKeystore(opts.Globals)
 	if err != nil {
 		return err
