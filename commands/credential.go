@@ -44,12 +44,11 @@ Examples:
 			&cli.StringFlag{Name: flagFile, Usage: "read the value from `FILE` instead of standard input (- for standard input)"},
 			allowEmptyFlag(),
 		},
-		Action: action(parseCredentialSet, runF, e.credentialSetRun),
+		Action: keystoreAction(e, parseCredentialSet, runF, e.credentialSetRun),
 	}
 }
 
 type credentialSetOptions struct {
-	Globals    globalOptions
 	Name       string
 	Identity   string
 	File       string // the value's; "" or "-": standard input
@@ -64,15 +63,11 @@ func parseCredentialSet(a *argv) *credentialSetOptions {
 		}
 		return nil
 	})
-	return &credentialSetOptions{Globals: a.globals(), Name: name, Identity: a.string(flagIdentity), File: a.string(flagFile),
+	return &credentialSetOptions{Name: name, Identity: a.string(flagIdentity), File: a.string(flagFile),
 		AllowEmpty: a.bool(flagAllowEmpty)}
 }
 
-func (e *env) credentialSetRun(opts *credentialSetOptions) error {
-	in, err := e.openKeystore(opts.Globals)
-	if err != nil {
-		return err
-	}
+func (e *env) credentialSetRun(in *invocation, opts *credentialSetOptions) error {
 	what := "credential " + opts.Name
 	value, err := e.readValue(opts.File, what, &in.stdin)
 	if err != nil {
@@ -112,25 +107,20 @@ Examples:
    PGPASSWORD=$(keytree credential get backup-db) pg_dump ...
    keytree credential get backup-db --json | jq -r .identity`,
 		Flags:  []cli.Flag{&cli.BoolFlag{Name: flagJSON, Usage: "print the identity and the value as JSON"}},
-		Action: action(parseCredentialGet, runF, e.credentialGetRun),
+		Action: keystoreAction(e, parseCredentialGet, runF, e.credentialGetRun),
 	}
 }
 
 type credentialGetOptions struct {
-	Globals globalOptions
-	Name    string
-	JSON    bool
+	Name string
+	JSON bool
 }
 
 func parseCredentialGet(a *argv) *credentialGetOptions {
-	return &credentialGetOptions{Globals: a.globals(), Name: a.oneArg("a credential NAME"), JSON: a.bool(flagJSON)}
+	return &credentialGetOptions{Name: a.oneArg("a credential NAME"), JSON: a.bool(flagJSON)}
 }
 
-func (e *env) credentialGetRun(opts *credentialGetOptions) error {
-	in, err := e.openKeystore(opts.Globals)
-	if err != nil {
-		return err
-	}
+func (e *env) credentialGetRun(in *invocation, opts *credentialGetOptions) error {
 	cred, value, err := in.ks.GetCredential(opts.Name)
 	if err != nil {
 		return err
@@ -179,15 +169,11 @@ Examples:
    keytree credential list
    keytree credential list --json | jq -r '.[].name'`,
 		Flags:  []cli.Flag{jsonFlag()},
-		Action: action(parseReport, runF, e.credentialListRun),
+		Action: keystoreAction(e, parseReport, runF, e.credentialListRun),
 	}
 }
 
-func (e *env) credentialListRun(opts *reportOptions) error {
-	in, err := e.openKeystore(opts.Globals)
-	if err != nil {
-		return err
-	}
+func (e *env) credentialListRun(in *invocation, opts *reportOptions) error {
 	creds, err := in.ks.ListCredentials()
 	if err != nil {
 		return err
@@ -215,27 +201,22 @@ Examples:
    keytree credential rm backup-db
    keytree credential rm backup-db --yes`,
 		Flags:  []cli.Flag{yesFlag()},
-		Action: action(parseCredentialRm, runF, e.credentialRmRun),
+		Action: keystoreAction(e, parseCredentialRm, runF, e.credentialRmRun),
 	}
 }
 
 type credentialRmOptions struct {
-	Globals globalOptions
-	Name    string
-	Yes     bool
+	Name string
+	Yes  bool
 }
 
 func parseCredentialRm(a *argv) *credentialRmOptions {
 	name := a.oneArg("a credential NAME")
 	a.check(func() error { return keystore.ValidName("credential", name) })
-	return &credentialRmOptions{Globals: a.globals(), Name: name, Yes: a.bool(flagYes)}
+	return &credentialRmOptions{Name: name, Yes: a.bool(flagYes)}
 }
 
-func (e *env) credentialRmRun(opts *credentialRmOptions) error {
-	in, err := e.openKeystore(opts.Globals)
-	if err != nil {
-		return err
-	}
+func (e *env) credentialRmRun(in *invocation, opts *credentialRmOptions) error {
 	if err := e.confirm(opts.Yes, fmt.Sprintf("Remove credential %s?", opts.Name)); err != nil {
 		return err
 	}

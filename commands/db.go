@@ -37,15 +37,11 @@ Examples:
    keytree db list
    keytree db list --json | jq -r '.[] | select(.smkEncryption | not) | .name'`,
 		Flags:  []cli.Flag{jsonFlag()},
-		Action: action(parseReport, runF, e.dbListRun),
+		Action: keystoreAction(e, parseReport, runF, e.dbListRun),
 	}
 }
 
-func (e *env) dbListRun(opts *reportOptions) error {
-	in, err := e.openKeystore(opts.Globals)
-	if err != nil {
-		return err
-	}
+func (e *env) dbListRun(in *invocation, opts *reportOptions) error {
 	dbs, err := in.ks.ListDatabases()
 	if err != nil {
 		return err
@@ -79,27 +75,22 @@ secrets open with --open-password-file until dmk add-encryption --by smk.
 Example:
    keytree db export --db payroll --file payroll.tar`,
 		Flags:  []cli.Flag{dbFlag(), fileFlag("the export `FILE` to create")},
-		Action: action(parseDBExport, runF, e.dbExportRun),
+		Action: keystoreAction(e, parseDBExport, runF, e.dbExportRun),
 	}
 }
 
 type dbExportOptions struct {
-	Globals globalOptions
-	DB      string
-	File    string
+	DB   string
+	File string
 }
 
 func parseDBExport(a *argv) *dbExportOptions {
 	a.noArgs()
 	db := a.db()
-	return &dbExportOptions{Globals: a.globals(), DB: db, File: a.file()}
+	return &dbExportOptions{DB: db, File: a.file()}
 }
 
-func (e *env) dbExportRun(opts *dbExportOptions) error {
-	in, err := e.openKeystore(opts.Globals)
-	if err != nil {
-		return err
-	}
+func (e *env) dbExportRun(in *invocation, opts *dbExportOptions) error {
 	m, err := in.ks.ExportDatabase(opts.DB, opts.File)
 	if err != nil {
 		return err
@@ -123,26 +114,21 @@ Examples:
    keytree db import --file payroll.tar
    keytree db import --file payroll.tar --db payroll_copy`,
 		Flags:  []cli.Flag{fileFlag("the export `FILE`"), &cli.StringFlag{Name: flagDB, Usage: "import under this `NAME`"}},
-		Action: action(parseDBImport, runF, e.dbImportRun),
+		Action: keystoreAction(e, parseDBImport, runF, e.dbImportRun),
 	}
 }
 
 type dbImportOptions struct {
-	Globals globalOptions
-	File    string
-	DB      string // "": the exported database's own name
+	File string
+	DB   string // "": the exported database's own name
 }
 
 func parseDBImport(a *argv) *dbImportOptions {
 	a.noArgs()
-	return &dbImportOptions{Globals: a.globals(), File: a.file(), DB: a.string(flagDB)}
+	return &dbImportOptions{File: a.file(), DB: a.string(flagDB)}
 }
 
-func (e *env) dbImportRun(opts *dbImportOptions) error {
-	in, err := e.openKeystore(opts.Globals)
-	if err != nil {
-		return err
-	}
+func (e *env) dbImportRun(in *invocation, opts *dbImportOptions) error {
 	if err := existingFile(opts.File); err != nil {
 		return err
 	}

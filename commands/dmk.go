@@ -81,12 +81,11 @@ Examples:
 		Flags: []cli.Flag{dbFlag(), passwordFileFlag("the master key's password"), noPolicyFlag(),
 			&cli.BoolFlag{Name: flagNoSMKEncryption, Usage: "do not encrypt the key by the service master key: only its passwords open it"},
 			algorithmFlag("the key's algorithm")},
-		Action: action(parseDMKCreate, runF, e.dmkCreateRun),
+		Action: keystoreAction(e, parseDMKCreate, runF, e.dmkCreateRun),
 	}
 }
 
 type dmkCreateOptions struct {
-	Globals          globalOptions
 	DB               string
 	PasswordFile     string
 	NoPasswordPolicy bool
@@ -97,15 +96,11 @@ type dmkCreateOptions struct {
 func parseDMKCreate(a *argv) *dmkCreateOptions {
 	alg := a.algorithm()
 	a.noArgs()
-	return &dmkCreateOptions{Globals: a.globals(), DB: a.db(), PasswordFile: a.string(flagPassword), NoPasswordPolicy: a.bool(flagNoPolicy),
+	return &dmkCreateOptions{DB: a.db(), PasswordFile: a.string(flagPassword), NoPasswordPolicy: a.bool(flagNoPolicy),
 		NoSMKEncryption: a.bool(flagNoSMKEncryption), Algorithm: alg}
 }
 
-func (e *env) dmkCreateRun(opts *dmkCreateOptions) error {
-	in, err := e.openKeystore(opts.Globals)
-	if err != nil {
-		return err
-	}
+func (e *env) dmkCreateRun(in *invocation, opts *dmkCreateOptions) error {
 	pw, err := in.password(flagPassword, opts.PasswordFile, "Password for the database master key", true)
 	if err != nil {
 		return err
@@ -137,12 +132,11 @@ Examples:
    keytree dmk add-encryption --db payroll --by password --password-file new.txt`,
 		Flags: []cli.Flag{dbFlag(), &cli.StringFlag{Name: flagBy, Usage: "smk or password"},
 			passwordFileFlag("the new password (--by password)"), openPasswordFlag(), noPolicyFlag()},
-		Action: action(parseDMKAddEncryption, runF, e.dmkAddEncryptionRun),
+		Action: keystoreAction(e, parseDMKAddEncryption, runF, e.dmkAddEncryptionRun),
 	}
 }
 
 type dmkAddEncryptionOptions struct {
-	Globals          globalOptions
 	DB               string
 	By               keystore.EncryptionKind
 	PasswordFile     *string // the new password (--by password); nil: ask
@@ -153,29 +147,27 @@ type dmkAddEncryptionOptions struct {
 func parseDMKAddEncryption(a *argv) *dmkAddEncryptionOptions {
 	by := a.by()
 	a.noArgs()
-	return &dmkAddEncryptionOptions{Globals: a.globals(), DB: a.db(), By: by, PasswordFile: a.optional(flagPassword),
+	return &dmkAddEncryptionOptions{DB: a.db(), By: by, PasswordFile: a.optional(flagPassword),
 		OpenPasswordFile: a.optional(flagOpenPass), NoPasswordPolicy: a.bool(flagNoPolicy)}
 }
 
-func (e *env) dmkAddEncryptionRun(opts *dmkAddEncryptionOptions) error {
-	in, err := e.openKeystore(opts.Globals)
-	if err != nil {
-		return err
-	}
+func (e *env) dmkAddEncryptionRun(in *invocation, opts *dmkAddEncryptionOptions) error {
 	var newPW []byte
-	if opts.By == keystore.ByPassword {
+	switch {
+	case opts.By == keystore.ByPassword:
 		path := ""
 		if opts.PasswordFile != nil {
 			path = *opts.PasswordFile
 		}
+		var err error
 		if newPW, err = in.password(flagPassword, path, "New password for the database master key", true); err != nil {
 			return err
 		}
-	} else if opts.PasswordFile != nil {
+	case opts.PasswordFile != nil:
 		// Checked once the keystore is open, as it always was.
 		return usagef("--password-file goes with --by password; open the key with --open-password-file")
 	}
-	err = in.withDMK(opts.OpenPasswordFile, func(open []byte) error {
+	err := in.withDMK(opts.OpenPasswordFile, func(open []byte) error {
 		return in.ks.AddDMKEncryption(opts.DB, opts.By, newPW, keystore.DMKOptions{OpenPassword: open, SkipPasswordPolicy: opts.NoPasswordPolicy})
 	})
 	if err != nil {
@@ -203,12 +195,11 @@ Examples:
    keytree dmk drop-encryption --db payroll --by smk
    keytree dmk drop-encryption --db payroll --by password --password-file old.txt --yes`,
 		Flags:  []cli.Flag{dbFlag(), &cli.StringFlag{Name: flagBy, Usage: "smk or password"}, passwordFileFlag("the password to drop (--by password)"), yesFlag()},
-		Action: action(parseDMKDropEncryption, runF, e.dmkDropEncryptionRun),
+		Action: keystoreAction(e, parseDMKDropEncryption, runF, e.dmkDropEncryptionRun),
 	}
 }
 
 type dmkDropEncryptionOptions struct {
-	Globals      globalOptions
 	DB           string
 	By           keystore.EncryptionKind
 	PasswordFile string // the password to drop (--by password)
@@ -218,14 +209,10 @@ type dmkDropEncryptionOptions struct {
 func parseDMKDropEncryption(a *argv) *dmkDropEncryptionOptions {
 	by := a.by()
 	a.noArgs()
-	return &dmkDropEncryptionOptions{Globals: a.globals(), DB: a.db(), By: by, PasswordFile: a.string(flagPassword), Yes: a.bool(flagYes)}
+	return &dmkDropEncryptionOptions{DB: a.db(), By: by, PasswordFile: a.string(flagPassword), Yes: a.bool(flagYes)}
 }
 
-func (e *env) dmkDropEncryptionRun(opts *dmkDropEncryptionOptions) error {
-	in, err := e.openKeystore(opts.Globals)
-	if err != nil {
-		return err
-	}
+func (e *env) dmkDropEncryptionRun(in *invocation, opts *dmkDropEncryptionOptions) error {
 	which := "the smk encryption"
 	if opts.By == keystore.ByPassword {
 		which = "a password encryption"
@@ -235,6 +222,7 @@ func (e *env) dmkDropEncryptionRun(opts *dmkDropEncryptionOptions) error {
 	}
 	var pw []byte
 	if opts.By == keystore.ByPassword {
+		var err error
 		if pw, err = in.password(flagPassword, opts.PasswordFile, "Password to drop", false); err != nil {
 			return err
 		}
@@ -267,12 +255,11 @@ Examples:
 		Flags: []cli.Flag{dbFlag(), passwordFileFlag("the new key's password"), openPasswordFlag(), noPolicyFlag(),
 			forceFlag("continue past secrets that cannot be decrypted or read, keeping them orphaned"),
 			&cli.StringFlag{Name: flagAlgorithm, Usage: "the new key's algorithm (default: the current key's)"}},
-		Action: action(parseDMKRegenerate, runF, e.dmkRegenerateRun),
+		Action: keystoreAction(e, parseDMKRegenerate, runF, e.dmkRegenerateRun),
 	}
 }
 
 type dmkRegenerateOptions struct {
-	Globals          globalOptions
 	DB               string
 	PasswordFile     string // the new key's
 	OpenPasswordFile *string
@@ -284,15 +271,11 @@ type dmkRegenerateOptions struct {
 func parseDMKRegenerate(a *argv) *dmkRegenerateOptions {
 	alg := a.newAlgorithm()
 	a.noArgs()
-	return &dmkRegenerateOptions{Globals: a.globals(), DB: a.db(), PasswordFile: a.string(flagPassword), OpenPasswordFile: a.optional(flagOpenPass),
+	return &dmkRegenerateOptions{DB: a.db(), PasswordFile: a.string(flagPassword), OpenPasswordFile: a.optional(flagOpenPass),
 		NoPasswordPolicy: a.bool(flagNoPolicy), Force: a.bool(flagForce), Algorithm: alg}
 }
 
-func (e *env) dmkRegenerateRun(opts *dmkRegenerateOptions) error {
-	in, err := e.openKeystore(opts.Globals)
-	if err != nil {
-		return err
-	}
+func (e *env) dmkRegenerateRun(in *invocation, opts *dmkRegenerateOptions) error {
 	newPW, err := in.password(flagPassword, opts.PasswordFile, "Password for the new database master key", true)
 	if err != nil {
 		return err
@@ -327,12 +310,11 @@ backed up.
 Example:
    keytree dmk backup --db payroll --file payroll-dmk.age`,
 		Flags:  []cli.Flag{dbFlag(), fileFlag("the backup `FILE` to create"), passwordFileFlag("the backup's password"), openPasswordFlag(), noPolicyFlag()},
-		Action: action(parseDMKBackup, runF, e.dmkBackupRun),
+		Action: keystoreAction(e, parseDMKBackup, runF, e.dmkBackupRun),
 	}
 }
 
 type dmkBackupOptions struct {
-	Globals          globalOptions
 	DB               string
 	File             string
 	PasswordFile     string
@@ -343,15 +325,11 @@ type dmkBackupOptions struct {
 func parseDMKBackup(a *argv) *dmkBackupOptions {
 	a.noArgs()
 	db := a.db()
-	return &dmkBackupOptions{Globals: a.globals(), DB: db, File: a.file(), PasswordFile: a.string(flagPassword),
+	return &dmkBackupOptions{DB: db, File: a.file(), PasswordFile: a.string(flagPassword),
 		OpenPasswordFile: a.optional(flagOpenPass), NoPasswordPolicy: a.bool(flagNoPolicy)}
 }
 
-func (e *env) dmkBackupRun(opts *dmkBackupOptions) error {
-	in, err := e.openKeystore(opts.Globals)
-	if err != nil {
-		return err
-	}
+func (e *env) dmkBackupRun(in *invocation, opts *dmkBackupOptions) error {
 	pw, err := in.password(flagPassword, opts.PasswordFile, "Password for the backup", true)
 	if err != nil {
 		return err
@@ -390,12 +368,11 @@ Examples:
 		Flags: []cli.Flag{dbFlag(), fileFlag("the backup `FILE`"), passwordFileFlag("the backup's password"), openPasswordFlag(),
 			&cli.StringFlag{Name: flagNewPassword, Usage: "encrypt the restored key with the password in `FILE` instead of the backup's"},
 			noPolicyFlag(), forceFlag("continue past what cannot be decrypted or read, keeping it orphaned")},
-		Action: action(parseDMKRestore, runF, e.dmkRestoreRun),
+		Action: keystoreAction(e, parseDMKRestore, runF, e.dmkRestoreRun),
 	}
 }
 
 type dmkRestoreOptions struct {
-	Globals          globalOptions
 	DB               string
 	File             string
 	PasswordFile     string // the backup's
@@ -408,16 +385,12 @@ type dmkRestoreOptions struct {
 func parseDMKRestore(a *argv) *dmkRestoreOptions {
 	a.noArgs()
 	db := a.db()
-	return &dmkRestoreOptions{Globals: a.globals(), DB: db, File: a.file(), PasswordFile: a.string(flagPassword),
+	return &dmkRestoreOptions{DB: db, File: a.file(), PasswordFile: a.string(flagPassword),
 		OpenPasswordFile: a.optional(flagOpenPass), NewPasswordFile: a.optional(flagNewPassword),
 		NoPasswordPolicy: a.bool(flagNoPolicy), Force: a.bool(flagForce)}
 }
 
-func (e *env) dmkRestoreRun(opts *dmkRestoreOptions) error {
-	in, err := e.openKeystore(opts.Globals)
-	if err != nil {
-		return err
-	}
+func (e *env) dmkRestoreRun(in *invocation, opts *dmkRestoreOptions) error {
 	if err := existingFile(opts.File); err != nil {
 		return err
 	}
@@ -463,12 +436,11 @@ Examples:
    keytree dmk recover --db payroll --file payroll-dmk-old.age
    keytree dmk recover --db payroll --password-file old-password.txt`,
 		Flags:  []cli.Flag{dbFlag(), fileFlag("the old key's backup `FILE`"), passwordFileFlag("the backup's password, or without --file the old key's"), openPasswordFlag()},
-		Action: action(parseDMKRecover, runF, e.dmkRecoverRun),
+		Action: keystoreAction(e, parseDMKRecover, runF, e.dmkRecoverRun),
 	}
 }
 
 type dmkRecoverOptions struct {
-	Globals          globalOptions
 	DB               string
 	File             string // "": recover with the earlier key's own password
 	PasswordFile     string // the backup's password, or without File the earlier key's
@@ -477,15 +449,11 @@ type dmkRecoverOptions struct {
 
 func parseDMKRecover(a *argv) *dmkRecoverOptions {
 	a.noArgs()
-	return &dmkRecoverOptions{Globals: a.globals(), DB: a.db(), File: a.string(flagFile), PasswordFile: a.string(flagPassword),
+	return &dmkRecoverOptions{DB: a.db(), File: a.string(flagFile), PasswordFile: a.string(flagPassword),
 		OpenPasswordFile: a.optional(flagOpenPass)}
 }
 
-func (e *env) dmkRecoverRun(opts *dmkRecoverOptions) error {
-	in, err := e.openKeystore(opts.Globals)
-	if err != nil {
-		return err
-	}
+func (e *env) dmkRecoverRun(in *invocation, opts *dmkRecoverOptions) error {
 	prompt := "Password of the earlier master key"
 	if opts.File != "" {
 		// Checked once the keystore is open, as it always was.
@@ -528,26 +496,21 @@ Examples:
    keytree dmk drop --db scratch
    keytree dmk drop --db scratch --yes`,
 		Flags:  []cli.Flag{dbFlag(), yesFlag()},
-		Action: action(parseDMKDrop, runF, e.dmkDropRun),
+		Action: keystoreAction(e, parseDMKDrop, runF, e.dmkDropRun),
 	}
 }
 
 type dmkDropOptions struct {
-	Globals globalOptions
-	DB      string
-	Yes     bool
+	DB  string
+	Yes bool
 }
 
 func parseDMKDrop(a *argv) *dmkDropOptions {
 	a.noArgs()
-	return &dmkDropOptions{Globals: a.globals(), DB: a.db(), Yes: a.bool(flagYes)}
+	return &dmkDropOptions{DB: a.db(), Yes: a.bool(flagYes)}
 }
 
-func (e *env) dmkDropRun(opts *dmkDropOptions) error {
-	in, err := e.openKeystore(opts.Globals)
-	if err != nil {
-		return err
-	}
+func (e *env) dmkDropRun(in *invocation, opts *dmkDropOptions) error {
 	if err := e.confirm(opts.Yes, fmt.Sprintf("Drop the master key of database %s, and the database?", opts.DB)); err != nil {
 		return err
 	}

@@ -68,7 +68,7 @@ func (r *doctorReport) add(check, status, format string, args ...any) {
 	}
 }
 
-func (e *env) doctorCommand(runF func(*reportOptions) error) *cli.Command {
+func (e *env) doctorCommand(runF func(*doctorOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "doctor",
 		Usage: "check the keystore and its directories, and report what needs attention",
@@ -90,11 +90,21 @@ Examples:
    keytree doctor
    keytree doctor --json | jq '.findings[] | select(.status == "problem")'`,
 		Flags:  []cli.Flag{jsonFlag()},
-		Action: action(parseReport, runF, e.doctorRun),
+		Action: action(parseDoctor, runF, e.doctorRun),
 	}
 }
 
-func (e *env) doctorRun(opts *reportOptions) error {
+type doctorOptions struct {
+	Globals globalOptions
+	JSON    bool
+}
+
+func parseDoctor(a *argv) *doctorOptions {
+	a.noArgs()
+	return &doctorOptions{Globals: a.globals(), JSON: a.bool(flagJSON)}
+}
+
+func (e *env) doctorRun(opts *doctorOptions) error {
 	ko, err := e.keystoreOptions(opts.Globals)
 	if err != nil {
 		return err

@@ -187,15 +187,11 @@ Examples:
    keytree status --json | jq .smk.encryptions
    keytree status --json | jq -r '.damaged[] | "\(.item): \(.path)"'`,
 		Flags:  []cli.Flag{jsonFlag()},
-		Action: action(parseReport, runF, e.statusRun),
+		Action: keystoreAction(e, parseReport, runF, e.statusRun),
 	}
 }
 
-func (e *env) statusRun(opts *reportOptions) error {
-	in, err := e.openKeystore(opts.Globals)
-	if err != nil {
-		return err
-	}
+func (e *env) statusRun(in *invocation, opts *reportOptions) error {
 	st, err := in.ks.Status()
 	if st == nil {
 		return err
@@ -312,15 +308,11 @@ Examples:
    keytree key-encryptions
    keytree key-encryptions --json`,
 		Flags:  []cli.Flag{jsonFlag()},
-		Action: action(parseReport, runF, e.keyEncryptionsRun),
+		Action: keystoreAction(e, parseReport, runF, e.keyEncryptionsRun),
 	}
 }
 
-func (e *env) keyEncryptionsRun(opts *reportOptions) error {
-	in, err := e.openKeystore(opts.Globals)
-	if err != nil {
-		return err
-	}
+func (e *env) keyEncryptionsRun(in *invocation, opts *reportOptions) error {
 	rows, err := in.ks.KeyEncryptions()
 	if rows == nil && err != nil {
 		return err
@@ -343,7 +335,7 @@ func (e *env) keyEncryptionsRun(opts *reportOptions) error {
 	return err
 }
 
-func (e *env) errorlogCommand(runF func(*errorlogOptions) error) *cli.Command {
+func (e *env) errorlogCommand(runF func(*noOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "errorlog",
 		Usage: "print the keystore's error log",
@@ -356,24 +348,11 @@ regenerate, restore and recover of a master key, with the key now in use.
 
 Example:
    keytree errorlog | tail`,
-		Action: action(parseErrorlog, runF, e.errorlogRun),
+		Action: keystoreAction(e, parseNoArgs, runF, e.errorlogRun),
 	}
 }
 
-type errorlogOptions struct {
-	Globals globalOptions
-}
-
-func parseErrorlog(a *argv) *errorlogOptions {
-	a.noArgs()
-	return &errorlogOptions{Globals: a.globals()}
-}
-
-func (e *env) errorlogRun(opts *errorlogOptions) error {
-	in, err := e.openKeystore(opts.Globals)
-	if err != nil {
-		return err
-	}
+func (e *env) errorlogRun(in *invocation, _ *noOptions) error {
 	log, err := in.ks.ErrorLog()
 	if err != nil {
 		return err
@@ -414,13 +393,12 @@ Examples:
    keytree keystore backup --file /media/usb/keystore-2026-11.tar
    keytree keystore backup --file - | ssh backup-host 'cat > keystore.tar'`,
 		Flags:  []cli.Flag{fileFlag("the archive `FILE` to create (- for standard output)")},
-		Action: action(e.parseKeystoreBackup, runF, e.keystoreBackupRun),
+		Action: keystoreAction(e, e.parseKeystoreBackup, runF, e.keystoreBackupRun),
 	}
 }
 
 type keystoreBackupOptions struct {
-	Globals globalOptions
-	File    string // "-": standard output
+	File string // "-": standard output
 }
 
 // parseKeystoreBackup refuses standard output when it is a terminal, as
@@ -436,15 +414,12 @@ func (e *env) parseKeystoreBackup(a *argv) *keystoreBackupOptions {
 		return nil
 	})
 	a.noArgs()
-	return &keystoreBackupOptions{Globals: a.globals(), File: file}
+	return &keystoreBackupOptions{File: file}
 }
 
-func (e *env) keystoreBackupRun(opts *keystoreBackupOptions) error {
-	in, err := e.openKeystore(opts.Globals)
-	if err != nil {
-		return err
-	}
+func (e *env) keystoreBackupRun(in *invocation, opts *keystoreBackupOptions) error {
 	var res *keystore.CopyResult
+	var err error
 	if opts.File == "-" {
 		res, err = in.ks.BackupKeystoreTo(e.stdout)
 	} else {

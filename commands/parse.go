@@ -34,31 +34,56 @@ type globalOptions struct {
 }
 
 // reportOptions are the options of a verb that reports on the keystore, as
-// text or as JSON, and takes nothing else: status, key-encryptions,
-// doctor, smk verify, credential list and db list.
+// text or as JSON, and takes nothing else: status, key-encryptions, smk
+// verify, credential list and db list.
 type reportOptions struct {
-	Globals globalOptions
-	JSON    bool
+	JSON bool
 }
 
 func parseReport(a *argv) *reportOptions {
 	a.noArgs()
-	return &reportOptions{Globals: a.globals(), JSON: a.bool(flagJSON)}
+	return &reportOptions{JSON: a.bool(flagJSON)}
+}
+
+// noOptions are the options of a verb that takes none: errorlog, version.
+type noOptions struct{}
+
+func parseNoArgs(a *argv) *noOptions {
+	a.noArgs()
+	return &noOptions{}
 }
 
 // action is a verb's urfave/cli action: parse, then run (runF instead,
 // when a test gives one).
 func action[T any](parse func(*argv) *T, runF, run func(*T) error) cli.ActionFunc {
-	if runF != nil {
-		run = runF
-	}
+	return actionWith(parse, runF, func(_ globalOptions, opts *T) error { return run(opts) })
+}
+
+// keystoreAction is action for a verb whose run function works on the
+// keystore that the global flags name: it is opened between parse and run,
+// where every such verb always opened it. The verb's options hold its own
+// flags and arguments only.
+func keystoreAction[T any](e *env, parse func(*argv) *T, runF func(*T) error, run func(*invocation, *T) error) cli.ActionFunc {
+	return actionWith(parse, runF, func(g globalOptions, opts *T) error {
+		in, err := e.openKeystore(g)
+		if err != nil {
+			return err
+		}
+		return run(in, opts)
+	})
+}
+
+func actionWith[T any](parse func(*argv) *T, runF func(*T) error, run func(globalOptions, *T) error) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		a := &argv{c: c}
 		opts := parse(a)
-		if a.err != nil {
+		switch {
+		case a.err != nil:
 			return a.err
+		case runF != nil:
+			return runF(opts)
 		}
-		return run(opts)
+		return run(a.globals(), opts)
 	}
 }
 

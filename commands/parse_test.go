@@ -3,6 +3,7 @@ package commands
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -121,11 +122,9 @@ var parseCases = []struct {
 	{args: "status", want: &reportOptions{}},
 	{args: "status --json", want: &reportOptions{JSON: true}},
 	{args: "status x", err: ": status takes no arguments (got 1)"},
-	{args: "--keystore K --account-dir A --machine-dir M --lock-timeout soon --allow-other-owner --create-protector-dirs status",
-		want: &reportOptions{Globals: allGlobals}},
-	{args: "status --keystore K --account-dir A --machine-dir M --lock-timeout soon --allow-other-owner --create-protector-dirs --json",
-		want: &reportOptions{Globals: allGlobals, JSON: true}},
-	{args: "status --keystore=K", want: &reportOptions{Globals: globalOptions{Keystore: "K"}}},
+	// The global flags are not the options of a verb that works on the
+	// keystore: they name the keystore that keystoreAction opens.
+	{args: "status --keystore K --json", want: &reportOptions{JSON: true}},
 
 	// key-encryptions
 	{args: "key-encryptions", want: &reportOptions{}},
@@ -133,7 +132,7 @@ var parseCases = []struct {
 	{args: "key-encryptions x y", err: ": key-encryptions takes no arguments (got 2)"},
 
 	// errorlog
-	{args: "errorlog", want: &errorlogOptions{}},
+	{args: "errorlog", want: &noOptions{}},
 	{args: "errorlog x", err: ": errorlog takes no arguments (got 1)"},
 	{args: "errorlog --json", err: ": flag provided but not defined: -json"},
 
@@ -371,8 +370,13 @@ var parseCases = []struct {
 	{args: "secret rm", err: ": secret rm needs a secret DB/NAME"},
 
 	// doctor
-	{args: "doctor", want: &reportOptions{}},
-	{args: "doctor --json --machine-dir M", want: &reportOptions{Globals: globalOptions{MachineDir: "M"}, JSON: true}},
+	{args: "doctor", want: &doctorOptions{}},
+	{args: "doctor --json --machine-dir M", want: &doctorOptions{Globals: globalOptions{MachineDir: "M"}, JSON: true}},
+	{args: "--keystore K --account-dir A --machine-dir M --lock-timeout soon --allow-other-owner --create-protector-dirs doctor",
+		want: &doctorOptions{Globals: allGlobals}},
+	{args: "doctor --keystore K --account-dir A --machine-dir M --lock-timeout soon --allow-other-owner --create-protector-dirs --json",
+		want: &doctorOptions{Globals: allGlobals, JSON: true}},
+	{args: "doctor --keystore=K", want: &doctorOptions{Globals: globalOptions{Keystore: "K"}}},
 	{args: "doctor now", err: ": doctor takes no arguments (got 1)"},
 
 	// completion
@@ -383,8 +387,8 @@ var parseCases = []struct {
 	{args: "completion bash zsh", err: ": completion takes a single argument, a shell (bash, zsh, fish or powershell) (got 2)"},
 
 	// version
-	{args: "version", want: &versionOptions{}},
-	{args: "version --keystore K", want: &versionOptions{}},
+	{args: "version", want: &noOptions{}},
+	{args: "version --keystore K", want: &noOptions{}},
 	{args: "version extra", err: ": version takes no arguments (got 1)"},
 	{args: "version --json", err: ": flag provided but not defined: -json"},
 }
@@ -430,10 +434,11 @@ func TestParse(t *testing.T) {
 	}
 }
 
-// TestParseGlobals: the KEYTREE_ variables reach a verb's options as the
+// TestParseGlobals: the KEYTREE_ variables reach the global options as the
 // global flags do, and a flag wins over its variable. They are not
-// interpreted here: a bad lock timeout is refused when the keystore is
-// opened.
+// interpreted in parsing: a bad lock timeout is refused when the keystore
+// is opened, which for most verbs keystoreAction does, with the keystore
+// the global flags name.
 func TestParseGlobals(t *testing.T) {
 	unsetEnvironment(t)
 	for name, value := range map[string]string{
@@ -442,9 +447,18 @@ func TestParseGlobals(t *testing.T) {
 	} {
 		t.Setenv(name, value)
 	}
-	got, _, code, stderr := parse(t, "status --keystore flag")
-	want := &reportOptions{Globals: globalOptions{Keystore: "flag", AccountDir: "A", MachineDir: "M", LockTimeout: "soon", AllowOtherOwner: true}}
+	got, _, code, stderr := parse(t, "doctor --keystore flag")
+	want := &doctorOptions{Globals: globalOptions{Keystore: "flag", AccountDir: "A", MachineDir: "M", LockTimeout: "soon", AllowOtherOwner: true}}
 	if code != 0 || !reflect.DeepEqual(got, want) {
-		t.Errorf("status --keystore flag with the KEYTREE_ variables set: exit %d, %+v, want %+v\n%s", code, got, want, stderr)
+		t.Errorf("doctor --keystore flag with the KEYTREE_ variables set: exit %d, %+v, want %+v\n%s", code, got, want, stderr)
+	}
+	code, _, stderr = runKeytree("status")
+	if code != exitUsage || !strings.Contains(stderr, `invalid lock timeout "soon"`) {
+		t.Errorf("status with KEYTREE_LOCK_TIMEOUT=soon: exit %d\n%s", code, stderr)
+	}
+	missing := filepath.Join(tempDir(t), "missing")
+	code, _, stderr = runKeytree("--lock-timeout", "1", "--keystore", missing, "secret", "list")
+	if code != exitNotFound || !strings.Contains(stderr, missing) {
+		t.Errorf("secret list with --keystore %s: exit %d\n%s", missing, code, stderr)
 	}
 }

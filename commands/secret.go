@@ -35,12 +35,11 @@ Examples:
    keytree secret set payroll/signing-key --file signing.pem
    printf '%s' "$TOKEN" | keytree secret set payroll/api-token`,
 		Flags:  []cli.Flag{fileFlag("read the value from `FILE` instead of standard input (- for standard input)"), openPasswordFlag(), allowEmptyFlag()},
-		Action: action(parseSecretSet, runF, e.secretSetRun),
+		Action: keystoreAction(e, parseSecretSet, runF, e.secretSetRun),
 	}
 }
 
 type secretSetOptions struct {
-	Globals          globalOptions
 	DB, Name         string
 	File             string // the value's; "" or "-": standard input
 	OpenPasswordFile *string
@@ -49,15 +48,11 @@ type secretSetOptions struct {
 
 func parseSecretSet(a *argv) *secretSetOptions {
 	db, name := a.secretPath()
-	return &secretSetOptions{Globals: a.globals(), DB: db, Name: name, File: a.string(flagFile),
+	return &secretSetOptions{DB: db, Name: name, File: a.string(flagFile),
 		OpenPasswordFile: a.optional(flagOpenPass), AllowEmpty: a.bool(flagAllowEmpty)}
 }
 
-func (e *env) secretSetRun(opts *secretSetOptions) error {
-	in, err := e.openKeystore(opts.Globals)
-	if err != nil {
-		return err
-	}
+func (e *env) secretSetRun(in *invocation, opts *secretSetOptions) error {
 	what := "secret " + opts.DB + "/" + opts.Name
 	value, err := e.readValue(opts.File, what, &in.stdin)
 	if err != nil {
@@ -96,28 +91,23 @@ Examples:
    keytree secret get payroll/api-token
    keytree secret get hr/ssh-key --open-password-file - > id_ed25519 < pass.txt`,
 		Flags:  []cli.Flag{openPasswordFlag()},
-		Action: action(parseSecretGet, runF, e.secretGetRun),
+		Action: keystoreAction(e, parseSecretGet, runF, e.secretGetRun),
 	}
 }
 
 type secretGetOptions struct {
-	Globals          globalOptions
 	DB, Name         string
 	OpenPasswordFile *string
 }
 
 func parseSecretGet(a *argv) *secretGetOptions {
 	db, name := a.secretPath()
-	return &secretGetOptions{Globals: a.globals(), DB: db, Name: name, OpenPasswordFile: a.optional(flagOpenPass)}
+	return &secretGetOptions{DB: db, Name: name, OpenPasswordFile: a.optional(flagOpenPass)}
 }
 
-func (e *env) secretGetRun(opts *secretGetOptions) error {
-	in, err := e.openKeystore(opts.Globals)
-	if err != nil {
-		return err
-	}
+func (e *env) secretGetRun(in *invocation, opts *secretGetOptions) error {
 	var value []byte
-	err = in.withDMK(opts.OpenPasswordFile, func(pw []byte) error {
+	err := in.withDMK(opts.OpenPasswordFile, func(pw []byte) (err error) {
 		value, err = in.ks.GetSecret(opts.DB, opts.Name, pw)
 		return err
 	})
@@ -147,14 +137,13 @@ Examples:
    keytree secret list
    keytree secret list payroll --json`,
 		Flags:  []cli.Flag{jsonFlag()},
-		Action: action(parseSecretList, runF, e.secretListRun),
+		Action: keystoreAction(e, parseSecretList, runF, e.secretListRun),
 	}
 }
 
 type secretListOptions struct {
-	Globals globalOptions
-	DB      string // "": every database
-	JSON    bool
+	DB   string // "": every database
+	JSON bool
 }
 
 func parseSecretList(a *argv) *secretListOptions {
@@ -164,14 +153,10 @@ func parseSecretList(a *argv) *secretListOptions {
 		}
 		return nil
 	})
-	return &secretListOptions{Globals: a.globals(), DB: a.c.Args().First(), JSON: a.bool(flagJSON)}
+	return &secretListOptions{DB: a.c.Args().First(), JSON: a.bool(flagJSON)}
 }
 
-func (e *env) secretListRun(opts *secretListOptions) error {
-	in, err := e.openKeystore(opts.Globals)
-	if err != nil {
-		return err
-	}
+func (e *env) secretListRun(in *invocation, opts *secretListOptions) error {
 	secrets, err := in.ks.ListSecrets(opts.DB)
 	if err != nil {
 		return err
@@ -199,26 +184,21 @@ Examples:
    keytree secret rm payroll/api-token
    keytree secret rm payroll/api-token -y`,
 		Flags:  []cli.Flag{yesFlag()},
-		Action: action(parseSecretRm, runF, e.secretRmRun),
+		Action: keystoreAction(e, parseSecretRm, runF, e.secretRmRun),
 	}
 }
 
 type secretRmOptions struct {
-	Globals  globalOptions
 	DB, Name string
 	Yes      bool
 }
 
 func parseSecretRm(a *argv) *secretRmOptions {
 	db, name := a.secretPath()
-	return &secretRmOptions{Globals: a.globals(), DB: db, Name: name, Yes: a.bool(flagYes)}
+	return &secretRmOptions{DB: db, Name: name, Yes: a.bool(flagYes)}
 }
 
-func (e *env) secretRmRun(opts *secretRmOptions) error {
-	in, err := e.openKeystore(opts.Globals)
-	if err != nil {
-		return err
-	}
+func (e *env) secretRmRun(in *invocation, opts *secretRmOptions) error {
 	if err := e.confirm(opts.Yes, fmt.Sprintf("Remove secret %s/%s?", opts.DB, opts.Name)); err != nil {
 		return err
 	}

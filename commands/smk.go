@@ -64,12 +64,11 @@ Examples:
    keytree smk backup --file smk.age --password-file - < pass.txt
    openssl rand -base64 24 > pass.txt; keytree smk backup --file smk.age --password-file pass.txt`,
 		Flags:  []cli.Flag{fileFlag("the backup `FILE` to create"), passwordFileFlag("the backup's password"), noPolicyFlag()},
-		Action: action(parseSMKBackup, runF, e.smkBackupRun),
+		Action: keystoreAction(e, parseSMKBackup, runF, e.smkBackupRun),
 	}
 }
 
 type smkBackupOptions struct {
-	Globals          globalOptions
 	File             string
 	PasswordFile     string
 	NoPasswordPolicy bool
@@ -77,14 +76,10 @@ type smkBackupOptions struct {
 
 func parseSMKBackup(a *argv) *smkBackupOptions {
 	a.noArgs()
-	return &smkBackupOptions{Globals: a.globals(), File: a.file(), PasswordFile: a.string(flagPassword), NoPasswordPolicy: a.bool(flagNoPolicy)}
+	return &smkBackupOptions{File: a.file(), PasswordFile: a.string(flagPassword), NoPasswordPolicy: a.bool(flagNoPolicy)}
 }
 
-func (e *env) smkBackupRun(opts *smkBackupOptions) error {
-	in, err := e.openKeystore(opts.Globals)
-	if err != nil {
-		return err
-	}
+func (e *env) smkBackupRun(in *invocation, opts *smkBackupOptions) error {
 	pw, err := in.password(flagPassword, opts.PasswordFile, "Password for the backup", true)
 	if err != nil {
 		return err
@@ -206,12 +201,11 @@ Examples:
    keytree smk restore --file smk-current.age     # protectors lost (15466), same key
    keytree smk restore --file smk-old.age --force # another key: orphans what it cannot open, exit 10`,
 		Flags:  []cli.Flag{fileFlag("the backup `FILE`"), passwordFileFlag("the backup's password"), forceFlag("continue past what cannot be decrypted or read, keeping it orphaned")},
-		Action: action(parseSMKRestore, runF, e.smkRestoreRun),
+		Action: keystoreAction(e, parseSMKRestore, runF, e.smkRestoreRun),
 	}
 }
 
 type smkRestoreOptions struct {
-	Globals      globalOptions
 	File         string
 	PasswordFile string
 	Force        bool
@@ -219,14 +213,10 @@ type smkRestoreOptions struct {
 
 func parseSMKRestore(a *argv) *smkRestoreOptions {
 	a.noArgs()
-	return &smkRestoreOptions{Globals: a.globals(), File: a.file(), PasswordFile: a.string(flagPassword), Force: a.bool(flagForce)}
+	return &smkRestoreOptions{File: a.file(), PasswordFile: a.string(flagPassword), Force: a.bool(flagForce)}
 }
 
-func (e *env) smkRestoreRun(opts *smkRestoreOptions) error {
-	in, err := e.openKeystore(opts.Globals)
-	if err != nil {
-		return err
-	}
+func (e *env) smkRestoreRun(in *invocation, opts *smkRestoreOptions) error {
 	if err := existingFile(opts.File); err != nil {
 		return err
 	}
@@ -263,12 +253,11 @@ Examples:
    keytree smk backup --file smk-new.age`,
 		Flags: []cli.Flag{forceFlag("continue past what cannot be decrypted or read, keeping it orphaned"),
 			&cli.StringFlag{Name: flagAlgorithm, Usage: "the new key's algorithm: x25519 or mlkem768x25519 (default: the current key's)"}},
-		Action: action(parseSMKRegenerate, runF, e.smkRegenerateRun),
+		Action: keystoreAction(e, parseSMKRegenerate, runF, e.smkRegenerateRun),
 	}
 }
 
 type smkRegenerateOptions struct {
-	Globals   globalOptions
 	Force     bool
 	Algorithm protect.Algorithm // "": the current key's
 }
@@ -276,14 +265,10 @@ type smkRegenerateOptions struct {
 func parseSMKRegenerate(a *argv) *smkRegenerateOptions {
 	alg := a.newAlgorithm()
 	a.noArgs()
-	return &smkRegenerateOptions{Globals: a.globals(), Force: a.bool(flagForce), Algorithm: alg}
+	return &smkRegenerateOptions{Force: a.bool(flagForce), Algorithm: alg}
 }
 
-func (e *env) smkRegenerateRun(opts *smkRegenerateOptions) error {
-	in, err := e.openKeystore(opts.Globals)
-	if err != nil {
-		return err
-	}
+func (e *env) smkRegenerateRun(in *invocation, opts *smkRegenerateOptions) error {
 	progress, done := e.progress("re-encrypting")
 	res, err := in.ks.RegenerateSMK(keystore.SMKOptions{Force: opts.Force, Algorithm: opts.Algorithm, Progress: progress})
 	done()
@@ -312,12 +297,11 @@ Examples:
    keytree smk recover --file smk-2026-10.age
    keytree smk recover`,
 		Flags:  []cli.Flag{fileFlag("the old key's backup `FILE`"), passwordFileFlag("the backup's password")},
-		Action: action(parseSMKRecover, runF, e.smkRecoverRun),
+		Action: keystoreAction(e, parseSMKRecover, runF, e.smkRecoverRun),
 	}
 }
 
 type smkRecoverOptions struct {
-	Globals      globalOptions
 	File         string // "": recover with the encryptions a --force kept
 	PasswordFile string
 }
@@ -331,19 +315,16 @@ func parseSMKRecover(a *argv) *smkRecoverOptions {
 		return fileArg(cmdName(a.c), file)
 	})
 	a.noArgs()
-	return &smkRecoverOptions{Globals: a.globals(), File: file, PasswordFile: a.string(flagPassword)}
+	return &smkRecoverOptions{File: file, PasswordFile: a.string(flagPassword)}
 }
 
-func (e *env) smkRecoverRun(opts *smkRecoverOptions) error {
-	in, err := e.openKeystore(opts.Globals)
-	if err != nil {
-		return err
-	}
+func (e *env) smkRecoverRun(in *invocation, opts *smkRecoverOptions) error {
 	var pw []byte
 	if opts.File != "" {
 		if err := existingFile(opts.File); err != nil {
 			return err
 		}
+		var err error
 		if pw, err = in.password(flagPassword, opts.PasswordFile, "Password of the backup", false); err != nil {
 			return err
 		}
@@ -382,12 +363,11 @@ Examples:
 			&cli.StringFlag{Name: flagOldAccountDir, Usage: "the earlier account's protector `DIR`"},
 			&cli.StringFlag{Name: flagNewAccountDir, Usage: "the next account's protector `DIR`"},
 		},
-		Action: action(parseSMKAlter, runF, e.smkAlterRun),
+		Action: keystoreAction(e, parseSMKAlter, runF, e.smkAlterRun),
 	}
 }
 
 type smkAlterOptions struct {
-	Globals       globalOptions
 	OldAccountDir string
 	NewAccountDir string
 }
@@ -401,15 +381,10 @@ func parseSMKAlter(a *argv) *smkAlterOptions {
 		return nil
 	})
 	a.noArgs()
-	opts.Globals = a.globals()
 	return opts
 }
 
-func (e *env) smkAlterRun(opts *smkAlterOptions) error {
-	in, err := e.openKeystore(opts.Globals)
-	if err != nil {
-		return err
-	}
+func (e *env) smkAlterRun(in *invocation, opts *smkAlterOptions) error {
 	if opts.OldAccountDir != "" {
 		res, err := in.ks.AlterSMKOldAccount(opts.OldAccountDir)
 		if err != nil {
@@ -442,15 +417,11 @@ from the one that works. If neither works, it fails with error 15466.
 Example:
    keytree smk verify`,
 		Flags:  []cli.Flag{jsonFlag()},
-		Action: action(parseReport, runF, e.smkVerifyRun),
+		Action: keystoreAction(e, parseReport, runF, e.smkVerifyRun),
 	}
 }
 
-func (e *env) smkVerifyRun(opts *reportOptions) error {
-	in, err := e.openKeystore(opts.Globals)
-	if err != nil {
-		return err
-	}
+func (e *env) smkVerifyRun(in *invocation, opts *reportOptions) error {
 	info, err := in.ks.VerifySMK()
 	if err != nil {
 		return err
@@ -476,13 +447,12 @@ a backup (docs/security.md).
 Examples:
    keytree smk machine-protection off
    keytree smk machine-protection on`,
-		Action: action(parseSMKMachineProtection, runF, e.smkMachineProtectionRun),
+		Action: keystoreAction(e, parseSMKMachineProtection, runF, e.smkMachineProtectionRun),
 	}
 }
 
 type smkMachineProtectionOptions struct {
-	Globals globalOptions
-	On      bool
+	On bool
 }
 
 func parseSMKMachineProtection(a *argv) *smkMachineProtectionOptions {
@@ -493,14 +463,10 @@ func parseSMKMachineProtection(a *argv) *smkMachineProtectionOptions {
 		}
 		return nil
 	})
-	return &smkMachineProtectionOptions{Globals: a.globals(), On: arg == "on"}
+	return &smkMachineProtectionOptions{On: arg == "on"}
 }
 
-func (e *env) smkMachineProtectionRun(opts *smkMachineProtectionOptions) error {
-	in, err := e.openKeystore(opts.Globals)
-	if err != nil {
-		return err
-	}
+func (e *env) smkMachineProtectionRun(in *invocation, opts *smkMachineProtectionOptions) error {
 	changed, err := in.ks.SetMachineProtection(opts.On)
 	if err != nil {
 		return err

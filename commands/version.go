@@ -45,7 +45,7 @@ func currentBuild() buildInfo {
 	return b
 }
 
-func (e *env) versionCommand(runF func(*versionOptions) error) *cli.Command {
+func (e *env) versionCommand(runF func(*noOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "version",
 		Usage: "print keytree's version, commit, Go version and platform",
@@ -57,19 +57,11 @@ it was built for, one a line.
 
 Examples:
    keytree version`,
-		Action: action(parseVersion, runF, e.versionRun),
+		Action: action(parseNoArgs, runF, e.versionRun),
 	}
 }
 
-// versionOptions is empty: keytree version takes nothing.
-type versionOptions struct{}
-
-func parseVersion(a *argv) *versionOptions {
-	a.noArgs()
-	return &versionOptions{}
-}
-
-func (e *env) versionRun(*versionOptions) error {
+func (e *env) versionRun(*noOptions) error {
 	b := currentBuild()
 	_, err := fmt.Fprintf(e.stdout, "keytree version %s\ncommit: %s\ngo: %s\nplatform: %s\n",
 		b.version, b.commit, b.goVersion, b.platform)
