@@ -288,11 +288,7 @@ func (e *env) dmkRegenerateRun(in *invocation, opts *dmkRegenerateOptions) error
 			SkipPasswordPolicy: opts.NoPasswordPolicy, Algorithm: opts.Algorithm, Progress: progress})
 		return err
 	})
-	if err != nil {
-		return err
-	}
-	e.printRekey(res, dmkReport("Regenerated", opts.DB))
-	return forcedStatus(res)
+	return e.rekeyed(res, err, dmkReport("Regenerated", opts.DB))
 }
 
 func (e *env) dmkBackupCommand(runF func(*dmkBackupOptions) error) *cli.Command {
@@ -412,11 +408,7 @@ func (e *env) dmkRestoreRun(in *invocation, opts *dmkRestoreOptions) error {
 			SkipPasswordPolicy: opts.NoPasswordPolicy, Progress: progress})
 		return err
 	})
-	if err != nil {
-		return err
-	}
-	e.printRekey(res, dmkReport("Restored", opts.DB))
-	return forcedStatus(res)
+	return e.rekeyed(res, err, dmkReport("Restored", opts.DB))
 }
 
 func (e *env) dmkRecoverCommand(runF func(*dmkRecoverOptions) error) *cli.Command {

@@ -162,12 +162,17 @@ func (e *env) printRekey(res *keystore.RekeyResult, r rekeyReport) {
 	}
 }
 
-// forcedStatus is what a restore or regenerate that committed returns:
-// errLeftOrphans (exit 10) if it orphaned values, which only --force does
-// (P18). The status goes with the 15584 lines and the warning that say
-// which; orphans left by earlier runs do not count, as their own run
-// exited 10 and status lists them (counts.orphaned).
-func forcedStatus(res *keystore.RekeyResult) error {
+// rekeyed ends a restore or regenerate: err if it failed; else what it
+// did, printed (printRekey), and errLeftOrphans (exit 10) if it orphaned
+// values, which only --force does (P18). The status goes with the 15584
+// lines and the warning that say which; orphans left by earlier runs do not
+// count, as their own run exited 10 and status lists them
+// (counts.orphaned).
+func (e *env) rekeyed(res *keystore.RekeyResult, err error, r rekeyReport) error {
+	if err != nil {
+		return err
+	}
+	e.printRekey(res, r)
 	if res.OrphanedCount > 0 {
 		return errLeftOrphans
 	}
@@ -227,11 +232,7 @@ func (e *env) smkRestoreRun(in *invocation, opts *smkRestoreOptions) error {
 	progress, done := e.progress("re-encrypting")
 	res, err := in.ks.RestoreSMK(opts.File, pw, keystore.SMKOptions{Force: opts.Force, Progress: progress})
 	done()
-	if err != nil {
-		return err
-	}
-	e.printRekey(res, smkReport("Restored"))
-	return forcedStatus(res)
+	return e.rekeyed(res, err, smkReport("Restored"))
 }
 
 func (e *env) smkRegenerateCommand(runF func(*smkRegenerateOptions) error) *cli.Command {
@@ -272,11 +273,7 @@ func (e *env) smkRegenerateRun(in *invocation, opts *smkRegenerateOptions) error
 	progress, done := e.progress("re-encrypting")
 	res, err := in.ks.RegenerateSMK(keystore.SMKOptions{Force: opts.Force, Algorithm: opts.Algorithm, Progress: progress})
 	done()
-	if err != nil {
-		return err
-	}
-	e.printRekey(res, smkReport("Regenerated"))
-	return forcedStatus(res)
+	return e.rekeyed(res, err, smkReport("Regenerated"))
 }
 
 func (e *env) smkRecoverCommand(runF func(*smkRecoverOptions) error) *cli.Command {
