@@ -12,15 +12,6 @@ import (
 
 const flagIdentity = "identity"
 
-func (e *env) credentialCommand() *cli.Command {
-	return group("credential", "keep secrets under the service master key",
-		e.credentialSetCommand(nil),
-		e.credentialGetCommand(nil),
-		e.credentialListCommand(nil),
-		e.credentialRmCommand(nil),
-	)
-}
-
 func (e *env) credentialSetCommand(runF func(*credentialSetOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "set",

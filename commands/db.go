@@ -8,14 +8,6 @@ import (
 	"github.com/keytree-dev/keytree/keystore"
 )
 
-func (e *env) dbCommand() *cli.Command {
-	return group("db", "list, export and import databases",
-		e.dbListCommand(nil),
-		e.dbExportCommand(nil),
-		e.dbImportCommand(nil),
-	)
-}
-
 type databaseJSON struct {
 	Name          string `json:"name"`
 	Thumbprint    string `json:"thumbprint"`

@@ -51,19 +51,6 @@ func (in *invocation) withDMK(openPasswordFile *string, op func(openPassword []b
 	return err
 }
 
-func (e *env) dmkCommand() *cli.Command {
-	return group("dmk", "manage database master keys",
-		e.dmkCreateCommand(nil),
-		e.dmkAddEncryptionCommand(nil),
-		e.dmkDropEncryptionCommand(nil),
-		e.dmkRegenerateCommand(nil),
-		e.dmkBackupCommand(nil),
-		e.dmkRestoreCommand(nil),
-		e.dmkRecoverCommand(nil),
-		e.dmkDropCommand(nil),
-	)
-}
-
 func (e *env) dmkCreateCommand(runF func(*dmkCreateOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "create",

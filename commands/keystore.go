@@ -361,13 +361,6 @@ func (e *env) errorlogRun(in *invocation, _ *noOptions) error {
 	return err
 }
 
-func (e *env) keystoreCommand() *cli.Command {
-	return group("keystore", "copy the whole keystore to one file, and bring it back",
-		e.keystoreBackupCommand(nil),
-		e.keystoreRestoreCommand(nil),
-	)
-}
-
 func (e *env) keystoreBackupCommand(runF func(*keystoreBackupOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "backup",

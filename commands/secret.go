@@ -8,15 +8,6 @@ import (
 	"github.com/keytree-dev/keytree/keystore"
 )
 
-func (e *env) secretCommand() *cli.Command {
-	return group("secret", "keep secrets in databases, under their master keys",
-		e.secretSetCommand(nil),
-		e.secretGetCommand(nil),
-		e.secretListCommand(nil),
-		e.secretRmCommand(nil),
-	)
-}
-
 func (e *env) secretSetCommand(runF func(*secretSetOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "set",

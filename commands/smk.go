@@ -14,18 +14,6 @@ const (
 	flagNewAccountDir = "new-account-dir"
 )
 
-func (e *env) smkCommand() *cli.Command {
-	return group("smk", "manage the service master key",
-		e.smkBackupCommand(nil),
-		e.smkRestoreCommand(nil),
-		e.smkRegenerateCommand(nil),
-		e.smkRecoverCommand(nil),
-		e.smkAlterCommand(nil),
-		e.smkVerifyCommand(nil),
-		e.smkMachineProtectionCommand(nil),
-	)
-}
-
 func passwordFileFlag(usage string) *cli.StringFlag {
 	return &cli.StringFlag{Name: flagPassword, Usage: usage + ", from `FILE` (- for standard input; asked for on a terminal if omitted)"}
 }
