@@ -43,3 +43,16 @@ func (e *env) confirm(yes bool, question string) error {
 	return &keystore.Error{Text: "not confirmed: nothing was removed", Kind: keystore.ErrRefused,
 		Hint: "answer y to remove it, or pass --yes to remove without asking"}
 }
+
+// remove is the run of a verb that removes something: it asks (confirm,
+// unless yes), removes (rm), and says what it removed (done).
+func (e *env) remove(yes bool, question string, rm func() error, done string) error {
+	if err := e.confirm(yes, question); err != nil {
+		return err
+	}
+	if err := rm(); err != nil {
+		return err
+	}
+	e.say("%s", done)
+	return nil
+}

@@ -2,7 +2,6 @@ package commands
 
 import (
 	"encoding/base64"
-	"fmt"
 	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
@@ -208,12 +207,6 @@ func parseCredentialRm(a *argv) *credentialRmOptions {
 }
 
 func (e *env) credentialRmRun(in *invocation, opts *credentialRmOptions) error {
-	if err := e.confirm(opts.Yes, fmt.Sprintf("Remove credential %s?", opts.Name)); err != nil {
-		return err
-	}
-	if err := in.ks.RemoveCredential(opts.Name); err != nil {
-		return err
-	}
-	e.say("Removed credential %s.", opts.Name)
-	return nil
+	return e.remove(opts.Yes, "Remove credential "+opts.Name+"?", func() error { return in.ks.RemoveCredential(opts.Name) },
+		"Removed credential "+opts.Name+".")
 }

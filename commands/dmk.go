@@ -490,12 +490,6 @@ func parseDMKDrop(a *argv) *dmkDropOptions {
 }
 
 func (e *env) dmkDropRun(in *invocation, opts *dmkDropOptions) error {
-	if err := e.confirm(opts.Yes, fmt.Sprintf("Drop the master key of database %s, and the database?", opts.DB)); err != nil {
-		return err
-	}
-	if err := in.ks.DropDMK(opts.DB); err != nil {
-		return err
-	}
-	e.say("Dropped the master key of %s.", opts.DB)
-	return nil
+	return e.remove(opts.Yes, "Drop the master key of database "+opts.DB+", and the database?", func() error { return in.ks.DropDMK(opts.DB) },
+		"Dropped the master key of "+opts.DB+".")
 }

@@ -1,8 +1,6 @@
 package commands
 
 import (
-	"fmt"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/keytree-dev/keytree/keystore"
@@ -190,12 +188,7 @@ func parseSecretRm(a *argv) *secretRmOptions {
 }
 
 func (e *env) secretRmRun(in *invocation, opts *secretRmOptions) error {
-	if err := e.confirm(opts.Yes, fmt.Sprintf("Remove secret %s/%s?", opts.DB, opts.Name)); err != nil {
-		return err
-	}
-	if err := in.ks.RemoveSecret(opts.DB, opts.Name); err != nil {
-		return err
-	}
-	e.say("Removed secret %s/%s.", opts.DB, opts.Name)
-	return nil
+	path := opts.DB + "/" + opts.Name
+	return e.remove(opts.Yes, "Remove secret "+path+"?", func() error { return in.ks.RemoveSecret(opts.DB, opts.Name) },
+		"Removed secret "+path+".")
 }
