@@ -10,10 +10,11 @@ import (
 
 // Every verb is two functions, as gh's NewCmdX(f, runF) and xRun(opts) are:
 // a parse function that turns the command line into the verb's options
-// struct, refusing what is a usage mistake, and a run function that takes
-// only those options and does the work. The verb's constructor joins them
-// (action) and takes a run function to use instead, so that a test can see
-// what a command line parses to without opening a keystore
+// struct, refusing what is a usage mistake, and a run function that does
+// the work from those options and, for most verbs, the keystore that the
+// global flags name, opened for it by keystoreAction. The verb's
+// constructor joins them and takes a run function to use instead, so that
+// a test can see what a command line parses to without opening a keystore
 // (parse_test.go).
 //
 // A parse function checks what it can from the command line alone, in the
@@ -23,9 +24,9 @@ import (
 
 // globalOptions are the global flags (or their KEYTREE_ variables) as
 // given. They are turned into keystore.Options, with the defaults, only
-// when the run function opens the keystore (keystoreOptions): a missing
-// home directory or a bad lock timeout is reported where it always was,
-// after the command's own arguments.
+// when the keystore is opened (keystoreOptions): a missing home directory
+// or a bad lock timeout is reported where it always was, after the
+// command's own arguments.
 type globalOptions struct {
 	Keystore, AccountDir, MachineDir string
 	LockTimeout                      string
@@ -107,8 +108,8 @@ func (a *argv) string(flag string) string { return a.c.String(flag) }
 func (a *argv) bool(flag string) bool     { return a.c.Bool(flag) }
 
 // optional is the value of a flag whose absence means something of its
-// own (--open-password-file: open the key by the SMK), nil when it is not
-// given, even as --flag "".
+// own (no --open-password-file: open the key by the SMK): nil when it is
+// not given, and a pointer to "" when it is given empty.
 func (a *argv) optional(flag string) *string {
 	if !a.c.IsSet(flag) {
 		return nil
@@ -140,7 +141,8 @@ func (a *argv) noArgs() {
 	})
 }
 
-// oneArg is the single positional argument of a command, what it is.
+// oneArg is the single positional argument of a command; what names it in
+// the message when there is none, or more.
 func (a *argv) oneArg(what string) string {
 	a.check(func() error {
 		switch n := a.c.Args().Len(); n {
