@@ -378,18 +378,8 @@ func (w *completer) keystore() *keystore.Keystore {
 			*d.dst = os.Getenv(d.env)
 		}
 	}
-	if dirs.Keystore == "" || dirs.Account == "" || dirs.Machine == "" {
-		def, err := keystore.DefaultDirs()
-		if err != nil {
-			return nil
-		}
-		for _, f := range []struct{ dst, def *string }{
-			{&dirs.Keystore, &def.Keystore}, {&dirs.Account, &def.Account}, {&dirs.Machine, &def.Machine},
-		} {
-			if *f.dst == "" {
-				*f.dst = *f.def
-			}
-		}
+	if err := defaultDirs(&dirs); err != nil {
+		return nil
 	}
 	allow := w.globals[flagAllowOtherOwner]
 	if allow == "" {

@@ -361,20 +361,8 @@ func exitCode(err error) int {
 // their variables) and the OS defaults.
 func (e *env) keystoreOptions(g globalOptions) (keystore.Options, error) {
 	dirs := keystore.Dirs{Keystore: g.Keystore, Account: g.AccountDir, Machine: g.MachineDir}
-	// The defaults only where a directory is not given: they need a home
-	// directory, which a service account may not have.
-	if dirs.Keystore == "" || dirs.Account == "" || dirs.Machine == "" {
-		def, err := keystore.DefaultDirs()
-		if err != nil {
-			return keystore.Options{}, err
-		}
-		for _, f := range []struct{ dst, def *string }{
-			{&dirs.Keystore, &def.Keystore}, {&dirs.Account, &def.Account}, {&dirs.Machine, &def.Machine},
-		} {
-			if *f.dst == "" {
-				*f.dst = *f.def
-			}
-		}
+	if err := defaultDirs(&dirs); err != nil {
+		return keystore.Options{}, err
 	}
 	timeout, err := parseLockTimeout(g.LockTimeout)
 	if err != nil {
@@ -397,6 +385,27 @@ func (e *env) keystoreOptions(g globalOptions) (keystore.Options, error) {
 			fmt.Fprintf(e.stderr, "keytree: warning: %s\n", escape(msg))
 		},
 	}, nil
+}
+
+// defaultDirs fills in the directories that dirs does not give with the
+// defaults, and only those: the defaults need a home directory, which a
+// service account may not have.
+func defaultDirs(dirs *keystore.Dirs) error {
+	if dirs.Keystore != "" && dirs.Account != "" && dirs.Machine != "" {
+		return nil
+	}
+	def, err := keystore.DefaultDirs()
+	if err != nil {
+		return err
+	}
+	for _, f := range []struct{ dst, def *string }{
+		{&dirs.Keystore, &def.Keystore}, {&dirs.Account, &def.Account}, {&dirs.Machine, &def.Machine},
+	} {
+		if *f.dst == "" {
+			*f.dst = *f.def
+		}
+	}
+	return nil
 }
 
 // parseLockTimeout reads --lock-timeout (or KEYTREE_LOCK_TIMEOUT): a
