@@ -37,16 +37,17 @@ var verbs = []func(*env, func(any)) *cli.Command{
 	verb((*env).doctorCommand), verb((*env).completionCommand), verb((*env).versionCommand),
 }
 
-// parse runs keytree with args through its whole command line handling
-// (permuteArgs, urfave/cli, the verb's parse function), as gh's
-// TestNewCmdX does, with every verb's run function one that keeps its
-// options: nothing is opened, read or written. It returns the options
+// parse runs keytree with args, and standard output a terminal if
+// stdoutTTY, through its whole command line handling (permuteArgs,
+// urfave/cli, the verb's parse function), as gh's TestNewCmdX does, with
+// every verb's run function one that keeps its options: nothing is opened,
+// read or written. It returns the options
 // (nil if no run function was reached), the verb that got them, the exit
 // status and standard error.
-func parse(t *testing.T, args string) (opts any, verb string, code int, stderr string) {
+func parse(t *testing.T, args string, stdoutTTY bool) (opts any, verb string, code int, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut}
+	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, stdoutTTY: stdoutTTY}
 	app := e.newApp()
 	for _, v := range verbs {
 		var cmd *cli.Command
@@ -97,15 +98,17 @@ func unsetEnvironment(t *testing.T) {
 var allGlobals = globalOptions{Keystore: "K", AccountDir: "A", MachineDir: "M", LockTimeout: "soon", AllowOtherOwner: true, CreateProtectorDirs: true}
 
 // parseCases are keytree's flags -> options table: a command line after
-// "keytree" (split at spaces; ” is an empty argument), and either the
-// options the verb's run function gets or the exit status (0 means
+// "keytree" (split at spaces, a word of two apostrophes standing for an
+// empty argument), run with standard output a terminal or not, and either
+// the options the verb's run function gets or the exit status (0 means
 // exitUsage) and the start of the error line, after "keytree: error", it
 // is refused with.
 var parseCases = []struct {
-	args string
-	want any
-	code int
-	err  string
+	args      string
+	stdoutTTY bool
+	want      any
+	code      int
+	err       string
 }{
 	// init
 	{args: "init", want: &initOptions{Algorithm: protect.X25519}},
@@ -146,6 +149,10 @@ var parseCases = []struct {
 	// --file is checked before the arguments.
 	{args: "keystore backup x", err: ": keystore backup needs --file"},
 	{args: "keystore backup x --file ks.tar", err: ": keystore backup takes no arguments (got 1)"},
+	// An archive is not written to a terminal, before anything else is
+	// looked at; to a file it is.
+	{args: "keystore backup x --file -", stdoutTTY: true, code: exitRefused, err: ": refusing to write a keystore archive to the terminal"},
+	{args: "keystore backup --file ks.tar", stdoutTTY: true, want: &keystoreBackupOptions{File: "ks.tar"}},
 
 	// keystore restore
 	{args: "keystore restore --file ks.tar", want: &keystoreRestoreOptions{File: "ks.tar"}},
@@ -399,7 +406,7 @@ func TestParse(t *testing.T) {
 	unsetEnvironment(t)
 	reached := map[string]bool{}
 	for _, tc := range parseCases {
-		got, verb, code, stderr := parse(t, tc.args)
+		got, verb, code, stderr := parse(t, tc.args, tc.stdoutTTY)
 		switch {
 		case tc.want != nil && (code != exitOK || stderr != ""):
 			t.Errorf("keytree %s: exit %d, want options\n%s", tc.args, code, stderr)
@@ -447,7 +454,7 @@ func TestParseGlobals(t *testing.T) {
 	} {
 		t.Setenv(name, value)
 	}
-	got, _, code, stderr := parse(t, "doctor --keystore flag")
+	got, _, code, stderr := parse(t, "doctor --keystore flag", false)
 	want := &doctorOptions{Globals: globalOptions{Keystore: "flag", AccountDir: "A", MachineDir: "M", LockTimeout: "soon", AllowOtherOwner: true}}
 	if code != 0 || !reflect.DeepEqual(got, want) {
 		t.Errorf("doctor --keystore flag with the KEYTREE_ variables set: exit %d, %+v, want %+v\n%s", code, got, want, stderr)
