@@ -97,7 +97,7 @@ var completionScripts = map[string]string{
 	"powershell": powershellCompletion,
 }
 
-func (e *env) completionCommand() *cli.Command {
+func (e *env) completionCommand(runF func(*completionOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "completion",
 		Usage: "print a shell completion script (bash, zsh, fish or powershell)",
@@ -111,19 +111,28 @@ Examples:
    source <(keytree completion bash)
    keytree completion fish > ~/.config/fish/completions/keytree.fish
    keytree completion powershell | Out-String | Invoke-Expression`,
-		Action: func(c *cli.Context) error {
-			shell, err := oneArg(c, "a shell (bash, zsh, fish or powershell)")
-			if err != nil {
-				return err
-			}
-			script, ok := completionScripts[shell]
-			if !ok {
-				return usagef("no completion for %q: choose bash, zsh, fish or powershell", shell)
-			}
-			_, err = fmt.Fprint(e.stdout, script)
-			return err
-		},
+		Action: action(parseCompletion, runF, e.completionRun),
 	}
+}
+
+type completionOptions struct {
+	Shell string
+}
+
+func parseCompletion(a *argv) *completionOptions {
+	shell := a.oneArg("a shell (bash, zsh, fish or powershell)")
+	a.check(func() error {
+		if _, ok := completionScripts[shell]; !ok {
+			return usagef("no completion for %q: choose bash, zsh, fish or powershell", shell)
+		}
+		return nil
+	})
+	return &completionOptions{Shell: shell}
+}
+
+func (e *env) completionRun(opts *completionOptions) error {
+	_, err := fmt.Fprint(e.stdout, completionScripts[opts.Shell])
+	return err
 }
 
 // complete prints the words that can complete words (the command line
@@ -369,18 +378,8 @@ func (w *completer) keystore() *keystore.Keystore {
 			*d.dst = os.Getenv(d.env)
 		}
 	}
-	if dirs.Keystore == "" || dirs.Account == "" || dirs.Machine == "" {
-		def, err := keystore.DefaultDirs()
-		if err != nil {
-			return nil
-		}
-		for _, f := range []struct{ dst, def *string }{
-			{&dirs.Keystore, &def.Keystore}, {&dirs.Account, &def.Account}, {&dirs.Machine, &def.Machine},
-		} {
-			if *f.dst == "" {
-				*f.dst = *f.def
-			}
-		}
+	if err := defaultDirs(&dirs); err != nil {
+		return nil
 	}
 	allow := w.globals[flagAllowOtherOwner]
 	if allow == "" {

@@ -17,15 +17,15 @@ func yesFlag() *cli.BoolFlag {
 }
 
 // confirm asks a person at the terminal to confirm a removal, unless --yes
-// is given. The question and the answer go through the terminal, never
-// standard output, which may be a pipe.
+// is given (yes). The question and the answer go through the terminal,
+// never standard output, which may be a pipe.
 //
 // Off a terminal (standard input a pipe, a file, cron) it does not ask and
 // does not require --yes: scripts that remove things kept working when
 // confirmation came in, and a script cannot answer anyway. What protects a
 // script is that nothing is removed by a command it did not spell out.
-func (e *env) confirm(c *cli.Context, question string) error {
-	if c.Bool(flagYes) || !e.stdinTTY || e.tty == nil {
+func (e *env) confirm(yes bool, question string) error {
+	if yes || !e.stdinTTY || e.tty == nil {
 		return nil
 	}
 	tty, err := e.tty()
@@ -42,4 +42,17 @@ func (e *env) confirm(c *cli.Context, question string) error {
 	}
 	return &keystore.Error{Text: "not confirmed: nothing was removed", Kind: keystore.ErrRefused,
 		Hint: "answer y to remove it, or pass --yes to remove without asking"}
+}
+
+// remove is the run of a verb that removes something: it asks (confirm,
+// unless yes), removes (rm), and says what it removed (done).
+func (e *env) remove(yes bool, question string, rm func() error, done string) error {
+	if err := e.confirm(yes, question); err != nil {
+		return err
+	}
+	if err := rm(); err != nil {
+		return err
+	}
+	e.say("%s", done)
+	return nil
 }

@@ -2,7 +2,6 @@ package commands
 
 import (
 	"encoding/base64"
-	"fmt"
 	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
@@ -12,16 +11,7 @@ import (
 
 const flagIdentity = "identity"
 
-func (e *env) credentialCommand() *cli.Command {
-	return group("credential", "keep secrets under the service master key",
-		e.credentialSetCommand(),
-		e.credentialGetCommand(),
-		e.credentialListCommand(),
-		e.credentialRmCommand(),
-	)
-}
-
-func (e *env) credentialSetCommand() *cli.Command {
+func (e *env) credentialSetCommand(runF func(*credentialSetOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "set",
 		Usage: "create or replace a credential",
@@ -44,41 +34,51 @@ Examples:
 			&cli.StringFlag{Name: flagFile, Usage: "read the value from `FILE` instead of standard input (- for standard input)"},
 			allowEmptyFlag(),
 		},
-		Action: func(c *cli.Context) error {
-			name, err := oneArg(c, "a credential NAME")
-			if err != nil {
-				return err
-			}
-			if !c.IsSet(flagIdentity) {
-				return usagef("credential set needs --identity")
-			}
-			in, err := e.start(c, needs{args: true})
-			if err != nil {
-				return err
-			}
-			ks := in.ks
-			value, err := e.readValue(c.String(flagFile), "credential "+name, &in.stdin)
-			if err != nil {
-				return err
-			}
-			if err := checkValue(c, value, "credential "+name); err != nil {
-				return err
-			}
-			created, err := ks.SetCredential(name, c.String(flagIdentity), value)
-			if err != nil {
-				return err
-			}
-			if created {
-				e.say("Created credential %s.", name)
-			} else {
-				e.say("Replaced credential %s.", name)
-			}
-			return nil
-		},
+		Action: keystoreAction(e, parseCredentialSet, runF, e.credentialSetRun),
 	}
 }
 
-func (e *env) credentialGetCommand() *cli.Command {
+type credentialSetOptions struct {
+	Name       string
+	Identity   string
+	File       string // the value's; "" or "-": standard input
+	AllowEmpty bool
+}
+
+func parseCredentialSet(a *argv) *credentialSetOptions {
+	name := a.oneArg("a credential NAME")
+	a.check(func() error {
+		if !a.c.IsSet(flagIdentity) {
+			return usagef("credential set needs --identity")
+		}
+		return nil
+	})
+	return &credentialSetOptions{Name: name, Identity: a.string(flagIdentity), File: a.string(flagFile),
+		AllowEmpty: a.bool(flagAllowEmpty)}
+}
+
+func (e *env) credentialSetRun(in *invocation, opts *credentialSetOptions) error {
+	what := "credential " + opts.Name
+	value, err := e.readValue(opts.File, what, &in.stdin)
+	if err != nil {
+		return err
+	}
+	if err := checkValue(opts.AllowEmpty, value, what); err != nil {
+		return err
+	}
+	created, err := in.ks.SetCredential(opts.Name, opts.Identity, value)
+	if err != nil {
+		return err
+	}
+	if created {
+		e.say("Created credential %s.", opts.Name)
+	} else {
+		e.say("Replaced credential %s.", opts.Name)
+	}
+	return nil
+}
+
+func (e *env) credentialGetCommand(runF func(*credentialGetOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "get",
 		Usage: "print a credential's value",
@@ -96,27 +96,29 @@ Examples:
    keytree credential get backup-db
    PGPASSWORD=$(keytree credential get backup-db) pg_dump ...
    keytree credential get backup-db --json | jq -r .identity`,
-		Flags: []cli.Flag{&cli.BoolFlag{Name: flagJSON, Usage: "print the identity and the value as JSON"}},
-		Action: func(c *cli.Context) error {
-			name, err := oneArg(c, "a credential NAME")
-			if err != nil {
-				return err
-			}
-			in, err := e.start(c, needs{args: true})
-			if err != nil {
-				return err
-			}
-			ks := in.ks
-			cred, value, err := ks.GetCredential(name)
-			if err != nil {
-				return err
-			}
-			if c.Bool(flagJSON) {
-				return writeJSON(e.stdout, newCredentialValueJSON(cred, value))
-			}
-			return e.writeValue(value, "keytree credential get "+name)
-		},
+		Flags:  []cli.Flag{&cli.BoolFlag{Name: flagJSON, Usage: "print the identity and the value as JSON"}},
+		Action: keystoreAction(e, parseCredentialGet, runF, e.credentialGetRun),
 	}
+}
+
+type credentialGetOptions struct {
+	Name string
+	JSON bool
+}
+
+func parseCredentialGet(a *argv) *credentialGetOptions {
+	return &credentialGetOptions{Name: a.oneArg("a credential NAME"), JSON: a.bool(flagJSON)}
+}
+
+func (e *env) credentialGetRun(in *invocation, opts *credentialGetOptions) error {
+	cred, value, err := in.ks.GetCredential(opts.Name)
+	if err != nil {
+		return err
+	}
+	if opts.JSON {
+		return writeJSON(e.stdout, newCredentialValueJSON(cred, value))
+	}
+	return e.writeValue(value, "keytree credential get "+opts.Name)
 }
 
 // credentialValueJSON is credential get --json. A value that is valid
@@ -144,11 +146,10 @@ type credentialJSON struct {
 	Identity string `json:"identity"`
 	Created  string `json:"created"`
 	Updated  string `json:"updated"`
-	Orphaned bool   `json:"orphaned"`
-	NeedsKey string `json:"needsKey,omitempty"`
+	orphanJSONFields
 }
 
-func (e *env) credentialListCommand() *cli.Command {
+func (e *env) credentialListCommand(runF func(*reportOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "list",
 		Usage: "list credentials (names and identities, never values)",
@@ -157,42 +158,27 @@ func (e *env) credentialListCommand() *cli.Command {
 Examples:
    keytree credential list
    keytree credential list --json | jq -r '.[].name'`,
-		Flags: []cli.Flag{jsonFlag()},
-		Action: func(c *cli.Context) error {
-			in, err := e.start(c, needs{})
-			if err != nil {
-				return err
-			}
-			ks := in.ks
-			creds, err := ks.ListCredentials()
-			if err != nil {
-				return err
-			}
-			if c.Bool(flagJSON) {
-				out := []credentialJSON{}
-				for _, cr := range creds {
-					j := credentialJSON{Name: cr.Name, Identity: cr.Identity, Created: timeString(cr.Created), Updated: timeString(cr.Updated)}
-					if cr.Orphan != nil {
-						j.Orphaned, j.NeedsKey = true, cr.Orphan.Thumbprint
-					}
-					out = append(out, j)
-				}
-				return writeJSON(e.stdout, out)
-			}
-			var rows [][]string
-			for _, cr := range creds {
-				state := ""
-				if cr.Orphan != nil {
-					state = "orphaned: needs key " + cr.Orphan.Thumbprint
-				}
-				rows = append(rows, []string{cr.Name, cr.Identity, timeString(cr.Updated), state})
-			}
-			return table(e.stdout, []string{"NAME", "IDENTITY", "UPDATED", ""}, rows)
-		},
+		Flags:  []cli.Flag{jsonFlag()},
+		Action: keystoreAction(e, parseReport, runF, e.credentialListRun),
 	}
 }
 
-func (e *env) credentialRmCommand() *cli.Command {
+func (e *env) credentialListRun(in *invocation, opts *reportOptions) error {
+	creds, err := in.ks.ListCredentials()
+	if err != nil {
+		return err
+	}
+	return printList(e.stdout, opts.JSON, creds, []string{"NAME", "IDENTITY", "UPDATED", ""},
+		func(cr *keystore.Credential) credentialJSON {
+			return credentialJSON{Name: cr.Name, Identity: cr.Identity, Created: timeString(cr.Created), Updated: timeString(cr.Updated),
+				orphanJSONFields: orphanFields(cr.Orphan)}
+		},
+		func(cr *keystore.Credential) []string {
+			return []string{cr.Name, cr.Identity, timeString(cr.Updated), orphanState(cr.Orphan)}
+		})
+}
+
+func (e *env) credentialRmCommand(runF func(*credentialRmOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "rm",
 		Usage: "remove a credential",
@@ -204,28 +190,23 @@ the question. Off a terminal (a script, cron) it does not ask.
 Examples:
    keytree credential rm backup-db
    keytree credential rm backup-db --yes`,
-		Flags: []cli.Flag{yesFlag()},
-		Action: func(c *cli.Context) error {
-			name, err := oneArg(c, "a credential NAME")
-			if err != nil {
-				return err
-			}
-			if err := keystore.ValidName("credential", name); err != nil {
-				return err
-			}
-			in, err := e.start(c, needs{args: true})
-			if err != nil {
-				return err
-			}
-			if err := e.confirm(c, fmt.Sprintf("Remove credential %s?", name)); err != nil {
-				return err
-			}
-			ks := in.ks
-			if err := ks.RemoveCredential(name); err != nil {
-				return err
-			}
-			e.say("Removed credential %s.", name)
-			return nil
-		},
+		Flags:  []cli.Flag{yesFlag()},
+		Action: keystoreAction(e, parseCredentialRm, runF, e.credentialRmRun),
 	}
+}
+
+type credentialRmOptions struct {
+	Name string
+	Yes  bool
+}
+
+func parseCredentialRm(a *argv) *credentialRmOptions {
+	name := a.oneArg("a credential NAME")
+	a.check(func() error { return keystore.ValidName("credential", name) })
+	return &credentialRmOptions{Name: name, Yes: a.bool(flagYes)}
+}
+
+func (e *env) credentialRmRun(in *invocation, opts *credentialRmOptions) error {
+	return e.remove(opts.Yes, "Remove credential "+opts.Name+"?", func() error { return in.ks.RemoveCredential(opts.Name) },
+		"Removed credential "+opts.Name+".")
 }

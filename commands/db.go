@@ -4,15 +4,9 @@ import (
 	"strconv"
 
 	"github.com/urfave/cli/v2"
-)
 
-func (e *env) dbCommand() *cli.Command {
-	return group("db", "list, export and import databases",
-		e.dbListCommand(),
-		e.dbExportCommand(),
-		e.dbImportCommand(),
-	)
-}
+	"github.com/keytree-dev/keytree/keystore"
+)
 
 type databaseJSON struct {
 	Name          string `json:"name"`
@@ -25,7 +19,7 @@ type databaseJSON struct {
 	Secrets       int    `json:"secrets"`
 }
 
-func (e *env) dbListCommand() *cli.Command {
+func (e *env) dbListCommand(runF func(*reportOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "list",
 		Usage: "list databases and their master keys",
@@ -34,39 +28,31 @@ func (e *env) dbListCommand() *cli.Command {
 Examples:
    keytree db list
    keytree db list --json | jq -r '.[] | select(.smkEncryption | not) | .name'`,
-		Flags: []cli.Flag{jsonFlag()},
-		Action: func(c *cli.Context) error {
-			in, err := e.start(c, needs{})
-			if err != nil {
-				return err
-			}
-			ks := in.ks
-			dbs, err := ks.ListDatabases()
-			if err != nil {
-				return err
-			}
-			if c.Bool(flagJSON) {
-				out := []databaseJSON{}
-				for _, d := range dbs {
-					out = append(out, databaseJSON{Name: d.Name, Thumbprint: d.Thumbprint, Algorithm: string(d.Algorithm),
-						Generation: d.Generation, Created: timeString(d.Created), SMKEncryption: d.SMKEncryption, Passwords: d.Passwords, Secrets: d.Secrets})
-				}
-				return writeJSON(e.stdout, out)
-			}
-			var rows [][]string
-			for _, d := range dbs {
-				smk := "no"
-				if d.SMKEncryption {
-					smk = "yes"
-				}
-				rows = append(rows, []string{d.Name, d.Thumbprint, string(d.Algorithm), smk, strconv.Itoa(d.Passwords), strconv.Itoa(d.Secrets)})
-			}
-			return table(e.stdout, []string{"DATABASE", "MASTER KEY", "ALGORITHM", "BY SMK", "PASSWORDS", "SECRETS"}, rows)
-		},
+		Flags:  []cli.Flag{jsonFlag()},
+		Action: keystoreAction(e, parseReport, runF, e.dbListRun),
 	}
 }
 
-func (e *env) dbExportCommand() *cli.Command {
+func (e *env) dbListRun(in *invocation, opts *reportOptions) error {
+	dbs, err := in.ks.ListDatabases()
+	if err != nil {
+		return err
+	}
+	return printList(e.stdout, opts.JSON, dbs, []string{"DATABASE", "MASTER KEY", "ALGORITHM", "BY SMK", "PASSWORDS", "SECRETS"},
+		func(d *keystore.DatabaseInfo) databaseJSON {
+			return databaseJSON{Name: d.Name, Thumbprint: d.Thumbprint, Algorithm: string(d.Algorithm), Generation: d.Generation,
+				Created: timeString(d.Created), SMKEncryption: d.SMKEncryption, Passwords: d.Passwords, Secrets: d.Secrets}
+		},
+		func(d *keystore.DatabaseInfo) []string {
+			smk := "no"
+			if d.SMKEncryption {
+				smk = "yes"
+			}
+			return []string{d.Name, d.Thumbprint, string(d.Algorithm), smk, strconv.Itoa(d.Passwords), strconv.Itoa(d.Secrets)}
+		})
+}
+
+func (e *env) dbExportCommand(runF func(*dbExportOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "export",
 		Usage: "write a database to one portable file",
@@ -80,24 +66,32 @@ secrets open with --open-password-file until dmk add-encryption --by smk.
 
 Example:
    keytree db export --db payroll --file payroll.tar`,
-		Flags: []cli.Flag{dbFlag(), fileFlag("the export `FILE` to create")},
-		Action: func(c *cli.Context) error {
-			in, err := e.start(c, needs{db: true, file: true})
-			if err != nil {
-				return err
-			}
-			ks, db, file := in.ks, in.db, in.file
-			m, err := ks.ExportDatabase(db, file)
-			if err != nil {
-				return err
-			}
-			e.say("Exported %s (%d secrets) to %s.", db, m.Secrets, file)
-			return nil
-		},
+		Flags:  []cli.Flag{dbFlag(), fileFlag("the export `FILE` to create")},
+		Action: keystoreAction(e, parseDBExport, runF, e.dbExportRun),
 	}
 }
 
-func (e *env) dbImportCommand() *cli.Command {
+type dbExportOptions struct {
+	DB   string
+	File string
+}
+
+func parseDBExport(a *argv) *dbExportOptions {
+	a.noArgs()
+	db := a.db()
+	return &dbExportOptions{DB: db, File: a.file()}
+}
+
+func (e *env) dbExportRun(in *invocation, opts *dbExportOptions) error {
+	m, err := in.ks.ExportDatabase(opts.DB, opts.File)
+	if err != nil {
+		return err
+	}
+	e.say("Exported %s (%d secrets) to %s.", opts.DB, m.Secrets, opts.File)
+	return nil
+}
+
+func (e *env) dbImportCommand(runF func(*dbImportOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "import",
 		Usage: "attach an exported database to this keystore",
@@ -111,26 +105,33 @@ keytree dmk add-encryption --db NAME --by smk --open-password-file P.
 Examples:
    keytree db import --file payroll.tar
    keytree db import --file payroll.tar --db payroll_copy`,
-		Flags: []cli.Flag{fileFlag("the export `FILE`"), &cli.StringFlag{Name: flagDB, Usage: "import under this `NAME`"}},
-		Action: func(c *cli.Context) error {
-			in, err := e.start(c, needs{file: true})
-			if err != nil {
-				return err
-			}
-			ks, file := in.ks, in.file
-			if err := existingFile(file); err != nil {
-				return err
-			}
-			m, err := ks.ImportDatabase(file, c.String(flagDB))
-			if err != nil {
-				return err
-			}
-			name := c.String(flagDB)
-			if name == "" {
-				name = m.Database
-			}
-			e.say("Imported %s (%d secrets). Its master key opens by password until: keytree dmk add-encryption --db %s --by smk --open-password-file FILE", name, m.Secrets, name)
-			return nil
-		},
+		Flags:  []cli.Flag{fileFlag("the export `FILE`"), &cli.StringFlag{Name: flagDB, Usage: "import under this `NAME`"}},
+		Action: keystoreAction(e, parseDBImport, runF, e.dbImportRun),
 	}
+}
+
+type dbImportOptions struct {
+	File string
+	DB   string // "": the exported database's own name
+}
+
+func parseDBImport(a *argv) *dbImportOptions {
+	a.noArgs()
+	return &dbImportOptions{File: a.file(), DB: a.string(flagDB)}
+}
+
+func (e *env) dbImportRun(in *invocation, opts *dbImportOptions) error {
+	if err := existingFile(opts.File); err != nil {
+		return err
+	}
+	m, err := in.ks.ImportDatabase(opts.File, opts.DB)
+	if err != nil {
+		return err
+	}
+	name := opts.DB
+	if name == "" {
+		name = m.Database
+	}
+	e.say("Imported %s (%d secrets). Its master key opens by password until: keytree dmk add-encryption --db %s --by smk --open-password-file FILE", name, m.Secrets, name)
+	return nil
 }

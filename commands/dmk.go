@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/keytree-dev/keytree/keystore"
+	"github.com/keytree-dev/keytree/protect"
 )
 
 const (
@@ -24,49 +25,21 @@ func openPasswordFlag() *cli.StringFlag {
 	return &cli.StringFlag{Name: flagOpenPass, Usage: "open the database master key with the password in `FILE` (- for standard input) instead of the service master key"}
 }
 
-// needDB is the database --db names, refused if it is no valid name before
-// anything is opened or asked.
-func needDB(c *cli.Context) (string, error) {
-	db := c.String(flagDB)
-	if db == "" {
-		return "", usagef("%s needs --db", cmdName(c))
-	}
-	return db, keystore.ValidName("database", db)
-}
-
-func parseBy(c *cli.Context) (keystore.EncryptionKind, error) {
-	switch by := c.String(flagBy); by {
-	case "smk":
-		return keystore.BySMK, nil
-	case "password":
-		return keystore.ByPassword, nil
-	case "":
-		return "", usagef("%s needs --by smk or --by password", cmdName(c))
-	default:
-		return "", usagef("--by takes smk or password, not %q", by)
-	}
-}
-
-// openPassword reads --open-password-file if given; nil means "open through
-// the service master key".
-func (in *invocation) openPassword() ([]byte, error) {
-	if !in.c.IsSet(flagOpenPass) {
-		return nil, nil
-	}
-	return in.password(flagOpenPass, "Password of the database master key", false)
-}
-
-// withDMK runs op with the password of --open-password-file (nil if none:
-// the key is then opened by the service master key). If op fails with 15581
-// because the key needs a password nobody gave, and a terminal is attached,
-// it asks for the password and tries once more.
-func (in *invocation) withDMK(op func(openPassword []byte) error) error {
-	pw, err := in.openPassword()
-	if err != nil {
-		return err
+// withDMK runs op with the password in openPasswordFile, the
+// --open-password-file (nil if none: the key is then opened by the service
+// master key). If op fails with 15581 because the key needs a password
+// nobody gave, and a terminal is attached, it asks for the password and
+// tries once more.
+func (in *invocation) withDMK(openPasswordFile *string, op func(openPassword []byte) error) error {
+	var pw []byte
+	if openPasswordFile != nil {
+		var err error
+		if pw, err = in.password(flagOpenPass, *openPasswordFile, "Password of the database master key", false); err != nil {
+			return err
+		}
 	}
 	e := in.e
-	err = op(pw)
+	err := op(pw)
 	var ke *keystore.Error
 	if pw == nil && errors.As(err, &ke) && ke.Number == keystore.MsgDMKNotOpen && e.stdinTTY && e.tty != nil && !errors.Is(err, keystore.ErrNotFound) {
 		pw, perr := e.promptPassword(passwordRequest{flag: flagOpenPass, prompt: "Password of the database master key"})
@@ -78,20 +51,7 @@ func (in *invocation) withDMK(op func(openPassword []byte) error) error {
 	return err
 }
 
-func (e *env) dmkCommand() *cli.Command {
-	return group("dmk", "manage database master keys",
-		e.dmkCreateCommand(),
-		e.dmkAddEncryptionCommand(),
-		e.dmkDropEncryptionCommand(),
-		e.dmkRegenerateCommand(),
-		e.dmkBackupCommand(),
-		e.dmkRestoreCommand(),
-		e.dmkRecoverCommand(),
-		e.dmkDropCommand(),
-	)
-}
-
-func (e *env) dmkCreateCommand() *cli.Command {
+func (e *env) dmkCreateCommand(runF func(*dmkCreateOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "create",
 		Usage: "create a database and its master key",
@@ -108,32 +68,40 @@ Examples:
 		Flags: []cli.Flag{dbFlag(), passwordFileFlag("the master key's password"), noPolicyFlag(),
 			&cli.BoolFlag{Name: flagNoSMKEncryption, Usage: "do not encrypt the key by the service master key: only its passwords open it"},
 			algorithmFlag("the key's algorithm")},
-		Action: func(c *cli.Context) error {
-			alg, err := parseAlgorithm(c)
-			if err != nil {
-				return err
-			}
-			in, err := e.start(c, needs{db: true})
-			if err != nil {
-				return err
-			}
-			ks, db := in.ks, in.db
-			pw, err := in.password(flagPassword, "Password for the database master key", true)
-			if err != nil {
-				return err
-			}
-			info, err := ks.CreateDMK(db, pw, keystore.DMKOptions{NoSMKEncryption: c.Bool(flagNoSMKEncryption),
-				SkipPasswordPolicy: c.Bool(flagNoPolicy), Algorithm: alg})
-			if err != nil {
-				return err
-			}
-			e.say("Created database %s with master key %s (%s).", db, info.Thumbprint, info.Algorithm)
-			return nil
-		},
+		Action: keystoreAction(e, parseDMKCreate, runF, e.dmkCreateRun),
 	}
 }
 
-func (e *env) dmkAddEncryptionCommand() *cli.Command {
+type dmkCreateOptions struct {
+	DB               string
+	PasswordFile     string
+	NoPasswordPolicy bool
+	NoSMKEncryption  bool
+	Algorithm        protect.Algorithm
+}
+
+func parseDMKCreate(a *argv) *dmkCreateOptions {
+	alg := a.algorithm()
+	a.noArgs()
+	return &dmkCreateOptions{DB: a.db(), PasswordFile: a.string(flagPassword), NoPasswordPolicy: a.bool(flagNoPolicy),
+		NoSMKEncryption: a.bool(flagNoSMKEncryption), Algorithm: alg}
+}
+
+func (e *env) dmkCreateRun(in *invocation, opts *dmkCreateOptions) error {
+	pw, err := in.password(flagPassword, opts.PasswordFile, "Password for the database master key", true)
+	if err != nil {
+		return err
+	}
+	info, err := in.ks.CreateDMK(opts.DB, pw, keystore.DMKOptions{NoSMKEncryption: opts.NoSMKEncryption,
+		SkipPasswordPolicy: opts.NoPasswordPolicy, Algorithm: opts.Algorithm})
+	if err != nil {
+		return err
+	}
+	e.say("Created database %s with master key %s (%s).", opts.DB, info.Thumbprint, info.Algorithm)
+	return nil
+}
+
+func (e *env) dmkAddEncryptionCommand(runF func(*dmkAddEncryptionOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "add-encryption",
 		Usage: "encrypt a database master key by the service master key or another password",
@@ -151,37 +119,52 @@ Examples:
    keytree dmk add-encryption --db payroll --by password --password-file new.txt`,
 		Flags: []cli.Flag{dbFlag(), &cli.StringFlag{Name: flagBy, Usage: "smk or password"},
 			passwordFileFlag("the new password (--by password)"), openPasswordFlag(), noPolicyFlag()},
-		Action: func(c *cli.Context) error {
-			by, err := parseBy(c)
-			if err != nil {
-				return err
-			}
-			in, err := e.start(c, needs{db: true})
-			if err != nil {
-				return err
-			}
-			ks, db := in.ks, in.db
-			var newPW []byte
-			if by == keystore.ByPassword {
-				if newPW, err = in.password(flagPassword, "New password for the database master key", true); err != nil {
-					return err
-				}
-			} else if c.IsSet(flagPassword) {
-				return usagef("--password-file goes with --by password; open the key with --open-password-file")
-			}
-			err = in.withDMK(func(open []byte) error {
-				return ks.AddDMKEncryption(db, by, newPW, keystore.DMKOptions{OpenPassword: open, SkipPasswordPolicy: c.Bool(flagNoPolicy)})
-			})
-			if err != nil {
-				return err
-			}
-			e.say("Added the %s encryption of the master key of %s.", by, db)
-			return nil
-		},
+		Action: keystoreAction(e, parseDMKAddEncryption, runF, e.dmkAddEncryptionRun),
 	}
 }
 
-func (e *env) dmkDropEncryptionCommand() *cli.Command {
+type dmkAddEncryptionOptions struct {
+	DB               string
+	By               keystore.EncryptionKind
+	PasswordFile     *string // the new password (--by password); nil: ask
+	OpenPasswordFile *string
+	NoPasswordPolicy bool
+}
+
+func parseDMKAddEncryption(a *argv) *dmkAddEncryptionOptions {
+	by := a.by()
+	a.noArgs()
+	return &dmkAddEncryptionOptions{DB: a.db(), By: by, PasswordFile: a.optional(flagPassword),
+		OpenPasswordFile: a.optional(flagOpenPass), NoPasswordPolicy: a.bool(flagNoPolicy)}
+}
+
+func (e *env) dmkAddEncryptionRun(in *invocation, opts *dmkAddEncryptionOptions) error {
+	var newPW []byte
+	switch {
+	case opts.By == keystore.ByPassword:
+		path := ""
+		if opts.PasswordFile != nil {
+			path = *opts.PasswordFile
+		}
+		var err error
+		if newPW, err = in.password(flagPassword, path, "New password for the database master key", true); err != nil {
+			return err
+		}
+	case opts.PasswordFile != nil:
+		// Checked once the keystore is open, as it always was.
+		return usagef("--password-file goes with --by password; open the key with --open-password-file")
+	}
+	err := in.withDMK(opts.OpenPasswordFile, func(open []byte) error {
+		return in.ks.AddDMKEncryption(opts.DB, opts.By, newPW, keystore.DMKOptions{OpenPassword: open, SkipPasswordPolicy: opts.NoPasswordPolicy})
+	})
+	if err != nil {
+		return err
+	}
+	e.say("Added the %s encryption of the master key of %s.", opts.By, opts.DB)
+	return nil
+}
+
+func (e *env) dmkDropEncryptionCommand(runF func(*dmkDropEncryptionOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "drop-encryption",
 		Usage: "drop an encryption of a database master key",
@@ -198,40 +181,47 @@ the question. Off a terminal it does not ask.
 Examples:
    keytree dmk drop-encryption --db payroll --by smk
    keytree dmk drop-encryption --db payroll --by password --password-file old.txt --yes`,
-		Flags: []cli.Flag{dbFlag(), &cli.StringFlag{Name: flagBy, Usage: "smk or password"}, passwordFileFlag("the password to drop (--by password)"), yesFlag()},
-		Action: func(c *cli.Context) error {
-			by, err := parseBy(c)
-			if err != nil {
-				return err
-			}
-			in, err := e.start(c, needs{db: true})
-			if err != nil {
-				return err
-			}
-			ks, db := in.ks, in.db
-			which := "the smk encryption"
-			if by == keystore.ByPassword {
-				which = "a password encryption"
-			}
-			if err := e.confirm(c, fmt.Sprintf("Drop %s of the master key of database %s?", which, db)); err != nil {
-				return err
-			}
-			var pw []byte
-			if by == keystore.ByPassword {
-				if pw, err = in.password(flagPassword, "Password to drop", false); err != nil {
-					return err
-				}
-			}
-			if err := ks.DropDMKEncryption(db, by, pw); err != nil {
-				return err
-			}
-			e.say("Dropped the %s encryption of the master key of %s.", by, db)
-			return nil
-		},
+		Flags:  []cli.Flag{dbFlag(), &cli.StringFlag{Name: flagBy, Usage: "smk or password"}, passwordFileFlag("the password to drop (--by password)"), yesFlag()},
+		Action: keystoreAction(e, parseDMKDropEncryption, runF, e.dmkDropEncryptionRun),
 	}
 }
 
-func (e *env) dmkRegenerateCommand() *cli.Command {
+type dmkDropEncryptionOptions struct {
+	DB           string
+	By           keystore.EncryptionKind
+	PasswordFile string // the password to drop (--by password)
+	Yes          bool
+}
+
+func parseDMKDropEncryption(a *argv) *dmkDropEncryptionOptions {
+	by := a.by()
+	a.noArgs()
+	return &dmkDropEncryptionOptions{DB: a.db(), By: by, PasswordFile: a.string(flagPassword), Yes: a.bool(flagYes)}
+}
+
+func (e *env) dmkDropEncryptionRun(in *invocation, opts *dmkDropEncryptionOptions) error {
+	which := "the smk encryption"
+	if opts.By == keystore.ByPassword {
+		which = "a password encryption"
+	}
+	if err := e.confirm(opts.Yes, fmt.Sprintf("Drop %s of the master key of database %s?", which, opts.DB)); err != nil {
+		return err
+	}
+	var pw []byte
+	if opts.By == keystore.ByPassword {
+		var err error
+		if pw, err = in.password(flagPassword, opts.PasswordFile, "Password to drop", false); err != nil {
+			return err
+		}
+	}
+	if err := in.ks.DropDMKEncryption(opts.DB, opts.By, pw); err != nil {
+		return err
+	}
+	e.say("Dropped the %s encryption of the master key of %s.", opts.By, opts.DB)
+	return nil
+}
+
+func (e *env) dmkRegenerateCommand(runF func(*dmkRegenerateOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "regenerate",
 		Usage: "replace a database master key with a new one, re-encrypting its secrets",
@@ -252,43 +242,43 @@ Examples:
 		Flags: []cli.Flag{dbFlag(), passwordFileFlag("the new key's password"), openPasswordFlag(), noPolicyFlag(),
 			forceFlag("continue past secrets that cannot be decrypted or read, keeping them orphaned"),
 			&cli.StringFlag{Name: flagAlgorithm, Usage: "the new key's algorithm (default: the current key's)"}},
-		Action: func(c *cli.Context) error {
-			opts := keystore.DMKOptions{Force: c.Bool(flagForce), SkipPasswordPolicy: c.Bool(flagNoPolicy)}
-			if c.IsSet(flagAlgorithm) {
-				alg, err := parseAlgorithm(c)
-				if err != nil {
-					return err
-				}
-				opts.Algorithm = alg
-			}
-			in, err := e.start(c, needs{db: true})
-			if err != nil {
-				return err
-			}
-			ks, db := in.ks, in.db
-			newPW, err := in.password(flagPassword, "Password for the new database master key", true)
-			if err != nil {
-				return err
-			}
-			var res *keystore.RekeyResult
-			err = in.withDMK(func(open []byte) error {
-				progress, done := e.progress("re-encrypting")
-				defer done()
-				o := opts
-				o.OpenPassword, o.Progress = open, progress
-				res, err = ks.RegenerateDMK(db, newPW, o)
-				return err
-			})
-			if err != nil {
-				return err
-			}
-			e.printRekey(res, dmkReport("Regenerated", db))
-			return forcedStatus(res)
-		},
+		Action: keystoreAction(e, parseDMKRegenerate, runF, e.dmkRegenerateRun),
 	}
 }
 
-func (e *env) dmkBackupCommand() *cli.Command {
+type dmkRegenerateOptions struct {
+	DB               string
+	PasswordFile     string // the new key's
+	OpenPasswordFile *string
+	NoPasswordPolicy bool
+	Force            bool
+	Algorithm        protect.Algorithm // "": the current key's
+}
+
+func parseDMKRegenerate(a *argv) *dmkRegenerateOptions {
+	alg := a.newAlgorithm()
+	a.noArgs()
+	return &dmkRegenerateOptions{DB: a.db(), PasswordFile: a.string(flagPassword), OpenPasswordFile: a.optional(flagOpenPass),
+		NoPasswordPolicy: a.bool(flagNoPolicy), Force: a.bool(flagForce), Algorithm: alg}
+}
+
+func (e *env) dmkRegenerateRun(in *invocation, opts *dmkRegenerateOptions) error {
+	newPW, err := in.password(flagPassword, opts.PasswordFile, "Password for the new database master key", true)
+	if err != nil {
+		return err
+	}
+	var res *keystore.RekeyResult
+	err = in.withDMK(opts.OpenPasswordFile, func(open []byte) error {
+		progress, done := e.progress("re-encrypting")
+		defer done()
+		res, err = in.ks.RegenerateDMK(opts.DB, newPW, keystore.DMKOptions{OpenPassword: open, Force: opts.Force,
+			SkipPasswordPolicy: opts.NoPasswordPolicy, Algorithm: opts.Algorithm, Progress: progress})
+		return err
+	})
+	return e.rekeyed(res, err, dmkReport("Regenerated", opts.DB))
+}
+
+func (e *env) dmkBackupCommand(runF func(*dmkBackupOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "backup",
 		Usage: "write a database master key to a password-protected file",
@@ -302,31 +292,43 @@ backed up.
 
 Example:
    keytree dmk backup --db payroll --file payroll-dmk.age`,
-		Flags: []cli.Flag{dbFlag(), fileFlag("the backup `FILE` to create"), passwordFileFlag("the backup's password"), openPasswordFlag(), noPolicyFlag()},
-		Action: func(c *cli.Context) error {
-			in, err := e.start(c, needs{db: true, file: true})
-			if err != nil {
-				return err
-			}
-			ks, db, file := in.ks, in.db, in.file
-			pw, err := in.password(flagPassword, "Password for the backup", true)
-			if err != nil {
-				return err
-			}
-			err = in.withDMK(func(open []byte) error {
-				_, err := ks.BackupDMK(db, file, pw, keystore.DMKOptions{OpenPassword: open, SkipPasswordPolicy: c.Bool(flagNoPolicy)})
-				return err
-			})
-			if err != nil {
-				return err
-			}
-			e.say("Wrote the master key of %s to %s.", db, file)
-			return nil
-		},
+		Flags:  []cli.Flag{dbFlag(), fileFlag("the backup `FILE` to create"), passwordFileFlag("the backup's password"), openPasswordFlag(), noPolicyFlag()},
+		Action: keystoreAction(e, parseDMKBackup, runF, e.dmkBackupRun),
 	}
 }
 
-func (e *env) dmkRestoreCommand() *cli.Command {
+type dmkBackupOptions struct {
+	DB               string
+	File             string
+	PasswordFile     string
+	OpenPasswordFile *string
+	NoPasswordPolicy bool
+}
+
+func parseDMKBackup(a *argv) *dmkBackupOptions {
+	a.noArgs()
+	db := a.db()
+	return &dmkBackupOptions{DB: db, File: a.file(), PasswordFile: a.string(flagPassword),
+		OpenPasswordFile: a.optional(flagOpenPass), NoPasswordPolicy: a.bool(flagNoPolicy)}
+}
+
+func (e *env) dmkBackupRun(in *invocation, opts *dmkBackupOptions) error {
+	pw, err := in.password(flagPassword, opts.PasswordFile, "Password for the backup", true)
+	if err != nil {
+		return err
+	}
+	err = in.withDMK(opts.OpenPasswordFile, func(open []byte) error {
+		_, err := in.ks.BackupDMK(opts.DB, opts.File, pw, keystore.DMKOptions{OpenPassword: open, SkipPasswordPolicy: opts.NoPasswordPolicy})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	e.say("Wrote the master key of %s to %s.", opts.DB, opts.File)
+	return nil
+}
+
+func (e *env) dmkRestoreCommand(runF func(*dmkRestoreOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "restore",
 		Usage: "make the key in a backup a database's master key",
@@ -349,43 +351,54 @@ Examples:
 		Flags: []cli.Flag{dbFlag(), fileFlag("the backup `FILE`"), passwordFileFlag("the backup's password"), openPasswordFlag(),
 			&cli.StringFlag{Name: flagNewPassword, Usage: "encrypt the restored key with the password in `FILE` instead of the backup's"},
 			noPolicyFlag(), forceFlag("continue past what cannot be decrypted or read, keeping it orphaned")},
-		Action: func(c *cli.Context) error {
-			in, err := e.start(c, needs{db: true, file: true})
-			if err != nil {
-				return err
-			}
-			ks, db, file := in.ks, in.db, in.file
-			if err := existingFile(file); err != nil {
-				return err
-			}
-			pw, err := in.password(flagPassword, "Password of the backup", false)
-			if err != nil {
-				return err
-			}
-			var newPW []byte
-			if c.IsSet(flagNewPassword) {
-				if newPW, err = in.password(flagNewPassword, "New password for the database master key", true); err != nil {
-					return err
-				}
-			}
-			var res *keystore.RekeyResult
-			err = in.withDMK(func(open []byte) error {
-				progress, done := e.progress("re-encrypting")
-				defer done()
-				res, err = ks.RestoreDMK(db, file, pw, newPW, keystore.DMKOptions{OpenPassword: open, Force: c.Bool(flagForce),
-					SkipPasswordPolicy: c.Bool(flagNoPolicy), Progress: progress})
-				return err
-			})
-			if err != nil {
-				return err
-			}
-			e.printRekey(res, dmkReport("Restored", db))
-			return forcedStatus(res)
-		},
+		Action: keystoreAction(e, parseDMKRestore, runF, e.dmkRestoreRun),
 	}
 }
 
-func (e *env) dmkRecoverCommand() *cli.Command {
+type dmkRestoreOptions struct {
+	DB               string
+	File             string
+	PasswordFile     string // the backup's
+	OpenPasswordFile *string
+	NewPasswordFile  *string // nil: the restored key keeps the backup's password
+	NoPasswordPolicy bool
+	Force            bool
+}
+
+func parseDMKRestore(a *argv) *dmkRestoreOptions {
+	a.noArgs()
+	db := a.db()
+	return &dmkRestoreOptions{DB: db, File: a.file(), PasswordFile: a.string(flagPassword),
+		OpenPasswordFile: a.optional(flagOpenPass), NewPasswordFile: a.optional(flagNewPassword),
+		NoPasswordPolicy: a.bool(flagNoPolicy), Force: a.bool(flagForce)}
+}
+
+func (e *env) dmkRestoreRun(in *invocation, opts *dmkRestoreOptions) error {
+	if err := existingFile(opts.File); err != nil {
+		return err
+	}
+	pw, err := in.password(flagPassword, opts.PasswordFile, "Password of the backup", false)
+	if err != nil {
+		return err
+	}
+	var newPW []byte
+	if opts.NewPasswordFile != nil {
+		if newPW, err = in.password(flagNewPassword, *opts.NewPasswordFile, "New password for the database master key", true); err != nil {
+			return err
+		}
+	}
+	var res *keystore.RekeyResult
+	err = in.withDMK(opts.OpenPasswordFile, func(open []byte) error {
+		progress, done := e.progress("re-encrypting")
+		defer done()
+		res, err = in.ks.RestoreDMK(opts.DB, opts.File, pw, newPW, keystore.DMKOptions{OpenPassword: open, Force: opts.Force,
+			SkipPasswordPolicy: opts.NoPasswordPolicy, Progress: progress})
+		return err
+	})
+	return e.rekeyed(res, err, dmkReport("Restored", opts.DB))
+}
+
+func (e *env) dmkRecoverCommand(runF func(*dmkRecoverOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "recover",
 		Usage: "re-encrypt orphaned secrets with an old database master key's backup",
@@ -401,44 +414,53 @@ kept because it could not open the key (a mistyped --open-password-file).
 Examples:
    keytree dmk recover --db payroll --file payroll-dmk-old.age
    keytree dmk recover --db payroll --password-file old-password.txt`,
-		Flags: []cli.Flag{dbFlag(), fileFlag("the old key's backup `FILE`"), passwordFileFlag("the backup's password, or without --file the old key's"), openPasswordFlag()},
-		Action: func(c *cli.Context) error {
-			in, err := e.start(c, needs{db: true})
-			if err != nil {
-				return err
-			}
-			ks, db, file := in.ks, in.db, c.String(flagFile)
-			if file != "" {
-				if err := fileArg(c, file); err != nil {
-					return err
-				}
-				if err := existingFile(file); err != nil {
-					return err
-				}
-			}
-			prompt := "Password of the backup"
-			if file == "" {
-				prompt = "Password of the earlier master key"
-			}
-			pw, err := in.password(flagPassword, prompt, false)
-			if err != nil {
-				return err
-			}
-			var res *keystore.RekeyResult
-			err = in.withDMK(func(open []byte) error {
-				res, err = ks.RecoverDMK(db, file, pw, keystore.DMKOptions{OpenPassword: open})
-				return err
-			})
-			if err != nil {
-				return err
-			}
-			e.say("Recovered %d orphaned secrets of %s; %d still orphaned.", res.Recovered, db, res.OrphansLeft)
-			return nil
-		},
+		Flags:  []cli.Flag{dbFlag(), fileFlag("the old key's backup `FILE`"), passwordFileFlag("the backup's password, or without --file the old key's"), openPasswordFlag()},
+		Action: keystoreAction(e, parseDMKRecover, runF, e.dmkRecoverRun),
 	}
 }
 
-func (e *env) dmkDropCommand() *cli.Command {
+type dmkRecoverOptions struct {
+	DB               string
+	File             string // "": recover with the earlier key's own password
+	PasswordFile     string // the backup's password, or without File the earlier key's
+	OpenPasswordFile *string
+}
+
+func parseDMKRecover(a *argv) *dmkRecoverOptions {
+	a.noArgs()
+	return &dmkRecoverOptions{DB: a.db(), File: a.string(flagFile), PasswordFile: a.string(flagPassword),
+		OpenPasswordFile: a.optional(flagOpenPass)}
+}
+
+func (e *env) dmkRecoverRun(in *invocation, opts *dmkRecoverOptions) error {
+	prompt := "Password of the earlier master key"
+	if opts.File != "" {
+		// Checked once the keystore is open, as it always was.
+		if err := fileArg("dmk recover", opts.File); err != nil {
+			return err
+		}
+		if err := existingFile(opts.File); err != nil {
+			return err
+		}
+		prompt = "Password of the backup"
+	}
+	pw, err := in.password(flagPassword, opts.PasswordFile, prompt, false)
+	if err != nil {
+		return err
+	}
+	var res *keystore.RekeyResult
+	err = in.withDMK(opts.OpenPasswordFile, func(open []byte) error {
+		res, err = in.ks.RecoverDMK(opts.DB, opts.File, pw, keystore.DMKOptions{OpenPassword: open})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	e.say("Recovered %d orphaned secrets of %s; %d still orphaned.", res.Recovered, opts.DB, res.OrphansLeft)
+	return nil
+}
+
+func (e *env) dmkDropCommand(runF func(*dmkDropOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "drop",
 		Usage: "drop a database master key and its database",
@@ -452,21 +474,22 @@ first; --yes (-y) skips the question. Off a terminal it does not ask.
 Examples:
    keytree dmk drop --db scratch
    keytree dmk drop --db scratch --yes`,
-		Flags: []cli.Flag{dbFlag(), yesFlag()},
-		Action: func(c *cli.Context) error {
-			in, err := e.start(c, needs{db: true})
-			if err != nil {
-				return err
-			}
-			ks, db := in.ks, in.db
-			if err := e.confirm(c, fmt.Sprintf("Drop the master key of database %s, and the database?", db)); err != nil {
-				return err
-			}
-			if err := ks.DropDMK(db); err != nil {
-				return err
-			}
-			e.say("Dropped the master key of %s.", db)
-			return nil
-		},
+		Flags:  []cli.Flag{dbFlag(), yesFlag()},
+		Action: keystoreAction(e, parseDMKDrop, runF, e.dmkDropRun),
 	}
+}
+
+type dmkDropOptions struct {
+	DB  string
+	Yes bool
+}
+
+func parseDMKDrop(a *argv) *dmkDropOptions {
+	a.noArgs()
+	return &dmkDropOptions{DB: a.db(), Yes: a.bool(flagYes)}
+}
+
+func (e *env) dmkDropRun(in *invocation, opts *dmkDropOptions) error {
+	return e.remove(opts.Yes, "Drop the master key of database "+opts.DB+", and the database?", func() error { return in.ks.DropDMK(opts.DB) },
+		"Dropped the master key of "+opts.DB+".")
 }

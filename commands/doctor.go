@@ -68,7 +68,7 @@ func (r *doctorReport) add(check, status, format string, args ...any) {
 	}
 }
 
-func (e *env) doctorCommand() *cli.Command {
+func (e *env) doctorCommand(runF func(*doctorOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "doctor",
 		Usage: "check the keystore and its directories, and report what needs attention",
@@ -89,39 +89,50 @@ it finds no problem, and 11 when it finds one; notes do not count.
 Examples:
    keytree doctor
    keytree doctor --json | jq '.findings[] | select(.status == "problem")'`,
-		Flags: []cli.Flag{jsonFlag()},
-		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			opts, err := e.options(c)
-			if err != nil {
-				return err
-			}
-			r := e.doctor(c, opts)
-			if c.Bool(flagJSON) {
-				if err := writeJSON(e.stdout, r); err != nil {
-					return err
-				}
-			} else if err := r.write(e); err != nil {
-				return err
-			}
-			if r.Problems > 0 {
-				return &errDoctorProblems{n: r.Problems}
-			}
-			return nil
-		},
+		Flags:  []cli.Flag{jsonFlag()},
+		Action: action(parseDoctor, runF, e.doctorRun),
 	}
 }
 
-func (e *env) doctor(c *cli.Context, opts keystore.Options) *doctorReport {
+type doctorOptions struct {
+	Globals globalOptions
+	JSON    bool
+}
+
+func parseDoctor(a *argv) *doctorOptions {
+	a.noArgs()
+	return &doctorOptions{Globals: a.globals(), JSON: a.bool(flagJSON)}
+}
+
+func (e *env) doctorRun(opts *doctorOptions) error {
+	ko, err := e.keystoreOptions(opts.Globals)
+	if err != nil {
+		return err
+	}
+	r := e.doctor(opts.Globals, ko)
+	if opts.JSON {
+		if err := writeJSON(e.stdout, r); err != nil {
+			return err
+		}
+	} else if err := r.write(e); err != nil {
+		return err
+	}
+	if r.Problems > 0 {
+		return &errDoctorProblems{n: r.Problems}
+	}
+	return nil
+}
+
+// doctor checks the keystore that opts names; g is what the global flags
+// (or their variables) gave, to say where each directory came from.
+func (e *env) doctor(g globalOptions, opts keystore.Options) *doctorReport {
 	r := &doctorReport{Directories: []doctorDir{}, Findings: []doctorFinding{}}
 	dirs := []struct {
-		role, flag, env, path string
+		role, flag, env, given, path string
 	}{
-		{"keystore", flagKeystore, "KEYTREE_DIR", opts.Keystore},
-		{"account", flagAccountDir, "KEYTREE_ACCOUNT_DIR", opts.Account},
-		{"machine", flagMachineDir, "KEYTREE_MACHINE_DIR", opts.Machine},
+		{"keystore", flagKeystore, "KEYTREE_DIR", g.Keystore, opts.Keystore},
+		{"account", flagAccountDir, "KEYTREE_ACCOUNT_DIR", g.AccountDir, opts.Account},
+		{"machine", flagMachineDir, "KEYTREE_MACHINE_DIR", g.MachineDir, opts.Machine},
 	}
 	dirProblems := 0
 	keystoreRefused := false // reported above: opening it would say it again
@@ -133,7 +144,7 @@ func (e *env) doctor(c *cli.Context, opts keystore.Options) *doctorReport {
 		// A flag wins over its variable (urfave/cli reads the variable
 		// into the flag): the value is the variable's unless a flag
 		// changed it.
-		if v := c.String(d.flag); v != "" {
+		if v := d.given; v != "" {
 			if v == os.Getenv(d.env) {
 				dd.Source, dd.SourceName = "environment", d.env
 			} else {
@@ -323,7 +334,7 @@ func (r *doctorReport) checkAge(algs []protect.Algorithm) {
 		r.add("age", findingNote, "%s --version failed (%v): it may not be the age that recovery needs (%s or later)", escape(path), err, needText)
 		return
 	}
-	v, ok := parseVersion(version)
+	v, ok := parseAgeVersion(version)
 	switch {
 	case !ok:
 		r.add("age", findingNote, "%s --version says %q, which is not a release version: recovery needs age %s or later", escape(path), escape(version), needText)
@@ -334,9 +345,9 @@ func (r *doctorReport) checkAge(algs []protect.Algorithm) {
 	}
 }
 
-// parseVersion reads "v1.2.3" (or "1.2.3", with anything after a "-" or
+// parseAgeVersion reads "v1.2.3" (or "1.2.3", with anything after a "-" or
 // "+" ignored).
-func parseVersion(s string) ([3]int, bool) {
+func parseAgeVersion(s string) ([3]int, bool) {
 	var v [3]int
 	s = strings.TrimPrefix(strings.TrimSpace(s), "v")
 	if i := strings.IndexAny(s, "-+ "); i >= 0 {

@@ -12,12 +12,12 @@ func TestAgeVersion(t *testing.T) {
 		"v1.10.2+dirty":    {1, 10, 2},
 		"v1.1.1 (windows)": {1, 1, 1},
 	} {
-		if got, ok := parseVersion(in); !ok || got != want {
+		if got, ok := parseAgeVersion(in); !ok || got != want {
 			t.Errorf("%q: got %v, %v; want %v", in, got, ok, want)
 		}
 	}
 	for _, in := range []string{"(devel)", "", "v1.3", "v1.x.0", "age 1.2.3", "v-1.2.3"} {
-		if got, ok := parseVersion(in); ok {
+		if got, ok := parseAgeVersion(in); ok {
 			t.Errorf("%q: got %v, want not a version", in, got)
 		}
 	}

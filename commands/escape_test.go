@@ -103,3 +103,26 @@ func TestErrorLogEscaped(t *testing.T) {
 		t.Fatalf("exit %d %q\n%s", code, stdout, stderr)
 	}
 }
+
+// TestPrintList: a listing is a JSON array, [] when empty, or a table of
+// escaped cells under its header.
+func TestPrintList(t *testing.T) {
+	type item struct{ Name string }
+	toJSON := func(s string) item { return item{Name: s} }
+	row := func(s string) []string { return []string{s, "x"} }
+	for _, tc := range []struct {
+		items  []string
+		asJSON bool
+		want   string
+	}{
+		{nil, true, "[]\n"},
+		{nil, false, "NAME  \n"},
+		{[]string{"a", "b\x1b[2J"}, true, "[\n  {\n    \"Name\": \"a\"\n  },\n  {\n    \"Name\": \"b\\u001b[2J\"\n  }\n]\n"},
+		{[]string{"long-name", "b\x1b[2J"}, false, "NAME       \nlong-name  x\nb\\x1b[2J   x\n"},
+	} {
+		var out bytes.Buffer
+		if err := printList(&out, tc.asJSON, tc.items, []string{"NAME", ""}, toJSON, row); err != nil || out.String() != tc.want {
+			t.Errorf("%q (JSON %v): %v\n got %q\nwant %q", tc.items, tc.asJSON, err, out.String(), tc.want)
+		}
+	}
+}

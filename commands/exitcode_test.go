@@ -85,33 +85,41 @@ func documentedExitStatuses(t *testing.T) []int {
 // main.go declares, sorted.
 func declaredExitConstants(t *testing.T) []int {
 	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), "main.go", nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var codes []int
-	for _, decl := range f.Decls {
-		gd, ok := decl.(*ast.GenDecl)
-		if !ok || gd.Tok != token.CONST {
-			continue
-		}
-		for _, spec := range gd.Specs {
-			vs := spec.(*ast.ValueSpec)
-			for i, name := range vs.Names {
-				if !strings.HasPrefix(name.Name, "exit") || i >= len(vs.Values) {
-					continue
-				}
-				lit, ok := vs.Values[i].(*ast.BasicLit)
-				if !ok || lit.Kind != token.INT {
-					t.Fatalf("main.go: %s is not an integer literal", name.Name)
-				}
-				n, _ := strconv.Atoi(lit.Value)
-				codes = append(codes, n)
+	for _, vs := range valueSpecs(t, "main.go", token.CONST) {
+		for i, name := range vs.Names {
+			if !strings.HasPrefix(name.Name, "exit") || i >= len(vs.Values) {
+				continue
 			}
+			lit, ok := vs.Values[i].(*ast.BasicLit)
+			if !ok || lit.Kind != token.INT {
+				t.Fatalf("main.go: %s is not an integer literal", name.Name)
+			}
+			n, _ := strconv.Atoi(lit.Value)
+			codes = append(codes, n)
 		}
 	}
 	slices.Sort(codes)
 	return codes
+}
+
+// valueSpecs returns the constants (tok token.CONST) or variables
+// (token.VAR) declared at the top level of the Go file at path.
+func valueSpecs(t *testing.T, path string, tok token.Token) []*ast.ValueSpec {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), path, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var specs []*ast.ValueSpec
+	for _, decl := range f.Decls {
+		if gd, ok := decl.(*ast.GenDecl); ok && gd.Tok == tok {
+			for _, spec := range gd.Specs {
+				specs = append(specs, spec.(*ast.ValueSpec))
+			}
+		}
+	}
+	return specs
 }
 
 // keystoreKinds returns keystore's error categories by name, and checks
@@ -129,21 +137,11 @@ func keystoreKinds(t *testing.T) map[string]error {
 		"ErrRefused":     keystore.ErrRefused,
 		"ErrInvalid":     keystore.ErrInvalid,
 	}
-	f, err := parser.ParseFile(token.NewFileSet(), filepath.Join("..", "keystore", "errors.go"), nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var declared []string
-	for _, decl := range f.Decls {
-		gd, ok := decl.(*ast.GenDecl)
-		if !ok || gd.Tok != token.VAR {
-			continue
-		}
-		for _, spec := range gd.Specs {
-			for _, name := range spec.(*ast.ValueSpec).Names {
-				if strings.HasPrefix(name.Name, "Err") && name.IsExported() {
-					declared = append(declared, name.Name)
-				}
+	for _, vs := range valueSpecs(t, filepath.Join("..", "keystore", "errors.go"), token.VAR) {
+		for _, name := range vs.Names {
+			if strings.HasPrefix(name.Name, "Err") && name.IsExported() {
+				declared = append(declared, name.Name)
 			}
 		}
 	}

@@ -12,8 +12,8 @@ package commands
 //     the kernel does not apply RLIMIT_CORE, unless the administrator set
 //     fs.suid_dumpable to 2; it also stops other processes of the same user
 //     from attaching with ptrace or reading /proc/PID/mem. And RLIMIT_CORE
-//     0.
-//   - Other Unix (harden_unix.go): RLIMIT_CORE 0.
+//     0 (noCoreFile, harden_unix.go).
+//   - Other Unix (harden_bsd.go): RLIMIT_CORE 0.
 //   - Windows (harden_windows.go): crash dumps come from Windows Error
 //     Reporting. keytree sets SEM_NOGPFAULTERRORBOX, as the Go runtime does
 //     at start unless GOTRACEBACK=wer, so an unhandled exception does not

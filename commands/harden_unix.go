@@ -1,13 +1,13 @@
-//go:build !linux && !windows
+//go:build !windows
 
 package commands
 
 import "golang.org/x/sys/unix"
 
-// harden turns core dumps off for this process (harden.go says why): the
-// soft RLIMIT_CORE becomes 0. The hard limit is left as it is: lowering it
-// cannot be undone, and the soft limit is what the kernel applies.
-func harden() {
+// noCoreFile sets the soft RLIMIT_CORE to 0. The hard limit is left as it
+// is: lowering it cannot be undone, and the soft limit is what the kernel
+// applies.
+func noCoreFile() {
 	var rl unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_CORE, &rl); err != nil {
 		rl.Max = 0

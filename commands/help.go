@@ -90,10 +90,7 @@ func writeExitCodes(w io.Writer) error {
 	var b strings.Builder
 	b.WriteString("keytree's exit statuses (docs/cli-abi.md section 3):\n\n")
 	for _, s := range exitStatuses {
-		fmt.Fprintf(&b, "  %2d  %s\n", s.code, s.meaning)
-		for _, line := range wrap(s.when, 70) {
-			fmt.Fprintf(&b, "      %s\n", line)
-		}
+		writeTerm(&b, fmt.Sprintf("%2d  %s", s.code, s.meaning), s.when)
 	}
 	b.WriteString("\nThe same message number can come with different statuses: the status says\nwhat kind of failure it is. Status 10 is not an error: the operation is done.\n")
 	_, err := io.WriteString(w, b.String())
@@ -104,21 +101,24 @@ func writeEnvironment(w io.Writer) error {
 	var b strings.Builder
 	b.WriteString("Environment variables keytree reads (docs/cli-abi.md section 7):\n\n")
 	for _, v := range environment {
-		fmt.Fprintf(&b, "  %s (--%s)\n", v.name, v.flag)
-		for _, line := range wrap(v.meaning, 70) {
-			fmt.Fprintf(&b, "      %s\n", line)
-		}
+		writeTerm(&b, v.name+" (--"+v.flag+")", v.meaning)
 	}
 	b.WriteString("\nWhen a directory is given neither by flag nor by variable, its default\ncomes from:\n\n")
 	for _, v := range environmentDefaults {
-		fmt.Fprintf(&b, "  %s\n", v.name)
-		for _, line := range wrap(v.meaning, 70) {
-			fmt.Fprintf(&b, "      %s\n", line)
-		}
+		writeTerm(&b, v.name, v.meaning)
 	}
 	b.WriteString("\n" + environmentNotes + "\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeTerm writes one entry of a help topic: the term, and under it its
+// text, indented and wrapped.
+func writeTerm(b *strings.Builder, term, text string) {
+	fmt.Fprintf(b, "  %s\n", term)
+	for _, line := range wrap(text, 70) {
+		fmt.Fprintf(b, "      %s\n", line)
+	}
 }
 
 // wrap breaks text into lines of at most width bytes, at spaces.

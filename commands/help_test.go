@@ -79,21 +79,6 @@ func TestEnvironmentTopic(t *testing.T) {
 	}
 }
 
-// tempDir is t.TempDir, whose clean-up fails under Wine, made by hand.
-func tempDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "keytree-help-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := os.RemoveAll(dir); err != nil && runtime.GOOS != "windows" {
-			t.Error(err)
-		}
-	})
-	return dir
-}
-
 func runKeytree(args ...string) (int, string, string) {
 	var stdout, stderr bytes.Buffer
 	e := &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr}

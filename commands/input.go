@@ -147,9 +147,9 @@ func existingFile(path string) error {
 // fileArg refuses "-" as the --file of a backup or an export: those are
 // written or read as whole files, so standard input or output cannot stand
 // in for them, and a file named "-" is never what was meant.
-func fileArg(c *cli.Context, path string) error {
+func fileArg(command, path string) error {
 	if path == "-" {
-		return usagef("%s cannot use standard input or output: --file - is for values (credential set, secret set); give a file name (./- for a file named -)", cmdName(c))
+		return usagef("%s cannot use standard input or output: --file - is for values (credential set, secret set); give a file name (./- for a file named -)", command)
 	}
 	return notDirectory(flagFile, path)
 }
@@ -384,11 +384,12 @@ func allowEmptyFlag() *cli.BoolFlag {
 	return &cli.BoolFlag{Name: flagAllowEmpty, Usage: "store an empty value (refused otherwise)"}
 }
 
-// checkValue refuses an empty value unless --allow-empty: an empty value is
-// almost always a mistake, such as printf '%s' "$UNSET_VARIABLE" | keytree
-// credential set, and storing it would replace a good value with nothing.
-func checkValue(c *cli.Context, value []byte, what string) error {
-	if len(value) > 0 || c.Bool(flagAllowEmpty) {
+// checkValue refuses an empty value unless --allow-empty (allowEmpty): an
+// empty value is almost always a mistake, such as printf '%s'
+// "$UNSET_VARIABLE" | keytree credential set, and storing it would replace
+// a good value with nothing.
+func checkValue(allowEmpty bool, value []byte, what string) error {
+	if len(value) > 0 || allowEmpty {
 		return nil
 	}
 	return &keystore.Error{Text: fmt.Sprintf("the value for %s is empty; nothing was stored", what), Kind: keystore.ErrInvalid,

@@ -19,15 +19,7 @@ func jsonFlag() *cli.BoolFlag {
 	return &cli.BoolFlag{Name: flagJSON, Usage: "print JSON"}
 }
 
-func parseAlgorithm(c *cli.Context) (protect.Algorithm, error) {
-	alg, err := protect.ParseAlgorithm(c.String(flagAlgorithm))
-	if err != nil {
-		return "", usagef("%v", err)
-	}
-	return alg, nil
-}
-
-func (e *env) initCommand() *cli.Command {
+func (e *env) initCommand(runF func(*initOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "init",
 		Usage: "create a keystore and its service master key",
@@ -39,27 +31,32 @@ by your account and by this machine. Back the key up next: keytree smk backup.
 Examples:
    keytree init
    keytree --keystore /srv/keys init --algorithm mlkem768x25519`,
-		Flags: []cli.Flag{algorithmFlag("the service master key's algorithm")},
-		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			alg, err := parseAlgorithm(c)
-			if err != nil {
-				return err
-			}
-			opts, err := e.options(c)
-			if err != nil {
-				return err
-			}
-			res, err := keystore.Init(opts, alg)
-			if err != nil {
-				return err
-			}
-			e.say("Created keystore %s\nService master key %s (%s)\nBack it up now: keytree smk backup --file FILE", res.Dir, res.Thumbprint, res.Algorithm)
-			return nil
-		},
+		Flags:  []cli.Flag{algorithmFlag("the service master key's algorithm")},
+		Action: action(parseInit, runF, e.initRun),
 	}
+}
+
+type initOptions struct {
+	Globals   globalOptions
+	Algorithm protect.Algorithm
+}
+
+func parseInit(a *argv) *initOptions {
+	a.noArgs()
+	return &initOptions{Globals: a.globals(), Algorithm: a.algorithm()}
+}
+
+func (e *env) initRun(opts *initOptions) error {
+	ko, err := e.keystoreOptions(opts.Globals)
+	if err != nil {
+		return err
+	}
+	res, err := keystore.Init(ko, opts.Algorithm)
+	if err != nil {
+		return err
+	}
+	e.say("Created keystore %s\nService master key %s (%s)\nBack it up now: keytree smk backup --file FILE", res.Dir, res.Thumbprint, res.Algorithm)
+	return nil
 }
 
 type encryptionJSON struct {
@@ -85,13 +82,12 @@ func smkInfoJSON(info *keystore.SMKInfo) *smkJSON {
 	if info == nil {
 		return nil
 	}
-	out := &smkJSON{Thumbprint: info.Thumbprint, Algorithm: string(info.Algorithm), Generation: info.Generation,
-		Created: info.Created, MachineProtection: info.MachineProtection, Encryptions: []encryptionJSON{}}
-	for _, enc := range info.Encryptions {
-		out.Encryptions = append(out.Encryptions, encryptionJSON{Protector: string(enc.Protector), Thumbprint: enc.Thumbprint,
-			Enabled: enc.Enabled, Valid: enc.Valid, Reason: enc.Reason, Recreated: enc.Recreated, RepairErr: enc.RepairErr})
-	}
-	return out
+	return &smkJSON{Thumbprint: info.Thumbprint, Algorithm: string(info.Algorithm), Generation: info.Generation,
+		Created: info.Created, MachineProtection: info.MachineProtection,
+		Encryptions: jsonList(info.Encryptions, func(enc keystore.EncryptionState) encryptionJSON {
+			return encryptionJSON{Protector: string(enc.Protector), Thumbprint: enc.Thumbprint,
+				Enabled: enc.Enabled, Valid: enc.Valid, Reason: enc.Reason, Recreated: enc.Recreated, RepairErr: enc.RepairErr}
+		})}
 }
 
 // encryptionLines describes the SMK's encryptions for people.
@@ -169,7 +165,7 @@ type orphanJSON struct {
 	Thumbprint string `json:"thumbprint"`
 }
 
-func (e *env) statusCommand() *cli.Command {
+func (e *env) statusCommand(runF func(*reportOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "status",
 		Usage: "describe the keystore, its service master key and its encryptions",
@@ -190,44 +186,40 @@ Examples:
    keytree status
    keytree status --json | jq .smk.encryptions
    keytree status --json | jq -r '.damaged[] | "\(.item): \(.path)"'`,
-		Flags: []cli.Flag{jsonFlag()},
-		Action: func(c *cli.Context) error {
-			in, err := e.start(c, needs{})
-			if err != nil {
-				return err
-			}
-			ks := in.ks
-			st, err := ks.Status()
-			if st == nil {
-				return err
-			}
-			if perr := e.printStatus(st, c.Bool(flagJSON)); perr != nil {
-				return perr
-			}
-			return err
-		},
+		Flags:  []cli.Flag{jsonFlag()},
+		Action: keystoreAction(e, parseReport, runF, e.statusRun),
 	}
+}
+
+func (e *env) statusRun(in *invocation, opts *reportOptions) error {
+	st, err := in.ks.Status()
+	if st == nil {
+		return err
+	}
+	if perr := e.printStatus(st, opts.JSON); perr != nil {
+		return perr
+	}
+	return err
 }
 
 func (e *env) printStatus(st *keystore.Status, asJSON bool) error {
 	if asJSON {
 		out := statusJSON{Keystore: st.Dir, ID: st.ID, Created: timeString(st.Created), AccountDir: st.AccountDir,
-			MachineDir: st.MachineDir, SMK: smkInfoJSON(st.SMK), SMKState: string(st.SMKState), Orphans: []orphanJSON{}, Damaged: []damagedJSON{},
-			Counts: countsJSON{Credentials: st.Credentials, Databases: st.Databases, Secrets: st.Secrets, Orphaned: len(st.Orphans), Damaged: len(st.Damaged)}}
-		for _, o := range st.Orphans {
-			out.Orphans = append(out.Orphans, orphanJSON{Item: o.Item, Generation: o.Generation, Thumbprint: o.Thumbprint})
-		}
-		for _, d := range st.Damaged {
-			out.Damaged = append(out.Damaged, damagedJSON{Item: d.Item, Path: d.Path, Problem: d.Problem})
-		}
-		out.Backups = []backupJSON{}
-		for _, b := range st.Backups {
-			j := backupJSON{Key: b.Key, Thumbprint: b.Thumbprint, BackedUp: !b.Time.IsZero(), LastBackup: "never", File: b.File, Problem: b.Problem}
-			if j.BackedUp {
-				j.LastBackup = timeString(b.Time)
-			}
-			out.Backups = append(out.Backups, j)
-		}
+			MachineDir: st.MachineDir, SMK: smkInfoJSON(st.SMK), SMKState: string(st.SMKState),
+			Counts: countsJSON{Credentials: st.Credentials, Databases: st.Databases, Secrets: st.Secrets, Orphaned: len(st.Orphans), Damaged: len(st.Damaged)},
+			Orphans: jsonList(st.Orphans, func(o keystore.OrphanItem) orphanJSON {
+				return orphanJSON{Item: o.Item, Generation: o.Generation, Thumbprint: o.Thumbprint}
+			}),
+			Damaged: jsonList(st.Damaged, func(d keystore.DamagedItem) damagedJSON {
+				return damagedJSON{Item: d.Item, Path: d.Path, Problem: d.Problem}
+			}),
+			Backups: jsonList(st.Backups, func(b keystore.LastBackup) backupJSON {
+				j := backupJSON{Key: b.Key, Thumbprint: b.Thumbprint, BackedUp: !b.Time.IsZero(), LastBackup: "never", File: b.File, Problem: b.Problem}
+				if j.BackedUp {
+					j.LastBackup = timeString(b.Time)
+				}
+				return j
+			})}
 		return writeJSON(e.stdout, out)
 	}
 	rows := [][]string{
@@ -300,7 +292,7 @@ type keyEncryptionJSON struct {
 	State         string `json:"state"`
 }
 
-func (e *env) keyEncryptionsCommand() *cli.Command {
+func (e *env) keyEncryptionsCommand(runF func(*reportOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "key-encryptions",
 		Usage: "list every encryption of every key, like SQL Server's sys.key_encryptions",
@@ -315,45 +307,35 @@ each database master key's by password (ESKP) and by the service master key
 Examples:
    keytree key-encryptions
    keytree key-encryptions --json`,
-		Flags: []cli.Flag{jsonFlag()},
-		Action: func(c *cli.Context) error {
-			in, err := e.start(c, needs{})
-			if err != nil {
-				return err
-			}
-			ks := in.ks
-			rows, err := ks.KeyEncryptions()
-			if rows == nil && err != nil {
-				return err
-			}
-			var perr error
-			if c.Bool(flagJSON) {
-				out := []keyEncryptionJSON{}
-				for _, r := range rows {
-					out = append(out, keyEncryptionJSON{Key: r.Key, Thumbprint: r.Thumbprint, CryptType: r.CryptType,
-						CryptTypeDesc: r.CryptTypeDesc, Protector: r.Protector, State: r.State})
-				}
-				perr = writeJSON(e.stdout, out)
-			} else {
-				var t [][]string
-				for _, r := range rows {
-					tp := r.Thumbprint
-					if tp == "" {
-						tp = "-"
-					}
-					t = append(t, []string{r.Key, tp, r.CryptType, r.CryptTypeDesc, r.Protector, r.State})
-				}
-				perr = table(e.stdout, []string{"KEY", "THUMBPRINT", "CRYPT_TYPE", "CRYPT_TYPE_DESC", "PROTECTOR", "STATE"}, t)
-			}
-			if perr != nil {
-				return perr
-			}
-			return err
-		},
+		Flags:  []cli.Flag{jsonFlag()},
+		Action: keystoreAction(e, parseReport, runF, e.keyEncryptionsRun),
 	}
 }
 
-func (e *env) errorlogCommand() *cli.Command {
+func (e *env) keyEncryptionsRun(in *invocation, opts *reportOptions) error {
+	rows, err := in.ks.KeyEncryptions()
+	if rows == nil && err != nil {
+		return err
+	}
+	perr := printList(e.stdout, opts.JSON, rows, []string{"KEY", "THUMBPRINT", "CRYPT_TYPE", "CRYPT_TYPE_DESC", "PROTECTOR", "STATE"},
+		func(r keystore.KeyEncryption) keyEncryptionJSON {
+			return keyEncryptionJSON{Key: r.Key, Thumbprint: r.Thumbprint, CryptType: r.CryptType,
+				CryptTypeDesc: r.CryptTypeDesc, Protector: r.Protector, State: r.State}
+		},
+		func(r keystore.KeyEncryption) []string {
+			tp := r.Thumbprint
+			if tp == "" {
+				tp = "-"
+			}
+			return []string{r.Key, tp, r.CryptType, r.CryptTypeDesc, r.Protector, r.State}
+		})
+	if perr != nil {
+		return perr
+	}
+	return err
+}
+
+func (e *env) errorlogCommand(runF func(*noOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "errorlog",
 		Usage: "print the keystore's error log",
@@ -366,30 +348,20 @@ regenerate, restore and recover of a master key, with the key now in use.
 
 Example:
    keytree errorlog | tail`,
-		Action: func(c *cli.Context) error {
-			in, err := e.start(c, needs{})
-			if err != nil {
-				return err
-			}
-			ks := in.ks
-			log, err := ks.ErrorLog()
-			if err != nil {
-				return err
-			}
-			_, err = fmt.Fprint(e.stdout, log)
-			return err
-		},
+		Action: keystoreAction(e, parseNoArgs, runF, e.errorlogRun),
 	}
 }
 
-func (e *env) keystoreCommand() *cli.Command {
-	return group("keystore", "copy the whole keystore to one file, and bring it back",
-		e.keystoreBackupCommand(),
-		e.keystoreRestoreCommand(),
-	)
+func (e *env) errorlogRun(in *invocation, _ *noOptions) error {
+	log, err := in.ks.ErrorLog()
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprint(e.stdout, log)
+	return err
 }
 
-func (e *env) keystoreBackupCommand() *cli.Command {
+func (e *env) keystoreBackupCommand(runF func(*keystoreBackupOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "backup",
 		Usage: "write a consistent copy of the whole keystore to one tar file",
@@ -413,41 +385,52 @@ machine, outside the keystore): a full backup is this copy, an SMK backup
 Examples:
    keytree keystore backup --file /media/usb/keystore-2026-11.tar
    keytree keystore backup --file - | ssh backup-host 'cat > keystore.tar'`,
-		Flags: []cli.Flag{fileFlag("the archive `FILE` to create (- for standard output)")},
-		Action: func(c *cli.Context) error {
-			file, err := needFileOrStdio(c)
-			if err != nil {
-				return err
-			}
-			if file == "-" && e.stdoutTTY {
-				return &keystore.Error{Text: "refusing to write a keystore archive to the terminal", Kind: keystore.ErrRefused,
-					Hint: "redirect or pipe it: keytree keystore backup --file - > FILE, or give a file name"}
-			}
-			in, err := e.start(c, needs{})
-			if err != nil {
-				return err
-			}
-			var res *keystore.CopyResult
-			if file == "-" {
-				res, err = in.ks.BackupKeystoreTo(e.stdout)
-			} else {
-				res, err = in.ks.BackupKeystore(file)
-			}
-			if err != nil {
-				return err
-			}
-			for _, p := range res.Left {
-				fmt.Fprintf(e.stderr, "keytree: warning: left %s out of the copy: keytree keeps no such file in a keystore\n", escape(p))
-			}
-			if file != "-" {
-				e.say("Wrote a copy of keystore %s (%d files) to %s.", res.ID, res.Files, file)
-			}
-			return nil
-		},
+		Flags:  []cli.Flag{fileFlag("the archive `FILE` to create (- for standard output)")},
+		Action: keystoreAction(e, e.parseKeystoreBackup, runF, e.keystoreBackupRun),
 	}
 }
 
-func (e *env) keystoreRestoreCommand() *cli.Command {
+type keystoreBackupOptions struct {
+	File string // "-": standard output
+}
+
+// parseKeystoreBackup refuses standard output when it is a terminal, as
+// gh's NewCmdX refuses a prompt without one: before anything else is
+// looked at.
+func (e *env) parseKeystoreBackup(a *argv) *keystoreBackupOptions {
+	file := a.fileOrStdio()
+	a.check(func() error {
+		if file == "-" && e.stdoutTTY {
+			return &keystore.Error{Text: "refusing to write a keystore archive to the terminal", Kind: keystore.ErrRefused,
+				Hint: "redirect or pipe it: keytree keystore backup --file - > FILE, or give a file name"}
+		}
+		return nil
+	})
+	a.noArgs()
+	return &keystoreBackupOptions{File: file}
+}
+
+func (e *env) keystoreBackupRun(in *invocation, opts *keystoreBackupOptions) error {
+	var res *keystore.CopyResult
+	var err error
+	if opts.File == "-" {
+		res, err = in.ks.BackupKeystoreTo(e.stdout)
+	} else {
+		res, err = in.ks.BackupKeystore(opts.File)
+	}
+	if err != nil {
+		return err
+	}
+	for _, p := range res.Left {
+		fmt.Fprintf(e.stderr, "keytree: warning: left %s out of the copy: keytree keeps no such file in a keystore\n", escape(p))
+	}
+	if opts.File != "-" {
+		e.say("Wrote a copy of keystore %s (%d files) to %s.", res.ID, res.Files, opts.File)
+	}
+	return nil
+}
+
+func (e *env) keystoreRestoreCommand(runF func(*keystoreRestoreOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "restore",
 		Usage: "bring back a keystore from a copy made by keytree keystore backup",
@@ -471,33 +454,38 @@ changed, whether it needs --force.
 Examples:
    keytree --keystore ~/keystore-restored keystore restore --file /media/usb/keystore-2026-11.tar
    ssh backup-host 'cat keystore.tar' | keytree keystore restore --file -`,
-		Flags: []cli.Flag{fileFlag("the archive `FILE` to read (- for standard input)")},
-		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			file, err := needFileOrStdio(c)
-			if err != nil {
-				return err
-			}
-			opts, err := e.options(c)
-			if err != nil {
-				return err
-			}
-			var res *keystore.CopyResult
-			if file == "-" {
-				res, err = keystore.RestoreKeystore(opts, e.stdin, "standard input")
-			} else {
-				if err := existingFile(file); err != nil {
-					return err
-				}
-				res, err = keystore.RestoreKeystoreFile(opts, file)
-			}
-			if err != nil {
-				return err
-			}
-			e.say("Restored keystore %s (%d files) into %s.\nIf its service master key does not open here, restore it from its backup: keytree smk restore --file SMK_BACKUP", res.ID, res.Files, opts.Keystore)
-			return nil
-		},
+		Flags:  []cli.Flag{fileFlag("the archive `FILE` to read (- for standard input)")},
+		Action: action(parseKeystoreRestore, runF, e.keystoreRestoreRun),
 	}
+}
+
+type keystoreRestoreOptions struct {
+	Globals globalOptions
+	File    string // "-": standard input
+}
+
+func parseKeystoreRestore(a *argv) *keystoreRestoreOptions {
+	a.noArgs()
+	return &keystoreRestoreOptions{Globals: a.globals(), File: a.fileOrStdio()}
+}
+
+func (e *env) keystoreRestoreRun(opts *keystoreRestoreOptions) error {
+	ko, err := e.keystoreOptions(opts.Globals)
+	if err != nil {
+		return err
+	}
+	var res *keystore.CopyResult
+	if opts.File == "-" {
+		res, err = keystore.RestoreKeystore(ko, e.stdin, "standard input")
+	} else {
+		if err := existingFile(opts.File); err != nil {
+			return err
+		}
+		res, err = keystore.RestoreKeystoreFile(ko, opts.File)
+	}
+	if err != nil {
+		return err
+	}
+	e.say("Restored keystore %s (%d files) into %s.\nIf its service master key does not open here, restore it from its backup: keytree smk restore --file SMK_BACKUP", res.ID, res.Files, ko.Keystore)
+	return nil
 }

@@ -95,8 +95,13 @@ func Main(args []string) int {
 }
 
 func (e *env) run(args []string) int {
+	return e.runApp(e.newApp(), args)
+}
+
+// runApp runs app, keytree's command table as newApp builds it (or with a
+// verb's run function replaced, in a test), with args.
+func (e *env) runApp(app *cli.App, args []string) int {
 	e.args = args
-	app := e.newApp()
 	if n := len(args); n > 0 && args[n-1] == completionFlag {
 		// A completion script asking for candidates. It does not go
 		// through permuteArgs, whose "--" before positional arguments
@@ -152,19 +157,53 @@ Examples:
 			&cli.StringFlag{Name: flagLockTimeout, Usage: "how long to wait for another keytree process: `SECONDS` (30) or a duration (500ms, 2m)", DefaultText: keystore.DefaultLockTimeout.String(), EnvVars: []string{"KEYTREE_LOCK_TIMEOUT"}},
 		},
 		Commands: []*cli.Command{
-			e.initCommand(),
-			e.statusCommand(),
-			e.keyEncryptionsCommand(),
-			e.errorlogCommand(),
-			e.keystoreCommand(),
-			e.smkCommand(),
-			e.credentialCommand(),
-			e.dmkCommand(),
-			e.dbCommand(),
-			e.secretCommand(),
-			e.doctorCommand(),
-			e.completionCommand(),
-			e.versionCommand(),
+			e.initCommand(nil),
+			e.statusCommand(nil),
+			e.keyEncryptionsCommand(nil),
+			e.errorlogCommand(nil),
+			group("keystore", "copy the whole keystore to one file, and bring it back",
+				e.keystoreBackupCommand(nil),
+				e.keystoreRestoreCommand(nil),
+			),
+			group("smk", "manage the service master key",
+				e.smkBackupCommand(nil),
+				e.smkRestoreCommand(nil),
+				e.smkRegenerateCommand(nil),
+				e.smkRecoverCommand(nil),
+				e.smkAlterCommand(nil),
+				e.smkVerifyCommand(nil),
+				e.smkMachineProtectionCommand(nil),
+			),
+			group("credential", "keep secrets under the service master key",
+				e.credentialSetCommand(nil),
+				e.credentialGetCommand(nil),
+				e.credentialListCommand(nil),
+				e.credentialRmCommand(nil),
+			),
+			group("dmk", "manage database master keys",
+				e.dmkCreateCommand(nil),
+				e.dmkAddEncryptionCommand(nil),
+				e.dmkDropEncryptionCommand(nil),
+				e.dmkRegenerateCommand(nil),
+				e.dmkBackupCommand(nil),
+				e.dmkRestoreCommand(nil),
+				e.dmkRecoverCommand(nil),
+				e.dmkDropCommand(nil),
+			),
+			group("db", "list, export and import databases",
+				e.dbListCommand(nil),
+				e.dbExportCommand(nil),
+				e.dbImportCommand(nil),
+			),
+			group("secret", "keep secrets in databases, under their master keys",
+				e.secretSetCommand(nil),
+				e.secretGetCommand(nil),
+				e.secretListCommand(nil),
+				e.secretRmCommand(nil),
+			),
+			e.doctorCommand(nil),
+			e.completionCommand(nil),
+			e.versionCommand(nil),
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
@@ -318,26 +357,14 @@ func exitCode(err error) int {
 	return exitError
 }
 
-// options builds the keystore options from the global flags, the
-// environment and the OS defaults.
-func (e *env) options(c *cli.Context) (keystore.Options, error) {
-	dirs := keystore.Dirs{Keystore: c.String(flagKeystore), Account: c.String(flagAccountDir), Machine: c.String(flagMachineDir)}
-	// The defaults only where a directory is not given: they need a home
-	// directory, which a service account may not have.
-	if dirs.Keystore == "" || dirs.Account == "" || dirs.Machine == "" {
-		def, err := keystore.DefaultDirs()
-		if err != nil {
-			return keystore.Options{}, err
-		}
-		for _, f := range []struct{ dst, def *string }{
-			{&dirs.Keystore, &def.Keystore}, {&dirs.Account, &def.Account}, {&dirs.Machine, &def.Machine},
-		} {
-			if *f.dst == "" {
-				*f.dst = *f.def
-			}
-		}
+// keystoreOptions builds the keystore options from the global flags (or
+// their variables) and the OS defaults.
+func (e *env) keystoreOptions(g globalOptions) (keystore.Options, error) {
+	dirs := keystore.Dirs{Keystore: g.Keystore, Account: g.AccountDir, Machine: g.MachineDir}
+	if err := defaultDirs(&dirs); err != nil {
+		return keystore.Options{}, err
 	}
-	timeout, err := parseLockTimeout(c.String(flagLockTimeout))
+	timeout, err := parseLockTimeout(g.LockTimeout)
 	if err != nil {
 		return keystore.Options{}, err
 	}
@@ -345,8 +372,8 @@ func (e *env) options(c *cli.Context) (keystore.Options, error) {
 		Dirs:        dirs,
 		LockTimeout: timeout,
 
-		AllowOtherOwner:     c.Bool(flagAllowOtherOwner),
-		CreateProtectorDirs: c.Bool(flagCreateProtDirs),
+		AllowOtherOwner:     g.AllowOtherOwner,
+		CreateProtectorDirs: g.CreateProtectorDirs,
 		// A repair (a re-created SMK encryption) and a warning are
 		// printed whether or not stderr is a terminal: they change, or
 		// threaten, what protects the keystore, and a script's or cron
@@ -358,6 +385,27 @@ func (e *env) options(c *cli.Context) (keystore.Options, error) {
 			fmt.Fprintf(e.stderr, "keytree: warning: %s\n", escape(msg))
 		},
 	}, nil
+}
+
+// defaultDirs fills in the directories that dirs does not give with the
+// defaults, and only those: the defaults need a home directory, which a
+// service account may not have.
+func defaultDirs(dirs *keystore.Dirs) error {
+	if dirs.Keystore != "" && dirs.Account != "" && dirs.Machine != "" {
+		return nil
+	}
+	def, err := keystore.DefaultDirs()
+	if err != nil {
+		return err
+	}
+	for _, f := range []struct{ dst, def *string }{
+		{&dirs.Keystore, &def.Keystore}, {&dirs.Account, &def.Account}, {&dirs.Machine, &def.Machine},
+	} {
+		if *f.dst == "" {
+			*f.dst = *f.def
+		}
+	}
+	return nil
 }
 
 // parseLockTimeout reads --lock-timeout (or KEYTREE_LOCK_TIMEOUT): a
@@ -388,13 +436,18 @@ func parseLockTimeout(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// open opens the keystore named by the global flags.
-func (e *env) open(c *cli.Context) (*keystore.Keystore, error) {
-	opts, err := e.options(c)
+// openKeystore opens the keystore the global options name, for a run
+// function.
+func (e *env) openKeystore(g globalOptions) (*invocation, error) {
+	opts, err := e.keystoreOptions(g)
 	if err != nil {
 		return nil, err
 	}
-	return keystore.Open(opts)
+	ks, err := keystore.Open(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &invocation{e: e, ks: ks}, nil
 }
 
 // group makes a command whose verbs are its subcommands. Called without a
@@ -461,74 +514,18 @@ func unknownCommand(cmds []*cli.Command, name, group string) error {
 	return &usageError{msg: msg}
 }
 
-// invocation is what an action starts from: its arguments checked, its
-// keystore opened, and standard input claimed by at most one input.
+// invocation is what a run function starts from: the keystore opened, and
+// standard input claimed by at most one input.
 type invocation struct {
 	e     *env
-	c     *cli.Context
 	ks    *keystore.Keystore
-	db    string
-	file  string
 	stdin stdinUse
 }
 
-// needs says what an action requires besides the keystore.
-type needs struct {
-	args bool // the action takes positional arguments, and checks them itself
-	db   bool // --db
-	file bool // --file
-}
-
-// start checks an action's arguments and opens the keystore.
-func (e *env) start(c *cli.Context, n needs) (*invocation, error) {
-	in := &invocation{e: e, c: c}
-	if !n.args {
-		if err := noArgs(c); err != nil {
-			return nil, err
-		}
-	}
-	var err error
-	if n.db {
-		if in.db, err = needDB(c); err != nil {
-			return nil, err
-		}
-	}
-	if n.file {
-		if in.file, err = needFile(c); err != nil {
-			return nil, err
-		}
-	}
-	if in.ks, err = e.open(c); err != nil {
-		return nil, err
-	}
-	return in, nil
-}
-
-// password reads the password named by flag (a file, - for standard input,
-// or a prompt on the terminal).
-func (in *invocation) password(flag, prompt string, confirm bool) ([]byte, error) {
-	return in.e.readPassword(passwordRequest{flag: flag, path: in.c.String(flag), prompt: prompt, confirm: confirm}, &in.stdin)
-}
-
-// noArgs refuses positional arguments to a command that takes none.
-func noArgs(c *cli.Context) error {
-	if c.Args().Len() > 0 {
-		// The arguments are not echoed: one of them may be a value typed
-		// where it does not belong.
-		return usagef("%s takes no arguments (got %d)", cmdName(c), c.Args().Len())
-	}
-	return nil
-}
-
-// oneArg returns the single positional argument of a command.
-func oneArg(c *cli.Context, what string) (string, error) {
-	switch c.Args().Len() {
-	case 1:
-		return c.Args().First(), nil
-	case 0:
-		return "", usagef("%s needs %s", cmdName(c), what)
-	}
-	return "", usagef("%s takes a single argument, %s (got %d)", cmdName(c), what, c.Args().Len())
+// password reads the password that flag names, path (a file, - for
+// standard input, or "" for a prompt on the terminal).
+func (in *invocation) password(flag, path, prompt string, confirm bool) ([]byte, error) {
+	return in.e.readPassword(passwordRequest{flag: flag, path: path, prompt: prompt, confirm: confirm}, &in.stdin)
 }
 
 func timeString(t time.Time) string {

@@ -28,19 +28,25 @@ type testCLI struct {
 	keystore, account, machine string
 }
 
-// newTestCLI makes a keystore with keytree init. Its directory is from
-// os.MkdirTemp, not t.TempDir, whose clean-up fails under Wine.
-func newTestCLI(t *testing.T) *testCLI {
+// tempDir is t.TempDir, whose clean-up fails under Wine, made by hand.
+func tempDir(t *testing.T) string {
 	t.Helper()
-	root, err := os.MkdirTemp("", "keytree-commands-")
+	dir, err := os.MkdirTemp("", "keytree-commands-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := os.RemoveAll(root); err != nil && runtime.GOOS != "windows" {
+		if err := os.RemoveAll(dir); err != nil && runtime.GOOS != "windows" {
 			t.Error(err)
 		}
 	})
+	return dir
+}
+
+// newTestCLI makes a keystore with keytree init, in a directory of tempDir.
+func newTestCLI(t *testing.T) *testCLI {
+	t.Helper()
+	root := tempDir(t)
 	c := &testCLI{t: t, root: root, keystore: filepath.Join(root, "keystore"),
 		account: filepath.Join(root, "account"), machine: filepath.Join(root, "machine")}
 	if code, _, stderr := c.run("", "init"); code != 0 {

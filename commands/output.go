@@ -75,6 +75,53 @@ func writeJSON(w io.Writer, v any) error {
 	return err
 }
 
+// printList prints what a listing command lists: with --json (asJSON) an
+// array of one object per item, made by toJSON; otherwise a table under
+// header, a row per item.
+func printList[T, J any](w io.Writer, asJSON bool, items []T, header []string, toJSON func(T) J, row func(T) []string) error {
+	if asJSON {
+		return writeJSON(w, jsonList(items, toJSON))
+	}
+	rows := make([][]string, 0, len(items))
+	for _, it := range items {
+		rows = append(rows, row(it))
+	}
+	return table(w, header, rows)
+}
+
+// jsonList is items as a JSON array, [] rather than null when there are
+// none, so that jq '.[]' works on an empty keystore.
+func jsonList[T, J any](items []T, toJSON func(T) J) []J {
+	out := make([]J, 0, len(items))
+	for _, it := range items {
+		out = append(out, toJSON(it))
+	}
+	return out
+}
+
+// orphanJSONFields are what a listing's JSON says of an item a --force
+// left under an older key.
+type orphanJSONFields struct {
+	Orphaned bool   `json:"orphaned"`
+	NeedsKey string `json:"needsKey,omitempty"`
+}
+
+func orphanFields(o *keystore.Orphan) orphanJSONFields {
+	if o == nil {
+		return orphanJSONFields{}
+	}
+	return orphanJSONFields{Orphaned: true, NeedsKey: o.Thumbprint}
+}
+
+// orphanState is a listing's last column: empty, or the key an orphaned
+// item needs.
+func orphanState(o *keystore.Orphan) string {
+	if o == nil {
+		return ""
+	}
+	return "orphaned: needs key " + o.Thumbprint
+}
+
 // table prints rows aligned in columns, each cell escaped.
 func table(w io.Writer, header []string, rows [][]string) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

@@ -1,36 +1,12 @@
 package commands
 
 import (
-	"fmt"
-
 	"github.com/urfave/cli/v2"
 
-	"github.com/keytree-dev/keytree/formats"
 	"github.com/keytree-dev/keytree/keystore"
 )
 
-func (e *env) secretCommand() *cli.Command {
-	return group("secret", "keep secrets in databases, under their master keys",
-		e.secretSetCommand(),
-		e.secretGetCommand(),
-		e.secretListCommand(),
-		e.secretRmCommand(),
-	)
-}
-
-func secretPath(c *cli.Context) (db, name string, err error) {
-	p, err := oneArg(c, "a secret DB/NAME")
-	if err != nil {
-		return "", "", err
-	}
-	db, name, err = formats.SplitSecretPath(p)
-	if err != nil {
-		return "", "", &keystore.Error{Text: err.Error(), Kind: keystore.ErrInvalid}
-	}
-	return db, name, nil
-}
-
-func (e *env) secretSetCommand() *cli.Command {
+func (e *env) secretSetCommand(runF func(*secretSetOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "set",
 		Usage: "create or replace a secret",
@@ -47,43 +23,50 @@ not part of the value; use --file for a value that must be exact to the byte.
 Examples:
    keytree secret set payroll/signing-key --file signing.pem
    printf '%s' "$TOKEN" | keytree secret set payroll/api-token`,
-		Flags: []cli.Flag{fileFlag("read the value from `FILE` instead of standard input (- for standard input)"), openPasswordFlag(), allowEmptyFlag()},
-		Action: func(c *cli.Context) error {
-			db, name, err := secretPath(c)
-			if err != nil {
-				return err
-			}
-			in, err := e.start(c, needs{args: true})
-			if err != nil {
-				return err
-			}
-			ks := in.ks
-			value, err := e.readValue(c.String(flagFile), "secret "+db+"/"+name, &in.stdin)
-			if err != nil {
-				return err
-			}
-			if err := checkValue(c, value, "secret "+db+"/"+name); err != nil {
-				return err
-			}
-			var created bool
-			err = in.withDMK(func(pw []byte) error {
-				created, err = ks.SetSecret(db, name, value, pw)
-				return err
-			})
-			if err != nil {
-				return err
-			}
-			if created {
-				e.say("Created secret %s/%s.", db, name)
-			} else {
-				e.say("Replaced secret %s/%s.", db, name)
-			}
-			return nil
-		},
+		Flags:  []cli.Flag{fileFlag("read the value from `FILE` instead of standard input (- for standard input)"), openPasswordFlag(), allowEmptyFlag()},
+		Action: keystoreAction(e, parseSecretSet, runF, e.secretSetRun),
 	}
 }
 
-func (e *env) secretGetCommand() *cli.Command {
+type secretSetOptions struct {
+	DB, Name         string
+	File             string // the value's; "" or "-": standard input
+	OpenPasswordFile *string
+	AllowEmpty       bool
+}
+
+func parseSecretSet(a *argv) *secretSetOptions {
+	db, name := a.secretPath()
+	return &secretSetOptions{DB: db, Name: name, File: a.string(flagFile),
+		OpenPasswordFile: a.optional(flagOpenPass), AllowEmpty: a.bool(flagAllowEmpty)}
+}
+
+func (e *env) secretSetRun(in *invocation, opts *secretSetOptions) error {
+	what := "secret " + opts.DB + "/" + opts.Name
+	value, err := e.readValue(opts.File, what, &in.stdin)
+	if err != nil {
+		return err
+	}
+	if err := checkValue(opts.AllowEmpty, value, what); err != nil {
+		return err
+	}
+	var created bool
+	err = in.withDMK(opts.OpenPasswordFile, func(pw []byte) error {
+		created, err = in.ks.SetSecret(opts.DB, opts.Name, value, pw)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if created {
+		e.say("Created secret %s/%s.", opts.DB, opts.Name)
+	} else {
+		e.say("Replaced secret %s/%s.", opts.DB, opts.Name)
+	}
+	return nil
+}
+
+func (e *env) secretGetCommand(runF func(*secretGetOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "get",
 		Usage: "print a secret's value",
@@ -96,28 +79,31 @@ it), and text gets a final newline.
 Examples:
    keytree secret get payroll/api-token
    keytree secret get hr/ssh-key --open-password-file - > id_ed25519 < pass.txt`,
-		Flags: []cli.Flag{openPasswordFlag()},
-		Action: func(c *cli.Context) error {
-			db, name, err := secretPath(c)
-			if err != nil {
-				return err
-			}
-			in, err := e.start(c, needs{args: true})
-			if err != nil {
-				return err
-			}
-			ks := in.ks
-			var value []byte
-			err = in.withDMK(func(pw []byte) error {
-				value, err = ks.GetSecret(db, name, pw)
-				return err
-			})
-			if err != nil {
-				return err
-			}
-			return e.writeValue(value, "keytree secret get "+db+"/"+name)
-		},
+		Flags:  []cli.Flag{openPasswordFlag()},
+		Action: keystoreAction(e, parseSecretGet, runF, e.secretGetRun),
 	}
+}
+
+type secretGetOptions struct {
+	DB, Name         string
+	OpenPasswordFile *string
+}
+
+func parseSecretGet(a *argv) *secretGetOptions {
+	db, name := a.secretPath()
+	return &secretGetOptions{DB: db, Name: name, OpenPasswordFile: a.optional(flagOpenPass)}
+}
+
+func (e *env) secretGetRun(in *invocation, opts *secretGetOptions) error {
+	var value []byte
+	err := in.withDMK(opts.OpenPasswordFile, func(pw []byte) (err error) {
+		value, err = in.ks.GetSecret(opts.DB, opts.Name, pw)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return e.writeValue(value, "keytree secret get "+opts.DB+"/"+opts.Name)
 }
 
 type secretJSON struct {
@@ -125,11 +111,10 @@ type secretJSON struct {
 	Name     string `json:"name"`
 	Created  string `json:"created"`
 	Updated  string `json:"updated"`
-	Orphaned bool   `json:"orphaned"`
-	NeedsKey string `json:"needsKey,omitempty"`
+	orphanJSONFields
 }
 
-func (e *env) secretListCommand() *cli.Command {
+func (e *env) secretListCommand(runF func(*secretListOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "list",
 		Usage: "list secrets (names, never values)",
@@ -140,50 +125,42 @@ Lists the secrets of database DB, or of every database.
 Examples:
    keytree secret list
    keytree secret list payroll --json`,
-		Flags: []cli.Flag{jsonFlag()},
-		Action: func(c *cli.Context) error {
-			db := ""
-			switch c.Args().Len() {
-			case 0:
-			case 1:
-				db = c.Args().First()
-			default:
-				return usagef("secret list takes at most one database name")
-			}
-			in, err := e.start(c, needs{args: true})
-			if err != nil {
-				return err
-			}
-			ks := in.ks
-			secrets, err := ks.ListSecrets(db)
-			if err != nil {
-				return err
-			}
-			if c.Bool(flagJSON) {
-				out := []secretJSON{}
-				for _, s := range secrets {
-					j := secretJSON{Database: s.Database, Name: s.Name, Created: timeString(s.Created), Updated: timeString(s.Updated)}
-					if s.Orphan != nil {
-						j.Orphaned, j.NeedsKey = true, s.Orphan.Thumbprint
-					}
-					out = append(out, j)
-				}
-				return writeJSON(e.stdout, out)
-			}
-			var rows [][]string
-			for _, s := range secrets {
-				state := ""
-				if s.Orphan != nil {
-					state = "orphaned: needs key " + s.Orphan.Thumbprint
-				}
-				rows = append(rows, []string{s.Database + "/" + s.Name, timeString(s.Updated), state})
-			}
-			return table(e.stdout, []string{"SECRET", "UPDATED", ""}, rows)
-		},
+		Flags:  []cli.Flag{jsonFlag()},
+		Action: keystoreAction(e, parseSecretList, runF, e.secretListRun),
 	}
 }
 
-func (e *env) secretRmCommand() *cli.Command {
+type secretListOptions struct {
+	DB   string // "": every database
+	JSON bool
+}
+
+func parseSecretList(a *argv) *secretListOptions {
+	a.check(func() error {
+		if a.c.Args().Len() > 1 {
+			return usagef("secret list takes at most one database name")
+		}
+		return nil
+	})
+	return &secretListOptions{DB: a.c.Args().First(), JSON: a.bool(flagJSON)}
+}
+
+func (e *env) secretListRun(in *invocation, opts *secretListOptions) error {
+	secrets, err := in.ks.ListSecrets(opts.DB)
+	if err != nil {
+		return err
+	}
+	return printList(e.stdout, opts.JSON, secrets, []string{"SECRET", "UPDATED", ""},
+		func(s *keystore.Secret) secretJSON {
+			return secretJSON{Database: s.Database, Name: s.Name, Created: timeString(s.Created), Updated: timeString(s.Updated),
+				orphanJSONFields: orphanFields(s.Orphan)}
+		},
+		func(s *keystore.Secret) []string {
+			return []string{s.Database + "/" + s.Name, timeString(s.Updated), orphanState(s.Orphan)}
+		})
+}
+
+func (e *env) secretRmCommand(runF func(*secretRmOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "rm",
 		Usage: "remove a secret",
@@ -195,25 +172,23 @@ the question. Off a terminal (a script, cron) it does not ask.
 Examples:
    keytree secret rm payroll/api-token
    keytree secret rm payroll/api-token -y`,
-		Flags: []cli.Flag{yesFlag()},
-		Action: func(c *cli.Context) error {
-			db, name, err := secretPath(c)
-			if err != nil {
-				return err
-			}
-			in, err := e.start(c, needs{args: true})
-			if err != nil {
-				return err
-			}
-			if err := e.confirm(c, fmt.Sprintf("Remove secret %s/%s?", db, name)); err != nil {
-				return err
-			}
-			ks := in.ks
-			if err := ks.RemoveSecret(db, name); err != nil {
-				return err
-			}
-			e.say("Removed secret %s/%s.", db, name)
-			return nil
-		},
+		Flags:  []cli.Flag{yesFlag()},
+		Action: keystoreAction(e, parseSecretRm, runF, e.secretRmRun),
 	}
+}
+
+type secretRmOptions struct {
+	DB, Name string
+	Yes      bool
+}
+
+func parseSecretRm(a *argv) *secretRmOptions {
+	db, name := a.secretPath()
+	return &secretRmOptions{DB: db, Name: name, Yes: a.bool(flagYes)}
+}
+
+func (e *env) secretRmRun(in *invocation, opts *secretRmOptions) error {
+	path := opts.DB + "/" + opts.Name
+	return e.remove(opts.Yes, "Remove secret "+path+"?", func() error { return in.ks.RemoveSecret(opts.DB, opts.Name) },
+		"Removed secret "+path+".")
 }

@@ -6,24 +6,13 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/keytree-dev/keytree/keystore"
+	"github.com/keytree-dev/keytree/protect"
 )
 
 const (
 	flagOldAccountDir = "old-account-dir"
 	flagNewAccountDir = "new-account-dir"
 )
-
-func (e *env) smkCommand() *cli.Command {
-	return group("smk", "manage the service master key",
-		e.smkBackupCommand(),
-		e.smkRestoreCommand(),
-		e.smkRegenerateCommand(),
-		e.smkRecoverCommand(),
-		e.smkAlterCommand(),
-		e.smkVerifyCommand(),
-		e.smkMachineProtectionCommand(),
-	)
-}
 
 func passwordFileFlag(usage string) *cli.StringFlag {
 	return &cli.StringFlag{Name: flagPassword, Usage: usage + ", from `FILE` (- for standard input; asked for on a terminal if omitted)"}
@@ -41,28 +30,7 @@ func fileFlag(usage string) *cli.StringFlag {
 	return &cli.StringFlag{Name: flagFile, Usage: usage}
 }
 
-func needFile(c *cli.Context) (string, error) {
-	f, err := needFileOrStdio(c)
-	if err != nil {
-		return "", err
-	}
-	return f, fileArg(c, f)
-}
-
-// needFileOrStdio is needFile for a command whose --file - means standard
-// input or output (keystore backup and restore).
-func needFileOrStdio(c *cli.Context) (string, error) {
-	f := c.String(flagFile)
-	if f == "" {
-		return "", usagef("%s needs --file", cmdName(c))
-	}
-	if f == "-" {
-		return f, nil
-	}
-	return f, notDirectory(flagFile, f)
-}
-
-func (e *env) smkBackupCommand() *cli.Command {
+func (e *env) smkBackupCommand(runF func(*smkBackupOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "backup",
 		Usage: "write the service master key to a password-protected file",
@@ -83,26 +51,33 @@ Examples:
    keytree smk backup --file /media/usb/smk-2026-11.age
    keytree smk backup --file smk.age --password-file - < pass.txt
    openssl rand -base64 24 > pass.txt; keytree smk backup --file smk.age --password-file pass.txt`,
-		Flags: []cli.Flag{fileFlag("the backup `FILE` to create"), passwordFileFlag("the backup's password"), noPolicyFlag()},
-		Action: func(c *cli.Context) error {
-			in, err := e.start(c, needs{file: true})
-			if err != nil {
-				return err
-			}
-			ks, file := in.ks, in.file
-			pw, err := e.readPassword(passwordRequest{flag: flagPassword, path: c.String(flagPassword),
-				prompt: "Password for the backup", confirm: true}, &stdinUse{})
-			if err != nil {
-				return err
-			}
-			info, err := ks.BackupSMK(file, pw, keystore.SMKOptions{SkipPasswordPolicy: c.Bool(flagNoPolicy)})
-			if err != nil {
-				return err
-			}
-			e.say("Wrote service master key %s to %s.", info.Thumbprint, file)
-			return nil
-		},
+		Flags:  []cli.Flag{fileFlag("the backup `FILE` to create"), passwordFileFlag("the backup's password"), noPolicyFlag()},
+		Action: keystoreAction(e, parseSMKBackup, runF, e.smkBackupRun),
 	}
+}
+
+type smkBackupOptions struct {
+	File             string
+	PasswordFile     string
+	NoPasswordPolicy bool
+}
+
+func parseSMKBackup(a *argv) *smkBackupOptions {
+	a.noArgs()
+	return &smkBackupOptions{File: a.file(), PasswordFile: a.string(flagPassword), NoPasswordPolicy: a.bool(flagNoPolicy)}
+}
+
+func (e *env) smkBackupRun(in *invocation, opts *smkBackupOptions) error {
+	pw, err := in.password(flagPassword, opts.PasswordFile, "Password for the backup", true)
+	if err != nil {
+		return err
+	}
+	info, err := in.ks.BackupSMK(opts.File, pw, keystore.SMKOptions{SkipPasswordPolicy: opts.NoPasswordPolicy})
+	if err != nil {
+		return err
+	}
+	e.say("Wrote service master key %s to %s.", info.Thumbprint, opts.File)
+	return nil
 }
 
 // rekeyReport describes, for printRekey, the key an operation replaced.
@@ -175,19 +150,24 @@ func (e *env) printRekey(res *keystore.RekeyResult, r rekeyReport) {
 	}
 }
 
-// forcedStatus is what a restore or regenerate that committed returns:
-// errLeftOrphans (exit 10) if it orphaned values, which only --force does
-// (P18). The status goes with the 15584 lines and the warning that say
-// which; orphans left by earlier runs do not count, as their own run
-// exited 10 and status lists them (counts.orphaned).
-func forcedStatus(res *keystore.RekeyResult) error {
+// rekeyed ends a restore or regenerate: err if it failed; else what it
+// did, printed (printRekey), and errLeftOrphans (exit 10) if it orphaned
+// values, which only --force does (P18). The status goes with the 15584
+// lines and the warning that say which; orphans left by earlier runs do not
+// count, as their own run exited 10 and status lists them
+// (counts.orphaned).
+func (e *env) rekeyed(res *keystore.RekeyResult, err error, r rekeyReport) error {
+	if err != nil {
+		return err
+	}
+	e.printRekey(res, r)
 	if res.OrphanedCount > 0 {
 		return errLeftOrphans
 	}
 	return nil
 }
 
-func (e *env) smkRestoreCommand() *cli.Command {
+func (e *env) smkRestoreCommand(runF func(*smkRestoreOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "restore",
 		Usage: "make the key in a backup the service master key",
@@ -213,33 +193,37 @@ Examples:
    keytree smk restore --file /media/usb/smk-2026-11.age
    keytree smk restore --file smk-current.age     # protectors lost (15466), same key
    keytree smk restore --file smk-old.age --force # another key: orphans what it cannot open, exit 10`,
-		Flags: []cli.Flag{fileFlag("the backup `FILE`"), passwordFileFlag("the backup's password"), forceFlag("continue past what cannot be decrypted or read, keeping it orphaned")},
-		Action: func(c *cli.Context) error {
-			in, err := e.start(c, needs{file: true})
-			if err != nil {
-				return err
-			}
-			ks, file := in.ks, in.file
-			if err := existingFile(file); err != nil {
-				return err
-			}
-			pw, err := in.password(flagPassword, "Password of the backup", false)
-			if err != nil {
-				return err
-			}
-			progress, done := e.progress("re-encrypting")
-			res, err := ks.RestoreSMK(file, pw, keystore.SMKOptions{Force: c.Bool(flagForce), Progress: progress})
-			done()
-			if err != nil {
-				return err
-			}
-			e.printRekey(res, smkReport("Restored"))
-			return forcedStatus(res)
-		},
+		Flags:  []cli.Flag{fileFlag("the backup `FILE`"), passwordFileFlag("the backup's password"), forceFlag("continue past what cannot be decrypted or read, keeping it orphaned")},
+		Action: keystoreAction(e, parseSMKRestore, runF, e.smkRestoreRun),
 	}
 }
 
-func (e *env) smkRegenerateCommand() *cli.Command {
+type smkRestoreOptions struct {
+	File         string
+	PasswordFile string
+	Force        bool
+}
+
+func parseSMKRestore(a *argv) *smkRestoreOptions {
+	a.noArgs()
+	return &smkRestoreOptions{File: a.file(), PasswordFile: a.string(flagPassword), Force: a.bool(flagForce)}
+}
+
+func (e *env) smkRestoreRun(in *invocation, opts *smkRestoreOptions) error {
+	if err := existingFile(opts.File); err != nil {
+		return err
+	}
+	pw, err := in.password(flagPassword, opts.PasswordFile, "Password of the backup", false)
+	if err != nil {
+		return err
+	}
+	progress, done := e.progress("re-encrypting")
+	res, err := in.ks.RestoreSMK(opts.File, pw, keystore.SMKOptions{Force: opts.Force, Progress: progress})
+	done()
+	return e.rekeyed(res, err, smkReport("Restored"))
+}
+
+func (e *env) smkRegenerateCommand(runF func(*smkRegenerateOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "regenerate",
 		Usage: "replace the service master key with a new one, re-encrypting everything",
@@ -258,34 +242,29 @@ Examples:
    keytree smk backup --file smk-new.age`,
 		Flags: []cli.Flag{forceFlag("continue past what cannot be decrypted or read, keeping it orphaned"),
 			&cli.StringFlag{Name: flagAlgorithm, Usage: "the new key's algorithm: x25519 or mlkem768x25519 (default: the current key's)"}},
-		Action: func(c *cli.Context) error {
-			opts := keystore.SMKOptions{Force: c.Bool(flagForce)}
-			if c.IsSet(flagAlgorithm) {
-				alg, err := parseAlgorithm(c)
-				if err != nil {
-					return err
-				}
-				opts.Algorithm = alg
-			}
-			in, err := e.start(c, needs{})
-			if err != nil {
-				return err
-			}
-			ks := in.ks
-			progress, done := e.progress("re-encrypting")
-			opts.Progress = progress
-			res, err := ks.RegenerateSMK(opts)
-			done()
-			if err != nil {
-				return err
-			}
-			e.printRekey(res, smkReport("Regenerated"))
-			return forcedStatus(res)
-		},
+		Action: keystoreAction(e, parseSMKRegenerate, runF, e.smkRegenerateRun),
 	}
 }
 
-func (e *env) smkRecoverCommand() *cli.Command {
+type smkRegenerateOptions struct {
+	Force     bool
+	Algorithm protect.Algorithm // "": the current key's
+}
+
+func parseSMKRegenerate(a *argv) *smkRegenerateOptions {
+	alg := a.newAlgorithm()
+	a.noArgs()
+	return &smkRegenerateOptions{Force: a.bool(flagForce), Algorithm: alg}
+}
+
+func (e *env) smkRegenerateRun(in *invocation, opts *smkRegenerateOptions) error {
+	progress, done := e.progress("re-encrypting")
+	res, err := in.ks.RegenerateSMK(keystore.SMKOptions{Force: opts.Force, Algorithm: opts.Algorithm, Progress: progress})
+	done()
+	return e.rekeyed(res, err, smkReport("Regenerated"))
+}
+
+func (e *env) smkRecoverCommand(runF func(*smkRecoverOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "recover",
 		Usage: "re-encrypt orphaned values with an old service master key's backup",
@@ -302,44 +281,50 @@ keytree status lists orphans and the key each one needs.
 Examples:
    keytree smk recover --file smk-2026-10.age
    keytree smk recover`,
-		Flags: []cli.Flag{fileFlag("the old key's backup `FILE`"), passwordFileFlag("the backup's password")},
-		Action: func(c *cli.Context) error {
-			file := c.String(flagFile)
-			if file == "" && c.IsSet(flagPassword) {
-				return usagef("--%s is the password of a backup: give --%s too", flagPassword, flagFile)
-			}
-			if err := fileArg(c, file); err != nil {
-				return err
-			}
-			in, err := e.start(c, needs{})
-			if err != nil {
-				return err
-			}
-			if file != "" {
-				if err := existingFile(file); err != nil {
-					return err
-				}
-			}
-			ks := in.ks
-			var pw []byte
-			if file != "" {
-				if pw, err = in.password(flagPassword, "Password of the backup", false); err != nil {
-					return err
-				}
-			}
-			progress, done := e.progress("recovering")
-			res, err := ks.RecoverSMK(file, pw, keystore.SMKOptions{Progress: progress})
-			done()
-			if err != nil {
-				return err
-			}
-			e.say("Recovered %d orphaned values; %d still orphaned.", res.Recovered, res.OrphansLeft)
-			return nil
-		},
+		Flags:  []cli.Flag{fileFlag("the old key's backup `FILE`"), passwordFileFlag("the backup's password")},
+		Action: keystoreAction(e, parseSMKRecover, runF, e.smkRecoverRun),
 	}
 }
 
-func (e *env) smkAlterCommand() *cli.Command {
+type smkRecoverOptions struct {
+	File         string // "": recover with the encryptions a --force kept
+	PasswordFile string
+}
+
+func parseSMKRecover(a *argv) *smkRecoverOptions {
+	file := a.string(flagFile)
+	a.check(func() error {
+		if file == "" && a.c.IsSet(flagPassword) {
+			return usagef("--%s is the password of a backup: give --%s too", flagPassword, flagFile)
+		}
+		return fileArg(cmdName(a.c), file)
+	})
+	a.noArgs()
+	return &smkRecoverOptions{File: file, PasswordFile: a.string(flagPassword)}
+}
+
+func (e *env) smkRecoverRun(in *invocation, opts *smkRecoverOptions) error {
+	var pw []byte
+	if opts.File != "" {
+		if err := existingFile(opts.File); err != nil {
+			return err
+		}
+		var err error
+		if pw, err = in.password(flagPassword, opts.PasswordFile, "Password of the backup", false); err != nil {
+			return err
+		}
+	}
+	progress, done := e.progress("recovering")
+	res, err := in.ks.RecoverSMK(opts.File, pw, keystore.SMKOptions{Progress: progress})
+	done()
+	if err != nil {
+		return err
+	}
+	e.say("Recovered %d orphaned values; %d still orphaned.", res.Recovered, res.OrphansLeft)
+	return nil
+}
+
+func (e *env) smkAlterCommand(runF func(*smkAlterOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "alter",
 		Usage: "re-protect the service master key for an old or a new account",
@@ -363,37 +348,48 @@ Examples:
 			&cli.StringFlag{Name: flagOldAccountDir, Usage: "the earlier account's protector `DIR`"},
 			&cli.StringFlag{Name: flagNewAccountDir, Usage: "the next account's protector `DIR`"},
 		},
-		Action: func(c *cli.Context) error {
-			oldDir, newDir := c.String(flagOldAccountDir), c.String(flagNewAccountDir)
-			if (oldDir == "") == (newDir == "") {
-				return usagef("smk alter needs exactly one of --old-account-dir and --new-account-dir")
-			}
-			in, err := e.start(c, needs{})
-			if err != nil {
-				return err
-			}
-			ks := in.ks
-			if oldDir != "" {
-				res, err := ks.AlterSMKOldAccount(oldDir)
-				if err != nil {
-					return err
-				}
-				if res.AlreadyValid {
-					e.say("The service master key already opens with the current account and machine; nothing to do.")
-				} else {
-					e.say("Opened the service master key with the old account and protected it for the current account and machine.")
-				}
-				return nil
-			}
-			if _, err := ks.AlterSMKNewAccount(newDir); err != nil {
-				return err
-			}
-			e.say("The account encryption of the service master key now belongs to the account in %s.", newDir)
-			return nil
-		},
+		Action: keystoreAction(e, parseSMKAlter, runF, e.smkAlterRun),
 	}
 }
-func (e *env) smkVerifyCommand() *cli.Command {
+
+type smkAlterOptions struct {
+	OldAccountDir string
+	NewAccountDir string
+}
+
+func parseSMKAlter(a *argv) *smkAlterOptions {
+	opts := &smkAlterOptions{OldAccountDir: a.string(flagOldAccountDir), NewAccountDir: a.string(flagNewAccountDir)}
+	a.check(func() error {
+		if (opts.OldAccountDir == "") == (opts.NewAccountDir == "") {
+			return usagef("smk alter needs exactly one of --old-account-dir and --new-account-dir")
+		}
+		return nil
+	})
+	a.noArgs()
+	return opts
+}
+
+func (e *env) smkAlterRun(in *invocation, opts *smkAlterOptions) error {
+	if opts.OldAccountDir != "" {
+		res, err := in.ks.AlterSMKOldAccount(opts.OldAccountDir)
+		if err != nil {
+			return err
+		}
+		if res.AlreadyValid {
+			e.say("The service master key already opens with the current account and machine; nothing to do.")
+		} else {
+			e.say("Opened the service master key with the old account and protected it for the current account and machine.")
+		}
+		return nil
+	}
+	if _, err := in.ks.AlterSMKNewAccount(opts.NewAccountDir); err != nil {
+		return err
+	}
+	e.say("The account encryption of the service master key now belongs to the account in %s.", opts.NewAccountDir)
+	return nil
+}
+
+func (e *env) smkVerifyCommand(runF func(*reportOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "verify",
 		Usage: "check both encryptions of the service master key, re-creating an invalid one",
@@ -405,27 +401,24 @@ from the one that works. If neither works, it fails with error 15466.
 
 Example:
    keytree smk verify`,
-		Flags: []cli.Flag{jsonFlag()},
-		Action: func(c *cli.Context) error {
-			in, err := e.start(c, needs{})
-			if err != nil {
-				return err
-			}
-			ks := in.ks
-			info, err := ks.VerifySMK()
-			if err != nil {
-				return err
-			}
-			if c.Bool(flagJSON) {
-				return writeJSON(e.stdout, smkInfoJSON(info))
-			}
-			rows := [][]string{{"service master key:", info.Thumbprint + " (" + string(info.Algorithm) + ")"}}
-			return table(e.stdout, nil, append(rows, encryptionLines(info)...))
-		},
+		Flags:  []cli.Flag{jsonFlag()},
+		Action: keystoreAction(e, parseReport, runF, e.smkVerifyRun),
 	}
 }
 
-func (e *env) smkMachineProtectionCommand() *cli.Command {
+func (e *env) smkVerifyRun(in *invocation, opts *reportOptions) error {
+	info, err := in.ks.VerifySMK()
+	if err != nil {
+		return err
+	}
+	if opts.JSON {
+		return writeJSON(e.stdout, smkInfoJSON(info))
+	}
+	rows := [][]string{{"service master key:", info.Thumbprint + " (" + string(info.Algorithm) + ")"}}
+	return table(e.stdout, nil, append(rows, encryptionLines(info)...))
+}
+
+func (e *env) smkMachineProtectionCommand(runF func(*smkMachineProtectionOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "machine-protection",
 		Usage: "turn the machine encryption of the service master key off or on",
@@ -439,34 +432,38 @@ a backup (docs/security.md).
 Examples:
    keytree smk machine-protection off
    keytree smk machine-protection on`,
-		Action: func(c *cli.Context) error {
-			arg, err := oneArg(c, "off or on")
-			if err != nil {
-				return err
-			}
-			var on bool
-			switch arg {
-			case "on":
-				on = true
-			case "off":
-			default:
-				return usagef("machine-protection takes off or on, not %q", arg)
-			}
-			in, err := e.start(c, needs{args: true})
-			if err != nil {
-				return err
-			}
-			ks := in.ks
-			changed, err := ks.SetMachineProtection(on)
-			if err != nil {
-				return err
-			}
-			if changed {
-				e.say("Machine protection is now %s.", arg)
-			} else {
-				e.say("Machine protection was already %s.", arg)
-			}
-			return nil
-		},
+		Action: keystoreAction(e, parseSMKMachineProtection, runF, e.smkMachineProtectionRun),
 	}
+}
+
+type smkMachineProtectionOptions struct {
+	On bool
+}
+
+func parseSMKMachineProtection(a *argv) *smkMachineProtectionOptions {
+	arg := a.oneArg("off or on")
+	a.check(func() error {
+		if arg != "on" && arg != "off" {
+			return usagef("machine-protection takes off or on, not %q", arg)
+		}
+		return nil
+	})
+	return &smkMachineProtectionOptions{On: arg == "on"}
+}
+
+func (e *env) smkMachineProtectionRun(in *invocation, opts *smkMachineProtectionOptions) error {
+	changed, err := in.ks.SetMachineProtection(opts.On)
+	if err != nil {
+		return err
+	}
+	state := "off"
+	if opts.On {
+		state = "on"
+	}
+	if changed {
+		e.say("Machine protection is now %s.", state)
+	} else {
+		e.say("Machine protection was already %s.", state)
+	}
+	return nil
 }

@@ -45,7 +45,7 @@ func currentBuild() buildInfo {
 	return b
 }
 
-func (e *env) versionCommand() *cli.Command {
+func (e *env) versionCommand(runF func(*noOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "version",
 		Usage: "print keytree's version, commit, Go version and platform",
@@ -57,14 +57,13 @@ it was built for, one a line.
 
 Examples:
    keytree version`,
-		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			b := currentBuild()
-			_, err := fmt.Fprintf(e.stdout, "keytree version %s\ncommit: %s\ngo: %s\nplatform: %s\n",
-				b.version, b.commit, b.goVersion, b.platform)
-			return err
-		},
+		Action: action(parseNoArgs, runF, e.versionRun),
 	}
+}
+
+func (e *env) versionRun(*noOptions) error {
+	b := currentBuild()
+	_, err := fmt.Fprintf(e.stdout, "keytree version %s\ncommit: %s\ngo: %s\nplatform: %s\n",
+		b.version, b.commit, b.goVersion, b.platform)
+	return err
 }
