@@ -270,7 +270,12 @@ func (s *session) rekey(sc rekeyScope, plan rekeyPlan) (*RekeyResult, error) {
 	newOrphans := 0
 	unreadable := 0 // new orphans whose files could not be read
 	var mu sync.Mutex
+	// The workers read, decrypt and encrypt; the batch's writers create
+	// the new files meanwhile. Whatever happens, every queued file is
+	// created or dropped before rekey returns.
 	b := s.ks.files.NewBatch(s.ks.dir)
+	b.StartWriters()
+	defer func() { _ = b.Wait() }() // on success, waited for below
 	oldGens := keyGens{current: sc.generation, retired: sc.retired}
 
 	work := func(ref itemRef) error {
@@ -369,7 +374,7 @@ func (s *session) rekey(sc rekeyScope, plan rekeyPlan) (*RekeyResult, error) {
 			return err
 		}
 		dir := s.ks.path(it.dirElems()...)
-		if err := b.Create(filepath.Join(dir, formats.BlobName(it.base, it.rev, newGen)), dir, ct); err != nil {
+		if err := b.CreateLater(filepath.Join(dir, formats.BlobName(it.base, it.rev, newGen)), dir, ct); err != nil {
 			return err
 		}
 		mu.Lock()
@@ -385,6 +390,9 @@ func (s *session) rekey(sc rekeyScope, plan rekeyPlan) (*RekeyResult, error) {
 		return nil
 	}
 	if err := parallel(sc.refs, work); err != nil {
+		return nil, err
+	}
+	if err := b.Wait(); err != nil {
 		return nil, err
 	}
 
@@ -540,7 +548,7 @@ func (s *session) cleanupAfterRekey(sc rekeyScope, newGen int, retired []formats
 	}
 	c := &collector{ks: s.ks}
 	type file struct{ dir, name string }
-	err := parallel(func(emit func(file) error) error {
+	err := parallelN(removers, func(emit func(file) error) error {
 		dirs, err := sc.itemDirs()
 		if err != nil {
 			return err
@@ -589,10 +597,23 @@ func (s *session) cleanupAfterRekey(sc rekeyScope, newGen int, retired []formats
 	}
 }
 
+// removers is how many goroutines remove the old generation's files after
+// a rekey. A removal uses little CPU but may wait for the disk: on a
+// filesystem without a journal that discards freed blocks (ext4 mounted
+// with -o discard), unlink(2) waits for the discard of the file's block,
+// about a millisecond on a virtual disk. Removals in different goroutines
+// overlap those waits; the directory's lock is not held during them.
+const removers = 32
+
 // parallel runs fn on everything walk emits, with one worker per CPU. The
 // walk feeds the workers as it goes, so memory does not grow with the
 // keystore. The first error stops everything.
 func parallel[T any](walk func(func(T) error) error, fn func(T) error) error {
+	return parallelN(runtime.GOMAXPROCS(0), walk, fn)
+}
+
+// parallelN is parallel with n workers.
+func parallelN[T any](n int, walk func(func(T) error) error, fn func(T) error) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	items := make(chan T, 256)
@@ -604,7 +625,7 @@ func parallel[T any](walk func(func(T) error) error, fn func(T) error) error {
 	fail := func(err error) {
 		once.Do(func() { firstErr = err; cancel() })
 	}
-	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+	for w := 0; w < n; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -2,6 +2,7 @@ package fsio
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -182,5 +183,51 @@ func TestBatch(t *testing.T) {
 		if data, err := os.ReadFile(filepath.Join(dir, n)); err != nil || string(data) != n {
 			t.Fatalf("%s: %q, %v", n, data, err)
 		}
+	}
+}
+
+// Files queued with CreateLater are all created once Wait returns; a
+// writer's failure is Wait's error, and CreateLater's once it is known.
+func TestBatchWriters(t *testing.T) {
+	f, dir := rooted(t, Options{})
+	b := f.NewBatch(dir)
+	b.StartWriters()
+	var names []string
+	for i := range 200 {
+		n := filepath.Join(dir, fmt.Sprintf("f%03d", i))
+		names = append(names, n)
+		if err := b.CreateLater(n, dir, []byte(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if data, err := os.ReadFile(n); err != nil || string(data) != n {
+			t.Fatalf("%s: %q, %v", n, data, err)
+		}
+	}
+
+	stop := errors.New("stopped")
+	failing := f.WithFault(func(step, path string) error {
+		if step == "create" && filepath.Base(path) == "bad" {
+			return stop
+		}
+		return nil
+	})
+	b = failing.NewBatch(dir)
+	b.StartWriters()
+	if err := b.CreateLater(filepath.Join(dir, "bad"), dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Wait(); !errors.Is(err, stop) {
+		t.Fatalf("Wait after a failed create: %v", err)
+	}
+	if err := b.Wait(); !errors.Is(err, stop) {
+		t.Fatalf("Wait again: %v", err)
 	}
 }
