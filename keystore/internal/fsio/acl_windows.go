@@ -214,7 +214,7 @@ func aclError(path string, fi fs.FileInfo, others []string) *ExposedError {
 	if fi.IsDir() {
 		inherit = "(OI)(CI)"
 	}
-	fix := fmt.Sprintf("icacls %s /inheritance:r", ShellQuote(path))
+	fix := fmt.Sprintf("icacls %s /inheritance:r", shellQuote(path))
 	if user, err := CurrentUserSID(); err == nil {
 		fix += fmt.Sprintf(" /grant:r *%s:%sF", user, inherit)
 	}

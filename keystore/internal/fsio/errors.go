@@ -77,8 +77,8 @@ func (e *LockTimeoutError) Error() string {
 	return fmt.Sprintf("waited %s for the %s lock on %s", e.Timeout, e.Mode, e.Path)
 }
 
-// ShellQuote quotes s for the shell the user would paste a Fix into.
-func ShellQuote(s string) string {
+// shellQuote quotes s for the shell the user would paste a Fix into.
+func shellQuote(s string) string {
 	if runtime.GOOS == "windows" {
 		return `"` + s + `"`
 	}

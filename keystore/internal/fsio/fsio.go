@@ -168,10 +168,10 @@ func (f FS) Exists(path string) bool {
 	return err == nil
 }
 
-// RealDir checks that dir and every directory between it and the root is a
+// realDir checks that dir and every directory between it and the root is a
 // directory and not a link to one (nor, on Windows, a junction): the
 // directories keytree lists, creates in and removes in must be its own.
-func (f FS) RealDir(dir string) error {
+func (f FS) realDir(dir string) error {
 	if f.root == nil {
 		return nil
 	}
@@ -201,7 +201,7 @@ func (f FS) NotOurs(path string, mode fs.FileMode, want string) error {
 
 // OpenDir opens a directory of keytree's for listing, refusing links.
 func (f FS) OpenDir(dir string) (*os.File, error) {
-	if err := f.RealDir(dir); err != nil {
+	if err := f.realDir(dir); err != nil {
 		return nil, err
 	}
 	return f.OpenFile(dir, os.O_RDONLY, 0)
@@ -222,12 +222,12 @@ func (f FS) ReadDir(dir string) ([]fs.DirEntry, error) {
 }
 
 // MkdirPrivate creates dir (and missing parents) and makes dir owner-only,
-// whatever the umask (on Windows, with a protected DACL: FixDirMode), and
+// whatever the umask (on Windows, with a protected DACL: fixDirMode), and
 // makes sure an existing dir is a directory.
 func (f FS) MkdirPrivate(dir string) error {
 	if fi, err := f.Lstat(dir); err == nil {
 		if fi.Mode().Type() == fs.ModeDir {
-			return f.RealDir(dir)
+			return f.realDir(dir)
 		}
 		if f.root != nil {
 			return f.NotOurs(dir, fi.Mode(), "a directory")
@@ -251,7 +251,7 @@ func (f FS) MkdirPrivate(dir string) error {
 	} else if err := f.root.MkdirAll(n, DirPerm); err != nil {
 		return pathErr(dir, err)
 	}
-	return f.FixDirMode(dir)
+	return f.fixDirMode(dir)
 }
 
 // CreateFile creates path exclusively, owner-only from the first byte, and
@@ -462,7 +462,7 @@ func (f FS) ReadFile(path string, max int64) ([]byte, error) {
 		fi, err := f.Lstat(path)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			// A link on the way, out of the keystore or not, is damage.
-			if lerr := f.RealDir(filepath.Dir(path)); lerr != nil {
+			if lerr := f.realDir(filepath.Dir(path)); lerr != nil {
 				return nil, lerr
 			}
 		}

@@ -98,7 +98,7 @@ func TestReportSeesTypedErrors(t *testing.T) {
 	}
 	_, err = f.ReadFile(filepath.Join(dir, "target"), 10)
 	var ex *ExposedError
-	if !errors.As(err, &ex) || ex.Fix != "chmod 600 "+ShellQuote(filepath.Join(dir, "target")) {
+	if !errors.As(err, &ex) || ex.Fix != "chmod 600 "+shellQuote(filepath.Join(dir, "target")) {
 		t.Fatalf("reading a file others can read: %v", err)
 	}
 	if len(reported) != 3 {

@@ -29,10 +29,10 @@ const dirSyncNeeded = true
 // FixMode sets a new file's mode to 0600 whatever the umask was.
 func FixMode(f *os.File) error { return f.Chmod(FilePerm) }
 
-// FixDirMode sets a directory's mode to 0700: MkdirAll applies the umask;
+// fixDirMode sets a directory's mode to 0700: MkdirAll applies the umask;
 // a umask can only take bits away, but one that takes the owner's away would
 // lock keytree out of its own keystore.
-func (f FS) FixDirMode(dir string) error {
+func (f FS) fixDirMode(dir string) error {
 	n, err := f.name(dir)
 	if err != nil {
 		return err
@@ -59,7 +59,7 @@ func (f FS) exposed(path string, mode fs.FileMode) error {
 	if mode.IsDir() {
 		fix = "chmod 700 "
 	}
-	return f.report(&ExposedError{Path: path, Mode: mode, Fix: fix + ShellQuote(path)})
+	return f.report(&ExposedError{Path: path, Mode: mode, Fix: fix + shellQuote(path)})
 }
 
 // fixOwnFile makes a file keytree changes in place (the lock, the error log)

@@ -28,9 +28,9 @@ const dirSyncNeeded = false
 // (acl_windows.go) before a byte is written.
 func FixMode(f *os.File) error { return setPrivate(f, false) }
 
-// FixDirMode gives a directory keytree created its protected, owner-only
+// fixDirMode gives a directory keytree created its protected, owner-only
 // DACL, which what is created in it inherits.
-func (f FS) FixDirMode(dir string) error {
+func (f FS) fixDirMode(dir string) error {
 	d, err := f.OpenFile(dir, os.O_RDONLY, 0)
 	if err != nil {
 		return err
@@ -86,7 +86,7 @@ func (f FS) checkRename(from, to string) error {
 		if _, err := f.name(p); err != nil {
 			return err
 		}
-		if err := f.RealDir(filepath.Dir(p)); err != nil {
+		if err := f.realDir(filepath.Dir(p)); err != nil {
 			return err
 		}
 	}
@@ -127,7 +127,7 @@ func (f FS) remove(path string) error {
 		if _, err := f.name(path); err != nil {
 			return err
 		}
-		if err := f.RealDir(filepath.Dir(path)); err != nil {
+		if err := f.realDir(filepath.Dir(path)); err != nil {
 			return err
 		}
 	}
