@@ -25,10 +25,7 @@ import (
 
 // backupsPath is the backup records of the SMK (db "") or of db's DMK.
 func (ks *Keystore) backupsPath(db string) string {
-	if db == "" {
-		return ks.path(formats.BackupsFile)
-	}
-	return ks.dbPath(db, formats.BackupsFile)
+	return ks.pathOf(backupsMeta(db))
 }
 
 // loadBackups reads a key's backup records; a key never backed up has none.
@@ -110,7 +107,7 @@ func (s *session) restorePreview(what string, refs func(func(itemRef) error) err
 		if err != nil || !ok {
 			return err
 		}
-		_, orphan, err := s.ks.itemBlob(it.dirElems(), it.base, it.rev, g)
+		_, orphan, err := s.ks.itemBlob(it.blob, g)
 		if err != nil {
 			return err
 		}

@@ -42,7 +42,7 @@ func (ks *Keystore) caseTwin(dir, name string, dirs bool) (string, error) {
 			// and no twin either; one that lost its metadata is.
 			if lost, err := ks.lostDatabase(base); err != nil {
 				return err
-			} else if !lost && !ks.files.Exists(ks.dbPath(base, databaseFile)) {
+			} else if !lost && !ks.files.Exists(ks.pathOf(databaseMeta(base))) {
 				return nil
 			}
 		}

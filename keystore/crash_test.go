@@ -583,7 +583,7 @@ func crashCases() []crashCase {
 				// would re-create it for the current account.
 				state := "old"
 				if p, err := ks.accountProtectorIn(filepath.Join(e.root, "account-next"), createNone); err == nil {
-					blob, err := os.ReadFile(ks.path(smkDir, protectorBlobName("account", e.oldGen)))
+					blob, err := os.ReadFile(ks.pathOf(protectorBlob("account", e.oldGen)))
 					if err == nil {
 						if _, _, err := openKeyFile(p, blob, protect.KindSMK, e.oldThumb); err == nil {
 							state = "new"
@@ -1129,7 +1129,7 @@ func smkKeptState(t *testing.T, e *crashEnv, ks *Keystore) string {
 		t.Fatalf("smk.toml: generation %d, %s, retired %+v: neither state", meta.Generation, meta.Thumbprint, meta.Retired)
 	}
 	for _, kind := range r.Kept {
-		if !exists(ks.path(smkDir, protectorBlobName(kind, e.oldGen))) {
+		if !exists(ks.pathOf(protectorBlob(kind, e.oldGen))) {
 			t.Fatalf("kept %s encryption of generation %d is gone", kind, e.oldGen)
 		}
 	}

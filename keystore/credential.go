@@ -22,7 +22,7 @@ type Credential struct {
 }
 
 func (ks *Keystore) credentialMetaPath(name string) string {
-	return ks.path(credentialsDir, formats.MetaName(name))
+	return ks.pathOf(credentialMeta(name))
 }
 
 func (ks *Keystore) loadCredentialMeta(name string) (*formats.Credential, error) {
@@ -107,13 +107,13 @@ func (ks *Keystore) SetCredential(name, identity string, value []byte) (created 
 		}
 		t := s.begin()
 		if old != nil {
-			t.obsolete(s.ks.itemBlobPaths([]string{credentialsDir}, name, old.Revision, g)...)
+			t.obsolete(s.ks.itemBlobPaths(credentialBlob(name, old.Revision, 0), g)...)
 		}
 		ct, err := protect.Seal(st.key, value)
 		if err != nil {
 			return err
 		}
-		if err := t.create(s.ks.path(credentialsDir, formats.BlobName(name, meta.Revision, g.current)), ct); err != nil {
+		if err := t.create(s.ks.pathOf(credentialBlob(name, meta.Revision, g.current)), ct); err != nil {
 			return err
 		}
 		data, err := meta.Encode()
@@ -143,7 +143,7 @@ func (ks *Keystore) GetCredential(name string) (*Credential, []byte, error) {
 		if err != nil {
 			return err
 		}
-		blob, path, orphan, err := s.ks.readItemBlob([]string{credentialsDir}, name, meta.Revision, smkGens(st.meta))
+		blob, path, orphan, err := s.ks.readItemBlob(credentialBlob(name, meta.Revision, 0), smkGens(st.meta))
 		if err != nil {
 			return s.ks.fileError(path, err)
 		}
@@ -189,7 +189,7 @@ func (ks *Keystore) ListCredentials() ([]*Credential, error) {
 		return s.ks.eachCredential(func(m *formats.Credential) error {
 			var orphan *Orphan
 			if g.current != 0 {
-				_, o, err := s.ks.itemBlob([]string{credentialsDir}, m.Name, m.Revision, g)
+				_, o, err := s.ks.itemBlob(credentialBlob(m.Name, m.Revision, 0), g)
 				if err != nil {
 					return err
 				}
@@ -246,7 +246,7 @@ func (ks *Keystore) RemoveCredential(name string) error {
 			return err
 		}
 		t := s.begin()
-		t.obsolete(s.ks.itemBlobPaths([]string{credentialsDir}, name, meta.Revision, smkGens(smk))...)
+		t.obsolete(s.ks.itemBlobPaths(credentialBlob(name, meta.Revision, 0), smkGens(smk))...)
 		return t.commitRemove(s.ks.credentialMetaPath(name))
 	})
 }

@@ -13,18 +13,12 @@ import (
 	"github.com/keytree-dev/keytree/protect"
 )
 
-// Files of a database, under databases/DB/.
-const (
-	databaseFile = "database.toml"
-	secretsDir   = "secrets"
-)
-
 func (ks *Keystore) dbPath(db string, elem ...string) string {
 	return ks.path(append([]string{databasesDir, db}, elem...)...)
 }
 
 func (ks *Keystore) loadDatabaseMeta(db string) (*formats.Database, error) {
-	return loadMeta(ks, ks.dbPath(db, databaseFile), formats.DecodeDatabase)
+	return loadMeta(ks, ks.pathOf(databaseMeta(db)), formats.DecodeDatabase)
 }
 
 // errNoDMK is what a command that needs a database's master key reports
@@ -53,10 +47,10 @@ func errNoDMK(db string) error {
 // without holding database.toml. An empty directory (or one holding only an
 // empty secrets/) holds nothing to lose, and is not damage.
 func (ks *Keystore) lostDatabase(db string) (bool, error) {
-	if ks.files.Exists(ks.dbPath(db, databaseFile)) {
+	if ks.files.Exists(ks.pathOf(databaseMeta(db))) {
 		return false, nil
 	}
-	entries, err := ks.files.ReadDir(ks.dbPath(db))
+	entries, err := ks.files.ReadDir(ks.pathOf(databaseDir(db)))
 	if notExist(err) {
 		return false, nil
 	}
@@ -67,7 +61,7 @@ func (ks *Keystore) lostDatabase(db string) (bool, error) {
 		if e.Name() != secretsDir || e.Type() != fs.ModeDir {
 			return true, nil
 		}
-		inner, err := ks.files.ReadDir(ks.dbPath(db, secretsDir))
+		inner, err := ks.files.ReadDir(ks.pathOf(secretsDirOf(db)))
 		if err != nil {
 			return false, err
 		}
@@ -82,7 +76,7 @@ func (ks *Keystore) lostDatabase(db string) (bool, error) {
 // database.toml.
 func (ks *Keystore) errLostDatabase(db string) error {
 	return &Error{
-		Text: fmt.Sprintf("%s: database.toml is missing, but the directory holds files: the metadata of database '%s' is lost", ks.dbPath(db), db),
+		Text: fmt.Sprintf("%s: database.toml is missing, but the directory holds files: the metadata of database '%s' is lost", ks.pathOf(databaseDir(db)), db),
 		Hint: "restore database.toml from a copy of the keystore; if the database is not needed, move the directory out of the keystore. keytree neither removes nor replaces it",
 		Kind: ErrCorrupt,
 	}
@@ -135,7 +129,7 @@ func (ks *Keystore) claimDatabaseName(db string, exists func() error) error {
 	if twin != "" {
 		return errCaseTwin("database", db, twin)
 	}
-	for _, d := range []string{ks.dbPath(db, secretsDir), ks.dbPath(db)} {
+	for _, d := range []string{ks.pathOf(secretsDirOf(db)), ks.pathOf(databaseDir(db))} {
 		if err := ks.files.RemoveDir(d); err != nil {
 			return err
 		}
@@ -159,7 +153,7 @@ func (ks *Keystore) databaseMeta(db string, missing func(string) error) (*format
 			return nil, &Error{Text: fmt.Sprintf("the database is named '%s', not '%s'", meta.Name, db), Kind: ErrNotFound,
 				Hint: "names are case-sensitive, and this filesystem is not: use the name as it was created"}
 		}
-		return nil, corruptf(ks.dbPath(db, databaseFile), "names database %q", meta.Name)
+		return nil, corruptf(ks.pathOf(databaseMeta(db)), "names database %q", meta.Name)
 	}
 	return meta, nil
 }
@@ -176,7 +170,7 @@ func (t *txn) commitDatabase(meta *formats.Database) error {
 	if err != nil {
 		return err
 	}
-	return t.commit(t.s.ks.dbPath(meta.Name, databaseFile), data)
+	return t.commit(t.s.ks.pathOf(databaseMeta(meta.Name)), data)
 }
 
 func dmkGens(m *formats.Database) keyGens { return keyGens{current: m.Generation, retired: m.Retired} }
@@ -219,7 +213,7 @@ func (s *session) openDMK(meta *formats.Database, password []byte) (*dmkState, e
 		}
 		return nil, err
 	}
-	path, orphan, err := s.ks.itemBlob([]string{databasesDir, meta.Name}, formats.SMKEncryptionBase, meta.Generation, smkGens(st.meta))
+	path, orphan, err := s.ks.itemBlob(smkEncryptionBlob(meta.Name, meta.Generation, 0), smkGens(st.meta))
 	if err != nil {
 		return nil, err
 	}
@@ -245,7 +239,7 @@ func (s *session) openDMK(meta *formats.Database, password []byte) (*dmkState, e
 		return nil, corruptf(path, "holds the master key of database %q, not of %q", kf.Database, meta.Name)
 	}
 	if string(key.Algorithm()) != meta.Algorithm {
-		return nil, corruptf(s.ks.dbPath(meta.Name, databaseFile), "names algorithm %s, but the key is %s", meta.Algorithm, key.Algorithm())
+		return nil, corruptf(s.ks.pathOf(databaseMeta(meta.Name)), "names algorithm %s, but the key is %s", meta.Algorithm, key.Algorithm())
 	}
 	return &dmkState{meta: meta, key: key}, nil
 }

@@ -91,11 +91,11 @@ func (ks *Keystore) CreateDMK(db string, password []byte, opts DMKOptions) (*Dat
 		defer st.discard()
 		stage := st.dir
 		b := ks.files.NewBatch(ks.dir)
-		if err := b.Create(filepath.Join(stage, formats.PasswordBlobName(meta.Passwords[0].ID, 1)), stage, pwBlob); err != nil {
+		if err := b.Create(filepath.Join(stage, passwordBlob(db, meta.Passwords[0].ID, 1).base()), stage, pwBlob); err != nil {
 			return err
 		}
 		if smkBlob != nil {
-			if err := b.Create(filepath.Join(stage, formats.BlobName(formats.SMKEncryptionBase, 1, smk.meta.Generation)), stage, smkBlob); err != nil {
+			if err := b.Create(filepath.Join(stage, smkEncryptionBlob(db, 1, smk.meta.Generation).base()), stage, smkBlob); err != nil {
 				return err
 			}
 		}
@@ -139,7 +139,7 @@ func (ks *Keystore) newStage(op string) (*stage, error) {
 // commit renames the stage, whose files are durable, into databases/ as
 // database db: the one step that commits it.
 func (st *stage) commit(db string) error {
-	if err := st.ks.files.RenameDir(st.dir, st.ks.dbPath(db)); err != nil {
+	if err := st.ks.files.RenameDir(st.dir, st.ks.pathOf(databaseDir(db))); err != nil {
 		return err
 	}
 	st.committed = true
@@ -190,7 +190,7 @@ func (ks *Keystore) AddDMKEncryption(db string, by EncryptionKind, newPassword [
 			if err != nil {
 				return err
 			}
-			if meta.SMKEncryption && ks.files.Exists(s.ks.dbPath(db, formats.BlobName(formats.SMKEncryptionBase, meta.Generation, smk.meta.Generation))) {
+			if meta.SMKEncryption && ks.files.Exists(s.ks.pathOf(smkEncryptionBlob(db, meta.Generation, smk.meta.Generation))) {
 				return &Error{Number: MsgEncryptionExists, Kind: ErrExists,
 					Text:   "Adding an encryption to the symmetric key failed. An encryption by the same service master key may already exist.",
 					Detail: []string{fmt.Sprintf("the master key of database '%s' is already encrypted by the service master key", db)}}
@@ -205,7 +205,7 @@ func (ks *Keystore) AddDMKEncryption(db string, by EncryptionKind, newPassword [
 			}
 			// The name may already count as live (an orphaned encryption
 			// re-added): replace it atomically.
-			if err := t.replace(s.ks.dbPath(db, formats.BlobName(formats.SMKEncryptionBase, meta.Generation, smk.meta.Generation)), blob); err != nil {
+			if err := t.replace(s.ks.pathOf(smkEncryptionBlob(db, meta.Generation, smk.meta.Generation)), blob); err != nil {
 				return err
 			}
 			next.SMKEncryption = true
@@ -228,7 +228,7 @@ func (ks *Keystore) AddDMKEncryption(db string, by EncryptionKind, newPassword [
 			if err != nil {
 				return err
 			}
-			if err := t.create(s.ks.dbPath(db, formats.PasswordBlobName(pe.ID, meta.Generation)), blob); err != nil {
+			if err := t.create(s.ks.pathOf(passwordBlob(db, pe.ID, meta.Generation)), blob); err != nil {
 				return err
 			}
 			next.Passwords = append(append([]formats.PasswordEncryption(nil), meta.Passwords...), pe)
@@ -267,7 +267,7 @@ func (ks *Keystore) DropDMKEncryption(db string, by EncryptionKind, password []b
 			}
 			next.SMKEncryption = false
 			if smk, err := s.ks.loadSMKMeta(); err == nil {
-				t.obsolete(s.ks.itemBlobPaths([]string{databasesDir, db}, formats.SMKEncryptionBase, meta.Generation, smkGens(smk))...)
+				t.obsolete(s.ks.itemBlobPaths(smkEncryptionBlob(db, meta.Generation, 0), smkGens(smk))...)
 			}
 		case ByPassword:
 			if len(meta.Passwords) == 1 {
@@ -286,7 +286,7 @@ func (ks *Keystore) DropDMKEncryption(db string, by EncryptionKind, password []b
 					next.Passwords = append(next.Passwords, pe)
 				}
 			}
-			t.obsolete(s.ks.dbPath(db, formats.PasswordBlobName(id, meta.Generation)))
+			t.obsolete(s.ks.pathOf(passwordBlob(db, id, meta.Generation)))
 		default:
 			return invalid(fmt.Errorf("unknown encryption %q (want smk or password)", by))
 		}
@@ -318,7 +318,7 @@ func (ks *Keystore) DropDMK(db string) error {
 		// would leave a directory without it, which keytree must take for
 		// a database whose metadata was lost, and keep.
 		gone := s.ks.path(tmpDir, "drop-"+fsio.RandomName())
-		if err := ks.files.RenameDir(s.ks.dbPath(db), gone); err != nil {
+		if err := ks.files.RenameDir(s.ks.pathOf(databaseDir(db)), gone); err != nil {
 			return err
 		}
 		if err := ks.files.SyncDir(ks.path(databasesDir)); err != nil {

@@ -2,7 +2,6 @@ package keystore
 
 import (
 	"fmt"
-	"path/filepath"
 	"time"
 
 	"github.com/keytree-dev/keytree/formats"
@@ -17,7 +16,8 @@ import (
 // encryption.
 func (s *session) dmkScope(meta *formats.Database, newPassword []byte, smk *smkState) rekeyScope {
 	db := meta.Name
-	dir := s.ks.dbPath(db)
+	dir := s.ks.pathOf(databaseDir(db))
+	pwPath := func(id string, gen int) string { return s.ks.pathOf(passwordBlob(db, id, gen)) }
 	var passwords []formats.PasswordEncryption
 	return rekeyScope{
 		what:       fmt.Sprintf("database master key of '%s'", db),
@@ -27,8 +27,8 @@ func (s *session) dmkScope(meta *formats.Database, newPassword []byte, smk *smkS
 		algorithm:  meta.Algorithm,
 		retired:    meta.Retired,
 		refs:       s.ks.secretItemRefs(db),
-		itemDirs:   func() ([]string, error) { return []string{rel(databasesDir, db, secretsDir)}, nil },
-		sweep:      []string{rel(databasesDir, db), rel(databasesDir, db, secretsDir)},
+		itemDirs:   func() ([]string, error) { return []string{secretsDirOf(db).rel()}, nil },
+		sweep:      []string{databaseDir(db).rel(), secretsDirOf(db).rel()},
 		writeOwn: func(b *fsio.Batch, key *protect.Key, gen int, created time.Time) error {
 			if newPassword != nil {
 				// Sealed before the first intend, where the rehearsal
@@ -37,17 +37,17 @@ func (s *session) dmkScope(meta *formats.Database, newPassword []byte, smk *smkS
 				if err != nil {
 					return err
 				}
-				if err := b.Create(filepath.Join(dir, formats.PasswordBlobName(pe.ID, gen)), dir, blob); err != nil {
+				if err := b.Create(pwPath(pe.ID, gen), dir, blob); err != nil {
 					return err
 				}
 				passwords = []formats.PasswordEncryption{pe}
 			} else {
 				for _, pe := range meta.Passwords {
-					blob, err := s.ks.files.ReadFile(filepath.Join(dir, formats.PasswordBlobName(pe.ID, meta.Generation)), maxKeyBlobSize)
+					blob, err := s.ks.files.ReadFile(pwPath(pe.ID, meta.Generation), maxKeyBlobSize)
 					if err != nil {
-						return s.ks.fileError(filepath.Join(dir, formats.PasswordBlobName(pe.ID, meta.Generation)), err)
+						return s.ks.fileError(pwPath(pe.ID, meta.Generation), err)
 					}
-					if err := b.Create(filepath.Join(dir, formats.PasswordBlobName(pe.ID, gen)), dir, blob); err != nil {
+					if err := b.Create(pwPath(pe.ID, gen), dir, blob); err != nil {
 						return err
 					}
 				}
@@ -58,7 +58,7 @@ func (s *session) dmkScope(meta *formats.Database, newPassword []byte, smk *smkS
 				if err != nil {
 					return err
 				}
-				return b.Create(filepath.Join(dir, formats.BlobName(formats.SMKEncryptionBase, gen, smk.meta.Generation)), dir, blob)
+				return b.Create(s.ks.pathOf(smkEncryptionBlob(db, gen, smk.meta.Generation)), dir, blob)
 			}
 			return nil
 		},
@@ -79,19 +79,17 @@ func (s *session) dmkScope(meta *formats.Database, newPassword []byte, smk *smkS
 		ownFiles: func(oldGen int) []string {
 			var out []string
 			for _, pe := range meta.Passwords {
-				out = append(out, filepath.Join(dir, formats.PasswordBlobName(pe.ID, oldGen)))
+				out = append(out, pwPath(pe.ID, oldGen))
 			}
 			if smkMeta, err := s.ks.loadSMKMeta(); err == nil {
-				for _, n := range itemBlobNames(formats.SMKEncryptionBase, oldGen, smkGens(smkMeta)) {
-					out = append(out, filepath.Join(dir, n))
-				}
+				out = append(out, s.ks.itemBlobPaths(smkEncryptionBlob(db, oldGen, 0), smkGens(smkMeta))...)
 			}
 			return out
 		},
 		// Only the password encryptions are kept: the key was not opened,
 		// so its SMK encryption, if any, did not open it either.
 		keepable: passwordIDs(meta.Passwords),
-		keptPath: func(gen int, id string) string { return filepath.Join(dir, formats.PasswordBlobName(id, gen)) },
+		keptPath: func(gen int, id string) string { return pwPath(id, gen) },
 	}
 }
 

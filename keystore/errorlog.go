@@ -29,9 +29,6 @@ const (
 // keytree doctor's report.
 const ErrorLogRotateSize = maxErrorLogSize
 
-// errorlogOldFile is the error log's previous part, after a rotation.
-const errorlogOldFile = errorlogFile + ".1"
-
 // logEvent appends a line to the keystore's error log, as SQL Server writes
 // 15466 to its errorlog. It must never carry a secret: callers pass messages
 // built from names, thumbprints and error texts that hold no key material.

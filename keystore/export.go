@@ -57,7 +57,7 @@ func (ks *Keystore) ExportDatabase(db, path string) (*formats.ExportManifest, er
 				}
 			}
 			return s.ks.eachSecretMeta(db, func(sm *formats.Secret) error {
-				p, _, err := s.ks.itemBlob([]string{databasesDir, db, secretsDir}, sm.Name, sm.Revision, dmkGens(meta))
+				p, _, err := s.ks.itemBlob(secretBlob(db, sm.Name, sm.Revision, 0), dmkGens(meta))
 				if err != nil {
 					return err
 				}
@@ -345,11 +345,11 @@ func errBadExport(path, why string) error {
 func passwordFiles(meta *formats.Database) []string {
 	var names []string
 	for _, pe := range meta.Passwords {
-		names = append(names, formats.PasswordBlobName(pe.ID, meta.Generation))
+		names = append(names, passwordBlob(meta.Name, pe.ID, meta.Generation).base())
 	}
 	for _, r := range meta.Retired {
 		for _, id := range r.Kept {
-			names = append(names, formats.PasswordBlobName(id, r.Generation))
+			names = append(names, passwordBlob(meta.Name, id, r.Generation).base())
 		}
 	}
 	return names

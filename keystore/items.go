@@ -23,12 +23,12 @@ type Orphan struct {
 	Thumbprint string
 }
 
-// itemBlob finds the file holding revision rev of an item in dir: under the
-// current key generation, or, for an item a --force operation could not
-// re-encrypt, under a retired one. A reader looks at one file in the common
-// case, and never lists a directory.
-func (ks *Keystore) itemBlob(dir []string, base string, rev int, g keyGens) (path string, orphan *Orphan, err error) {
-	p := ks.path(append(dir, formats.BlobName(base, rev, g.current))...)
+// itemBlob finds the file holding an item's value, h being its blob's
+// handle under any generation: under the current key generation, or, for an
+// item a --force operation could not re-encrypt, under a retired one. A
+// reader looks at one file in the common case, and never lists a directory.
+func (ks *Keystore) itemBlob(h handle, g keyGens) (path string, orphan *Orphan, err error) {
+	p := ks.pathOf(h.atGen(g.current))
 	if ks.files.Exists(p) {
 		return p, nil, nil
 	}
@@ -36,7 +36,7 @@ func (ks *Keystore) itemBlob(dir []string, base string, rev int, g keyGens) (pat
 	retired := append([]formats.Retired(nil), g.retired...)
 	sort.Slice(retired, func(i, j int) bool { return retired[i].Generation > retired[j].Generation })
 	for _, r := range retired {
-		rp := ks.path(append(dir, formats.BlobName(base, rev, r.Generation))...)
+		rp := ks.pathOf(h.atGen(r.Generation))
 		if ks.files.Exists(rp) {
 			return rp, &Orphan{Generation: r.Generation, Thumbprint: r.Thumbprint}, nil
 		}
@@ -44,16 +44,16 @@ func (ks *Keystore) itemBlob(dir []string, base string, rev int, g keyGens) (pat
 	return "", nil, corruptf(p, "is missing")
 }
 
-// readItemBlob reads the file holding revision rev of an item: itemBlob's
-// lookup, opening the current generation's file directly rather than
-// checking for it first.
-func (ks *Keystore) readItemBlob(dir []string, base string, rev int, g keyGens) (data []byte, path string, orphan *Orphan, err error) {
-	path = ks.path(append(dir, formats.BlobName(base, rev, g.current))...)
+// readItemBlob reads the file holding an item's value: itemBlob's lookup,
+// opening the current generation's file directly rather than checking for it
+// first.
+func (ks *Keystore) readItemBlob(h handle, g keyGens) (data []byte, path string, orphan *Orphan, err error) {
+	path = ks.pathOf(h.atGen(g.current))
 	data, err = ks.files.ReadFile(path, maxBlobSize)
 	if err == nil || !notExist(err) {
 		return data, path, nil, err
 	}
-	path, orphan, err = ks.itemBlob(dir, base, rev, g)
+	path, orphan, err = ks.itemBlob(h, g)
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -61,21 +61,21 @@ func (ks *Keystore) readItemBlob(dir []string, base string, rev int, g keyGens) 
 	return data, path, orphan, err
 }
 
-// itemBlobNames lists every file name revision rev of an item could have:
-// under the current generation and under each retired one.
-func itemBlobNames(base string, rev int, g keyGens) []string {
-	names := []string{formats.BlobName(base, rev, g.current)}
+// itemBlobs lists every file an item's value could be: h under the current
+// generation and under each retired one.
+func itemBlobs(h handle, g keyGens) []handle {
+	hs := []handle{h.atGen(g.current)}
 	for _, r := range g.retired {
-		names = append(names, formats.BlobName(base, rev, r.Generation))
+		hs = append(hs, h.atGen(r.Generation))
 	}
-	return names
+	return hs
 }
 
-// itemBlobPaths is itemBlobNames as paths in the directory dir.
-func (ks *Keystore) itemBlobPaths(dir []string, base string, rev int, g keyGens) []string {
+// itemBlobPaths is itemBlobs as paths.
+func (ks *Keystore) itemBlobPaths(h handle, g keyGens) []string {
 	var paths []string
-	for _, n := range itemBlobNames(base, rev, g) {
-		paths = append(paths, ks.path(append(append([]string(nil), dir...), n)...))
+	for _, b := range itemBlobs(h, g) {
+		paths = append(paths, ks.pathOf(b))
 	}
 	return paths
 }

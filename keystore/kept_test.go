@@ -141,8 +141,8 @@ func TestForceKeepsSMKEncryptions(t *testing.T) {
 	}
 	cur, _ := ks.loadSMKMeta()
 	keptFiles := []string{
-		ks.path(smkDir, protectorBlobName("account", cur.Generation)),
-		ks.path(smkDir, protectorBlobName("machine", cur.Generation)),
+		ks.pathOf(protectorBlob("account", cur.Generation)),
+		ks.pathOf(protectorBlob("machine", cur.Generation)),
 	}
 
 	wrong := good

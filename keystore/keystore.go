@@ -15,19 +15,6 @@ import (
 	"github.com/keytree-dev/keytree/protect"
 )
 
-// Names of the files and directories in a keystore.
-const (
-	keystoreFile   = "keystore.toml"
-	smkFile        = "smk.toml"
-	lockFile       = "lock"
-	errorlogFile   = "errorlog"
-	pendingFile    = "pending.toml"
-	tmpDir         = "tmp"
-	smkDir         = "smk"
-	credentialsDir = "credentials"
-	databasesDir   = "databases"
-)
-
 // Size limits for what keytree reads from disk.
 const (
 	// MaxValueSize bounds a credential or secret value.

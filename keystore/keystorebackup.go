@@ -56,70 +56,18 @@ const (
 // writes, and the restore accepts, exactly the entries it names: a name
 // keytree would not create is no part of a keystore.
 func copyEntry(rel string) (copyKind, int64) {
-	parts := strings.Split(rel, "/")
-	name := parts[len(parts)-1]
-	if len(parts) > 1 && strings.HasPrefix(name, formats.TempPrefix) {
+	switch parseHandle(rel).kind {
+	case kindTemp, kindStaged, kindLock, kindErrorlog:
 		return copySkip, 0
-	}
-	switch len(parts) {
-	case 1:
-		switch name {
-		case keystoreFile, smkFile, pendingFile, formats.BackupsFile:
-			return copyFile, formats.MaxMetadataSize
-		case lockFile, errorlogFile, errorlogOldFile:
-			return copySkip, 0
-		case tmpDir, smkDir, credentialsDir, databasesDir:
-			return copyDir, 0
-		}
-	case 2:
-		switch parts[0] {
-		case tmpDir:
-			return copySkip, 0
-		case smkDir:
-			if name == machineCheckFile {
-				return copyFile, maxMachineCheckSize
-			}
-			if _, _, ok := parseProtectorBlob(name); ok {
-				return copyFile, maxKeyBlobSize
-			}
-		case credentialsDir:
-			return itemEntry("credential", name)
-		case databasesDir:
-			if formats.ValidateName("database", name) == nil {
-				return copyDir, 0
-			}
-		}
-	case 3:
-		if parts[0] != databasesDir || formats.ValidateName("database", parts[1]) != nil {
-			break
-		}
-		if name == databaseFile || name == formats.BackupsFile {
-			return copyFile, formats.MaxMetadataSize
-		}
-		if name == secretsDir {
-			return copyDir, 0
-		}
-		if _, _, ok := formats.ParsePasswordBlobName(name); ok {
-			return copyFile, maxKeyBlobSize
-		}
-		if base, _, _, ok := formats.ParseBlobName(name); ok && base == formats.SMKEncryptionBase {
-			return copyFile, maxKeyBlobSize
-		}
-	case 4:
-		if parts[0] == databasesDir && formats.ValidateName("database", parts[1]) == nil && parts[2] == secretsDir {
-			return itemEntry("secret", name)
-		}
-	}
-	return copyUnknown, 0
-}
-
-// itemEntry classifies a file of credentials/ or of a database's secrets/:
-// an item's metadata, or one of its values.
-func itemEntry(what, name string) (copyKind, int64) {
-	if base, ok := strings.CutSuffix(name, ".toml"); ok && formats.ValidateName(what, base) == nil {
+	case kindTopDir, kindDatabaseDir, kindSecretsDir:
+		return copyDir, 0
+	case kindKeystore, kindSMK, kindPending, kindSMKBackups, kindDatabase, kindDatabaseBackups, kindCredential, kindSecret:
 		return copyFile, formats.MaxMetadataSize
-	}
-	if base, _, _, ok := formats.ParseBlobName(name); ok && formats.ValidateName(what, base) == nil {
+	case kindMachineCheck:
+		return copyFile, maxMachineCheckSize
+	case kindProtector, kindPassword, kindSMKEncryption:
+		return copyFile, maxKeyBlobSize
+	case kindCredentialBlob, kindSecretBlob:
 		return copyFile, maxBlobSize
 	}
 	return copyUnknown, 0

@@ -164,7 +164,7 @@ func TestPendingSweepLinkedDatabase(t *testing.T) {
 // to a file inside the keystore, is damage: keytree does not read through it.
 func TestLinkedFilesRefused(t *testing.T) {
 	_, ks := linkTestKeystore(t)
-	blob := credentialBlob(t, ks, "c")
+	blob := credentialBlobPath(t, ks, "c")
 	outside := filepath.Join(newTestDir(t), "outside")
 	if err := os.Rename(blob, outside); err != nil {
 		t.Fatal(err)
@@ -194,7 +194,7 @@ func TestLinkedFilesRefused(t *testing.T) {
 // writer appeared).
 func TestFIFOInKeystore(t *testing.T) {
 	_, ks := linkTestKeystore(t)
-	blob := credentialBlob(t, ks, "c")
+	blob := credentialBlobPath(t, ks, "c")
 	for _, p := range []string{
 		blob,
 		ks.path(smkFile),
@@ -277,8 +277,8 @@ func TestKeystoreOwnedByAnotherAccount(t *testing.T) {
 	wantCredential(t, ks, "c", "credential value", "credential get allowed explicitly")
 }
 
-// credentialBlob is the path of a credential's current value file.
-func credentialBlob(t *testing.T, ks *Keystore, name string) string {
+// credentialBlobPath is the path of a credential's current value file.
+func credentialBlobPath(t *testing.T, ks *Keystore, name string) string {
 	t.Helper()
 	meta, err := ks.loadCredentialMeta(name)
 	if err != nil {
@@ -288,5 +288,5 @@ func credentialBlob(t *testing.T, ks *Keystore, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ks.path(credentialsDir, formats.BlobName(name, meta.Revision, st.Generation))
+	return ks.pathOf(credentialBlob(name, meta.Revision, st.Generation))
 }

@@ -37,8 +37,6 @@ import (
 // fingerprint to take and the encryption is always decrypted (DPAPI costs no
 // scalar multiplication anyway).
 
-const machineCheckFile = "machine.check"
-
 // maxMachineCheckSize bounds a read of machine.check: a hex digest and a
 // newline.
 const maxMachineCheckSize = 1024
@@ -63,7 +61,7 @@ func (ks *Keystore) machineFingerprint(meta *formats.SMK) (sum string, ok bool, 
 	for _, p := range []string{
 		filepath.Join(ks.machineDir, protect.MachineSecretName),
 		filepath.Join(ks.machineDir, ks.id+".entropy"),
-		ks.path(smkDir, protectorBlobName(string(protect.KindMachine), meta.Generation)),
+		ks.pathOf(protectorBlob(string(protect.KindMachine), meta.Generation)),
 	} {
 		data, err := ks.filesFor(p).ReadFile(p, maxKeyBlobSize)
 		var ke *Error

@@ -26,7 +26,7 @@ func (ks *Keystore) SecretNames(db string) ([]string, error) {
 	if err := validName("database", db); err != nil {
 		return nil, err
 	}
-	return ks.itemNames(rel(databasesDir, db, secretsDir), "secret")
+	return ks.itemNames(secretsDirOf(db).rel(), "secret")
 }
 
 // DatabaseNames lists the names of the keystore's databases: directories
@@ -34,7 +34,7 @@ func (ks *Keystore) SecretNames(db string) ([]string, error) {
 func (ks *Keystore) DatabaseNames() ([]string, error) {
 	var names []string
 	err := (&collector{ks: ks}).eachEntry(databasesDir, func(name string, isDir bool) error {
-		if isDir && formats.ValidateName("database", name) == nil && ks.files.Exists(ks.dbPath(name, databaseFile)) {
+		if isDir && formats.ValidateName("database", name) == nil && ks.files.Exists(ks.pathOf(databaseMeta(name))) {
 			names = append(names, name)
 		}
 		return nil

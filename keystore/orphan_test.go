@@ -2,6 +2,7 @@ package keystore
 
 import (
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -181,7 +182,6 @@ func TestSweepKeepsOnlyCopyUnderOlderGeneration(t *testing.T) {
 // first, then retired generations newest first, and nothing else.
 func TestItemBlobLookup(t *testing.T) {
 	_, ks := newTestKeystore(t)
-	dir := []string{credentialsDir}
 	g := keyGens{current: 5, retired: []formats.Retired{
 		{Generation: 1, Thumbprint: strings.Repeat("1", 40), Algorithm: "x25519"},
 		{Generation: 3, Thumbprint: strings.Repeat("3", 40), Algorithm: "x25519"},
@@ -207,7 +207,7 @@ func TestItemBlobLookup(t *testing.T) {
 		for _, n := range c.files {
 			writeTestFile(t, ks.path(credentialsDir, n), []byte("x"))
 		}
-		path, orphan, err := ks.itemBlob(dir, "i", 4, g)
+		path, orphan, err := ks.itemBlob(credentialBlob("i", 4, 0), g)
 		switch {
 		case c.missing:
 			if err == nil {
@@ -229,10 +229,13 @@ func TestItemBlobLookup(t *testing.T) {
 		}
 	}
 	// Every name the item's revision may have, for clean-up.
-	names := itemBlobNames("i", 4, g)
+	var names []string
+	for _, p := range ks.itemBlobPaths(credentialBlob("i", 4, 0), g) {
+		names = append(names, strings.TrimPrefix(p, ks.path(credentialsDir)+string(filepath.Separator)))
+	}
 	sort.Strings(names)
 	want := []string{"i.4.1.age", "i.4.2.age", "i.4.3.age", "i.4.5.age"}
 	if strings.Join(names, " ") != strings.Join(want, " ") {
-		t.Errorf("itemBlobNames = %v, want %v", names, want)
+		t.Errorf("itemBlobPaths = %v, want %v", names, want)
 	}
 }

@@ -150,7 +150,7 @@ func (s *session) rankPasswords(meta *formats.Database, p *protect.Password) ([]
 		// A tag at a work factor below the floor would be cheap to test
 		// guesses against (P12); one above the ceiling, costly to check.
 		if err := protect.CheckScryptWorkFactor(logN); err != nil {
-			return nil, corruptf(s.ks.dbPath(meta.Name, databaseFile), "password encryption %s has a tag at %v", pe.ID, err)
+			return nil, corruptf(s.ks.pathOf(databaseMeta(meta.Name)), "password encryption %s has a tag at %v", pe.ID, err)
 		}
 		got, err := p.Tag(meta.Thumbprint, logN, pe.ID)
 		if err != nil {
@@ -186,10 +186,10 @@ func (s *session) openDMKByPassword(meta *formats.Database, password []byte) (*p
 	}
 	var damaged []string
 	for _, c := range cands {
-		path := s.ks.dbPath(meta.Name, formats.PasswordBlobName(c.pe.ID, meta.Generation))
+		path := s.ks.pathOf(passwordBlob(meta.Name, c.pe.ID, meta.Generation))
 		blob, err := s.ks.files.ReadFile(path, maxKeyBlobSize)
 		if notExist(err) {
-			return nil, "", corruptf(s.ks.dbPath(meta.Name, databaseFile), "names password encryption %s, but %s does not exist", c.pe.ID, path)
+			return nil, "", corruptf(s.ks.pathOf(databaseMeta(meta.Name)), "names password encryption %s, but %s does not exist", c.pe.ID, path)
 		}
 		if err != nil {
 			return nil, "", s.ks.fileError(path, err)
@@ -198,7 +198,7 @@ func (s *session) openDMKByPassword(meta *formats.Database, password []byte) (*p
 		switch {
 		case err == nil:
 			if string(key.Algorithm()) != meta.Algorithm {
-				return nil, "", corruptf(s.ks.dbPath(meta.Name, databaseFile), "names algorithm %s, but the key is %s", meta.Algorithm, key.Algorithm())
+				return nil, "", corruptf(s.ks.pathOf(databaseMeta(meta.Name)), "names algorithm %s, but the key is %s", meta.Algorithm, key.Algorithm())
 			}
 			return key, c.pe.ID, nil
 		case errors.Is(err, protect.ErrScryptDeferred), errors.Is(err, protect.ErrScryptBudget):

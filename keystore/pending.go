@@ -7,7 +7,6 @@ import (
 	"os"
 	"path"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/keytree-dev/keytree/formats"
@@ -100,10 +99,10 @@ func (ks *Keystore) collect(p *formats.Pending) (undecided bool, err error) {
 				if !isDir || formats.ValidateName("database", name) != nil {
 					return nil
 				}
-				if err := c.sweep(rel(databasesDir, name, secretsDir)); err != nil {
+				if err := c.sweep(secretsDirOf(name).rel()); err != nil {
 					return err
 				}
-				return c.sweep(rel(databasesDir, name))
+				return c.sweep(databaseDir(name).rel())
 			}))
 			continue
 		}
@@ -215,23 +214,26 @@ func (c *collector) damaged() (ref, known bool) {
 // referenced reports whether committed metadata refers to the file at p,
 // and whether that could be decided at all.
 func (c *collector) referenced(p string) (ref, known bool) {
-	parts := strings.Split(p, "/")
-	switch {
-	case len(parts) == 2 && parts[0] == tmpDir:
+	h := parseHandle(p)
+	if h.db != "" {
+		return c.referencedDatabase(p, h)
+	}
+	switch h.kind {
+	case kindStaged:
 		return false, true
-	case len(parts) == 2 && parts[0] == smkDir && parts[1] == machineCheckFile:
+	case kindTemp:
+		// Only in directories whose files the clean-up decides: one in
+		// smk/ is kept, as is everything there it does not recognise.
+		return false, h.dir == tmpDir || h.dir == credentialsDir
+	case kindMachineCheck:
 		return true, true
-	case len(parts) == 2 && parts[0] == smkDir:
-		kind, gen, ok := parseProtectorBlob(parts[1])
-		if !ok {
-			return false, false
-		}
+	case kindProtector:
 		meta, err := c.smkMeta()
 		if err != nil {
 			return false, false
 		}
-		if gen != meta.Generation {
-			return keptBy(meta.Retired, gen, kind), true
+		if h.gen != meta.Generation {
+			return keptBy(meta.Retired, h.gen, h.name), true
 		}
 		// Both encryptions of the current generation are kept, even
 		// the machine one while smk.toml says machine protection is off:
@@ -240,33 +242,25 @@ func (c *collector) referenced(p string) (ref, known bool) {
 		// off removes that file itself; one that is there anyway is
 		// reported when the SMK is opened (disabledMachineEncryption).
 		return true, true
-	case len(parts) == 2 && parts[0] == credentialsDir:
-		if strings.HasPrefix(parts[1], formats.TempPrefix) {
-			return false, true
-		}
-		if strings.HasSuffix(parts[1], ".toml") {
-			return true, true
-		}
-		base, rev, gen, ok := formats.ParseBlobName(parts[1])
-		if !ok || formats.ValidateName("credential", base) != nil {
-			return false, false
-		}
+	case kindCredential:
+		return true, true
+	case kindCredentialBlob:
 		smk, err := c.smkMeta()
 		if err != nil {
 			return false, false
 		}
-		meta, err := c.ks.loadCredentialMeta(base)
+		meta, err := c.ks.loadCredentialMeta(h.name)
 		if errors.Is(err, fs.ErrNotExist) {
 			return false, true
 		}
-		if err != nil || meta.Name != base {
+		if err != nil || meta.Name != h.name {
 			return c.damaged()
 		}
-		return rev == meta.Revision && c.genReferenced(gen, smk.Generation, smk.Retired, func() bool {
-			return c.ks.files.Exists(c.ks.path(credentialsDir, formats.BlobName(base, rev, smk.Generation)))
+		return h.rev == meta.Revision && c.genReferenced(h.gen, smk.Generation, smk.Retired, func() bool {
+			return c.ks.files.Exists(c.ks.pathOf(h.atGen(smk.Generation)))
 		}), true
 	}
-	return c.referencedDatabase(parts)
+	return false, false
 }
 
 // keptBy reports whether retired generation gen keeps its own encryption
@@ -301,25 +295,4 @@ func (c *collector) genReferenced(gen, current int, retired []formats.Retired, h
 func exists(p string) bool { // for paths outside the keystore, and tests
 	_, err := os.Lstat(p)
 	return err == nil
-}
-
-// protectorBlobName is the file of the SMK's encryption by one protector.
-func protectorBlobName(kind string, gen int) string {
-	return kind + "." + strconv.Itoa(gen) + ".age"
-}
-
-func parseProtectorBlob(name string) (kind string, gen int, ok bool) {
-	rest, found := strings.CutSuffix(name, ".age")
-	if !found {
-		return "", 0, false
-	}
-	kind, g, found := strings.Cut(rest, ".")
-	if !found || (kind != "account" && kind != "machine") {
-		return "", 0, false
-	}
-	n, err := strconv.Atoi(g)
-	if err != nil || n < 1 || strconv.Itoa(n) != g {
-		return "", 0, false
-	}
-	return kind, n, true
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -17,24 +16,40 @@ import (
 	"github.com/keytree-dev/keytree/protect"
 )
 
-// encItem is a value a master key encrypts: a credential's value or a
-// database master key's SMK encryption (under the SMK), or a secret's value
-// (under its database's master key).
-type encItem struct {
-	what string // "credential", "database master key"
-	name string
-	dir  string // keystore-relative directory, slash-separated
-	base string // the blob's base name
-	rev  int
+// itemKind is a kind of value a master key encrypts.
+type itemKind uint8
+
+const (
+	itemCredential itemKind = iota + 1 // a credential's value, under the SMK
+	itemDMK                            // a database master key's SMK encryption
+	itemSecret                         // a secret's value, under its database's master key
+)
+
+// String is the kind as messages name it.
+func (k itemKind) String() string {
+	switch k {
+	case itemCredential:
+		return "credential"
+	case itemDMK:
+		return "database master key"
+	case itemSecret:
+		return "secret"
+	}
+	return "item"
 }
 
-func (it encItem) dirElems() []string { return strings.Split(it.dir, "/") }
+// encItem is a value a master key encrypts, read from its metadata.
+type encItem struct {
+	kind itemKind
+	name string // as messages name it: NAME, or DB/NAME for a secret
+	blob handle // its file, under any generation (handle.atGen)
+}
 
 // itemRef names an item before its metadata is read: a rekey walks the
 // keystore's directories listing names only, and its workers read the
 // metadata, in parallel.
 type itemRef struct {
-	kind string // "credential", "dmk" (a DMK's SMK encryption), "secret"
+	kind itemKind
 	db   string
 	name string
 }
@@ -48,7 +63,7 @@ func (s *session) smkItemRefs(fn func(itemRef) error) error {
 		if isDir || !ok || strings.HasPrefix(name, ".") {
 			return nil
 		}
-		return fn(itemRef{kind: "credential", name: base})
+		return fn(itemRef{kind: itemCredential, name: base})
 	})
 	if err != nil {
 		return err
@@ -57,7 +72,7 @@ func (s *session) smkItemRefs(fn func(itemRef) error) error {
 		if !isDir || strings.HasPrefix(name, ".") {
 			return nil
 		}
-		return fn(itemRef{kind: "dmk", db: name})
+		return fn(itemRef{kind: itemDMK, db: name})
 	})
 }
 
@@ -66,7 +81,7 @@ func (s *session) smkItemRefs(fn func(itemRef) error) error {
 // encryption, or an empty directory under databases/.
 func (ks *Keystore) resolve(ref itemRef) (it encItem, ok bool, err error) {
 	switch ref.kind {
-	case "credential":
+	case itemCredential:
 		if err := formats.ValidateName("credential", ref.name); err != nil {
 			return it, false, corruptf(ks.credentialMetaPath(ref.name), "is not a credential's file: %v", err)
 		}
@@ -74,8 +89,8 @@ func (ks *Keystore) resolve(ref itemRef) (it encItem, ok bool, err error) {
 		if err != nil {
 			return it, false, err
 		}
-		return encItem{what: "credential", name: m.Name, dir: credentialsDir, base: m.Name, rev: m.Revision}, true, nil
-	case "dmk":
+		return encItem{kind: itemCredential, name: m.Name, blob: credentialBlob(m.Name, m.Revision, 0)}, true, nil
+	case itemDMK:
 		if err := formats.ValidateName("database", ref.db); err != nil {
 			return it, false, corruptf(ks.path(databasesDir, ref.db), "is not a database: %v", err)
 		}
@@ -95,14 +110,13 @@ func (ks *Keystore) resolve(ref itemRef) (it encItem, ok bool, err error) {
 			return it, false, err
 		}
 		if m.Name != ref.db {
-			return it, false, corruptf(ks.dbPath(ref.db, databaseFile), "names database %q", m.Name)
+			return it, false, corruptf(ks.pathOf(databaseMeta(ref.db)), "names database %q", m.Name)
 		}
 		if !m.SMKEncryption {
 			return it, false, nil
 		}
-		return encItem{what: "database master key", name: m.Name, dir: rel(databasesDir, m.Name),
-			base: formats.SMKEncryptionBase, rev: m.Generation}, true, nil
-	case "secret":
+		return encItem{kind: itemDMK, name: m.Name, blob: smkEncryptionBlob(m.Name, m.Generation, 0)}, true, nil
+	case itemSecret:
 		if err := formats.ValidateName("secret", ref.name); err != nil {
 			return it, false, corruptf(ks.secretMetaPath(ref.db, ref.name), "is not a secret's file: %v", err)
 		}
@@ -110,10 +124,9 @@ func (ks *Keystore) resolve(ref itemRef) (it encItem, ok bool, err error) {
 		if err != nil {
 			return it, false, err
 		}
-		return encItem{what: "secret", name: ref.db + "/" + m.Name, dir: rel(databasesDir, ref.db, secretsDir),
-			base: m.Name, rev: m.Revision}, true, nil
+		return encItem{kind: itemSecret, name: ref.db + "/" + m.Name, blob: secretBlob(ref.db, m.Name, m.Revision, 0)}, true, nil
 	}
-	return it, false, fmt.Errorf("unknown item kind %q", ref.kind)
+	return it, false, fmt.Errorf("unknown item kind %d", ref.kind)
 }
 
 // smkItemDirs lists the directories holding blobs the SMK encrypts: the
@@ -123,7 +136,7 @@ func (s *session) smkItemDirs() ([]string, error) {
 	c := &collector{ks: s.ks}
 	err := c.eachEntry(databasesDir, func(name string, isDir bool) error {
 		if isDir && !strings.HasPrefix(name, ".") {
-			dirs = append(dirs, rel(databasesDir, name))
+			dirs = append(dirs, databaseDir(name).rel())
 		}
 		return nil
 	})
@@ -292,7 +305,7 @@ func (s *session) rekey(sc rekeyScope, plan rekeyPlan) (*RekeyResult, error) {
 			mu.Unlock()
 			return nil
 		}
-		blob, path, orphan, err := s.ks.readItemBlob(it.dirElems(), it.base, it.rev, oldGens)
+		blob, path, orphan, err := s.ks.readItemBlob(it.blob, oldGens)
 		if err != nil {
 			if !plan.force {
 				return errItemDecrypt(it, err)
@@ -316,8 +329,8 @@ func (s *session) rekey(sc rekeyScope, plan rekeyPlan) (*RekeyResult, error) {
 				unreadable++
 				res.OrphanedCount++
 				if len(res.Orphaned) < maxListedOrphans {
-					res.Orphaned = append(res.Orphaned, it.what+" '"+it.name+"'")
-					res.Unreadable = append(res.Unreadable, it.what+" '"+it.name+"': "+err.Error())
+					res.Orphaned = append(res.Orphaned, it.kind.String()+" '"+it.name+"'")
+					res.Unreadable = append(res.Unreadable, it.kind.String()+" '"+it.name+"': "+err.Error())
 				}
 			}
 			// Otherwise no file of it exists: there is nothing to keep.
@@ -365,7 +378,7 @@ func (s *session) rekey(sc rekeyScope, plan rekeyPlan) (*RekeyResult, error) {
 			newOrphans++
 			res.OrphanedCount++
 			if len(res.Orphaned) < maxListedOrphans {
-				res.Orphaned = append(res.Orphaned, it.what+" '"+it.name+"'")
+				res.Orphaned = append(res.Orphaned, it.kind.String()+" '"+it.name+"'")
 			}
 			return nil
 		}
@@ -373,8 +386,7 @@ func (s *session) rekey(sc rekeyScope, plan rekeyPlan) (*RekeyResult, error) {
 		if err != nil {
 			return err
 		}
-		dir := s.ks.path(it.dirElems()...)
-		if err := b.CreateLater(filepath.Join(dir, formats.BlobName(it.base, it.rev, newGen)), dir, ct); err != nil {
+		if err := b.CreateLater(s.ks.pathOf(it.blob.atGen(newGen)), s.ks.dirOf(it.blob), ct); err != nil {
 			return err
 		}
 		mu.Lock()
@@ -485,7 +497,7 @@ func (s *session) rekeySMK(st *smkState, plan rekeyPlan) (*RekeyResult, error) {
 				if _, _, err := openKeyFile(p, blob, protect.KindSMK, key.Thumbprint()); err != nil {
 					return fmt.Errorf("the new %s encryption does not open: %w", pr.kind, err)
 				}
-				if err := b.Create(s.ks.path(smkDir, protectorBlobName(string(pr.kind), gen)), s.ks.path(smkDir), blob); err != nil {
+				if err := b.Create(s.ks.pathOf(protectorBlob(string(pr.kind), gen)), s.ks.path(smkDir), blob); err != nil {
 					return err
 				}
 			}
@@ -513,12 +525,12 @@ func (s *session) rekeySMK(st *smkState, plan rekeyPlan) (*RekeyResult, error) {
 		ownFiles: func(oldGen int) []string {
 			var out []string
 			for _, pr := range smkProtectors {
-				out = append(out, s.ks.path(smkDir, protectorBlobName(string(pr.kind), oldGen)))
+				out = append(out, s.ks.pathOf(protectorBlob(string(pr.kind), oldGen)))
 			}
 			return out
 		},
 		keepable: []string{string(protect.KindAccount), string(protect.KindMachine)},
-		keptPath: func(gen int, kind string) string { return s.ks.path(smkDir, protectorBlobName(kind, gen)) },
+		keptPath: func(gen int, kind string) string { return s.ks.pathOf(protectorBlob(kind, gen)) },
 	}
 	return s.rekey(sc, plan)
 }
@@ -566,14 +578,19 @@ func (s *session) cleanupAfterRekey(sc rekeyScope, newGen int, retired []formats
 		}
 		return nil
 	}, func(f file) error {
-		base, rev, gen, ok := formats.ParseBlobName(f.name)
-		if !ok || !old[gen] {
+		h := parseHandle(f.dir + "/" + f.name)
+		switch h.kind {
+		case kindCredentialBlob, kindSMKEncryption, kindSecretBlob:
+		default:
 			return nil
 		}
-		if !s.ks.files.Exists(s.ks.path(f.dir, formats.BlobName(base, rev, newGen))) {
+		if !old[h.gen] {
+			return nil
+		}
+		if !s.ks.files.Exists(s.ks.pathOf(h.atGen(newGen))) {
 			return nil // an orphan, kept
 		}
-		return s.ks.files.RemoveFile(s.ks.path(f.dir, f.name))
+		return s.ks.files.RemoveFile(s.ks.pathOf(h))
 	})
 	kept := map[string]bool{}
 	for _, r := range retired {
@@ -659,7 +676,7 @@ func errItemDecrypt(it encItem, cause error) error {
 	return &Error{
 		Number: MsgItemDecrypt,
 		Text: fmt.Sprintf("An error occurred while decrypting %s '%s' that was encrypted by the old master key. The FORCE option can be used to ignore this error and continue the operation; what cannot be decrypted is kept, orphaned, until a backup of its key recovers it.",
-			it.what, it.name),
+			it.kind, it.name),
 		Detail: []string{cause.Error()},
 		Hint:   "nothing was changed; rerun with --force to continue past it",
 		Kind:   ErrDecryption,

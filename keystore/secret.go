@@ -22,7 +22,7 @@ type Secret struct {
 }
 
 func (ks *Keystore) secretMetaPath(db, name string) string {
-	return ks.dbPath(db, secretsDir, formats.MetaName(name))
+	return ks.pathOf(secretMeta(db, name))
 }
 
 func (ks *Keystore) loadSecretMeta(db, name string) (*formats.Secret, error) {
@@ -50,7 +50,7 @@ func (ks *Keystore) secretMeta(db, name string) (*formats.Secret, error) {
 // eachSecretMeta calls fn with the metadata of every secret of a database.
 func (ks *Keystore) eachSecretMeta(db string, fn func(*formats.Secret) error) error {
 	c := &collector{ks: ks}
-	return c.eachEntry(rel(databasesDir, db, secretsDir), func(name string, isDir bool) error {
+	return c.eachEntry(secretsDirOf(db).rel(), func(name string, isDir bool) error {
 		base, ok := strings.CutSuffix(name, ".toml")
 		if isDir || !ok || strings.HasPrefix(name, ".") {
 			return nil
@@ -97,7 +97,7 @@ func (ks *Keystore) eachDatabase(fn func(*formats.Database) error, damaged func(
 			return damaged(name, ks.errLostDatabase(name))
 		}
 		if err == nil && meta.Name != name {
-			err = corruptf(ks.dbPath(name, databaseFile), "names database %q", meta.Name)
+			err = corruptf(ks.pathOf(databaseMeta(name)), "names database %q", meta.Name)
 		}
 		if errors.Is(err, ErrCorrupt) {
 			return damaged(name, err)
@@ -146,7 +146,7 @@ func (ks *Keystore) SetSecret(db, name string, value []byte, openPassword []byte
 			next.Revision, next.Created = old.Revision+1, old.Created
 		case notExist(err):
 			created, old = true, nil
-			twin, err := s.ks.caseTwin(rel(databasesDir, db, secretsDir), name, false)
+			twin, err := s.ks.caseTwin(secretsDirOf(db).rel(), name, false)
 			if err != nil {
 				return err
 			}
@@ -156,16 +156,15 @@ func (ks *Keystore) SetSecret(db, name string, value []byte, openPassword []byte
 		default:
 			return err
 		}
-		dir := []string{databasesDir, db, secretsDir}
 		t := s.begin()
 		if old != nil {
-			t.obsolete(s.ks.itemBlobPaths(dir, name, old.Revision, g)...)
+			t.obsolete(s.ks.itemBlobPaths(secretBlob(db, name, old.Revision, 0), g)...)
 		}
 		ct, err := protect.Seal(dmk.key, value)
 		if err != nil {
 			return err
 		}
-		if err := t.create(s.ks.path(append(dir, formats.BlobName(name, next.Revision, g.current))...), ct); err != nil {
+		if err := t.create(s.ks.pathOf(secretBlob(db, name, next.Revision, g.current)), ct); err != nil {
 			return err
 		}
 		data, err := next.Encode()
@@ -195,7 +194,7 @@ func (ks *Keystore) GetSecret(db, name string, openPassword []byte) ([]byte, err
 		if err != nil {
 			return err
 		}
-		blob, path, orphan, err := s.ks.readItemBlob([]string{databasesDir, db, secretsDir}, name, sm.Revision, dmkGens(meta))
+		blob, path, orphan, err := s.ks.readItemBlob(secretBlob(db, name, sm.Revision, 0), dmkGens(meta))
 		if err != nil {
 			return s.ks.fileError(path, err)
 		}
@@ -228,7 +227,7 @@ func (ks *Keystore) ListSecrets(db string) ([]*Secret, error) {
 	err := ks.read("secret list", func(s *session) error {
 		list := func(meta *formats.Database) error {
 			return s.ks.eachSecretMeta(meta.Name, func(m *formats.Secret) error {
-				_, orphan, err := s.ks.itemBlob([]string{databasesDir, meta.Name, secretsDir}, m.Name, m.Revision, dmkGens(meta))
+				_, orphan, err := s.ks.itemBlob(secretBlob(meta.Name, m.Name, m.Revision, 0), dmkGens(meta))
 				if err != nil {
 					return err
 				}
@@ -272,7 +271,7 @@ func (ks *Keystore) RemoveSecret(db, name string) error {
 			return err
 		}
 		t := s.begin()
-		t.obsolete(s.ks.itemBlobPaths([]string{databasesDir, db, secretsDir}, name, sm.Revision, dmkGens(meta))...)
+		t.obsolete(s.ks.itemBlobPaths(secretBlob(db, name, sm.Revision, 0), dmkGens(meta))...)
 		return t.commitRemove(s.ks.secretMetaPath(db, name))
 	})
 }

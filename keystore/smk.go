@@ -259,7 +259,7 @@ func (s *session) openSMK() (*smkState, error) {
 // what the user can do. Nothing is deleted here or by the clean-up (see
 // collector.referenced): only smk machine-protection off removes the file.
 func (s *session) disabledMachineEncryption(meta *formats.SMK, st *smkState, enc *EncryptionState, mismatched *[]string) (string, error) {
-	blobPath := s.ks.path(smkDir, protectorBlobName(string(protect.KindMachine), meta.Generation))
+	blobPath := s.ks.pathOf(protectorBlob(string(protect.KindMachine), meta.Generation))
 	if !s.ks.files.Exists(blobPath) {
 		return "", nil
 	}
@@ -310,7 +310,7 @@ func (ks *Keystore) trySMKEncryption(kind protect.Kind, meta *formats.SMK, known
 	if err != nil {
 		return nil, nil, err
 	}
-	blobPath := ks.path(smkDir, protectorBlobName(string(kind), meta.Generation))
+	blobPath := ks.pathOf(protectorBlob(string(kind), meta.Generation))
 	blob, err := ks.files.ReadFile(blobPath, maxKeyBlobSize)
 	if err != nil {
 		var ke *Error
@@ -357,7 +357,7 @@ func (ks *Keystore) writeSMKEncryption(kind protect.Kind, meta *formats.SMK, key
 	if _, _, err := openKeyFile(p, blob, protect.KindSMK, key.Thumbprint()); err != nil {
 		return fmt.Errorf("the new %s encryption does not open: %w", kind, err)
 	}
-	if err := ks.writeFileAtomic(ks.path(smkDir, protectorBlobName(string(kind), meta.Generation)), blob); err != nil {
+	if err := ks.writeFileAtomic(ks.pathOf(protectorBlob(string(kind), meta.Generation)), blob); err != nil {
 		return err
 	}
 	if kind == protect.KindMachine {
@@ -464,7 +464,7 @@ func (ks *Keystore) SetMachineProtection(on bool) (changed bool, err error) {
 		if err != nil {
 			return err
 		}
-		blob := s.ks.path(smkDir, protectorBlobName(string(protect.KindMachine), st.meta.Generation))
+		blob := s.ks.pathOf(protectorBlob(string(protect.KindMachine), st.meta.Generation))
 		// A machine encryption that smk.toml already disowns: off
 		// removes it, on replaces it.
 		disowned := !st.meta.MachineProtection && s.ks.files.Exists(blob)

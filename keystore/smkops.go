@@ -294,7 +294,7 @@ func (ks *Keystore) AlterSMKOldAccount(dir string) (*AlterResult, error) {
 		if err != nil {
 			return err
 		}
-		blobPath := ks.path(smkDir, protectorBlobName(string(protect.KindAccount), st.meta.Generation))
+		blobPath := ks.pathOf(protectorBlob(string(protect.KindAccount), st.meta.Generation))
 		blob, err := ks.files.ReadFile(blobPath, maxKeyBlobSize)
 		if err != nil {
 			return ks.fileError(blobPath, err)
@@ -360,7 +360,7 @@ func (ks *Keystore) AlterSMKNewAccount(dir string) (*AlterResult, error) {
 		if _, _, err := openKeyFile(p, blob, protect.KindSMK, st.key.Thumbprint()); err != nil {
 			return fmt.Errorf("the new account encryption does not open: %w", err)
 		}
-		if err := ks.writeFileAtomic(ks.path(smkDir, protectorBlobName(string(protect.KindAccount), st.meta.Generation)), blob); err != nil {
+		if err := ks.writeFileAtomic(ks.pathOf(protectorBlob(string(protect.KindAccount), st.meta.Generation)), blob); err != nil {
 			return err
 		}
 		ks.logEvent(fmt.Sprintf("smk alter: the account encryption of the service master key now belongs to the account in %s", abs))

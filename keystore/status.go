@@ -222,7 +222,7 @@ func (s *session) statusCredentials(out *Status, smk *formats.SMK) {
 		if smk == nil {
 			return nil
 		}
-		blob, orphan, err := s.ks.itemBlob([]string{credentialsDir}, m.Name, m.Revision, smkGens(smk))
+		blob, orphan, err := s.ks.itemBlob(credentialBlob(m.Name, m.Revision, 0), smkGens(smk))
 		if err != nil {
 			out.damaged("credential/"+m.Name, blob, err)
 			return nil
@@ -250,10 +250,10 @@ func (s *session) statusDatabases(out *Status, smk *formats.SMK) {
 		}
 		p := s.ks.path(databasesDir, db)
 		if err := formats.ValidateName("database", db); err != nil {
-			out.damaged(rel(databasesDir, db), p, corruptf(p, "is not a database: %v", err))
+			out.damaged(databaseDir(db).rel(), p, corruptf(p, "is not a database: %v", err))
 			return nil
 		}
-		metaPath := s.ks.dbPath(db, databaseFile)
+		metaPath := s.ks.pathOf(databaseMeta(db))
 		m, err := s.ks.loadDatabaseMeta(db)
 		if notExist(err) {
 			lost, lerr := s.ks.lostDatabase(db)
@@ -276,7 +276,7 @@ func (s *session) statusDatabases(out *Status, smk *formats.SMK) {
 			return nil
 		}
 		if m.SMKEncryption && smk != nil {
-			blob, orphan, err := s.ks.itemBlob([]string{databasesDir, db}, formats.SMKEncryptionBase, m.Generation, smkGens(smk))
+			blob, orphan, err := s.ks.itemBlob(smkEncryptionBlob(db, m.Generation, 0), smkGens(smk))
 			if err != nil {
 				out.damaged("dmk/"+db, blob, err)
 			} else if orphan != nil {
@@ -299,7 +299,7 @@ func (s *session) statusDatabases(out *Status, smk *formats.SMK) {
 // damage; m is nil when the database's metadata cannot be read.
 func (s *session) statusSecrets(out *Status, db string, m *formats.Database) {
 	c := &collector{ks: s.ks}
-	err := c.eachEntry(rel(databasesDir, db, secretsDir), func(name string, isDir bool) error {
+	err := c.eachEntry(secretsDirOf(db).rel(), func(name string, isDir bool) error {
 		base, ok := strings.CutSuffix(name, ".toml")
 		if isDir || !ok || strings.HasPrefix(name, ".") {
 			return nil
@@ -319,7 +319,7 @@ func (s *session) statusSecrets(out *Status, db string, m *formats.Database) {
 		if m == nil {
 			return nil
 		}
-		blob, orphan, err := s.ks.itemBlob([]string{databasesDir, db, secretsDir}, sm.Name, sm.Revision, dmkGens(m))
+		blob, orphan, err := s.ks.itemBlob(secretBlob(db, sm.Name, sm.Revision, 0), dmkGens(m))
 		if err != nil {
 			out.damaged(item, blob, err)
 		} else if orphan != nil {
@@ -328,7 +328,7 @@ func (s *session) statusSecrets(out *Status, db string, m *formats.Database) {
 		return nil
 	})
 	if err != nil {
-		out.damaged(rel(databasesDir, db, secretsDir), s.ks.dbPath(db, secretsDir), err)
+		out.damaged(secretsDirOf(db).rel(), s.ks.pathOf(secretsDirOf(db)), err)
 	}
 }
 
@@ -350,10 +350,9 @@ func smkInfoFromMeta(meta *formats.SMK) *SMKInfo {
 	}
 }
 
-// item is one thing a listing walks over: a credential now; databases and
-// secrets too once they exist.
+// item is one thing keytree key-encryptions walks over: a credential's
+// value, a database master key and its encryptions, a secret's value.
 type item struct {
-	kind   string // "credential", "database", "secret"
 	name   string // "credential/NAME"
 	orphan *Orphan
 	// kept: an encryption of a retired key, kept by --force (orphan names
@@ -374,11 +373,11 @@ func (s *session) eachItem(fn func(item) error, damaged func(db string, err erro
 	if smk != nil {
 		g := smkGens(smk)
 		err := s.ks.eachCredential(func(m *formats.Credential) error {
-			_, orphan, err := s.ks.itemBlob([]string{credentialsDir}, m.Name, m.Revision, g)
+			_, orphan, err := s.ks.itemBlob(credentialBlob(m.Name, m.Revision, 0), g)
 			if err != nil {
 				return err
 			}
-			it := item{kind: "credential", name: "credential/" + m.Name, orphan: orphan, protector: "smk", thumbprint: smk.Thumbprint}
+			it := item{name: "credential/" + m.Name, orphan: orphan, protector: "smk", thumbprint: smk.Thumbprint}
 			if orphan != nil {
 				it.thumbprint = orphan.Thumbprint
 			}

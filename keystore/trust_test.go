@@ -257,7 +257,7 @@ func TestSMKReplacedByEditor(t *testing.T) {
 	if mine.Generation != theirs.Generation || mine.Thumbprint == theirs.Thumbprint {
 		t.Fatalf("fixtures: generations %d and %d, thumbprints %s and %s", mine.Generation, theirs.Generation, mine.Thumbprint, theirs.Thumbprint)
 	}
-	name := protectorBlobName(string(protect.KindAccount), mine.Generation)
+	name := protectorBlob(string(protect.KindAccount), mine.Generation).base()
 	writeTestFile(t, filepath.Join(f.dirs.Keystore, smkDir, name), readTestFile(t, filepath.Join(dirs.Keystore, smkDir, name)))
 
 	// The machine encryption still opens the right key; the account one

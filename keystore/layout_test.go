@@ -1,0 +1,110 @@
+package keystore
+
+import (
+	"testing"
+
+	"github.com/keytree-dev/keytree/formats"
+)
+
+// TestLayoutRoundTrip: every handle keytree names has one path, and that
+// path parses back to the same handle.
+func TestLayoutRoundTrip(t *testing.T) {
+	handles := []struct {
+		h    handle
+		path string
+	}{
+		{handle{kind: kindKeystore}, "keystore.toml"},
+		{handle{kind: kindSMK}, "smk.toml"},
+		{backupsMeta(""), "backups.toml"},
+		{handle{kind: kindPending}, "pending.toml"},
+		{handle{kind: kindLock}, "lock"},
+		{handle{kind: kindErrorlog, name: errorlogFile}, "errorlog"},
+		{handle{kind: kindErrorlog, name: errorlogOldFile}, "errorlog.1"},
+		{handle{kind: kindTopDir, name: credentialsDir}, "credentials"},
+		{handle{kind: kindStaged, name: "create-0123"}, "tmp/create-0123"},
+		{handle{kind: kindTemp, dir: "credentials", name: formats.TempPrefix + "x"}, "credentials/.tmp-x"},
+		{handle{kind: kindTemp, dir: "databases/hr/secrets", db: "hr", name: formats.TempPrefix + "x"}, "databases/hr/secrets/.tmp-x"},
+		{handle{kind: kindMachineCheck}, "smk/machine.check"},
+		{protectorBlob("account", 3), "smk/account.3.age"},
+		{protectorBlob("machine", 12), "smk/machine.12.age"},
+		{credentialMeta("mail.relay"), "credentials/mail.relay.toml"},
+		{credentialBlob("mail.relay", 4, 2), "credentials/mail.relay.4.2.age"},
+		{databaseDir("hr"), "databases/hr"},
+		{databaseMeta("hr"), "databases/hr/database.toml"},
+		{backupsMeta("hr"), "databases/hr/backups.toml"},
+		{passwordBlob("hr", "0123456789abcdef", 2), "databases/hr/password.0123456789abcdef.2.age"},
+		{smkEncryptionBlob("hr", 2, 5), "databases/hr/smk.2.5.age"},
+		{secretsDirOf("hr"), "databases/hr/secrets"},
+		{secretMeta("hr", "api.key"), "databases/hr/secrets/api.key.toml"},
+		{secretBlob("hr", "api.key", 7, 2), "databases/hr/secrets/api.key.7.2.age"},
+	}
+	seen := map[fileKind]bool{}
+	for _, c := range handles {
+		if got := c.h.rel(); got != c.path {
+			t.Errorf("%+v: path %q, want %q", c.h, got, c.path)
+		}
+		if got := parseHandle(c.path); got != c.h {
+			t.Errorf("parseHandle(%q) = %+v, want %+v", c.path, got, c.h)
+		}
+		seen[c.h.kind] = true
+	}
+	for k := kindUnknown + 1; k <= kindSecretBlob; k++ {
+		if !seen[k] {
+			t.Errorf("kind %d has no case", k)
+		}
+	}
+}
+
+// TestLayoutUnknown: names keytree does not write parse as kindUnknown, and
+// keep their database when they are under one, so that the clean-up asks
+// that database's metadata before it decides anything.
+func TestLayoutUnknown(t *testing.T) {
+	for _, c := range []struct {
+		path string
+		db   string
+	}{
+		{"notes.txt", ""},
+		{".tmp-x", ""},
+		{"smk/account.0.age", ""},
+		{"smk/account.01.age", ""},
+		{"smk/other.1.age", ""},
+		{"credentials/.hidden.toml", ""},
+		{"credentials/-x.1.1.age", ""},
+		{"credentials/x.0.1.age", ""},
+		{"credentials/x.1.age", ""},
+		{"credentials/sub/x.toml", ""},
+		{"databases/-bad", ""},
+		{"databases/-bad/database.toml", ""},
+		{"databases/CON/database.toml", ""},
+		{"elsewhere/hr/database.toml", ""},
+		{"databases/hr/notes.txt", "hr"},
+		{"databases/hr/password.xyz.1.age", "hr"},
+		{"databases/hr/other.1.1.age", "hr"},
+		{"databases/hr/secrets/.x.toml", "hr"},
+		{"databases/hr/secrets/x.1.age", "hr"},
+		{"databases/hr/secrets/deep/x.toml", "hr"},
+		{"databases/hr/other/x.toml", "hr"},
+	} {
+		h := parseHandle(c.path)
+		if h.kind != kindUnknown || h.db != c.db {
+			t.Errorf("parseHandle(%q) = %+v, want unknown in database %q", c.path, h, c.db)
+		}
+	}
+}
+
+// FuzzLayout: whatever parses as a handle of keytree's has exactly that
+// path, so no name from disk can stand for another file.
+func FuzzLayout(f *testing.F) {
+	for _, s := range []string{"credentials/a.1.1.age", "databases/hr/secrets/x.2.3.age", "smk/machine.1.age", "databases/hr/password.0123456789abcdef.1.age", "tmp/x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, rel string) {
+		h := parseHandle(rel)
+		if h.kind == kindUnknown {
+			return
+		}
+		if got := h.rel(); got != rel {
+			t.Fatalf("parseHandle(%q) = %+v, whose path is %q", rel, h, got)
+		}
+	})
+}
