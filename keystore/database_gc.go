@@ -48,9 +48,7 @@ func (c *collector) referencedDatabase(p string, h handle) (ref, known bool) {
 		if err != nil {
 			return false, false
 		}
-		return meta.SMKEncryption && h.rev == meta.Generation && c.genReferenced(h.gen, smk.Generation, smk.Retired, func() bool {
-			return c.ks.files.Exists(c.ks.pathOf(h.atGen(smk.Generation)))
-		}), true
+		return meta.SMKEncryption && c.liveBlob(h, meta.Generation, smk.Generation, smk.Retired), true
 	case kindSecretBlob:
 		sm, err := c.ks.loadSecretMeta(h.db, h.name)
 		if notExist(err) {
@@ -59,9 +57,7 @@ func (c *collector) referencedDatabase(p string, h handle) (ref, known bool) {
 		if err != nil || sm.Name != h.name {
 			return c.damaged()
 		}
-		return h.rev == sm.Revision && c.genReferenced(h.gen, meta.Generation, meta.Retired, func() bool {
-			return c.ks.files.Exists(c.ks.pathOf(h.atGen(meta.Generation)))
-		}), true
+		return c.liveBlob(h, sm.Revision, meta.Generation, meta.Retired), true
 	}
 	return false, false
 }

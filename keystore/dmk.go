@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 
 	"github.com/keytree-dev/keytree/formats"
-	"github.com/keytree-dev/keytree/keystore/internal/fsio"
 	"github.com/keytree-dev/keytree/protect"
 )
 
@@ -84,7 +83,8 @@ func (ks *Keystore) CreateDMK(db string, password []byte, opts DMKOptions) (*Dat
 		// first, and renamed into databases/ in one step, as db import
 		// does: no state of databases/ shows a database directory without
 		// its database.toml.
-		st, err := ks.newStage("create")
+		t := s.begin()
+		st, err := t.stage("create")
 		if err != nil {
 			return err
 		}
@@ -105,52 +105,13 @@ func (ks *Keystore) CreateDMK(db string, password []byte, opts DMKOptions) (*Dat
 		if err := b.Sync(); err != nil {
 			return err
 		}
-		if err := st.commit(db); err != nil {
+		if err := t.commitStage(st, db); err != nil {
 			return err
 		}
 		info = databaseInfo(meta, 0)
 		return nil
 	})
 	return info, err
-}
-
-// A stage is a database built whole in tmp/, which every writer empties
-// first, and renamed into databases/ in one step (dmk create, db import):
-// no state of databases/ shows a database directory without its
-// database.toml (database_gc.go).
-type stage struct {
-	ks        *Keystore
-	dir       string
-	committed bool
-}
-
-// newStage makes a stage, with its secrets/ directory, named for op.
-func (ks *Keystore) newStage(op string) (*stage, error) {
-	st := &stage{ks: ks, dir: ks.path(tmpDir, op+"-"+fsio.RandomName())}
-	for _, d := range []string{st.dir, filepath.Join(st.dir, secretsDir)} {
-		if err := ks.files.MkdirPrivate(d); err != nil {
-			st.discard()
-			return nil, err
-		}
-	}
-	return st, nil
-}
-
-// commit renames the stage, whose files are durable, into databases/ as
-// database db: the one step that commits it.
-func (st *stage) commit(db string) error {
-	if err := st.ks.files.RenameDir(st.dir, st.ks.pathOf(databaseDir(db))); err != nil {
-		return err
-	}
-	st.committed = true
-	return st.ks.files.SyncDir(st.ks.path(databasesDir))
-}
-
-// discard removes the stage unless it was committed.
-func (st *stage) discard() {
-	if !st.committed {
-		_ = st.ks.files.RemoveTree(st.dir) // what is left, the next writer removes
-	}
 }
 
 // EncryptionKind names what protects a DMK.
@@ -313,20 +274,6 @@ func (ks *Keystore) DropDMK(db string) error {
 				Text: fmt.Sprintf("Cannot drop master key because %d secrets in database '%s' are encrypted by it.", n, db),
 				Hint: fmt.Sprintf("remove them first (keytree secret list %s; keytree secret rm %s/NAME)", db, db)}
 		}
-		// The commit: one rename of the whole directory into tmp/, the
-		// reverse of dmk create. Removing database.toml first instead
-		// would leave a directory without it, which keytree must take for
-		// a database whose metadata was lost, and keep.
-		gone := s.ks.path(tmpDir, "drop-"+fsio.RandomName())
-		if err := ks.files.RenameDir(s.ks.pathOf(databaseDir(db)), gone); err != nil {
-			return err
-		}
-		if err := ks.files.SyncDir(ks.path(databasesDir)); err != nil {
-			return err
-		}
-		// What is left in tmp/ if this stops halfway, the next writer
-		// removes.
-		_ = ks.files.RemoveTree(gone)
-		return nil
+		return s.begin().commitDrop(db)
 	})
 }

@@ -10,87 +10,109 @@ import (
 )
 
 // dmkScope is a database master key and its secrets, for the rekey pass.
-// newPassword is the password the new key is encrypted with; if it is nil the
-// key does not change (recover), and its password encryptions are carried
-// over to the new generation as they are. smk, if set, re-creates the SMK
-// encryption.
-func (s *session) dmkScope(meta *formats.Database, newPassword []byte, smk *smkState) rekeyScope {
-	db := meta.Name
-	dir := s.ks.pathOf(databaseDir(db))
-	pwPath := func(id string, gen int) string { return s.ks.pathOf(passwordBlob(db, id, gen)) }
-	var passwords []formats.PasswordEncryption
-	return rekeyScope{
-		what:       fmt.Sprintf("database master key of '%s'", db),
-		db:         db,
-		generation: meta.Generation,
-		thumbprint: meta.Thumbprint,
-		algorithm:  meta.Algorithm,
-		retired:    meta.Retired,
-		refs:       s.ks.secretItemRefs(db),
-		itemDirs:   func() ([]string, error) { return []string{secretsDirOf(db).rel()}, nil },
-		sweep:      []string{databaseDir(db).rel(), secretsDirOf(db).rel()},
-		writeOwn: func(b *fsio.Batch, key *protect.Key, gen int, created time.Time) error {
-			if newPassword != nil {
-				// Sealed before the first intend, where the rehearsal
-				// (writeWithPasswords) runs the scrypt.
-				blob, pe, err := s.newPassword(key, created, newPassword)
-				if err != nil {
-					return err
-				}
-				if err := b.Create(pwPath(pe.ID, gen), dir, blob); err != nil {
-					return err
-				}
-				passwords = []formats.PasswordEncryption{pe}
-			} else {
-				for _, pe := range meta.Passwords {
-					blob, err := s.ks.files.ReadFile(pwPath(pe.ID, meta.Generation), maxKeyBlobSize)
-					if err != nil {
-						return s.ks.fileError(pwPath(pe.ID, meta.Generation), err)
-					}
-					if err := b.Create(pwPath(pe.ID, gen), dir, blob); err != nil {
-						return err
-					}
-				}
-				passwords = meta.Passwords
+// newPassword is the password the new key is encrypted with; if it is nil
+// the key does not change (recover), and its password encryptions are
+// carried over to the new generation as they are. smk, if set, re-creates
+// the SMK encryption.
+type dmkScope struct {
+	s           *session
+	meta        *formats.Database
+	newPassword []byte
+	smk         *smkState
+	passwords   []formats.PasswordEncryption // the new generation's, once written
+}
+
+func (s *session) dmkScope(meta *formats.Database, newPassword []byte, smk *smkState) *dmkScope {
+	return &dmkScope{s: s, meta: meta, newPassword: newPassword, smk: smk}
+}
+
+func (sc *dmkScope) current() scopeKey {
+	m := sc.meta
+	return scopeKey{what: fmt.Sprintf("database master key of '%s'", m.Name), db: m.Name, generation: m.Generation,
+		thumbprint: m.Thumbprint, algorithm: m.Algorithm, retired: m.Retired}
+}
+
+func (sc *dmkScope) refs(fn func(itemRef) error) error {
+	return sc.s.ks.secretItemRefs(sc.meta.Name)(fn)
+}
+
+func (sc *dmkScope) itemDirs() ([]string, error) {
+	return []string{secretsDirOf(sc.meta.Name).rel()}, nil
+}
+
+func (sc *dmkScope) sweep() []string {
+	return []string{databaseDir(sc.meta.Name).rel(), secretsDirOf(sc.meta.Name).rel()}
+}
+
+func (sc *dmkScope) writeOwn(b *fsio.Batch, key *protect.Key, gen int, created time.Time) error {
+	s, meta := sc.s, sc.meta
+	dir := s.ks.pathOf(databaseDir(meta.Name))
+	if sc.newPassword != nil {
+		// Sealed before the first intend, where the rehearsal
+		// (writeWithPasswords) runs the scrypt.
+		blob, pe, err := s.newPassword(key, created, sc.newPassword)
+		if err != nil {
+			return err
+		}
+		if err := b.Create(sc.keptPath(gen, pe.ID), dir, blob); err != nil {
+			return err
+		}
+		sc.passwords = []formats.PasswordEncryption{pe}
+	} else {
+		for _, pe := range meta.Passwords {
+			old := sc.keptPath(meta.Generation, pe.ID)
+			blob, err := s.ks.files.ReadFile(old, maxKeyBlobSize)
+			if err != nil {
+				return s.ks.fileError(old, err)
 			}
-			if smk != nil {
-				blob, err := sealDMKForSMK(smk, key, created, db)
-				if err != nil {
-					return err
-				}
-				return b.Create(s.ks.pathOf(smkEncryptionBlob(db, gen, smk.meta.Generation)), dir, blob)
+			if err := b.Create(sc.keptPath(gen, pe.ID), dir, blob); err != nil {
+				return err
 			}
-			return nil
-		},
-		commit: func(key *protect.Key, gen int, created time.Time, retired []formats.Retired) error {
-			next := &formats.Database{
-				Version:       formats.Version,
-				Name:          db,
-				Generation:    gen,
-				Thumbprint:    key.Thumbprint(),
-				Algorithm:     string(key.Algorithm()),
-				Created:       created.UTC(),
-				SMKEncryption: smk != nil,
-				Passwords:     passwords,
-				Retired:       retired,
-			}
-			return s.begin().commitDatabase(next)
-		},
-		ownFiles: func(oldGen int) []string {
-			var out []string
-			for _, pe := range meta.Passwords {
-				out = append(out, pwPath(pe.ID, oldGen))
-			}
-			if smkMeta, err := s.ks.loadSMKMeta(); err == nil {
-				out = append(out, s.ks.itemBlobPaths(smkEncryptionBlob(db, oldGen, 0), smkGens(smkMeta))...)
-			}
-			return out
-		},
-		// Only the password encryptions are kept: the key was not opened,
-		// so its SMK encryption, if any, did not open it either.
-		keepable: passwordIDs(meta.Passwords),
-		keptPath: func(gen int, id string) string { return pwPath(id, gen) },
+		}
+		sc.passwords = meta.Passwords
 	}
+	if sc.smk != nil {
+		blob, err := sealDMKForSMK(sc.smk, key, created, meta.Name)
+		if err != nil {
+			return err
+		}
+		return b.Create(s.ks.pathOf(smkEncryptionBlob(meta.Name, gen, sc.smk.meta.Generation)), dir, blob)
+	}
+	return nil
+}
+
+func (sc *dmkScope) commit(key *protect.Key, gen int, created time.Time, retired []formats.Retired) error {
+	next := &formats.Database{
+		Version:       formats.Version,
+		Name:          sc.meta.Name,
+		Generation:    gen,
+		Thumbprint:    key.Thumbprint(),
+		Algorithm:     string(key.Algorithm()),
+		Created:       created.UTC(),
+		SMKEncryption: sc.smk != nil,
+		Passwords:     sc.passwords,
+		Retired:       retired,
+	}
+	return sc.s.begin().commitDatabase(next)
+}
+
+func (sc *dmkScope) ownFiles(oldGen int) []string {
+	var out []string
+	for _, pe := range sc.meta.Passwords {
+		out = append(out, sc.keptPath(oldGen, pe.ID))
+	}
+	if smkMeta, err := sc.s.ks.loadSMKMeta(); err == nil {
+		out = append(out, sc.s.ks.itemBlobPaths(smkEncryptionBlob(sc.meta.Name, oldGen, 0), smkGens(smkMeta))...)
+	}
+	return out
+}
+
+// keepable: only the password encryptions are kept. The key was not
+// opened, so its SMK encryption, if any, did not open it either.
+func (sc *dmkScope) keepable() []string { return passwordIDs(sc.meta.Passwords) }
+
+func (sc *dmkScope) keptPath(gen int, id string) string {
+	return sc.s.ks.pathOf(passwordBlob(sc.meta.Name, id, gen))
 }
 
 // dmkForForce opens a database's master key for an operation that may go on

@@ -167,7 +167,8 @@ func (ks *Keystore) ImportDatabase(path, name string) (*formats.ExportManifest, 
 		if err != nil {
 			return err
 		}
-		st, err := ks.newStage("import")
+		t := s.begin()
+		st, err := t.stage("import")
 		if err != nil {
 			return err
 		}
@@ -191,7 +192,7 @@ func (ks *Keystore) ImportDatabase(path, name string) (*formats.ExportManifest, 
 			}
 		}
 		// The commit: one rename of the staged directory into databases/.
-		return st.commit(name)
+		return t.commitStage(st, name)
 	})
 	return manifest, err
 }

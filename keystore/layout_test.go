@@ -1,6 +1,8 @@
 package keystore
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/keytree-dev/keytree/formats"
@@ -107,4 +109,87 @@ func FuzzLayout(f *testing.F) {
 			t.Fatalf("parseHandle(%q) = %+v, whose path is %q", rel, h, got)
 		}
 	})
+}
+
+// TestCollectorDecidesByKind drives the clean-up's decision on one file of
+// each kind, against committed metadata: what metadata names is kept, the
+// other revisions and generations are garbage, what keytree does not write
+// is kept without a decision, and a file of a database whose metadata is
+// lost leaves the clean-up undecided. The crash tests check leftovers with
+// this same decision, so it is pinned here on its own.
+func TestCollectorDecidesByKind(t *testing.T) {
+	_, ks := newTestKeystore(t)
+	pw := []byte("correct horse battery staple 9")
+	setTestCredential(t, ks, "c", "svc", []byte("v"))
+	if _, err := ks.CreateDMK("hr", pw, DMKOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.SetSecret("hr", "s", []byte("v"), nil); err != nil {
+		t.Fatal(err)
+	}
+	meta, err := ks.loadDatabaseMeta("hr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := meta.Passwords[0].ID
+	other := "0123456789abcdef"
+	if other == id {
+		other = "fedcba9876543210"
+	}
+	const (
+		keep    = "keep"    // referenced
+		garbage = "garbage" // decided: not referenced
+		unknown = "unknown" // kept, undecided by nature (not keytree's)
+		damaged = "damaged" // kept, and the clean-up is undecided
+	)
+	cases := []struct{ path, want string }{
+		{"tmp/create-x", garbage},
+		{"smk/machine.check", keep},
+		{"smk/account.1.age", keep},
+		{"smk/account.2.age", garbage},
+		{"smk/" + formats.TempPrefix + "x", unknown},
+		{"smk/notes", unknown},
+		{"credentials/c.1.1.age", keep},
+		{"credentials/c.2.1.age", garbage},
+		{"credentials/c.1.2.age", garbage},
+		{"credentials/gone.1.1.age", garbage},
+		{"credentials/" + formats.TempPrefix + "x", garbage},
+		{"credentials/notes.txt", unknown},
+		{"databases/hr/password." + id + ".1.age", keep},
+		{"databases/hr/password." + other + ".1.age", garbage},
+		{"databases/hr/password." + id + ".2.age", garbage},
+		{"databases/hr/smk.1.1.age", keep},
+		{"databases/hr/smk.2.1.age", garbage},
+		{"databases/hr/smk.1.2.age", garbage},
+		{"databases/hr/" + formats.TempPrefix + "x", garbage},
+		{"databases/hr/notes", unknown},
+		{"databases/hr/secrets/s.1.1.age", keep},
+		{"databases/hr/secrets/s.2.1.age", garbage},
+		{"databases/hr/secrets/s.1.2.age", garbage},
+		{"databases/hr/secrets/gone.1.1.age", garbage},
+		{"databases/lost/secrets/s.1.1.age", damaged},
+	}
+	for _, c := range cases {
+		p := ks.path(filepath.FromSlash(c.path))
+		if !fileExists(p) {
+			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			writeTestFile(t, p, []byte("x"))
+		}
+		col := &collector{ks: ks}
+		ref, known := col.referenced(c.path)
+		got := unknown
+		switch {
+		case ref && known:
+			got = keep
+		case known:
+			got = garbage
+		case col.undecided:
+			got = damaged
+		}
+		if got != c.want {
+			t.Errorf("%s: %s (referenced %v, known %v), want %s", c.path, got, ref, known, c.want)
+		}
+	}
 }

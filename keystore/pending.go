@@ -256,9 +256,7 @@ func (c *collector) referenced(p string) (ref, known bool) {
 		if err != nil || meta.Name != h.name {
 			return c.damaged()
 		}
-		return h.rev == meta.Revision && c.genReferenced(h.gen, smk.Generation, smk.Retired, func() bool {
-			return c.ks.files.Exists(c.ks.pathOf(h.atGen(smk.Generation)))
-		}), true
+		return c.liveBlob(h, meta.Revision, smk.Generation, smk.Retired), true
 	}
 	return false, false
 }
@@ -268,6 +266,14 @@ func (c *collector) referenced(p string) (ref, known bool) {
 func keptBy(retired []formats.Retired, gen int, name string) bool {
 	r, ok := formats.RetiredGeneration(retired, gen)
 	return ok && slices.Contains(r.Kept, name)
+}
+
+// liveBlob decides an item's blob h: it is live if it holds the revision
+// rev the item's metadata names, under a generation genReferenced keeps.
+func (c *collector) liveBlob(h handle, rev, current int, retired []formats.Retired) bool {
+	return h.rev == rev && c.genReferenced(h.gen, current, retired, func() bool {
+		return c.ks.files.Exists(c.ks.pathOf(h.atGen(current)))
+	})
 }
 
 // genReferenced decides whether an item's blob under key generation gen is

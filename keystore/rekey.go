@@ -216,35 +216,42 @@ func countRemaining(remaining map[int]int) int {
 }
 
 // rekeyScope is a master key and what it encrypts, as the rekey pass sees
-// it: the SMK with credentials and DMK encryptions, or one DMK with its
-// database's secrets.
-type rekeyScope struct {
+// it: the SMK with credentials and DMK encryptions (smkScope), or one DMK
+// with its database's secrets (dmkScope, dmkops.go).
+type rekeyScope interface {
+	// current is the master key the pass replaces.
+	current() scopeKey
+	// refs lists the scope's items by name; workers resolve them.
+	refs(fn func(itemRef) error) error
+	// itemDirs lists the directories that hold the items' blobs.
+	itemDirs() ([]string, error)
+	// sweep lists the directories the pass writes in, for pending.toml.
+	sweep() []string
+	// writeOwn writes the new key's own encryptions (by the account and
+	// machine protectors, or by passwords and the SMK) into the batch.
+	writeOwn(b *fsio.Batch, newKey *protect.Key, newGen int, created time.Time) error
+	// commit replaces the scope's metadata: the one rename that moves the
+	// scope to the new generation.
+	commit(newKey *protect.Key, newGen int, created time.Time, retired []formats.Retired) error
+	// ownFiles lists the old key's own encryptions, removed after the commit.
+	ownFiles(oldGen int) []string
+	// keepable names the old key's own encryptions that --force keeps when
+	// it goes on without opening the old key, by the names
+	// formats.Retired.Kept holds, and keptPath maps a name to its file: they
+	// stay with the items they could open (P7: FORCE deletes nothing a
+	// mistake could still need).
+	keepable() []string
+	keptPath(gen int, name string) string
+}
+
+// scopeKey is what a rekey pass knows of the key it replaces.
+type scopeKey struct {
 	what       string // "service master key", "database master key of 'payroll'"
 	db         string // the database, for a DMK; "" for the SMK
 	generation int
 	thumbprint string
 	algorithm  string
 	retired    []formats.Retired
-	// refs lists the scope's items by name; workers resolve them.
-	refs func(fn func(itemRef) error) error
-	// itemDirs lists the directories that hold the items' blobs.
-	itemDirs func() ([]string, error)
-	sweep    []string
-	// writeOwn writes the new key's own encryptions (by the account and
-	// machine protectors, or by passwords and the SMK) into the batch.
-	writeOwn func(b *fsio.Batch, newKey *protect.Key, newGen int, created time.Time) error
-	// commit replaces the scope's metadata: the one rename that moves the
-	// scope to the new generation.
-	commit func(newKey *protect.Key, newGen int, created time.Time, retired []formats.Retired) error
-	// ownFiles lists the old key's own encryptions, removed after the commit.
-	ownFiles func(oldGen int) []string
-	// keepable names the old key's own encryptions that --force keeps when
-	// it goes on without opening the old key, by the names
-	// formats.Retired.Kept holds, and keptPath maps a name to its file: they
-	// stay with the items they could open (P7: FORCE deletes nothing a
-	// mistake could still need).
-	keepable []string
-	keptPath func(gen int, name string) string
 }
 
 // rekey moves every value of a scope to a new generation encrypted by
@@ -253,11 +260,12 @@ type rekeyScope struct {
 // whole, and the clean-up recorded in pending.toml removes the new files;
 // after it, the old files are garbage.
 func (s *session) rekey(sc rekeyScope, plan rekeyPlan) (*RekeyResult, error) {
-	newGen := sc.generation + 1
+	k := sc.current()
+	newGen := k.generation + 1
 	if newGen > formats.MaxGeneration {
-		return nil, fmt.Errorf("the %s has been replaced too many times", sc.what)
+		return nil, fmt.Errorf("the %s has been replaced too many times", k.what)
 	}
-	if err := s.intend(nil, sc.sweep); err != nil {
+	if err := s.intend(nil, sc.sweep()); err != nil {
 		return nil, err
 	}
 	// Every age file read or written costs a 64 KiB buffer, so a rekey
@@ -270,200 +278,254 @@ func (s *session) rekey(sc rekeyScope, plan rekeyPlan) (*RekeyResult, error) {
 	if debug.SetMemoryLimit(-1) == math.MaxInt64 {
 		defer debug.SetMemoryLimit(debug.SetMemoryLimit(32 << 20))
 	}
-	total := 0
-	if plan.progress != nil {
-		if err := sc.refs(func(itemRef) error { total++; return nil }); err != nil {
-			return nil, err
-		}
-	}
-
-	res := &RekeyResult{Thumbprint: plan.newKey.Thumbprint(), Algorithm: plan.newKey.Algorithm(), Generation: newGen,
-		CurrentKeyLost: plan.oldKey == nil}
-	remaining := map[int]int{} // retired generation → orphans it still holds
-	newOrphans := 0
-	unreadable := 0 // new orphans whose files could not be read
-	var mu sync.Mutex
-	// The workers read, decrypt and encrypt; the batch's writers create
-	// the new files meanwhile. Whatever happens, every queued file is
-	// created or dropped before rekey returns.
-	b := s.ks.files.NewBatch(s.ks.dir)
-	b.StartWriters()
-	defer func() { _ = b.Wait() }() // on success, waited for below
-	oldGens := keyGens{current: sc.generation, retired: sc.retired}
-
-	work := func(ref itemRef) error {
-		it, ok, err := s.ks.resolve(ref)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			mu.Lock()
-			res.skipped++
-			if plan.progress != nil {
-				plan.progress(res.Items+res.skipped, total)
-			}
-			mu.Unlock()
-			return nil
-		}
-		blob, path, orphan, err := s.ks.readItemBlob(it.blob, oldGens)
-		if err != nil {
-			if !plan.force {
-				return errItemDecrypt(it, err)
-			}
-			// --force goes on, but what it does not re-encrypt stays
-			// where it is and stays known (P18): left under a generation
-			// that is neither current nor retired, a value would read as
-			// missing, and the next writer's clean-up would remove it.
-			mu.Lock()
-			defer mu.Unlock()
-			res.Items++
-			switch {
-			case orphan != nil:
-				// Already an orphan: it stays under its retired generation.
-				remaining[orphan.Generation]++
-			case path != "":
-				// The file is there but cannot be read now (its mode, an
-				// I/O error, its size): orphaned under the current
-				// generation, as a value that does not decrypt would be.
-				newOrphans++
-				unreadable++
-				res.OrphanedCount++
-				if len(res.Orphaned) < maxListedOrphans {
-					res.Orphaned = append(res.Orphaned, it.kind.String()+" '"+it.name+"'")
-					res.Unreadable = append(res.Unreadable, it.kind.String()+" '"+it.name+"': "+err.Error())
-				}
-			}
-			// Otherwise no file of it exists: there is nothing to keep.
-			if plan.progress != nil {
-				plan.progress(res.Items+res.skipped, total)
-			}
-			return nil
-		}
-		open := func(k *protect.Key) ([]byte, error) { return protect.Open(k, blob, MaxValueSize) }
-		var key *protect.Key
-		if orphan == nil {
-			key = plan.oldKey
-			if key == nil {
-				key = plan.keys[sc.thumbprint]
-			}
-		} else {
-			key = plan.keys[orphan.Thumbprint]
-		}
-		var value []byte
-		if key != nil {
-			value, err = open(key)
-		}
-		if orphan != nil && (key == nil || err != nil) {
-			for _, k := range plan.tryKeys {
-				if value, err = open(k); err == nil {
-					key = k
-					break
-				}
-			}
-		}
-		if key == nil || err != nil {
-			mu.Lock()
-			defer mu.Unlock()
-			res.Items++
-			if orphan != nil {
-				remaining[orphan.Generation]++
-				return nil
-			}
-			if !plan.force {
-				if err == nil {
-					err = errors.New("the current " + sc.what + " cannot be opened")
-				}
-				return errItemDecrypt(it, err)
-			}
-			newOrphans++
-			res.OrphanedCount++
-			if len(res.Orphaned) < maxListedOrphans {
-				res.Orphaned = append(res.Orphaned, it.kind.String()+" '"+it.name+"'")
-			}
-			return nil
-		}
-		ct, err := protect.Seal(plan.newKey, value)
-		if err != nil {
-			return err
-		}
-		if err := b.CreateLater(s.ks.pathOf(it.blob.atGen(newGen)), s.ks.dirOf(it.blob), ct); err != nil {
-			return err
-		}
-		mu.Lock()
-		res.Items++
-		res.Reencrypted++
-		if orphan != nil {
-			res.Recovered++
-		}
-		if plan.progress != nil {
-			plan.progress(res.Items+res.skipped, total)
-		}
-		mu.Unlock()
-		return nil
-	}
-	if err := parallel(sc.refs, work); err != nil {
+	p := &rekeyPass{s: s, sc: sc, k: k, plan: plan, newGen: newGen, remaining: map[int]int{},
+		oldGens: keyGens{current: k.generation, retired: k.retired},
+		res: &RekeyResult{Thumbprint: plan.newKey.Thumbprint(), Algorithm: plan.newKey.Algorithm(), Generation: newGen,
+			CurrentKeyLost: plan.oldKey == nil}}
+	if err := p.reencryptAll(); err != nil {
 		return nil, err
 	}
-	if err := b.Wait(); err != nil {
-		return nil, err
-	}
-
-	if plan.mustRecover && res.Recovered == 0 {
+	if plan.mustRecover && p.res.Recovered == 0 {
 		return nil, &Error{
-			Text: fmt.Sprintf("the key opens none of the %d orphaned values; nothing was changed", countRemaining(remaining)),
+			Text: fmt.Sprintf("the key opens none of the %d orphaned values; nothing was changed", countRemaining(p.remaining)),
 			Hint: "keytree status lists orphaned values and the key each was encrypted by",
 			Kind: ErrNotFound,
 		}
 	}
-
 	// The new key's own encryptions, then one flush, then the commit.
-	if err := sc.writeOwn(b, plan.newKey, newGen, plan.newCreated); err != nil {
+	if err := sc.writeOwn(p.b, plan.newKey, newGen, plan.newCreated); err != nil {
 		return nil, err
 	}
-	if err := b.Sync(); err != nil {
+	if err := p.b.Sync(); err != nil {
 		return nil, err
 	}
-	var retired []formats.Retired
-	for _, r := range sc.retired {
-		if remaining[r.Generation] > 0 {
-			retired = append(retired, r)
-			res.OrphansLeft += remaining[r.Generation]
+	retired, err := p.retired()
+	if err != nil {
+		return nil, err
+	}
+	if err := sc.commit(plan.newKey, newGen, plan.newCreated, retired); err != nil {
+		return nil, err
+	}
+	res := p.res
+	s.ks.logEvent(fmt.Sprintf("%s: the %s is now %s (generation %d); %d values re-encrypted, %d recovered, %d orphaned",
+		s.op, k.what, plan.newKey.Thumbprint(), newGen, res.Reencrypted, res.Recovered, res.OrphanedCount))
+	s.cleanupAfterRekey(sc, newGen, retired)
+	if plan.newKey.Thumbprint() != k.thumbprint {
+		// Backups of the replaced key are stale now; the command says
+		// which was the last (a recover keeps the key: nothing to say).
+		res.Replaced = k.thumbprint
+		res.ReplacedBackup = s.ks.lastBackup("", k.db, k.thumbprint)
+	}
+	return res, nil
+}
+
+// rekeyPass is one rekey under way: what it has re-encrypted, orphaned and
+// left, and the batch creating its new files.
+type rekeyPass struct {
+	s       *session
+	sc      rekeyScope
+	k       scopeKey
+	plan    rekeyPlan
+	newGen  int
+	oldGens keyGens
+	b       *fsio.Batch
+	total   int // items, for progress; counted only when progress is shown
+
+	mu         sync.Mutex // guards what follows
+	res        *RekeyResult
+	remaining  map[int]int // retired generation → orphans it still holds
+	newOrphans int
+	unreadable int // new orphans whose files could not be read
+}
+
+// reencryptAll re-encrypts every item of the scope under the new key, in
+// parallel: the workers read, decrypt and encrypt, and the batch's writers
+// create the new files meanwhile. Whatever happens, every queued file is
+// created or dropped before it returns; the files are not yet synced.
+func (p *rekeyPass) reencryptAll() error {
+	if p.plan.progress != nil {
+		if err := p.sc.refs(func(itemRef) error { p.total++; return nil }); err != nil {
+			return err
 		}
 	}
-	if newOrphans > 0 {
-		r := formats.Retired{Generation: sc.generation, Thumbprint: sc.thumbprint, Algorithm: sc.algorithm}
-		if plan.oldKey == nil || unreadable > 0 {
+	p.b = p.s.ks.files.NewBatch(p.s.ks.dir)
+	p.b.StartWriters()
+	if err := parallel(p.sc.refs, p.reencrypt); err != nil {
+		_ = p.b.Wait()
+		return err
+	}
+	return p.b.Wait()
+}
+
+// reencrypt moves one item to the new key, or, where it cannot and the plan
+// allows it, leaves it orphaned.
+func (p *rekeyPass) reencrypt(ref itemRef) error {
+	it, ok, err := p.s.ks.resolve(ref)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		p.count(func() { p.res.skipped++ })
+		return nil
+	}
+	blob, path, orphan, err := p.s.ks.readItemBlob(it.blob, p.oldGens)
+	if err != nil {
+		return p.unreadableItem(it, path, orphan, err)
+	}
+	value, err := p.open(blob, orphan)
+	if err != nil {
+		return p.undecryptable(it, orphan, err)
+	}
+	ct, err := protect.Seal(p.plan.newKey, value)
+	if err != nil {
+		return err
+	}
+	if err := p.b.CreateLater(p.s.ks.pathOf(it.blob.atGen(p.newGen)), p.s.ks.dirOf(it.blob), ct); err != nil {
+		return err
+	}
+	p.count(func() {
+		p.res.Items++
+		p.res.Reencrypted++
+		if orphan != nil {
+			p.res.Recovered++
+		}
+	})
+	return nil
+}
+
+// count updates the results under the lock, and reports progress.
+func (p *rekeyPass) count(update func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	update()
+	if p.plan.progress != nil {
+		p.plan.progress(p.res.Items+p.res.skipped, p.total)
+	}
+}
+
+// open decrypts an item's blob: by the old key, or for an orphan by the
+// key of its generation, or else by any key the plan offers to try.
+func (p *rekeyPass) open(blob []byte, orphan *Orphan) ([]byte, error) {
+	open := func(k *protect.Key) ([]byte, error) { return protect.Open(k, blob, MaxValueSize) }
+	var key *protect.Key
+	if orphan == nil {
+		key = p.plan.oldKey
+		if key == nil {
+			key = p.plan.keys[p.k.thumbprint]
+		}
+	} else {
+		key = p.plan.keys[orphan.Thumbprint]
+	}
+	var value []byte
+	var err error
+	if key != nil {
+		value, err = open(key)
+	}
+	if orphan != nil && (key == nil || err != nil) {
+		for _, k := range p.plan.tryKeys {
+			if value, err = open(k); err == nil {
+				return value, nil
+			}
+		}
+	}
+	if key == nil && err == nil {
+		err = errNoKey
+	}
+	return value, err
+}
+
+// errNoKey is open's error when no key was there to try.
+var errNoKey = errors.New("no key to open it")
+
+// unreadableItem decides about an item whose file could not be read. --force
+// goes on, but what it does not re-encrypt stays where it is and stays known
+// (P18): left under a generation that is neither current nor retired, a
+// value would read as missing, and the next writer's clean-up would remove
+// it.
+func (p *rekeyPass) unreadableItem(it encItem, path string, orphan *Orphan, err error) error {
+	if !p.plan.force {
+		return errItemDecrypt(it, err)
+	}
+	p.count(func() {
+		p.res.Items++
+		switch {
+		case orphan != nil:
+			// Already an orphan: it stays under its retired generation.
+			p.remaining[orphan.Generation]++
+		case path != "":
+			// The file is there but cannot be read now (its mode, an I/O
+			// error, its size): orphaned under the current generation, as
+			// a value that does not decrypt would be.
+			p.newOrphans++
+			p.unreadable++
+			p.res.OrphanedCount++
+			if len(p.res.Orphaned) < maxListedOrphans {
+				p.res.Orphaned = append(p.res.Orphaned, it.kind.String()+" '"+it.name+"'")
+				p.res.Unreadable = append(p.res.Unreadable, it.kind.String()+" '"+it.name+"': "+err.Error())
+			}
+		}
+		// Otherwise no file of it exists: there is nothing to keep.
+	})
+	return nil
+}
+
+// undecryptable decides about an item no key at hand opens: an orphan stays
+// one; a current value stops the pass, or with --force becomes an orphan.
+func (p *rekeyPass) undecryptable(it encItem, orphan *Orphan, err error) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.res.Items++
+	if orphan != nil {
+		p.remaining[orphan.Generation]++
+		return nil
+	}
+	if !p.plan.force {
+		if errors.Is(err, errNoKey) {
+			err = errors.New("the current " + p.k.what + " cannot be opened")
+		}
+		return errItemDecrypt(it, err)
+	}
+	p.newOrphans++
+	p.res.OrphanedCount++
+	if len(p.res.Orphaned) < maxListedOrphans {
+		p.res.Orphaned = append(p.res.Orphaned, it.kind.String()+" '"+it.name+"'")
+	}
+	return nil
+}
+
+// retired lists the generations the new metadata keeps as retired: those
+// still holding orphans, and the old one if this pass orphaned values, with
+// the old key's own encryptions it keeps (P7).
+func (p *rekeyPass) retired() ([]formats.Retired, error) {
+	var retired []formats.Retired
+	for _, r := range p.k.retired {
+		if p.remaining[r.Generation] > 0 {
+			retired = append(retired, r)
+			p.res.OrphansLeft += p.remaining[r.Generation]
+		}
+	}
+	if p.newOrphans > 0 {
+		r := formats.Retired{Generation: p.k.generation, Thumbprint: p.k.thumbprint, Algorithm: p.k.algorithm}
+		if p.plan.oldKey == nil || p.unreadable > 0 {
 			// The key was not opened: perhaps its protectors were
 			// misconfigured or its password mistyped. Or it was, but
 			// some of its values could not be read, and it is the key
 			// that opens them once they can be. Either way its
 			// encryptions stay, so that recover can open it.
-			for _, name := range sc.keepable {
-				if s.ks.files.Exists(sc.keptPath(sc.generation, name)) {
+			for _, name := range p.sc.keepable() {
+				if p.s.ks.files.Exists(p.sc.keptPath(p.k.generation, name)) {
 					r.Kept = append(r.Kept, name)
 				}
 			}
-			res.KeptEncryptions = len(r.Kept)
+			p.res.KeptEncryptions = len(r.Kept)
 		}
 		retired = append(retired, r)
-		res.OrphansLeft += newOrphans
+		p.res.OrphansLeft += p.newOrphans
 	}
 	if len(retired) > formats.MaxRetired {
-		return nil, fmt.Errorf("too many generations of the %s hold orphans; recover or remove them first", sc.what)
+		return nil, fmt.Errorf("too many generations of the %s hold orphans; recover or remove them first", p.k.what)
 	}
-	if err := sc.commit(plan.newKey, newGen, plan.newCreated, retired); err != nil {
-		return nil, err
-	}
-	s.ks.logEvent(fmt.Sprintf("%s: the %s is now %s (generation %d); %d values re-encrypted, %d recovered, %d orphaned",
-		s.op, sc.what, plan.newKey.Thumbprint(), newGen, res.Reencrypted, res.Recovered, res.OrphanedCount))
-	s.cleanupAfterRekey(sc, newGen, retired)
-	if plan.newKey.Thumbprint() != sc.thumbprint {
-		// Backups of the replaced key are stale now; the command says
-		// which was the last (a recover keeps the key: nothing to say).
-		res.Replaced = sc.thumbprint
-		res.ReplacedBackup = s.ks.lastBackup("", sc.db, sc.thumbprint)
-	}
-	return res, nil
+	return retired, nil
 }
 
 // rekeySMK runs the rekey pass over the SMK's scope.
@@ -471,68 +533,84 @@ func (s *session) rekeySMK(st *smkState, plan rekeyPlan) (*RekeyResult, error) {
 	if err := st.refuseDisowned(); err != nil {
 		return nil, err
 	}
-	old := st.meta
-	sc := rekeyScope{
-		what:       "service master key",
-		generation: old.Generation,
-		thumbprint: old.Thumbprint,
-		algorithm:  old.Algorithm,
-		retired:    old.Retired,
-		refs:       s.smkItemRefs,
-		itemDirs:   s.smkItemDirs,
-		sweep:      smkSweep(),
-		writeOwn: func(b *fsio.Batch, key *protect.Key, gen int, created time.Time) error {
-			for _, pr := range smkProtectors {
-				if pr.kind == protect.KindMachine && !old.MachineProtection {
-					continue
-				}
-				p, err := s.ks.protector(pr.kind, s.creation())
-				if err != nil {
-					return fmt.Errorf("the %s protector: %w", pr.kind, err)
-				}
-				blob, err := sealKey(p, key, created)
-				if err != nil {
-					return err
-				}
-				if _, _, err := openKeyFile(p, blob, protect.KindSMK, key.Thumbprint()); err != nil {
-					return fmt.Errorf("the new %s encryption does not open: %w", pr.kind, err)
-				}
-				if err := b.Create(s.ks.pathOf(protectorBlob(string(pr.kind), gen)), s.ks.path(smkDir), blob); err != nil {
-					return err
-				}
-			}
-			return nil
-		},
-		commit: func(key *protect.Key, gen int, created time.Time, retired []formats.Retired) error {
-			next := &formats.SMK{
-				Version:           formats.Version,
-				Generation:        gen,
-				Thumbprint:        key.Thumbprint(),
-				Algorithm:         string(key.Algorithm()),
-				Created:           created.UTC(),
-				MachineProtection: old.MachineProtection,
-				Retired:           retired,
-			}
-			if err := s.ks.writeSMKMeta(next); err != nil {
-				return err
-			}
-			s.smk = &smkState{meta: next, key: key, encryptions: validEncryptions(next)}
-			if next.MachineProtection {
-				s.ks.recordMachineCheck(next)
-			}
-			return nil
-		},
-		ownFiles: func(oldGen int) []string {
-			var out []string
-			for _, pr := range smkProtectors {
-				out = append(out, s.ks.pathOf(protectorBlob(string(pr.kind), oldGen)))
-			}
-			return out
-		},
-		keepable: []string{string(protect.KindAccount), string(protect.KindMachine)},
-		keptPath: func(gen int, kind string) string { return s.ks.pathOf(protectorBlob(kind, gen)) },
+	return s.rekey(&smkScope{s: s, old: st.meta}, plan)
+}
+
+// smkScope is the SMK and what it encrypts: credentials, and the DMKs that
+// have an SMK encryption.
+type smkScope struct {
+	s   *session
+	old *formats.SMK
+}
+
+func (sc *smkScope) current() scopeKey {
+	return scopeKey{what: "service master key", generation: sc.old.Generation, thumbprint: sc.old.Thumbprint,
+		algorithm: sc.old.Algorithm, retired: sc.old.Retired}
+}
+
+func (sc *smkScope) refs(fn func(itemRef) error) error { return sc.s.smkItemRefs(fn) }
+func (sc *smkScope) itemDirs() ([]string, error)       { return sc.s.smkItemDirs() }
+func (sc *smkScope) sweep() []string                   { return smkSweep() }
+
+func (sc *smkScope) writeOwn(b *fsio.Batch, key *protect.Key, gen int, created time.Time) error {
+	s := sc.s
+	for _, pr := range smkProtectors {
+		if pr.kind == protect.KindMachine && !sc.old.MachineProtection {
+			continue
+		}
+		p, err := s.ks.protector(pr.kind, s.creation())
+		if err != nil {
+			return fmt.Errorf("the %s protector: %w", pr.kind, err)
+		}
+		blob, err := sealKey(p, key, created)
+		if err != nil {
+			return err
+		}
+		if _, _, err := openKeyFile(p, blob, protect.KindSMK, key.Thumbprint()); err != nil {
+			return fmt.Errorf("the new %s encryption does not open: %w", pr.kind, err)
+		}
+		if err := b.Create(s.ks.pathOf(protectorBlob(string(pr.kind), gen)), s.ks.path(smkDir), blob); err != nil {
+			return err
+		}
 	}
-	return s.rekey(sc, plan)
+	return nil
+}
+
+func (sc *smkScope) commit(key *protect.Key, gen int, created time.Time, retired []formats.Retired) error {
+	s := sc.s
+	next := &formats.SMK{
+		Version:           formats.Version,
+		Generation:        gen,
+		Thumbprint:        key.Thumbprint(),
+		Algorithm:         string(key.Algorithm()),
+		Created:           created.UTC(),
+		MachineProtection: sc.old.MachineProtection,
+		Retired:           retired,
+	}
+	if err := s.ks.writeSMKMeta(next); err != nil {
+		return err
+	}
+	s.smk = &smkState{meta: next, key: key, encryptions: validEncryptions(next)}
+	if next.MachineProtection {
+		s.ks.recordMachineCheck(next)
+	}
+	return nil
+}
+
+func (sc *smkScope) ownFiles(oldGen int) []string {
+	var out []string
+	for _, pr := range smkProtectors {
+		out = append(out, sc.keptPath(oldGen, string(pr.kind)))
+	}
+	return out
+}
+
+func (sc *smkScope) keepable() []string {
+	return []string{string(protect.KindAccount), string(protect.KindMachine)}
+}
+
+func (sc *smkScope) keptPath(gen int, kind string) string {
+	return sc.s.ks.pathOf(protectorBlob(kind, gen))
 }
 
 func validEncryptions(m *formats.SMK) []EncryptionState {
@@ -554,8 +632,9 @@ func validEncryptions(m *formats.SMK) []EncryptionState {
 // A retired generation's kept encryptions stay while the generation is
 // still retired (it holds orphans), and go with it.
 func (s *session) cleanupAfterRekey(sc rekeyScope, newGen int, retired []formats.Retired) {
-	old := map[int]bool{sc.generation: true}
-	for _, r := range sc.retired {
+	k := sc.current()
+	old := map[int]bool{k.generation: true}
+	for _, r := range k.retired {
 		old[r.Generation] = true
 	}
 	c := &collector{ks: s.ks}
@@ -598,8 +677,8 @@ func (s *session) cleanupAfterRekey(sc rekeyScope, newGen int, retired []formats
 			kept[sc.keptPath(r.Generation, k)] = true
 		}
 	}
-	own := sc.ownFiles(sc.generation)
-	for _, r := range sc.retired {
+	own := sc.ownFiles(k.generation)
+	for _, r := range k.retired {
 		for _, k := range r.Kept {
 			own = append(own, sc.keptPath(r.Generation, k))
 		}

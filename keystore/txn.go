@@ -2,6 +2,8 @@ package keystore
 
 import (
 	"path/filepath"
+
+	"github.com/keytree-dev/keytree/keystore/internal/fsio"
 )
 
 // A txn is one writer's change to the keystore, made in the order that
@@ -23,6 +25,11 @@ import (
 //	t.obsolete(oldFiles...)
 //	if err := t.create(newFile, data); err != nil { ... }
 //	return t.commit(metaFile, metaData)
+//
+// A database is created (dmk create, db import) or dropped whole: stage
+// builds its directory in tmp/, commitStage renames it into databases/, and
+// commitDrop renames one out into tmp/. tmp/ needs no intent record: every
+// writer empties it first.
 type txn struct {
 	s        *session
 	declared []string // keystore-relative, slash-separated
@@ -119,6 +126,64 @@ func (t *txn) commitRemove(path string) error {
 		return err
 	}
 	return f.SyncDir(filepath.Dir(path))
+}
+
+// A stage is a database built whole in tmp/, which every writer empties
+// first, and renamed into databases/ in one step (dmk create, db import):
+// no state of databases/ shows a database directory without its
+// database.toml (database_gc.go).
+type stage struct {
+	ks        *Keystore
+	dir       string
+	committed bool
+}
+
+// stage makes a stage, with its secrets/ directory, named for op.
+func (t *txn) stage(op string) (*stage, error) {
+	ks := t.s.ks
+	st := &stage{ks: ks, dir: ks.pathOf(handle{kind: kindStaged, name: op + "-" + fsio.RandomName()})}
+	for _, d := range []string{st.dir, filepath.Join(st.dir, secretsDir)} {
+		if err := ks.files.MkdirPrivate(d); err != nil {
+			st.discard()
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+// commitStage renames the stage, whose files are durable, into databases/
+// as database db: the one step that commits it.
+func (t *txn) commitStage(st *stage, db string) error {
+	if err := st.ks.files.RenameDir(st.dir, st.ks.pathOf(databaseDir(db))); err != nil {
+		return err
+	}
+	st.committed = true
+	return st.ks.files.SyncDir(st.ks.path(databasesDir))
+}
+
+// discard removes the stage unless it was committed.
+func (st *stage) discard() {
+	if !st.committed {
+		_ = st.ks.files.RemoveTree(st.dir) // what is left, the next writer removes
+	}
+}
+
+// commitDrop removes database db: one rename of its whole directory into
+// tmp/, the reverse of commitStage. Removing database.toml first instead
+// would leave a directory without it, which keytree must take for a
+// database whose metadata was lost, and keep. What is left in tmp/ if this
+// stops halfway, the next writer removes.
+func (t *txn) commitDrop(db string) error {
+	ks := t.s.ks
+	gone := ks.pathOf(handle{kind: kindStaged, name: "drop-" + fsio.RandomName()})
+	if err := ks.files.RenameDir(ks.pathOf(databaseDir(db)), gone); err != nil {
+		return err
+	}
+	if err := ks.files.SyncDir(ks.path(databasesDir)); err != nil {
+		return err
+	}
+	_ = ks.files.RemoveTree(gone)
+	return nil
 }
 
 // relPath turns a path of the keystore into the relative, slash-separated form
