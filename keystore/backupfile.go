@@ -108,3 +108,14 @@ func backupKeyFile(key *protect.Key, created, now time.Time, database string) *f
 	kf.Database = database
 	return kf
 }
+
+// readBackupIfNamed reads the key of the backup at path, for a recover; a
+// recover without a backup (path "") opens kept encryptions instead, and
+// gets nil.
+func readBackupIfNamed(path string, kind protect.Kind, password []byte) (*protect.Key, error) {
+	if path == "" {
+		return nil, nil
+	}
+	key, _, err := readKeyBackup(path, kind, password)
+	return key, err
+}

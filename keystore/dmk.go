@@ -83,29 +83,22 @@ func (ks *Keystore) CreateDMK(db string, password []byte, opts DMKOptions) (*Dat
 		// first, and renamed into databases/ in one step, as db import
 		// does: no state of databases/ shows a database directory without
 		// its database.toml.
-		t := s.begin()
-		st, err := t.stage("create")
-		if err != nil {
-			return err
-		}
-		defer st.discard()
-		stage := st.dir
-		b := ks.files.NewBatch(ks.dir)
-		if err := b.Create(filepath.Join(stage, passwordBlob(db, meta.Passwords[0].ID, 1).base()), stage, pwBlob); err != nil {
-			return err
-		}
-		if smkBlob != nil {
-			if err := b.Create(filepath.Join(stage, smkEncryptionBlob(db, 1, smk.meta.Generation).base()), stage, smkBlob); err != nil {
+		err = s.begin().buildDatabase("create", db, func(stage string) error {
+			b := ks.files.NewBatch(ks.dir)
+			if err := b.Create(filepath.Join(stage, passwordBlob(db, meta.Passwords[0].ID, 1).base()), stage, pwBlob); err != nil {
 				return err
 			}
-		}
-		if err := b.Create(filepath.Join(stage, databaseFile), stage, metaData); err != nil {
-			return err
-		}
-		if err := b.Sync(); err != nil {
-			return err
-		}
-		if err := t.commitStage(st, db); err != nil {
+			if smkBlob != nil {
+				if err := b.Create(filepath.Join(stage, smkEncryptionBlob(db, 1, smk.meta.Generation).base()), stage, smkBlob); err != nil {
+					return err
+				}
+			}
+			if err := b.Create(filepath.Join(stage, databaseFile), stage, metaData); err != nil {
+				return err
+			}
+			return b.Sync()
+		})
+		if err != nil {
 			return err
 		}
 		info = databaseInfo(meta, 0)
@@ -122,6 +115,31 @@ const (
 	ByPassword EncryptionKind = "password"
 )
 
+// changeEncryptions runs fn, which changes the encryptions of database db's
+// master key, under the exclusive lock (and the scrypt rehearsal if scrypt
+// is set: fn runs scrypt), then commits the metadata fn fills in as next.
+func (ks *Keystore) changeEncryptions(op, db string, by EncryptionKind, scrypt bool, fn func(s *session, t *txn, meta, next *formats.Database) error) error {
+	write := ks.write
+	if scrypt {
+		write = ks.writeWithPasswords
+	}
+	return write(op, func(s *session) error {
+		meta, err := s.ks.databaseMeta(db, missingDatabase)
+		if err != nil {
+			return err
+		}
+		if by != BySMK && by != ByPassword {
+			return invalid(fmt.Errorf("unknown encryption %q (want smk or password)", by))
+		}
+		next := *meta
+		t := s.begin()
+		if err := fn(s, t, meta, &next); err != nil {
+			return err
+		}
+		return t.commitDatabase(&next)
+	})
+}
+
 // AddDMKEncryption adds an encryption of a database's master key, by the SMK
 // or by a new password, and checks that it opens before it commits. A
 // password that already encrypts the key is refused.
@@ -134,17 +152,8 @@ func (ks *Keystore) AddDMKEncryption(db string, by EncryptionKind, newPassword [
 			return err
 		}
 	}
-	write := ks.write
-	if by == ByPassword || opts.OpenPassword != nil {
-		write = ks.writeWithPasswords
-	}
-	return write("dmk add-encryption", func(s *session) error {
-		meta, err := s.ks.databaseMeta(db, missingDatabase)
-		if err != nil {
-			return err
-		}
-		next := *meta
-		t := s.begin()
+	scrypt := by == ByPassword || opts.OpenPassword != nil
+	return ks.changeEncryptions("dmk add-encryption", db, by, scrypt, func(s *session, t *txn, meta, next *formats.Database) error {
 		switch by {
 		case BySMK:
 			smk, err := s.openSMK()
@@ -193,10 +202,8 @@ func (ks *Keystore) AddDMKEncryption(db string, by EncryptionKind, newPassword [
 				return err
 			}
 			next.Passwords = append(append([]formats.PasswordEncryption(nil), meta.Passwords...), pe)
-		default:
-			return invalid(fmt.Errorf("unknown encryption %q (want smk or password)", by))
 		}
-		return t.commitDatabase(&next)
+		return nil
 	})
 }
 
@@ -207,17 +214,7 @@ func (ks *Keystore) DropDMKEncryption(db string, by EncryptionKind, password []b
 	if err := validName("database", db); err != nil {
 		return err
 	}
-	write := ks.write
-	if by == ByPassword {
-		write = ks.writeWithPasswords
-	}
-	return write("dmk drop-encryption", func(s *session) error {
-		meta, err := s.ks.databaseMeta(db, missingDatabase)
-		if err != nil {
-			return err
-		}
-		next := *meta
-		t := s.begin()
+	return ks.changeEncryptions("dmk drop-encryption", db, by, by == ByPassword, func(s *session, t *txn, meta, next *formats.Database) error {
 		switch by {
 		case BySMK:
 			if !meta.SMKEncryption {
@@ -248,10 +245,8 @@ func (ks *Keystore) DropDMKEncryption(db string, by EncryptionKind, password []b
 				}
 			}
 			t.obsolete(s.ks.pathOf(passwordBlob(db, id, meta.Generation)))
-		default:
-			return invalid(fmt.Errorf("unknown encryption %q (want smk or password)", by))
 		}
-		return t.commitDatabase(&next)
+		return nil
 	})
 }
 

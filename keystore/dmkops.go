@@ -300,20 +300,16 @@ func (ks *Keystore) RecoverDMK(db, path string, password []byte, opts DMKOptions
 	if err := validName("database", db); err != nil {
 		return nil, err
 	}
-	var backup *protect.Key
-	if path != "" {
-		key, _, err := readKeyBackup(path, protect.KindDMK, password)
-		if err != nil {
-			return nil, err
-		}
-		backup = key
+	backup, err := readBackupIfNamed(path, protect.KindDMK, password)
+	if err != nil {
+		return nil, err
 	}
 	var res *RekeyResult
 	write := ks.write
 	if (backup == nil && password != nil) || opts.OpenPassword != nil {
 		write = ks.writeWithPasswords
 	}
-	err := write("dmk recover", func(s *session) error {
+	err = write("dmk recover", func(s *session) error {
 		meta, err := s.ks.databaseMeta(db, missingDatabase)
 		if err != nil {
 			return err

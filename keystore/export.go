@@ -167,32 +167,26 @@ func (ks *Keystore) ImportDatabase(path, name string) (*formats.ExportManifest, 
 		if err != nil {
 			return err
 		}
-		t := s.begin()
-		st, err := t.stage("import")
-		if err != nil {
-			return err
-		}
-		defer st.discard()
-		stage := st.dir
-		meta, err := unpackExport(s.ks, tr, stage, path, manifest)
-		if err != nil {
-			return err
-		}
-		meta.Name, meta.SMKEncryption = name, false
-		data, err := meta.Encode()
-		if err != nil {
-			return err
-		}
-		if err := ks.files.CreateFile(filepath.Join(stage, databaseFile), data, true); err != nil {
-			return err
-		}
-		for _, d := range []string{filepath.Join(stage, secretsDir), stage} {
-			if err := ks.files.SyncDir(d); err != nil {
+		return s.begin().buildDatabase("import", name, func(stage string) error {
+			meta, err := unpackExport(s.ks, tr, stage, path, manifest)
+			if err != nil {
 				return err
 			}
-		}
-		// The commit: one rename of the staged directory into databases/.
-		return t.commitStage(st, name)
+			meta.Name, meta.SMKEncryption = name, false
+			data, err := meta.Encode()
+			if err != nil {
+				return err
+			}
+			if err := ks.files.CreateFile(filepath.Join(stage, databaseFile), data, true); err != nil {
+				return err
+			}
+			for _, d := range []string{filepath.Join(stage, secretsDir), stage} {
+				if err := ks.files.SyncDir(d); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 	})
 	return manifest, err
 }

@@ -225,7 +225,7 @@ func (c *collector) referenced(p string) (ref, known bool) {
 		// Only in directories whose files the clean-up decides: one in
 		// smk/ is kept, as is everything there it does not recognise.
 		return false, h.dir == tmpDir || h.dir == credentialsDir
-	case kindMachineCheck:
+	case kindMachineCheck, kindCredential:
 		return true, true
 	case kindProtector:
 		meta, err := c.smkMeta()
@@ -241,8 +241,6 @@ func (c *collector) referenced(p string) (ref, known bool) {
 		// enough to delete a way to open the key. smk machine-protection
 		// off removes that file itself; one that is there anyway is
 		// reported when the SMK is opened (disabledMachineEncryption).
-		return true, true
-	case kindCredential:
 		return true, true
 	case kindCredentialBlob:
 		smk, err := c.smkMeta()

@@ -186,16 +186,12 @@ func (ks *Keystore) RegenerateSMK(opts SMKOptions) (*RekeyResult, error) {
 // once: the current key moves to a new generation along with the recovered
 // values.
 func (ks *Keystore) RecoverSMK(path string, password []byte, opts SMKOptions) (*RekeyResult, error) {
-	var backup *protect.Key
-	if path != "" {
-		key, _, err := readKeyBackup(path, protect.KindSMK, password)
-		if err != nil {
-			return nil, err
-		}
-		backup = key
+	backup, err := readBackupIfNamed(path, protect.KindSMK, password)
+	if err != nil {
+		return nil, err
 	}
 	var res *RekeyResult
-	err := ks.write("smk recover", func(s *session) error {
+	err = ks.write("smk recover", func(s *session) error {
 		st, err := s.openSMK()
 		if err != nil {
 			return err

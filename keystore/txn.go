@@ -26,10 +26,10 @@ import (
 //	if err := t.create(newFile, data); err != nil { ... }
 //	return t.commit(metaFile, metaData)
 //
-// A database is created (dmk create, db import) or dropped whole: stage
-// builds its directory in tmp/, commitStage renames it into databases/, and
-// commitDrop renames one out into tmp/. tmp/ needs no intent record: every
-// writer empties it first.
+// A database is created (dmk create, db import) or dropped whole:
+// buildDatabase builds its directory in tmp/ and renames it into databases/,
+// and commitDrop renames one out into tmp/. tmp/ needs no intent record:
+// every writer empties it first.
 type txn struct {
 	s        *session
 	declared []string // keystore-relative, slash-separated
@@ -149,6 +149,21 @@ func (t *txn) stage(op string) (*stage, error) {
 		}
 	}
 	return st, nil
+}
+
+// buildDatabase builds database db whole in a stage in tmp/, where fill
+// writes its files and makes them durable, and commits it with one rename
+// into databases/.
+func (t *txn) buildDatabase(op, db string, fill func(dir string) error) error {
+	st, err := t.stage(op)
+	if err != nil {
+		return err
+	}
+	defer st.discard()
+	if err := fill(st.dir); err != nil {
+		return err
+	}
+	return t.commitStage(st, db)
 }
 
 // commitStage renames the stage, whose files are durable, into databases/
