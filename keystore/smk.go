@@ -94,74 +94,11 @@ func (s *session) openSMK() (*smkState, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &smkState{meta: meta}
-	var mismatched, warnings []string
-	var damage *Error // a damaged protector secret, for the hint of 15466
-	machineOpened := false
-	enabled, missing := 0, 0
-	for _, pr := range smkProtectors {
-		enc := EncryptionState{Protector: pr.kind, Thumbprint: pr.thumbprint,
-			Enabled: pr.kind == protect.KindAccount || meta.MachineProtection}
-		if !enc.Enabled {
-			// smk.toml says machine protection is off, so the machine
-			// encryption's file should not exist. If it does, smk.toml
-			// and the files disagree (an edit, or an interrupted smk
-			// machine-protection): keytree neither trusts smk.toml
-			// enough to delete the file nor ignores it silently. It
-			// keeps it, says so, and uses it if it opens the key.
-			w, err := s.disabledMachineEncryption(meta, st, &enc, &mismatched)
-			if err != nil {
-				return nil, err
-			}
-			if w != "" {
-				warnings = append(warnings, w)
-			}
-			st.encryptions = append(st.encryptions, enc)
-			continue
-		}
-		// See machinecheck.go: a machine encryption already seen to open,
-		// byte for byte the same, is not decrypted again.
-		if enc.Enabled && pr.kind == protect.KindMachine && st.key != nil && !s.fullCheck {
-			known, err := s.ks.machineCheckValid(meta)
-			if err != nil {
-				return nil, err
-			}
-			if known {
-				enc.Valid = true
-				st.encryptions = append(st.encryptions, enc)
-				continue
-			}
-		}
-		if enc.Enabled {
-			enabled++
-			key, reason, err := s.ks.trySMKEncryption(pr.kind, meta, st.key)
-			if err != nil {
-				return nil, err
-			}
-			var mf *missingFileError
-			if errors.As(reason, &mf) {
-				missing++
-			}
-			var ue *unavailableError
-			if errors.As(reason, &ue) && ue.damage != nil && damage == nil {
-				damage = ue.damage
-			}
-			var km *keyMismatchError
-			if reason != nil && errors.As(reason, &km) {
-				mismatched = append(mismatched, fmt.Sprintf("%s (%s) in its %s encryption",
-					km.got.Thumbprint(), km.got.Algorithm(), pr.kind))
-			}
-			if key != nil {
-				enc.Valid = true
-				st.key = key
-				machineOpened = machineOpened || pr.kind == protect.KindMachine
-			} else {
-				enc.Reason = reason.Error()
-			}
-		}
-		st.encryptions = append(st.encryptions, enc)
+	st, tr, err := s.tryEncryptions(meta)
+	if err != nil {
+		return nil, err
 	}
-	if len(mismatched) > 0 {
+	if len(tr.mismatched) > 0 {
 		// An encryption that opens to a key other than the one smk.toml
 		// names was never written by keytree: every encryption of one
 		// generation holds the same key. The metadata or the file was
@@ -171,44 +108,149 @@ func (s *session) openSMK() (*smkState, error) {
 		// That is damage, reported even when the other encryption opens,
 		// and nothing is repaired from it.
 		return nil, corruptf(s.ks.path(smkFile), "names service master key %s (%s), but it holds %s",
-			meta.Thumbprint, meta.Algorithm, strings.Join(mismatched, " and "))
+			meta.Thumbprint, meta.Algorithm, strings.Join(tr.mismatched, " and "))
 	}
 	if st.key == nil {
-		if missing == enabled {
-			// No encryption file at all for this generation: smk.toml
-			// names files that were never written, or they were deleted.
-			// That is damage to the keystore, not a key that no
-			// protector can decrypt.
-			err := corruptf(s.ks.path(smkFile), "names generation %d, but no encryption of the service master key exists for it in %s",
-				meta.Generation, s.ks.path(smkDir)).(*Error)
-			err.Err = errSMKEncryptionsMissing
-			err.Hint = "restore the service master key from a backup: keytree smk restore --file BACKUP --force"
-			s.ks.warnAll(warnings)
-			return st, err
-		}
-		var detail []string
-		for _, e := range st.encryptions {
-			if e.Enabled {
-				detail = append(detail, fmt.Sprintf("%s encryption: %s", e.Protector, e.Reason))
-			}
-		}
-		if !s.rehearsal { // the real pass logs it
-			s.ks.logEvent(fmt.Sprintf("error %d: %s (service master key %s; %s)", MsgDecryption, textDecryption,
-				meta.Thumbprint, strings.Join(detail, "; ")))
-		}
-		s.ks.warnAll(warnings)
-		err := errDecryptionSMK(detail)
-		if damage != nil {
-			// A protector secret that is there but damaged is the
-			// likelier cause, and restoring it the gentler repair.
-			err.Hint = damage.Hint
-		}
 		// The state goes back with the error, for status to show.
+		err := s.errNoEncryptionOpens(st, tr)
+		s.ks.warnAll(tr.warnings)
 		return st, err
 	}
-	if machineOpened {
+	if tr.machineOpened {
 		s.ks.recordMachineCheck(meta)
 	}
+	if err := s.healEncryptions(st); err != nil {
+		return nil, err
+	}
+	s.ks.warnAll(tr.warnings)
+	s.smk = st
+	return st, nil
+}
+
+// smkTrial is what trying the SMK's encryptions found besides the key.
+type smkTrial struct {
+	mismatched []string // keys other than the one smk.toml names
+	warnings   []string // printed once the SMK is open, or has failed to
+	damage     *Error   // a damaged protector secret, for the hint of 15466
+	// machineOpened: the machine encryption was decrypted and opened the
+	// key (machinecheck.go records it).
+	machineOpened    bool
+	enabled, missing int // encryptions tried, and those whose file is missing
+}
+
+// tryEncryptions tries the account encryption, then the machine one, and
+// says what each did.
+func (s *session) tryEncryptions(meta *formats.SMK) (*smkState, *smkTrial, error) {
+	st := &smkState{meta: meta}
+	tr := &smkTrial{}
+	for _, pr := range smkProtectors {
+		enc := EncryptionState{Protector: pr.kind, Thumbprint: pr.thumbprint,
+			Enabled: pr.kind == protect.KindAccount || meta.MachineProtection}
+		var err error
+		if enc.Enabled {
+			err = s.tryEncryption(st, tr, &enc)
+		} else {
+			// smk.toml says machine protection is off, so the machine
+			// encryption's file should not exist. If it does, smk.toml
+			// and the files disagree (an edit, or an interrupted smk
+			// machine-protection): keytree neither trusts smk.toml
+			// enough to delete the file nor ignores it silently. It
+			// keeps it, says so, and uses it if it opens the key.
+			var w string
+			w, err = s.disabledMachineEncryption(meta, st, &enc, &tr.mismatched)
+			if w != "" {
+				tr.warnings = append(tr.warnings, w)
+			}
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		st.encryptions = append(st.encryptions, enc)
+	}
+	return st, tr, nil
+}
+
+// tryEncryption tries one enabled encryption of the SMK, and takes the key
+// from it if it opens.
+func (s *session) tryEncryption(st *smkState, tr *smkTrial, enc *EncryptionState) error {
+	meta := st.meta
+	// See machinecheck.go: a machine encryption already seen to open,
+	// byte for byte the same, is not decrypted again.
+	if enc.Protector == protect.KindMachine && st.key != nil && !s.fullCheck {
+		known, err := s.ks.machineCheckValid(meta)
+		if err != nil {
+			return err
+		}
+		if known {
+			enc.Valid = true
+			return nil
+		}
+	}
+	tr.enabled++
+	key, reason, err := s.ks.trySMKEncryption(enc.Protector, meta, st.key)
+	if err != nil {
+		return err
+	}
+	var mf *missingFileError
+	if errors.As(reason, &mf) {
+		tr.missing++
+	}
+	var ue *unavailableError
+	if errors.As(reason, &ue) && ue.damage != nil && tr.damage == nil {
+		tr.damage = ue.damage
+	}
+	var km *keyMismatchError
+	if reason != nil && errors.As(reason, &km) {
+		tr.mismatched = append(tr.mismatched, fmt.Sprintf("%s (%s) in its %s encryption",
+			km.got.Thumbprint(), km.got.Algorithm(), enc.Protector))
+	}
+	if key == nil {
+		enc.Reason = reason.Error()
+		return nil
+	}
+	enc.Valid = true
+	st.key = key
+	tr.machineOpened = tr.machineOpened || enc.Protector == protect.KindMachine
+	return nil
+}
+
+// errNoEncryptionOpens is the error of an SMK no encryption opened: damage
+// if none of them exists, 15466 otherwise, which the error log records.
+func (s *session) errNoEncryptionOpens(st *smkState, tr *smkTrial) error {
+	meta := st.meta
+	if tr.missing == tr.enabled {
+		// No encryption file at all for this generation: smk.toml
+		// names files that were never written, or they were deleted.
+		// That is damage to the keystore, not a key that no
+		// protector can decrypt.
+		err := corruptf(s.ks.path(smkFile), "names generation %d, but no encryption of the service master key exists for it in %s",
+			meta.Generation, s.ks.path(smkDir)).(*Error)
+		err.Err = errSMKEncryptionsMissing
+		err.Hint = "restore the service master key from a backup: keytree smk restore --file BACKUP --force"
+		return err
+	}
+	var detail []string
+	for _, e := range st.encryptions {
+		if e.Enabled {
+			detail = append(detail, fmt.Sprintf("%s encryption: %s", e.Protector, e.Reason))
+		}
+	}
+	if !s.rehearsal { // the real pass logs it
+		s.ks.logEvent(fmt.Sprintf("error %d: %s (service master key %s; %s)", MsgDecryption, textDecryption,
+			meta.Thumbprint, strings.Join(detail, "; ")))
+	}
+	err := errDecryptionSMK(detail)
+	if tr.damage != nil {
+		// A protector secret that is there but damaged is the
+		// likelier cause, and restoring it the gentler repair.
+		err.Hint = tr.damage.Hint
+	}
+	return err
+}
+
+// healEncryptions re-creates each enabled encryption that did not open
+// from the key the other one gave (SQL Server's self-healing SMK).
+func (s *session) healEncryptions(st *smkState) error {
 	for i := range st.encryptions {
 		e := &st.encryptions[i]
 		if !e.Enabled || e.Valid {
@@ -219,7 +261,7 @@ func (s *session) openSMK() (*smkState, error) {
 		// a reader can say without the exclusive lock.
 		err := s.ks.missingProtectorDir(e.Protector, s.creation())
 		if err == nil && s.mode != fsio.Exclusive {
-			return nil, errNeedsWrite
+			return errNeedsWrite
 		}
 		if err == nil {
 			err = s.ks.writeSMKEncryption(e.Protector, st.meta, st.key, s.creation())
@@ -232,7 +274,7 @@ func (s *session) openSMK() (*smkState, error) {
 				// replaces): the user must act, and the command
 				// stops rather than run on with one encryption.
 				s.ks.logEvent(fmt.Sprintf("the %s encryption of the service master key is invalid (%s) and was not re-created: %v", e.Protector, e.Reason, err))
-				return nil, err
+				return err
 			}
 			e.RepairErr = err.Error()
 			msg := fmt.Sprintf("the %s encryption of the service master key is invalid (%s) and could not be re-created: %v", e.Protector, e.Reason, err)
@@ -246,9 +288,7 @@ func (s *session) openSMK() (*smkState, error) {
 		s.ks.logEvent(msg)
 		s.ks.notice(msg)
 	}
-	s.ks.warnAll(warnings)
-	s.smk = st
-	return st, nil
+	return nil
 }
 
 // disabledMachineEncryption looks at the machine encryption of a keystore
