@@ -81,7 +81,7 @@ func (sc *dmkScope) writeOwn(b *fsio.Batch, key *protect.Key, gen int, created t
 	return nil
 }
 
-func (sc *dmkScope) commit(key *protect.Key, gen int, created time.Time, retired []formats.Retired) error {
+func (sc *dmkScope) commit(t *txn, key *protect.Key, gen int, created time.Time, retired []formats.Retired) error {
 	next := &formats.Database{
 		Version:       formats.Version,
 		Name:          sc.meta.Name,
@@ -93,7 +93,7 @@ func (sc *dmkScope) commit(key *protect.Key, gen int, created time.Time, retired
 		Passwords:     sc.passwords,
 		Retired:       retired,
 	}
-	return sc.s.begin().commitDatabase(next)
+	return t.commitDatabase(next)
 }
 
 func (sc *dmkScope) ownFiles(oldGen int) []string {

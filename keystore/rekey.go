@@ -230,9 +230,9 @@ type rekeyScope interface {
 	// writeOwn writes the new key's own encryptions (by the account and
 	// machine protectors, or by passwords and the SMK) into the batch.
 	writeOwn(b *fsio.Batch, newKey *protect.Key, newGen int, created time.Time) error
-	// commit replaces the scope's metadata: the one rename that moves the
-	// scope to the new generation.
-	commit(newKey *protect.Key, newGen int, created time.Time, retired []formats.Retired) error
+	// commit commits t with the scope's new metadata: the one rename that
+	// moves the scope to the new generation.
+	commit(t *txn, newKey *protect.Key, newGen int, created time.Time, retired []formats.Retired) error
 	// ownFiles lists the old key's own encryptions, removed after the commit.
 	ownFiles(oldGen int) []string
 	// keepable names the old key's own encryptions that --force keeps when
@@ -265,7 +265,8 @@ func (s *session) rekey(sc rekeyScope, plan rekeyPlan) (*RekeyResult, error) {
 	if newGen > formats.MaxGeneration {
 		return nil, fmt.Errorf("the %s has been replaced too many times", k.what)
 	}
-	if err := s.intend(nil, sc.sweep()); err != nil {
+	t := s.begin()
+	if err := t.sweep(sc.sweep()...); err != nil {
 		return nil, err
 	}
 	// Every age file read or written costs a 64 KiB buffer, so a rekey
@@ -278,7 +279,7 @@ func (s *session) rekey(sc rekeyScope, plan rekeyPlan) (*RekeyResult, error) {
 	if debug.SetMemoryLimit(-1) == math.MaxInt64 {
 		defer debug.SetMemoryLimit(debug.SetMemoryLimit(32 << 20))
 	}
-	p := &rekeyPass{s: s, sc: sc, k: k, plan: plan, newGen: newGen, remaining: map[int]int{},
+	p := &rekeyPass{s: s, sc: sc, k: k, plan: plan, newGen: newGen, b: t.batch(), remaining: map[int]int{},
 		oldGens: keyGens{current: k.generation, retired: k.retired},
 		res: &RekeyResult{Thumbprint: plan.newKey.Thumbprint(), Algorithm: plan.newKey.Algorithm(), Generation: newGen,
 			CurrentKeyLost: plan.oldKey == nil}}
@@ -292,18 +293,16 @@ func (s *session) rekey(sc rekeyScope, plan rekeyPlan) (*RekeyResult, error) {
 			Kind: ErrNotFound,
 		}
 	}
-	// The new key's own encryptions, then one flush, then the commit.
+	// The new key's own encryptions; the commit makes them and the
+	// values durable with one flush, then replaces the metadata.
 	if err := sc.writeOwn(p.b, plan.newKey, newGen, plan.newCreated); err != nil {
-		return nil, err
-	}
-	if err := p.b.Sync(); err != nil {
 		return nil, err
 	}
 	retired, err := p.retired()
 	if err != nil {
 		return nil, err
 	}
-	if err := sc.commit(plan.newKey, newGen, plan.newCreated, retired); err != nil {
+	if err := sc.commit(t, plan.newKey, newGen, plan.newCreated, retired); err != nil {
 		return nil, err
 	}
 	res := p.res
@@ -348,7 +347,6 @@ func (p *rekeyPass) reencryptAll() error {
 			return err
 		}
 	}
-	p.b = p.s.ks.files.NewBatch(p.s.ks.dir)
 	p.b.StartWriters()
 	if err := parallel(p.sc.refs, p.reencrypt); err != nil {
 		_ = p.b.Wait()
@@ -576,7 +574,7 @@ func (sc *smkScope) writeOwn(b *fsio.Batch, key *protect.Key, gen int, created t
 	return nil
 }
 
-func (sc *smkScope) commit(key *protect.Key, gen int, created time.Time, retired []formats.Retired) error {
+func (sc *smkScope) commit(t *txn, key *protect.Key, gen int, created time.Time, retired []formats.Retired) error {
 	s := sc.s
 	next := &formats.SMK{
 		Version:           formats.Version,
@@ -587,7 +585,7 @@ func (sc *smkScope) commit(key *protect.Key, gen int, created time.Time, retired
 		MachineProtection: sc.old.MachineProtection,
 		Retired:           retired,
 	}
-	if err := s.ks.writeSMKMeta(next); err != nil {
+	if err := t.commitSMK(next); err != nil {
 		return err
 	}
 	s.smk = &smkState{meta: next, key: key, encryptions: validEncryptions(next)}

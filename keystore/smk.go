@@ -60,12 +60,13 @@ func (ks *Keystore) loadSMKMeta() (*formats.SMK, error) {
 	return loadMeta(ks, ks.path(smkFile), formats.DecodeSMK)
 }
 
-func (ks *Keystore) writeSMKMeta(meta *formats.SMK) error {
+// commitSMK commits t with the SMK's new metadata.
+func (t *txn) commitSMK(meta *formats.SMK) error {
 	data, err := meta.Encode()
 	if err != nil {
 		return err
 	}
-	return ks.writeFileAtomic(ks.path(smkFile), data)
+	return t.commit(t.s.ks.path(smkFile), data)
 }
 
 var smkProtectors = []struct {
@@ -443,7 +444,7 @@ func (s *session) createSMK(alg protect.Algorithm) (*smkState, error) {
 		}
 		st.encryptions = append(st.encryptions, EncryptionState{Protector: pr.kind, Thumbprint: pr.thumbprint, Enabled: true, Valid: true})
 	}
-	if err := s.ks.writeSMKMeta(meta); err != nil {
+	if err := s.begin().commitSMK(meta); err != nil {
 		return nil, err
 	}
 	s.smk = st
@@ -531,7 +532,7 @@ func (ks *Keystore) SetMachineProtection(on bool) (changed bool, err error) {
 			}
 		}
 		if st.meta.MachineProtection != on {
-			if err := s.ks.writeSMKMeta(&next); err != nil {
+			if err := s.begin().commitSMK(&next); err != nil {
 				return err
 			}
 			st.meta = &next

@@ -22,7 +22,7 @@ import (
 // An operation computes its new values first, then declares and creates:
 //
 //	t := s.begin()
-//	t.obsolete(oldFiles...)
+//	t.obsolete(oldFiles...)   // or, for many files, t.sweep(dirs...) and t.batch()
 //	if err := t.create(newFile, data); err != nil { ... }
 //	return t.commit(metaFile, metaData)
 //
@@ -34,6 +34,7 @@ type txn struct {
 	s        *session
 	declared []string // keystore-relative, slash-separated
 	dirs     []string // directories with files created, synced before the commit
+	b        *fsio.Batch
 }
 
 // begin starts a change to the keystore.
@@ -44,6 +45,21 @@ func (t *txn) obsolete(paths ...string) {
 	for _, p := range paths {
 		t.declared = append(t.declared, t.s.ks.relPath(p))
 	}
+}
+
+// sweep declares directories in which the change creates, or makes
+// obsolete, more files than pending.toml should list one by one (a rekey's
+// every value): the clean-up after a crash decides every file in them from
+// committed metadata.
+func (t *txn) sweep(dirs ...string) error { return t.s.intend(nil, dirs) }
+
+// batch creates many files at once, by writer goroutines, in directories
+// sweep declared; the commit makes them durable with one sync.
+func (t *txn) batch() *fsio.Batch {
+	if t.b == nil {
+		t.b = t.s.ks.files.NewBatch(t.s.ks.dir)
+	}
+	return t.b
 }
 
 // intend records what is declared so far (nothing is written if nothing
@@ -103,6 +119,9 @@ func (t *txn) prepare() error {
 		if err := t.s.ks.files.SyncDir(d); err != nil {
 			return err
 		}
+	}
+	if t.b != nil {
+		return t.b.Sync()
 	}
 	return nil
 }
