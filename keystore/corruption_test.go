@@ -44,6 +44,7 @@ import (
 // file at every length. docs/reliability.md reports the figures this test
 // logs.
 func TestCorruptionSweep(t *testing.T) {
+	t.Parallel()
 	full := os.Getenv("KEYTREE_RELIABILITY") == "full"
 	e := newSweepKeystore(t)
 	pristine := readTree(t, e.root)

@@ -175,6 +175,7 @@ func copyFixture(t *testing.T) string {
 }
 
 func TestFixtureV1(t *testing.T) {
+	t.Parallel()
 	if *updateFixtures {
 		writeFixture(t, fixtureDir)
 	}
@@ -265,6 +266,7 @@ func TestFixtureV1(t *testing.T) {
 // TestFixtureFutureVersion: a keystore of a format this keytree does not
 // know is refused, cleanly and without being touched, whichever file says so.
 func TestFixtureFutureVersion(t *testing.T) {
+	t.Parallel()
 	files := []string{"keystore.toml", "smk.toml", "databases/payroll/database.toml", "credentials/backup-db.toml"}
 	for _, f := range files {
 		t.Run(f, func(t *testing.T) {

@@ -367,6 +367,7 @@ func TestKeystoreRestoreRefusesHostileArchives(t *testing.T) {
 // tar of the live directory taken the same way was damaged 4 times out of
 // 40 (issue 9).
 func TestKeystoreBackupConsistentDuringRegenerate(t *testing.T) {
+	t.Parallel()
 	d := testDirs(t)
 	_, values := backupTestKeystore(t, d, 8)
 	writer := openTestKeystore(t, Options{Dirs: d, LockTimeout: time.Minute})
@@ -437,6 +438,7 @@ func TestKeystoreBackupConsistentDuringRegenerate(t *testing.T) {
 // or empty): never half a keystore under its name. The staging directory
 // beside it is all that remains, and the restore runs again.
 func TestKeystoreRestoreCrash(t *testing.T) {
+	t.Parallel()
 	d := testDirs(t)
 	ks, values := backupTestKeystore(t, d, 1)
 	var buf bytes.Buffer

@@ -15,6 +15,7 @@ import (
 // protectors (or the old password) for whatever it orphaned, every value
 // reads back exactly.
 func TestReadFaultAtEveryRead(t *testing.T) {
+	t.Parallel()
 	const (
 		hrPassword  = "Database-Passw0rd-1"
 		hrNew       = "Database-Passw0rd-2"
