@@ -231,3 +231,64 @@ func TestBatchWriters(t *testing.T) {
 		t.Fatalf("Wait again: %v", err)
 	}
 }
+
+// A batch's file replaces a leftover of the same name, a link included
+// (the link goes, what it points to stays), and the fault hook sees the
+// same steps whether there was a leftover or not.
+func TestBatchCreateReplacesLeftover(t *testing.T) {
+	var steps []string
+	f, dir := rooted(t, Options{Fault: func(step, path string) error {
+		steps = append(steps, step+" "+filepath.Base(path))
+		return nil
+	}})
+	elsewhere, err := os.MkdirTemp("", "fsio-test-") // not t.TempDir: see rooted
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(elsewhere) })
+	outside := filepath.Join(elsewhere, "outside")
+	if err := os.WriteFile(outside, []byte("not keytree's"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "leftover"), []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"fresh", "leftover"}
+	if runtime.GOOS != "windows" {
+		if err := os.Symlink(outside, filepath.Join(dir, "link")); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, "link")
+	}
+	b := f.NewBatch(dir)
+	for _, n := range names {
+		steps = nil
+		if err := b.Create(filepath.Join(dir, n), dir, []byte("new "+n)); err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+		want := []string{"remove " + n, "create " + n, "write " + n}
+		if PerFileSync() {
+			want = append(want, "sync "+n)
+		}
+		if n != "fresh" {
+			// The name was taken: the creation is tried again.
+			want = []string{"remove " + n, "create " + n, "create " + n, "write " + n}
+			if PerFileSync() {
+				want = append(want, "sync "+n)
+			}
+		}
+		if !slices.Equal(steps, want) {
+			t.Errorf("%s: steps %q, want %q", n, steps, want)
+		}
+		fi, err := os.Lstat(filepath.Join(dir, n))
+		if err != nil || !fi.Mode().IsRegular() {
+			t.Fatalf("%s: %v, %v: want a regular file", n, fi, err)
+		}
+		if got, _ := os.ReadFile(filepath.Join(dir, n)); string(got) != "new "+n {
+			t.Errorf("%s holds %q", n, got)
+		}
+	}
+	if got, _ := os.ReadFile(outside); string(got) != "not keytree's" {
+		t.Fatalf("the link's target was changed: %q", got)
+	}
+}
