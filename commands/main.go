@@ -322,9 +322,9 @@ func (e *env) report(err error) int {
 		for _, d := range ke.Detail {
 			fmt.Fprintf(e.stderr, "keytree:   %s\n", escape(d))
 		}
-		switch {
-		case ke.Hint != "":
-			fmt.Fprintf(e.stderr, "keytree: hint: %s\n", escape(ke.Hint))
+		switch hint := hintText(ke); {
+		case hint != "":
+			fmt.Fprintf(e.stderr, "keytree: hint: %s\n", escape(hint))
 		case errors.Is(err, keystore.ErrInvalid):
 			// Invalid input (a name, an identity) is a usage error: it
 			// ends with the usage hint as every other one does.
