@@ -108,16 +108,19 @@ const (
 
 const textDecryption = "An error occurred during decryption."
 
+// errDecryptionSMK is 15466 for a service master key that none of its
+// encryptions opens; detail holds one line per encryption tried: both, or
+// the only one when machine protection is off.
 func errDecryptionSMK(detail []string) *Error {
-	what := "both encryptions of the service master key are invalid"
+	invalid := 2
 	if len(detail) == 1 {
-		what = "the service master key's only encryption (machine protection is off) is invalid"
+		invalid = 1
 	}
 	return &Error{
 		Number: MsgDecryption,
 		Text:   textDecryption,
 		Detail: detail,
-		Hint:   what + "; restore it from a backup: keytree smk restore --file BACKUP --force",
+		Remedy: Remedy{Kind: RemedyRestoreSMK, InvalidEncryptions: invalid},
 		Kind:   ErrDecryption,
 	}
 }

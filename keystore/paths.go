@@ -50,9 +50,9 @@ func (d *Dirs) check() error {
 			}
 			if within(*named[j].path, *named[i].path) {
 				return &Error{
-					Text: fmt.Sprintf("the %s directory (%s) and the %s directory (%s) overlap", named[i].name, *named[i].path, named[j].name, *named[j].path),
-					Hint: "keep the keystore and each protector's secret in separate directories, none inside another (KEYTREE_DIR, KEYTREE_ACCOUNT_DIR, KEYTREE_MACHINE_DIR)",
-					Kind: ErrInvalid,
+					Text:   fmt.Sprintf("the %s directory (%s) and the %s directory (%s) overlap", named[i].name, *named[i].path, named[j].name, *named[j].path),
+					Remedy: Remedy{Kind: RemedySeparateDirs},
+					Kind:   ErrInvalid,
 				}
 			}
 		}
