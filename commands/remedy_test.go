@@ -1,6 +1,8 @@
 package commands
 
 import (
+	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/keytree-dev/keytree/keystore"
@@ -158,5 +160,19 @@ func TestHintText(t *testing.T) {
 		if got := hintText(&tc.e); got != tc.want {
 			t.Errorf("%s:\n got %q\nwant %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestDefaultDirsError: with no home directory, the error names the
+// variables that give the directories.
+func TestDefaultDirsError(t *testing.T) {
+	err := defaultDirsError(fmt.Errorf("%w (unknown userid 4242)", keystore.ErrNoHome))
+	const want = "cannot find the home directory (unknown userid 4242); set KEYTREE_DIR, KEYTREE_ACCOUNT_DIR and KEYTREE_MACHINE_DIR"
+	if err.Error() != want || !errors.Is(err, keystore.ErrNoHome) {
+		t.Errorf("got %v, want %s", err, want)
+	}
+	other := errors.New("other")
+	if defaultDirsError(other) != other {
+		t.Error("another error is changed")
 	}
 }
