@@ -223,8 +223,8 @@ func errorText(err error) string {
 		for _, d := range ke.Detail {
 			s += "; " + d
 		}
-		if ke.Hint != "" {
-			s += " (" + ke.Hint + ")"
+		if h := hintText(ke); h != "" {
+			s += " (" + h + ")"
 		}
 		return s
 	}

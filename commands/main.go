@@ -322,9 +322,9 @@ func (e *env) report(err error) int {
 		for _, d := range ke.Detail {
 			fmt.Fprintf(e.stderr, "keytree:   %s\n", escape(d))
 		}
-		switch {
-		case ke.Hint != "":
-			fmt.Fprintf(e.stderr, "keytree: hint: %s\n", escape(ke.Hint))
+		switch hint := hintText(ke); {
+		case hint != "":
+			fmt.Fprintf(e.stderr, "keytree: hint: %s\n", escape(hint))
 		case errors.Is(err, keystore.ErrInvalid):
 			// Invalid input (a name, an identity) is a usage error: it
 			// ends with the usage hint as every other one does.
@@ -396,7 +396,7 @@ func defaultDirs(dirs *keystore.Dirs) error {
 	}
 	def, err := keystore.DefaultDirs()
 	if err != nil {
-		return err
+		return defaultDirsError(err)
 	}
 	for _, f := range []struct{ dst, def *string }{
 		{&dirs.Keystore, &def.Keystore}, {&dirs.Account, &def.Account}, {&dirs.Machine, &def.Machine},
@@ -406,6 +406,15 @@ func defaultDirs(dirs *keystore.Dirs) error {
 		}
 	}
 	return nil
+}
+
+// defaultDirsError adds to keystore.ErrNoHome the variables that name the
+// directories when there is no home directory to find them in.
+func defaultDirsError(err error) error {
+	if errors.Is(err, keystore.ErrNoHome) {
+		return fmt.Errorf("%w; set KEYTREE_DIR, KEYTREE_ACCOUNT_DIR and KEYTREE_MACHINE_DIR", err)
+	}
+	return err
 }
 
 // parseLockTimeout reads --lock-timeout (or KEYTREE_LOCK_TIMEOUT): a

@@ -485,7 +485,8 @@ func runSweepRead(opts Options, r sweepRead) (res sweepResult) {
 	return res
 }
 
-// messageOf is everything the CLI prints of an error.
+// messageOf is everything the CLI prints of an error, with the remedy as
+// keystore gives it (the CLI words it).
 func messageOf(err error) string {
 	var ke *Error
 	if !errors.As(err, &ke) {
@@ -494,6 +495,9 @@ func messageOf(err error) string {
 	parts := append([]string{err.Error()}, ke.Detail...)
 	if ke.Hint != "" {
 		parts = append(parts, "hint: "+ke.Hint)
+	}
+	if ke.Remedy != (Remedy{}) {
+		parts = append(parts, fmt.Sprintf("remedy: %+v", ke.Remedy))
 	}
 	return strings.Join(parts, " / ")
 }

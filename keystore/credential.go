@@ -148,8 +148,7 @@ func (ks *Keystore) GetCredential(name string) (*Credential, []byte, error) {
 			return s.ks.fileError(path, err)
 		}
 		if orphan != nil {
-			return orphanError("credential", name, orphan, "service master key",
-				"recover it with a backup of that key: keytree smk recover --file BACKUP")
+			return orphanError("credential", name, orphan, "service master key", Remedy{Kind: RemedyRecoverCredential})
 		}
 		value, err = protect.Open(st.key, blob, MaxValueSize)
 		if err != nil {

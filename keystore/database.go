@@ -29,7 +29,7 @@ func errNoDMK(db string) error {
 		Plain:  "no such database",
 		Text:   "Please create a master key in the database or open the master key in the session before performing this operation.",
 		Detail: []string{fmt.Sprintf("database '%s' has no master key", db)},
-		Hint:   fmt.Sprintf("create one with: keytree dmk create --db %s", db),
+		Remedy: Remedy{Kind: RemedyCreateDMK, Database: db},
 		Kind:   ErrNotFound,
 	}
 }
@@ -160,7 +160,7 @@ func (ks *Keystore) databaseMeta(db string, missing func(string) error) (*format
 
 func missingDatabase(db string) error {
 	e := errNotFound("database", db)
-	e.Hint = fmt.Sprintf("create it with: keytree dmk create --db %s", db)
+	e.Remedy = Remedy{Kind: RemedyCreateDatabase, Database: db}
 	return e
 }
 
@@ -201,7 +201,7 @@ func (s *session) openDMK(meta *formats.Database, password []byte) (*dmkState, e
 			Plain:  "database needs its password",
 			Text:   "Please create a master key in the database or open the master key in the session before performing this operation.",
 			Detail: []string{fmt.Sprintf("the master key of database '%s' is not encrypted by the service master key", meta.Name)},
-			Hint:   "open it with its password: --open-password-file FILE (- for standard input)",
+			Remedy: Remedy{Kind: RemedyOpenDMK},
 			Kind:   ErrDecryption,
 		}
 	}
@@ -209,7 +209,7 @@ func (s *session) openDMK(meta *formats.Database, password []byte) (*dmkState, e
 	if err != nil {
 		var ke *Error
 		if errors.As(err, &ke) && ke.Number == MsgDecryption {
-			ke.Hint += "; or open the database master key with its password: --open-password-file FILE"
+			ke.Remedy.OrOpenDMK = true
 		}
 		return nil, err
 	}
@@ -223,7 +223,7 @@ func (s *session) openDMK(meta *formats.Database, password []byte) (*dmkState, e
 			Plain:  "database needs its password",
 			Text:   "Please create a master key in the database or open the master key in the session before performing this operation.",
 			Detail: []string{fmt.Sprintf("the service master key encryption of database '%s' is orphaned: it needs service master key %s", meta.Name, orphan.Thumbprint)},
-			Hint:   "open it with its password (--open-password-file FILE), or recover it: keytree smk recover --file BACKUP",
+			Remedy: Remedy{Kind: RemedyOpenDMKOrRecoverSMK},
 			Kind:   ErrDecryption,
 		}
 	}

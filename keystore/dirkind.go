@@ -19,14 +19,11 @@ import (
 // what the directory holds, and only advises a chmod on a directory that
 // holds keytree's own files.
 
-// A dirRole is one of keytree's directories: what keytree calls it, the
-// flag and variable that name it, and the names (path.Match patterns) of
-// files that only keytree keeps there.
+// A dirRole is one of keytree's directories: which one it is, and the
+// names (path.Match patterns) of files that only keytree keeps there.
 type dirRole struct {
-	what    string
-	flag    string
-	creates string // what makes the directory, for a hint
-	marks   []string
+	dir   DirRole
+	marks []string
 	// spare are names keytree may leave in a directory it has not finished
 	// making (init's lock and tmp): not proof that it is keytree's, but
 	// not a sign that it is someone else's either.
@@ -34,15 +31,10 @@ type dirRole struct {
 }
 
 var (
-	keystoreRole = dirRole{what: "keystore", flag: "--keystore (or KEYTREE_DIR)", creates: "keytree init creates",
-		marks: []string{keystoreFile, smkFile}, spare: []string{lockFile, tmpDir}}
-	accountRole = dirRole{what: "account directory", flag: "--account-dir (or KEYTREE_ACCOUNT_DIR)", creates: protectorDirCreators,
-		marks: []string{protect.AccountSecretName}}
-	machineRole = dirRole{what: "machine directory", flag: "--machine-dir (or KEYTREE_MACHINE_DIR)", creates: protectorDirCreators,
-		marks: []string{protect.MachineSecretName, "*.entropy"}}
+	keystoreRole = dirRole{dir: DirKeystore, marks: []string{keystoreFile, smkFile}, spare: []string{lockFile, tmpDir}}
+	accountRole  = dirRole{dir: DirAccount, marks: []string{protect.AccountSecretName}}
+	machineRole  = dirRole{dir: DirMachine, marks: []string{protect.MachineSecretName, "*.entropy"}}
 )
-
-const protectorDirCreators = "keytree init (or a command given --create-protector-dirs) creates"
 
 type dirKind int
 
@@ -99,7 +91,7 @@ func hasMeta(pattern string) bool {
 // checkOwnDir is CheckPrivateDir for one of keytree's three directories:
 // loose permissions are refused in every case, but the fix is advised only
 // for a directory that holds keytree's files. For an empty directory, or
-// one that holds someone else's, the hint points keytree somewhere else.
+// one that holds someone else's, the remedy points keytree somewhere else.
 func checkOwnDir(f fsio.FS, dir string, role dirRole) error {
 	err := f.CheckPrivateDir(dir)
 	var ke *Error
@@ -113,11 +105,13 @@ func checkOwnDir(f fsio.FS, dir string, role dirRole) error {
 	case dirEmpty:
 		out.Detail = append(append([]string(nil), ke.Detail...),
 			"it is empty: keytree did not make it, and does not advise changing the permissions of a directory it did not make")
-		out.Hint = fmt.Sprintf("point %s at a path that does not exist yet: %s the %s there, private to its owner", role.flag, role.creates, role.what)
+		out.Hint = ""
+		out.Remedy = Remedy{Kind: RemedyNewDir, Dir: role.dir}
 	default:
 		out.Detail = append(append([]string(nil), ke.Detail...),
-			fmt.Sprintf("it holds files that are not keytree's: it is not keytree's %s", role.what))
-		out.Hint = fmt.Sprintf("check %s: it names a directory that is not keytree's; leave that directory's permissions as they are, and point keytree at its own %s (a path that does not exist yet: %s it)", role.flag, role.what, role.creates)
+			fmt.Sprintf("it holds files that are not keytree's: it is not keytree's %s", role.dir))
+		out.Hint = ""
+		out.Remedy = Remedy{Kind: RemedyOwnDir, Dir: role.dir}
 	}
 	return &out
 }

@@ -33,7 +33,7 @@ func TestDirKind(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if tc.role.what == accountRole.what && len(tc.files) == 1 && tc.files[0] == "account.key" {
+			if tc.role.dir == accountRole.dir && len(tc.files) == 1 && tc.files[0] == "account.key" {
 				// the Windows account secret has another name
 				if err := os.Rename(filepath.Join(dir, "account.key"), filepath.Join(dir, accountRole.marks[0])); err != nil {
 					t.Fatal(err)

@@ -35,8 +35,8 @@ func (ks *Keystore) CreateDMK(db string, password []byte, opts DMKOptions) (*Dat
 	var info *DatabaseInfo
 	exists := func() error {
 		return &Error{Number: MsgDMKExists, Kind: ErrExists,
-			Text: "There is already a master key in the database. Please drop it before performing this statement.",
-			Hint: fmt.Sprintf("database '%s' already has one; see keytree db list", db)}
+			Text:   "There is already a master key in the database. Please drop it before performing this statement.",
+			Remedy: Remedy{Kind: RemedyListDatabases, Database: db}}
 	}
 	err = ks.writeWithPasswords("dmk create", func(s *session) error {
 		if s.rehearsal {
@@ -232,7 +232,7 @@ func (ks *Keystore) DropDMKEncryption(db string, by EncryptionKind, password []b
 				return &Error{Number: MsgLastPassword, Kind: ErrRefused,
 					Text:   "Cannot drop encryption by password '********'.",
 					Detail: []string{fmt.Sprintf("it is the last password encryption of the master key of database '%s'", db)},
-					Hint:   "a database master key always keeps a password encryption: add another password first (keytree dmk add-encryption --by password)"}
+					Remedy: Remedy{Kind: RemedyAddPassword}}
 			}
 			_, id, err := s.openDMKByPassword(meta, password)
 			if err != nil {
@@ -266,8 +266,8 @@ func (ks *Keystore) DropDMK(db string) error {
 		}
 		if n > 0 {
 			return &Error{Number: MsgDMKInUse, Kind: ErrRefused,
-				Text: fmt.Sprintf("Cannot drop master key because %d secrets in database '%s' are encrypted by it.", n, db),
-				Hint: fmt.Sprintf("remove them first (keytree secret list %s; keytree secret rm %s/NAME)", db, db)}
+				Text:   fmt.Sprintf("Cannot drop master key because %d secrets in database '%s' are encrypted by it.", n, db),
+				Remedy: Remedy{Kind: RemedyRemoveSecrets, Database: db}}
 		}
 		return s.begin().commitDrop(db)
 	})

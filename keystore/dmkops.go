@@ -129,7 +129,7 @@ func (s *session) dmkForForce(meta *formats.Database, opts DMKOptions, restore b
 	if restore {
 		e := errCurrentKey()
 		e.Detail = []string{err.Error()}
-		e.Hint = "open it with its password (--open-password-file), or rerun with --force; nothing was changed"
+		e.Remedy = Remedy{Kind: RemedyOpenDMKOrForce}
 		return nil, e
 	}
 	return nil, err
@@ -316,7 +316,7 @@ func (ks *Keystore) RecoverDMK(db, path string, password []byte, opts DMKOptions
 		}
 		if len(meta.Retired) == 0 {
 			return &Error{Text: fmt.Sprintf("database '%s' has no orphaned secrets", db), Kind: ErrNotFound,
-				Hint: "keytree status lists orphaned values"}
+				Remedy: Remedy{Kind: RemedyListOrphans}}
 		}
 		keys := []*protect.Key{backup}
 		if backup == nil {
@@ -370,7 +370,7 @@ func (s *session) keptDMKKeys(meta *formats.Database, password []byte) ([]*prote
 			Plain:  "wrong password",
 			Text:   "The key is not encrypted using the specified decryptor.",
 			Detail: []string{fmt.Sprintf("no kept password encryption of an earlier master key of database '%s' opens with that password", meta.Name)},
-			Hint:   fmt.Sprintf("give the old key's password, or recover from a backup: keytree dmk recover --db %s --file BACKUP", meta.Name),
+			Remedy: Remedy{Kind: RemedyOldPasswordOrRecoverDMK, Database: meta.Name},
 			Kind:   ErrDecryption,
 		}
 	}

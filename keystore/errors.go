@@ -35,7 +35,8 @@ var (
 )
 
 // Error is an error with, where SQL Server has one, its message number, and
-// with an optional hint that names the next step.
+// with an optional next step: a Hint in prose, or a Remedy for the caller to
+// word.
 type Error struct {
 	Number int // SQL Server message number, or 0
 	// Plain says what happened in plain words where a SQL Server text
@@ -45,7 +46,11 @@ type Error struct {
 	Plain  string
 	Text   string // the message, without a trailing newline
 	Detail []string
+	// Hint is a next step in prose that names no command, flag or
+	// environment variable; one that needs those is a Remedy instead.
+	// An error has at most one of Hint and Remedy.Kind.
 	Hint   string
+	Remedy Remedy
 	Kind   error // one of the categories above
 	Err    error // the cause, if any
 }
@@ -103,16 +108,19 @@ const (
 
 const textDecryption = "An error occurred during decryption."
 
+// errDecryptionSMK is 15466 for a service master key that none of its
+// encryptions opens; detail holds one line per encryption tried: both, or
+// the only one when machine protection is off.
 func errDecryptionSMK(detail []string) *Error {
-	what := "both encryptions of the service master key are invalid"
+	invalid := 2
 	if len(detail) == 1 {
-		what = "the service master key's only encryption (machine protection is off) is invalid"
+		invalid = 1
 	}
 	return &Error{
 		Number: MsgDecryption,
 		Text:   textDecryption,
 		Detail: detail,
-		Hint:   what + "; restore it from a backup: keytree smk restore --file BACKUP --force",
+		Remedy: Remedy{Kind: RemedyRestoreSMK, InvalidEncryptions: invalid},
 		Kind:   ErrDecryption,
 	}
 }

@@ -161,8 +161,8 @@ func (ks *Keystore) ImportDatabase(path, name string) (*formats.ExportManifest, 
 	err = ks.write("db import", func(s *session) error {
 		err := s.ks.claimDatabaseName(name, func() error {
 			return &Error{Number: MsgDMKExists, Kind: ErrExists,
-				Text: "There is already a master key in the database. Please drop it before performing this statement.",
-				Hint: fmt.Sprintf("database '%s' exists; import under another name with --db", name)}
+				Text:   "There is already a master key in the database. Please drop it before performing this statement.",
+				Remedy: Remedy{Kind: RemedyImportAs, Database: name}}
 		})
 		if err != nil {
 			return err

@@ -37,9 +37,9 @@ func ioError(err error) error {
 		return &formats.CorruptError{File: bad.Path, Reason: bad.Reason}
 	case errors.As(err, &lt):
 		return &Error{
-			Text: fmt.Sprintf("another keytree process has held the keystore for more than %s (waiting for the %s lock on %s)", lt.Timeout, lt.Mode, lt.Path),
-			Hint: "wait for it to finish and try again, or set KEYTREE_LOCK_TIMEOUT (for example 120, in seconds) to wait longer",
-			Kind: ErrLocked,
+			Text:   fmt.Sprintf("another keytree process has held the keystore for more than %s (waiting for the %s lock on %s)", lt.Timeout, lt.Mode, lt.Path),
+			Remedy: Remedy{Kind: RemedyLockTimeout},
+			Kind:   ErrLocked,
 		}
 	}
 	return err

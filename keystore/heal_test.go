@@ -205,7 +205,8 @@ func TestBothEncryptionsInvalid(t *testing.T) {
 			continue
 		}
 		ke := keystoreError(t, err)
-		if ke.Number != MsgDecryption || ke.Text != "An error occurred during decryption." || ke.Hint == "" {
+		if ke.Number != MsgDecryption || ke.Text != "An error occurred during decryption." ||
+			ke.Remedy.Kind != RemedyRestoreSMK || ke.Remedy.InvalidEncryptions != 2 {
 			t.Errorf("%s: error %+v", name, ke)
 		}
 		if len(ke.Detail) != 2 {

@@ -80,13 +80,13 @@ func (ks *Keystore) itemBlobPaths(h handle, g keyGens) []string {
 	return paths
 }
 
-func orphanError(what, name string, o *Orphan, keyName, recover string) error {
+func orphanError(what, name string, o *Orphan, keyName string, recover Remedy) error {
 	return &Error{
 		Number: MsgItemDecrypt,
 		Text: fmt.Sprintf("An error occurred while decrypting %s '%s' that was encrypted by the old master key: it is orphaned, encrypted by %s %s (generation %d).",
 			what, name, keyName, o.Thumbprint, o.Generation),
-		Hint: recover,
-		Kind: ErrDecryption,
+		Remedy: recover,
+		Kind:   ErrDecryption,
 	}
 }
 

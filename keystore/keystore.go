@@ -158,13 +158,13 @@ func Init(opts Options, alg protect.Algorithm) (*InitResult, error) {
 	ks.createProtectorDirs = true
 	if _, err := os.Stat(ks.path(keystoreFile)); err == nil {
 		return nil, &Error{Text: fmt.Sprintf("a keystore already exists in %s", ks.dir), Kind: ErrExists,
-			Hint: "use it as it is, or choose another directory with --keystore"}
+			Remedy: Remedy{Kind: RemedyKeepKeystore}}
 	}
 	if entries, err := ks.outside.ReadDir(ks.dir); err == nil {
 		for _, e := range entries {
 			if e.Name() != lockFile && e.Name() != tmpDir {
 				return nil, &Error{Text: fmt.Sprintf("%s is not empty and is not a keystore", ks.dir), Kind: ErrExists,
-					Hint: "choose an empty or new directory with --keystore"}
+					Remedy: Remedy{Kind: RemedyChooseEmptyDir}}
 			}
 		}
 	}
@@ -226,7 +226,7 @@ func Open(opts Options) (*Keystore, error) {
 	fi, err := os.Stat(ks.dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, &Error{Text: fmt.Sprintf("no keystore in %s", ks.dir), Kind: ErrNotFound,
-			Hint: "create one with: keytree init (or point --keystore / KEYTREE_DIR at an existing one)"}
+			Remedy: Remedy{Kind: RemedyInitOrChooseKeystore}}
 	}
 	if err != nil {
 		return nil, err
@@ -262,17 +262,19 @@ func Open(opts Options) (*Keystore, error) {
 	return ks, nil
 }
 
-// notKeystore reports a directory without keystore.toml, with a hint that
-// fits what it holds instead.
+// notKeystore reports a directory without keystore.toml, with a next step
+// that fits what it holds instead.
 func (ks *Keystore) notKeystore(f fsio.FS) error {
-	hint := "create one with: keytree init"
+	e := &Error{Text: fmt.Sprintf("%s is not a keystore (it has no %s)", ks.dir, keystoreFile), Kind: ErrNotFound}
 	switch {
 	case f.Exists(ks.path(smkFile)) || f.Exists(ks.path(credentialsDir)):
-		hint = "the directory holds a keystore's files but not its keystore.toml: restore the keystore from a backup copy"
+		e.Hint = "the directory holds a keystore's files but not its keystore.toml: restore the keystore from a backup copy"
 	case kindOf(f, ks.dir, keystoreRole) == dirForeign:
-		hint = "it holds other files: point --keystore (or KEYTREE_DIR) at your keystore, or create one in a new directory with: keytree init --keystore NEWDIR"
+		e.Remedy = Remedy{Kind: RemedyChooseKeystore}
+	default:
+		e.Remedy = Remedy{Kind: RemedyInit}
 	}
-	return &Error{Text: fmt.Sprintf("%s is not a keystore (it has no %s)", ks.dir, keystoreFile), Kind: ErrNotFound, Hint: hint}
+	return e
 }
 
 // openRoot opens the keystore directory as the root of every file

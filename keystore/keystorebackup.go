@@ -294,7 +294,7 @@ func restoreTarget(dir string) (existed bool, err error) {
 	}
 	if fi.Mode().Type() != fs.ModeDir {
 		return false, &Error{Text: fmt.Sprintf("%s exists and is not a directory", dir), Kind: ErrExists,
-			Hint: "restore into a new directory: --keystore DIR"}
+			Remedy: Remedy{Kind: RemedyRestoreIntoNewDir}}
 	}
 	entries, err := osFiles.ReadDir(dir)
 	if err != nil {
@@ -309,10 +309,10 @@ func restoreTarget(dir string) (existed bool, err error) {
 func errNotEmpty(dir string) error {
 	if exists(filepath.Join(dir, keystoreFile)) {
 		return &Error{Text: fmt.Sprintf("a keystore already exists in %s; keytree never restores over one", dir), Kind: ErrExists,
-			Hint: "restore into a new or empty directory with --keystore DIR; to replace this keystore, move it aside first"}
+			Remedy: Remedy{Kind: RemedyRestoreBesideKeystore}}
 	}
 	return &Error{Text: fmt.Sprintf("%s is not empty; keytree restores a keystore only into an empty or new directory", dir), Kind: ErrExists,
-		Hint: "restore into a new or empty directory with --keystore DIR"}
+		Remedy: Remedy{Kind: RemedyRestoreIntoEmptyDir}}
 }
 
 // unpackCopy writes the entries of a keystore backup into f's directory,

@@ -47,7 +47,7 @@ func TestLockWriterWaitsThenFails(t *testing.T) {
 		if waited < shortLock {
 			t.Errorf("%s gave up after %v, before its %v timeout", name, waited, shortLock)
 		}
-		if !strings.Contains(err.Error(), "another keytree process") || keystoreError(t, err).Hint == "" {
+		if !strings.Contains(err.Error(), "another keytree process") || keystoreError(t, err).Remedy.Kind != RemedyLockTimeout {
 			t.Errorf("%s: message %q", name, err)
 		}
 	}

@@ -72,8 +72,8 @@ func TestMachineProtectionEditedOff(t *testing.T) {
 			before := treeSnapshot(t, f.dirs.Keystore, lockFile, errorlogFile)
 			_, err := ks.RegenerateSMK(SMKOptions{Force: true})
 			wantKind(t, err, ErrRefused)
-			if ke := keystoreError(t, err); !strings.Contains(ke.Text, machineBlob) || !strings.Contains(ke.Hint, "smk machine-protection on") {
-				t.Errorf("regenerate: %q, hint %q", ke.Text, ke.Hint)
+			if ke := keystoreError(t, err); !strings.Contains(ke.Text, machineBlob) || ke.Remedy.Kind != RemedySettleMachineProtection {
+				t.Errorf("regenerate: %q, remedy %+v", ke.Text, ke.Remedy)
 			}
 			if diff := diffSnapshots(before, treeSnapshot(t, f.dirs.Keystore, lockFile, errorlogFile)); diff != "" {
 				t.Fatalf("a refused regenerate changed the keystore: %s", diff)

@@ -116,8 +116,8 @@ func TestOpenMissingKeystore(t *testing.T) {
 	d.Keystore = filepath.Join(d.Keystore, "nothing-here")
 	_, err := Open(Options{Dirs: d})
 	wantKind(t, err, ErrNotFound)
-	if ke := keystoreError(t, err); ke.Hint == "" || !strings.Contains(ke.Text, d.Keystore) {
-		t.Errorf("error %+v should name the directory and give a hint", ke)
+	if ke := keystoreError(t, err); ke.Remedy.Kind != RemedyInitOrChooseKeystore || !strings.Contains(ke.Text, d.Keystore) {
+		t.Errorf("error %+v should name the directory and give the remedy", ke)
 	}
 	wantExists(t, d.Keystore, false)
 }

@@ -61,8 +61,8 @@ func TestOrphanedCredential(t *testing.T) {
 	wantCredential(t, ks, "live", "live value", "live")
 	_, _, err := ks.GetCredential("orph")
 	wantMsg(t, err, MsgItemDecrypt, ErrDecryption)
-	if !strings.Contains(err.Error(), f.retiredThb) || keystoreError(t, err).Hint == "" {
-		t.Errorf("orphan error %q should name the key it needs and give a hint", err)
+	if !strings.Contains(err.Error(), f.retiredThb) || keystoreError(t, err).Remedy.Kind != RemedyRecoverCredential {
+		t.Errorf("orphan error %q should name the key it needs and give the remedy", err)
 	}
 
 	creds, err := ks.ListCredentials()

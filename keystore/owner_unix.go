@@ -25,9 +25,9 @@ func (ks *Keystore) checkOwner() error {
 		return nil
 	}
 	return &Error{
-		Text: fmt.Sprintf("the keystore %s belongs to %s, not to %s, which runs keytree", ks.dir, ownerName(uid), ownerName(os.Geteuid())),
-		Hint: "run keytree as the keystore's owner; to use it anyway (root inspecting a user's keystore), set KEYTREE_ALLOW_OTHER_OWNER=1",
-		Kind: ErrPermissions,
+		Text:   fmt.Sprintf("the keystore %s belongs to %s, not to %s, which runs keytree", ks.dir, ownerName(uid), ownerName(os.Geteuid())),
+		Remedy: Remedy{Kind: RemedyAllowOtherOwner},
+		Kind:   ErrPermissions,
 	}
 }
 

@@ -71,9 +71,9 @@ func otherOwnerError(dir string, owner, user *windows.SID) error {
 		who = fsio.SIDName(owner.String())
 	}
 	return &Error{
-		Text: fmt.Sprintf("the keystore %s belongs to %s, not to %s, which runs keytree", dir, who, fsio.SIDName(user.String())),
-		Hint: "run keytree as the keystore's owner; to use it anyway (an administrator inspecting a user's keystore), set KEYTREE_ALLOW_OTHER_OWNER=1",
-		Kind: ErrPermissions,
+		Text:   fmt.Sprintf("the keystore %s belongs to %s, not to %s, which runs keytree", dir, who, fsio.SIDName(user.String())),
+		Remedy: Remedy{Kind: RemedyAllowOtherOwner},
+		Kind:   ErrPermissions,
 	}
 }
 

@@ -76,8 +76,8 @@ func TestOtherOwnerRefusedOnWindows(t *testing.T) {
 		t.Fatalf("open of a keystore owned by another account: %v", err)
 	}
 	var ke *Error
-	if !errors.As(err, &ke) || !strings.Contains(ke.Hint, "KEYTREE_ALLOW_OTHER_OWNER=1") {
-		t.Fatalf("no hint to allow it: %#v", err)
+	if !errors.As(err, &ke) || ke.Remedy.Kind != RemedyAllowOtherOwner {
+		t.Fatalf("no remedy to allow it: %#v", err)
 	}
 	ks, err := Open(Options{Dirs: d, AllowOtherOwner: true})
 	if err != nil {

@@ -1,6 +1,7 @@
 package keystore
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/user"
@@ -21,10 +22,15 @@ type Dirs struct {
 
 // DefaultDirs returns the default directories for this OS and account
 // (docs/cli-abi.md lists them). Environment variables and flags override
-// them; the commands package applies those.
+// them; the commands package applies those. It fails only when it cannot
+// find the home directory (ErrNoHome).
 func DefaultDirs() (Dirs, error) {
 	return defaultDirs()
 }
+
+// ErrNoHome: there is no home directory to build the default directories
+// on. Whoever runs keytree must name all three directories.
+var ErrNoHome = errors.New("cannot find the home directory")
 
 // check makes the directories absolute and refuses any two that are the
 // same or nested.
@@ -50,9 +56,9 @@ func (d *Dirs) check() error {
 			}
 			if within(*named[j].path, *named[i].path) {
 				return &Error{
-					Text: fmt.Sprintf("the %s directory (%s) and the %s directory (%s) overlap", named[i].name, *named[i].path, named[j].name, *named[j].path),
-					Hint: "keep the keystore and each protector's secret in separate directories, none inside another (KEYTREE_DIR, KEYTREE_ACCOUNT_DIR, KEYTREE_MACHINE_DIR)",
-					Kind: ErrInvalid,
+					Text:   fmt.Sprintf("the %s directory (%s) and the %s directory (%s) overlap", named[i].name, *named[i].path, named[j].name, *named[j].path),
+					Remedy: Remedy{Kind: RemedySeparateDirs},
+					Kind:   ErrInvalid,
 				}
 			}
 		}
@@ -90,7 +96,7 @@ func homeDir() (string, error) {
 	if uerr != nil {
 		err = uerr
 	}
-	return "", fmt.Errorf("cannot find the home directory (%v); set KEYTREE_DIR, KEYTREE_ACCOUNT_DIR and KEYTREE_MACHINE_DIR", err)
+	return "", fmt.Errorf("%w (%v)", ErrNoHome, err)
 }
 
 // currentUser is user.Current; tests replace it.

@@ -87,7 +87,7 @@ func policyError(number int, plain, why, detail string) error {
 		Plain:  plain,
 		Text:   "Password validation failed. The password does not meet the operating system policy requirements because it is " + why + ".",
 		Detail: []string{detail},
-		Hint:   "use a passphrase of 4 or more random words, or a generated password (openssl rand -base64 24 > FILE); or pass --no-password-policy to accept this one",
+		Remedy: Remedy{Kind: RemedyPasswordPolicy},
 		Kind:   ErrRefused,
 	}
 }

@@ -81,10 +81,10 @@ var errNoProtectorDir = errors.New("protector directory missing")
 // exist when keytree may not create it.
 func missingDirError(dir, what string) *Error {
 	return &Error{
-		Text: fmt.Sprintf("the %s %s does not exist, and keytree creates one only at init or when given --create-protector-dirs", what, dir),
-		Hint: "check KEYTREE_ACCOUNT_DIR, KEYTREE_MACHINE_DIR and HOME (a typo names a new, empty directory); if this directory is the right one, run the command again with --create-protector-dirs",
-		Kind: ErrNotFound,
-		Err:  errNoProtectorDir,
+		Text:   fmt.Sprintf("the %s %s does not exist, and keytree creates one only at init or when given --create-protector-dirs", what, dir),
+		Remedy: Remedy{Kind: RemedyCreateProtectorDirs},
+		Kind:   ErrNotFound,
+		Err:    errNoProtectorDir,
 	}
 }
 
@@ -244,7 +244,7 @@ func (ks *Keystore) protectorSecret(f secretFile, creation creation) ([]byte, er
 		if attempt > 0 {
 			return nil, fmt.Errorf("the %s (%s) keeps changing", what, path)
 		}
-		if err := checkSecretDir(dir, f.role.what, creation); err != nil {
+		if err := checkSecretDir(dir, f.role.dir.String(), creation); err != nil {
 			return nil, err
 		}
 		if err := ks.outside.MkdirPrivate(dir); err != nil {
@@ -289,9 +289,9 @@ func checkSecretDir(dir, what string, creation creation) error {
 	}
 	if uid, ok := fsio.FileOwner(fi); ok && uid != os.Geteuid() {
 		return &Error{
-			Text: fmt.Sprintf("the %s %s belongs to %s, not to %s, which runs keytree; keytree does not create a secret there", what, dir, ownerName(uid), ownerName(os.Geteuid())),
-			Hint: "run keytree as the directory's owner, or point KEYTREE_ACCOUNT_DIR / KEYTREE_MACHINE_DIR (or HOME) at a directory of this account",
-			Kind: ErrRefused,
+			Text:   fmt.Sprintf("the %s %s belongs to %s, not to %s, which runs keytree; keytree does not create a secret there", what, dir, ownerName(uid), ownerName(os.Geteuid())),
+			Remedy: Remedy{Kind: RemedyProtectorDirOwner},
+			Kind:   ErrRefused,
 		}
 	}
 	return nil

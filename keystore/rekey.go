@@ -288,9 +288,9 @@ func (s *session) rekey(sc rekeyScope, plan rekeyPlan) (*RekeyResult, error) {
 	}
 	if plan.mustRecover && p.res.Recovered == 0 {
 		return nil, &Error{
-			Text: fmt.Sprintf("the key opens none of the %d orphaned values; nothing was changed", countRemaining(p.remaining)),
-			Hint: "keytree status lists orphaned values and the key each was encrypted by",
-			Kind: ErrNotFound,
+			Text:   fmt.Sprintf("the key opens none of the %d orphaned values; nothing was changed", countRemaining(p.remaining)),
+			Remedy: Remedy{Kind: RemedyListOrphanKeys},
+			Kind:   ErrNotFound,
 		}
 	}
 	// The new key's own encryptions; the commit makes them and the
@@ -755,7 +755,7 @@ func errItemDecrypt(it encItem, cause error) error {
 		Text: fmt.Sprintf("An error occurred while decrypting %s '%s' that was encrypted by the old master key. The FORCE option can be used to ignore this error and continue the operation; what cannot be decrypted is kept, orphaned, until a backup of its key recovers it.",
 			it.kind, it.name),
 		Detail: []string{cause.Error()},
-		Hint:   "nothing was changed; rerun with --force to continue past it",
+		Remedy: Remedy{Kind: RemedyForcePastItem},
 		Kind:   ErrDecryption,
 		Err:    cause,
 	}
@@ -765,7 +765,7 @@ func errCurrentKey() *Error {
 	return &Error{
 		Number: MsgCurrentKey,
 		Text:   "The current master key cannot be decrypted. The FORCE option can be used to ignore this error and continue the operation; the data encrypted by the old master key is kept, orphaned, until a backup of that key recovers it.",
-		Hint:   "nothing was changed; rerun with --force to continue",
+		Remedy: Remedy{Kind: RemedyForce},
 		Kind:   ErrDecryption,
 	}
 }

@@ -199,8 +199,7 @@ func (ks *Keystore) GetSecret(db, name string, openPassword []byte) ([]byte, err
 			return s.ks.fileError(path, err)
 		}
 		if orphan != nil {
-			return orphanError("secret", db+"/"+name, orphan, "database master key",
-				fmt.Sprintf("recover it with a backup of that key: keytree dmk recover --db %s --file BACKUP", db))
+			return orphanError("secret", db+"/"+name, orphan, "database master key", Remedy{Kind: RemedyRecoverSecret, Database: db})
 		}
 		dmk, err := s.openDMK(meta, openPassword)
 		if err != nil {

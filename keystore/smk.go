@@ -50,9 +50,9 @@ func (st *smkState) refuseDisowned() error {
 		return nil
 	}
 	return &Error{
-		Text: fmt.Sprintf("smk.toml says machine protection is off, but the machine encryption %s opens the service master key; nothing was changed", st.disowned),
-		Hint: "settle it first: 'keytree smk machine-protection on' to keep machine protection, or 'keytree smk machine-protection off' to remove that encryption",
-		Kind: ErrRefused,
+		Text:   fmt.Sprintf("smk.toml says machine protection is off, but the machine encryption %s opens the service master key; nothing was changed", st.disowned),
+		Remedy: Remedy{Kind: RemedySettleMachineProtection},
+		Kind:   ErrRefused,
 	}
 }
 
@@ -227,7 +227,7 @@ func (s *session) errNoEncryptionOpens(st *smkState, tr *smkTrial) error {
 		err := corruptf(s.ks.path(smkFile), "names generation %d, but no encryption of the service master key exists for it in %s",
 			meta.Generation, s.ks.path(smkDir)).(*Error)
 		err.Err = errSMKEncryptionsMissing
-		err.Hint = "restore the service master key from a backup: keytree smk restore --file BACKUP --force"
+		err.Remedy = Remedy{Kind: RemedyRestoreSMK}
 		return err
 	}
 	var detail []string
@@ -244,7 +244,7 @@ func (s *session) errNoEncryptionOpens(st *smkState, tr *smkTrial) error {
 	if tr.damage != nil {
 		// A protector secret that is there but damaged is the
 		// likelier cause, and restoring it the gentler repair.
-		err.Hint = tr.damage.Hint
+		err.Hint, err.Remedy = tr.damage.Hint, tr.damage.Remedy
 	}
 	return err
 }
@@ -525,9 +525,9 @@ func (ks *Keystore) SetMachineProtection(on bool) (changed bool, err error) {
 			acct := st.encryptions[0]
 			if !acct.Valid && !acct.Recreated {
 				return &Error{
-					Text: "the account encryption of the service master key is invalid; turning the machine encryption off would leave no way to open it",
-					Hint: "fix the account protector first (see keytree status)",
-					Kind: ErrRefused,
+					Text:   "the account encryption of the service master key is invalid; turning the machine encryption off would leave no way to open it",
+					Remedy: Remedy{Kind: RemedyFixAccountProtector},
+					Kind:   ErrRefused,
 				}
 			}
 		}

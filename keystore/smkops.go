@@ -198,7 +198,7 @@ func (ks *Keystore) RecoverSMK(path string, password []byte, opts SMKOptions) (*
 		}
 		if len(st.meta.Retired) == 0 {
 			return &Error{Text: "the keystore has no orphaned values", Kind: ErrNotFound,
-				Hint: "keytree status lists orphaned values"}
+				Remedy: Remedy{Kind: RemedyListOrphans}}
 		}
 		keys := []*protect.Key{backup}
 		if backup == nil {
@@ -245,7 +245,7 @@ func (s *session) keptSMKKeys(meta *formats.SMK) ([]*protect.Key, error) {
 		return nil, &Error{
 			Text:   fmt.Sprintf("none of the %d kept encryptions of earlier service master keys opens with this account's and this machine's protectors", len(reasons)),
 			Detail: reasons,
-			Hint:   "point KEYTREE_ACCOUNT_DIR / KEYTREE_MACHINE_DIR at the protectors that encrypted them, or recover from a backup: keytree smk recover --file BACKUP",
+			Remedy: Remedy{Kind: RemedyOldProtectorsOrRecoverSMK},
 			Kind:   ErrDecryption,
 		}
 	}
@@ -301,7 +301,7 @@ func (ks *Keystore) AlterSMKOldAccount(dir string) (*AlterResult, error) {
 				Number: MsgDecryption,
 				Text:   textDecryption,
 				Detail: []string{fmt.Sprintf("the account secret in %s does not open the service master key either: %v", dir, err)},
-				Hint:   "restore the service master key from a backup: keytree smk restore --file BACKUP --force",
+				Remedy: Remedy{Kind: RemedyRestoreSMK},
 				Kind:   ErrDecryption,
 			}
 		}

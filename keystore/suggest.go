@@ -114,10 +114,10 @@ func (ks *Keystore) suggestName(e *Error, kind, name string) *Error {
 	if line != "" {
 		e.Detail = append(e.Detail, line)
 	}
-	// A hint to create the database under the mistyped name would make a
-	// second database beside the one meant.
-	if strings.HasPrefix(line, "did you mean") && e.Hint != "" {
-		e.Hint = fmt.Sprintf("if '%s' is to be a new %s: %s", name, kind, e.Hint)
+	// A remedy that creates the database under the mistyped name would
+	// make a second database beside the one meant.
+	if strings.HasPrefix(line, "did you mean") && e.Remedy.Kind != RemedyNone {
+		e.Remedy.IfNew = true
 	}
 	return e
 }
