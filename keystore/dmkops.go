@@ -170,13 +170,9 @@ func (ks *Keystore) RegenerateDMK(db string, newPassword []byte, opts DMKOptions
 		if err != nil {
 			return err
 		}
-		alg := opts.Algorithm
-		if alg == "" {
-			if oldKey != nil {
-				alg = oldKey.Algorithm()
-			} else if alg, err = protect.ParseAlgorithm(meta.Algorithm); err != nil {
-				return err
-			}
+		alg, err := newKeyAlgorithm(opts.Algorithm, oldKey, meta.Algorithm)
+		if err != nil {
+			return err
 		}
 		smk, err := s.smkForDMK(meta)
 		if err != nil {

@@ -214,15 +214,22 @@ func TestKeystoreBackupLeavesOutStrangers(t *testing.T) {
 	}
 }
 
-// A restore never writes into a directory that holds anything.
-func TestKeystoreRestoreRefusesNonEmpty(t *testing.T) {
-	d := testDirs(t)
+// backupTestArchive is backupTestKeystore(t, d, 1) and its keystore
+// backup.
+func backupTestArchive(t *testing.T, d Dirs) (*Keystore, map[string][]byte, []byte) {
+	t.Helper()
 	ks, values := backupTestKeystore(t, d, 1)
 	var buf bytes.Buffer
 	if _, err := ks.BackupKeystoreTo(&buf); err != nil {
 		t.Fatal(err)
 	}
-	archive := buf.Bytes()
+	return ks, values, buf.Bytes()
+}
+
+// A restore never writes into a directory that holds anything.
+func TestKeystoreRestoreRefusesNonEmpty(t *testing.T) {
+	d := testDirs(t)
+	ks, values, archive := backupTestArchive(t, d)
 
 	// Over the keystore itself.
 	before := treeSnapshot(t, d.Keystore)
@@ -440,12 +447,7 @@ func TestKeystoreBackupConsistentDuringRegenerate(t *testing.T) {
 func TestKeystoreRestoreCrash(t *testing.T) {
 	t.Parallel()
 	d := testDirs(t)
-	ks, values := backupTestKeystore(t, d, 1)
-	var buf bytes.Buffer
-	if _, err := ks.BackupKeystoreTo(&buf); err != nil {
-		t.Fatal(err)
-	}
-	archive := buf.Bytes()
+	_, values, archive := backupTestArchive(t, d)
 	for _, existing := range []bool{false, true} {
 		steps := 0
 		for n := 1; ; n++ {

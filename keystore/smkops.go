@@ -147,6 +147,19 @@ func currentKeyForForce(st *smkState, openErr error, force bool) (*protect.Key, 
 	return nil, nil
 }
 
+// newKeyAlgorithm is the algorithm of a regenerated key: the one asked
+// for, or else the old key's, read from its metadata (recorded) where a
+// --force regenerate could not open it.
+func newKeyAlgorithm(requested protect.Algorithm, oldKey *protect.Key, recorded string) (protect.Algorithm, error) {
+	switch {
+	case requested != "":
+		return requested, nil
+	case oldKey != nil:
+		return oldKey.Algorithm(), nil
+	}
+	return protect.ParseAlgorithm(recorded)
+}
+
 // RegenerateSMK replaces the SMK with a new random key, re-encrypting every
 // value it protects; all of it happens or none (P6).
 func (ks *Keystore) RegenerateSMK(opts SMKOptions) (*RekeyResult, error) {
@@ -157,13 +170,9 @@ func (ks *Keystore) RegenerateSMK(opts SMKOptions) (*RekeyResult, error) {
 		if err != nil {
 			return err
 		}
-		alg := opts.Algorithm
-		if alg == "" {
-			if oldKey != nil {
-				alg = oldKey.Algorithm()
-			} else if alg, err = protect.ParseAlgorithm(st.meta.Algorithm); err != nil {
-				return err
-			}
+		alg, err := newKeyAlgorithm(opts.Algorithm, oldKey, st.meta.Algorithm)
+		if err != nil {
+			return err
 		}
 		newKey, err := protect.GenerateKey(protect.KindSMK, alg)
 		if err != nil {
