@@ -60,7 +60,7 @@ func (ks *Keystore) recordBackup(db, path, thumbprint string) {
 			if err != nil {
 				return err
 			}
-			return s.ks.writeFileAtomic(s.ks.backupsPath(db), data)
+			return s.begin().commit(s.ks.backupsPath(db), data)
 		})
 	}
 	if err != nil {
