@@ -135,26 +135,11 @@ func (ks *Keystore) GetCredential(name string) (*Credential, []byte, error) {
 		value []byte
 	)
 	err := ks.read("credential get", func(s *session) error {
-		st, err := s.openSMK()
+		meta, v, err := newResolver(s, nil, nil).credential(name)
 		if err != nil {
 			return err
 		}
-		meta, err := s.ks.credentialMeta(name)
-		if err != nil {
-			return err
-		}
-		blob, path, orphan, err := s.ks.readItemBlob(credentialBlob(name, meta.Revision, 0), smkGens(st.meta))
-		if err != nil {
-			return s.ks.fileError(path, err)
-		}
-		if orphan != nil {
-			return orphanError("credential", name, orphan, "service master key", Remedy{Kind: RemedyRecoverCredential})
-		}
-		value, err = protect.Open(st.key, blob, MaxValueSize)
-		if err != nil {
-			return valueError("credential", name, path, err)
-		}
-		cred = credentialOf(meta, nil)
+		cred, value = credentialOf(meta, nil), v
 		return nil
 	})
 	return cred, value, err

@@ -186,30 +186,9 @@ func (ks *Keystore) GetSecret(db, name string, openPassword []byte) ([]byte, err
 	}
 	var value []byte
 	err := ks.read("secret get", func(s *session) error {
-		meta, err := s.ks.databaseMeta(db, errNoDMK)
-		if err != nil {
-			return err
-		}
-		sm, err := s.ks.secretMeta(db, name)
-		if err != nil {
-			return err
-		}
-		blob, path, orphan, err := s.ks.readItemBlob(secretBlob(db, name, sm.Revision, 0), dmkGens(meta))
-		if err != nil {
-			return s.ks.fileError(path, err)
-		}
-		if orphan != nil {
-			return orphanError("secret", db+"/"+name, orphan, "database master key", Remedy{Kind: RemedyRecoverSecret, Database: db})
-		}
-		dmk, err := s.openDMK(meta, openPassword)
-		if err != nil {
-			return err
-		}
-		value, err = protect.Open(dmk.key, blob, MaxValueSize)
-		if err != nil {
-			return valueError("secret", db+"/"+name, path, err)
-		}
-		return nil
+		var err error
+		value, err = newResolver(s, map[string][]byte{db: openPassword}, nil).secret(db, name)
+		return err
 	})
 	return value, err
 }

@@ -1,0 +1,278 @@
+package keystore
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/keytree-dev/keytree/formats"
+	"github.com/keytree-dev/keytree/protect"
+)
+
+// RefKind is what a reference names.
+type RefKind uint8
+
+const (
+	RefCredential         RefKind = iota + 1 // a credential's value
+	RefCredentialIdentity                    // a credential's identity (stored in clear)
+	RefSecret                                // a secret's value
+)
+
+// Ref names one value a program is to be given: a credential's value or
+// identity, or a secret's value. commands writes and reads them as
+// keytree:// references (docs/cli-abi.md).
+type Ref struct {
+	Kind RefKind
+	DB   string // RefSecret: the database
+	Name string
+}
+
+// String names the reference in messages: credential NAME, the identity of
+// credential NAME, or secret DB/NAME.
+func (r Ref) String() string {
+	switch r.Kind {
+	case RefCredential:
+		return "credential '" + r.Name + "'"
+	case RefCredentialIdentity:
+		return "the identity of credential '" + r.Name + "'"
+	case RefSecret:
+		return "secret '" + r.DB + "/" + r.Name + "'"
+	}
+	return "an unknown reference"
+}
+
+// RefScheme starts every reference.
+const RefScheme = "keytree://"
+
+// ParseRef reads a reference (docs/cli-abi.md, "References"):
+//
+//	keytree://credential/NAME           a credential's value
+//	keytree://credential/NAME/identity  its identity
+//	keytree://secret/DB/NAME            a secret's value
+//
+// Names are checked as everywhere else (formats.ValidateName), so no
+// reference can name a path outside the keystore. An error says what is
+// wrong with s without repeating s, which may be a value pasted by mistake.
+func ParseRef(s string) (Ref, error) {
+	bad := func(why string) (Ref, error) {
+		return Ref{}, invalid(fmt.Errorf("invalid reference: %s", why))
+	}
+	rest, ok := strings.CutPrefix(s, RefScheme)
+	if !ok {
+		return bad("it does not start with " + RefScheme)
+	}
+	parts := strings.Split(rest, "/")
+	var r Ref
+	switch {
+	case parts[0] == "credential" && len(parts) == 2:
+		r = Ref{Kind: RefCredential, Name: parts[1]}
+	case parts[0] == "credential" && len(parts) == 3 && parts[2] == "identity":
+		r = Ref{Kind: RefCredentialIdentity, Name: parts[1]}
+	case parts[0] == "secret" && len(parts) == 3:
+		r = Ref{Kind: RefSecret, DB: parts[1], Name: parts[2]}
+	default:
+		return bad("want " + RefScheme + "credential/NAME, " + RefScheme + "credential/NAME/identity or " + RefScheme + "secret/DB/NAME")
+	}
+	if err := r.validate(); err != nil {
+		var ne *formats.NameError
+		if errors.As(err, &ne) {
+			return bad(fmt.Sprintf("the %s name is not valid: %s", ne.What, ne.Reason))
+		}
+		return Ref{}, err
+	}
+	return r, nil
+}
+
+// URI is the reference as ParseRef reads it.
+func (r Ref) URI() string {
+	switch r.Kind {
+	case RefCredential:
+		return RefScheme + "credential/" + r.Name
+	case RefCredentialIdentity:
+		return RefScheme + "credential/" + r.Name + "/identity"
+	}
+	return RefScheme + "secret/" + r.DB + "/" + r.Name
+}
+
+func (r Ref) validate() error {
+	switch r.Kind {
+	case RefCredential, RefCredentialIdentity:
+		return validName("credential", r.Name)
+	case RefSecret:
+		if err := validName("database", r.DB); err != nil {
+			return err
+		}
+		return validName("secret", r.Name)
+	}
+	return invalid(fmt.Errorf("unknown reference kind %d", r.Kind))
+}
+
+// UnresolvedError lists every reference Resolve could not find: all of
+// them, so that one run shows the user everything to fix.
+type UnresolvedError struct {
+	Refs []Ref
+	// Errs holds, for each of Refs, why it was not found.
+	Errs []error
+}
+
+func (e *UnresolvedError) Error() string {
+	var names []string
+	for _, r := range e.Refs {
+		names = append(names, r.String())
+	}
+	return fmt.Sprintf("%d of the references cannot be resolved: %s", len(e.Refs), strings.Join(names, ", "))
+}
+
+// Unwrap makes the error match ErrNotFound.
+func (e *UnresolvedError) Unwrap() error { return ErrNotFound }
+
+// Resolve reads the values refs name, in their order, in one walk of the
+// key hierarchy: under one shared lock, the SMK opened at most once and each
+// database master key at most once however many references use it.
+// passwords opens the databases it names by password (--open-password-file
+// DB=FILE); ask is called, at most once per database, for the password of a
+// database that passwords does not name and whose master key the SMK does
+// not encrypt (nil: such a database fails to open). Resolve fails closed:
+// if references name something that does not exist, it returns an
+// *UnresolvedError listing every such reference and no values; any other
+// failure (a key that does not open, a damaged file) stops it at once.
+func (ks *Keystore) Resolve(refs []Ref, passwords map[string][]byte, ask func(db string) ([]byte, error)) ([][]byte, error) {
+	for _, r := range refs {
+		if err := r.validate(); err != nil {
+			return nil, err
+		}
+	}
+	var values [][]byte
+	err := ks.read("resolve", func(s *session) error {
+		values = nil
+		rs := newResolver(s, passwords, ask)
+		unresolved := &UnresolvedError{}
+		for _, r := range refs {
+			v, err := rs.resolve(r)
+			var ke *Error
+			if errors.As(err, &ke) && ke.Kind == ErrNotFound {
+				unresolved.Refs = append(unresolved.Refs, r)
+				unresolved.Errs = append(unresolved.Errs, err)
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			values = append(values, v)
+		}
+		if len(unresolved.Refs) > 0 {
+			values = nil
+			return unresolved
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return values, nil
+}
+
+// resolver is one walk of the key hierarchy for reading values: the keys it
+// has opened. credential get, secret get and Resolve read through it.
+type resolver struct {
+	s         *session
+	passwords map[string][]byte
+	ask       func(db string) ([]byte, error)
+	dmks      map[string]*dmkState
+}
+
+func newResolver(s *session, passwords map[string][]byte, ask func(db string) ([]byte, error)) *resolver {
+	return &resolver{s: s, passwords: passwords, ask: ask, dmks: map[string]*dmkState{}}
+}
+
+func (rs *resolver) resolve(r Ref) ([]byte, error) {
+	switch r.Kind {
+	case RefCredentialIdentity:
+		meta, err := rs.s.ks.credentialMeta(r.Name)
+		if err != nil {
+			return nil, err
+		}
+		return []byte(meta.Identity), nil
+	case RefCredential:
+		_, value, err := rs.credential(r.Name)
+		return value, err
+	}
+	return rs.secret(r.DB, r.Name)
+}
+
+// credential reads a credential and its value.
+func (rs *resolver) credential(name string) (*formats.Credential, []byte, error) {
+	s := rs.s
+	st, err := s.openSMK()
+	if err != nil {
+		return nil, nil, err
+	}
+	meta, err := s.ks.credentialMeta(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	blob, path, orphan, err := s.ks.readItemBlob(credentialBlob(name, meta.Revision, 0), smkGens(st.meta))
+	if err != nil {
+		return nil, nil, s.ks.fileError(path, err)
+	}
+	if orphan != nil {
+		return nil, nil, orphanError("credential", name, orphan, "service master key", Remedy{Kind: RemedyRecoverCredential})
+	}
+	value, err := protect.Open(st.key, blob, MaxValueSize)
+	if err != nil {
+		return nil, nil, valueError("credential", name, path, err)
+	}
+	return meta, value, nil
+}
+
+// secret reads a secret's value.
+func (rs *resolver) secret(db, name string) ([]byte, error) {
+	s := rs.s
+	meta, err := s.ks.databaseMeta(db, errNoDMK)
+	if err != nil {
+		return nil, err
+	}
+	sm, err := s.ks.secretMeta(db, name)
+	if err != nil {
+		return nil, err
+	}
+	blob, path, orphan, err := s.ks.readItemBlob(secretBlob(db, name, sm.Revision, 0), dmkGens(meta))
+	if err != nil {
+		return nil, s.ks.fileError(path, err)
+	}
+	if orphan != nil {
+		return nil, orphanError("secret", db+"/"+name, orphan, "database master key", Remedy{Kind: RemedyRecoverSecret, Database: db})
+	}
+	dmk, err := rs.dmk(meta)
+	if err != nil {
+		return nil, err
+	}
+	value, err := protect.Open(dmk.key, blob, MaxValueSize)
+	if err != nil {
+		return nil, valueError("secret", db+"/"+name, path, err)
+	}
+	return value, nil
+}
+
+// dmk opens a database's master key once per walk: with the password given
+// for it, else through the SMK where that encrypts it, else with the
+// password ask gives.
+func (rs *resolver) dmk(meta *formats.Database) (*dmkState, error) {
+	if d, ok := rs.dmks[meta.Name]; ok {
+		return d, nil
+	}
+	pw := rs.passwords[meta.Name]
+	if pw == nil && !meta.SMKEncryption && rs.ask != nil {
+		p, err := rs.ask(meta.Name)
+		if err != nil {
+			return nil, err
+		}
+		pw = p
+	}
+	d, err := rs.s.openDMK(meta, pw)
+	if err != nil {
+		return nil, err
+	}
+	rs.dmks[meta.Name] = d
+	return d, nil
+}
