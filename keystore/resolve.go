@@ -142,6 +142,23 @@ func (ks *Keystore) Resolve(refs []Ref, passwords map[string][]byte, ask func(db
 			return nil, err
 		}
 	}
+	// A read that finds a repair to make runs again under the exclusive
+	// lock: the passwords asked for are kept across the two passes, so
+	// that none is asked for twice.
+	if ask != nil {
+		asked := map[string][]byte{}
+		ask0 := ask
+		ask = func(db string) ([]byte, error) {
+			if pw, ok := asked[db]; ok {
+				return pw, nil
+			}
+			pw, err := ask0(db)
+			if err == nil {
+				asked[db] = pw
+			}
+			return pw, err
+		}
+	}
 	var values [][]byte
 	err := ks.read("resolve", func(s *session) error {
 		values = nil

@@ -2,6 +2,8 @@ package keystore
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -86,6 +88,33 @@ func TestResolve(t *testing.T) {
 	if err != nil || string(values[0]) != "hr a" {
 		t.Fatalf("with the password given: %q, %v", values, err)
 	}
+}
+
+// A read that must repair the SMK (here, its machine encryption is gone)
+// runs again under the exclusive lock: the password asked for in the first
+// pass is not asked for again.
+func TestResolveAsksOnceAcrossRepair(t *testing.T) {
+	ks, pw := resolveTestKeystore(t)
+	blobs, err := filepath.Glob(filepath.Join(ks.Dir(), smkDir, "machine.*.age"))
+	if err != nil || len(blobs) != 1 {
+		t.Fatalf("machine encryptions %v, %v", blobs, err)
+	}
+	if err := os.Remove(blobs[0]); err != nil {
+		t.Fatal(err)
+	}
+	var asked []string
+	values, err := ks.Resolve([]Ref{{Kind: RefSecret, DB: "hr", Name: "a"}, {Kind: RefCredential, Name: "pg"}}, nil,
+		func(db string) ([]byte, error) {
+			asked = append(asked, db)
+			return pw, nil
+		})
+	if err != nil || len(values) != 2 || string(values[0]) != "hr a" || string(values[1]) != "pg value\n" {
+		t.Fatalf("values %q, %v", values, err)
+	}
+	if !slices.Equal(asked, []string{"hr"}) {
+		t.Fatalf("asked for the passwords of %q, want hr once", asked)
+	}
+	wantExists(t, blobs[0], true) // the repair was made
 }
 
 // Resolve fails closed: every reference to something that does not exist
