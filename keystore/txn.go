@@ -79,11 +79,7 @@ func (t *txn) create(path string, data []byte) error {
 	if err := t.intend(); err != nil {
 		return err
 	}
-	f := t.s.ks.files
-	if err := f.RemoveFile(path); err != nil {
-		return err
-	}
-	if err := f.CreateFile(path, data, true); err != nil {
+	if err := t.s.ks.files.CreateOver(path, data, true); err != nil {
 		return err
 	}
 	t.noteDir(filepath.Dir(path))

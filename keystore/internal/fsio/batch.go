@@ -1,8 +1,6 @@
 package fsio
 
 import (
-	"errors"
-	"io/fs"
 	"os"
 	"runtime"
 	"sync"
@@ -46,23 +44,10 @@ func (f FS) NewBatch(root string) *Batch {
 // PerFileSync reports whether files of a batch are synced one by one.
 func PerFileSync() bool { return runtime.GOOS != "linux" }
 
-// Create writes a new file of the batch in dir, replacing a leftover of the
-// same name. A leftover is rare (a file of an operation that never
-// committed, before the clean-up removed it), so the file is created
-// exclusively first, and only a name already taken is removed and created
-// again: a bulk operation makes no removal call per file. The fault hook
-// sees the removal's step either way.
+// Create writes a new file of the batch in dir (CreateOver), synced one by
+// one only where PerFileSync says so.
 func (b *Batch) Create(path, dir string, data []byte) error {
-	if err := b.f.Step("remove", path); err != nil {
-		return err
-	}
-	err := b.f.CreateFile(path, data, PerFileSync())
-	if errors.Is(err, fs.ErrExist) {
-		if err = b.f.remove(path); err == nil || errors.Is(err, fs.ErrNotExist) {
-			err = b.f.CreateFile(path, data, PerFileSync())
-		}
-	}
-	if err != nil {
+	if err := b.f.CreateOver(path, data, PerFileSync()); err != nil {
 		return err
 	}
 	b.Note(dir)

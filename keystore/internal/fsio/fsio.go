@@ -264,6 +264,25 @@ func (f FS) CreateFile(path string, data []byte, sync bool) error {
 	})
 }
 
+// CreateOver creates path with data, replacing a leftover of the same name
+// (a file of an operation that never committed, which the clean-up has not
+// removed yet). A leftover is rare, so the file is created exclusively first,
+// and only a name already taken is removed and created again: a bulk
+// operation makes no removal call per file. The fault hook sees the
+// removal's step either way. A link at path is removed, never followed.
+func (f FS) CreateOver(path string, data []byte, sync bool) error {
+	if err := f.Step("remove", path); err != nil {
+		return err
+	}
+	err := f.CreateFile(path, data, sync)
+	if errors.Is(err, fs.ErrExist) {
+		if err = f.remove(path); err == nil || errors.Is(err, fs.ErrNotExist) {
+			err = f.CreateFile(path, data, sync)
+		}
+	}
+	return err
+}
+
 // createWith is CreateFile with the contents written by write.
 func (f FS) createWith(path string, sync bool, write func(io.Writer) error) (err error) {
 	if err := f.Step("create", path); err != nil {
