@@ -80,9 +80,6 @@ func (ks *Keystore) secretItemRefs(db string) func(fn func(itemRef) error) error
 // for status and key-encryptions; damaged is as for eachDatabase.
 func (s *session) eachDatabaseItem(smk *formats.SMK, fn func(item) error, damaged func(db string, err error) error) error {
 	return s.ks.eachDatabase(func(m *formats.Database) error {
-		if err := fn(item{name: "dmk/" + m.Name}); err != nil {
-			return err
-		}
 		for range m.Passwords {
 			if err := fn(item{name: "dmk/" + m.Name, protector: string(protect.KindPassword)}); err != nil {
 				return err

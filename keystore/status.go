@@ -449,9 +449,6 @@ func (ks *Keystore) KeyEncryptions() ([]KeyEncryption, error) {
 			}
 		}
 		err := s.eachItem(func(it item) error {
-			if it.protector == "" {
-				return nil
-			}
 			state := "current"
 			if it.orphan != nil {
 				state = "orphaned"
