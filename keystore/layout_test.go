@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/keytree-dev/keytree/formats"
+	"github.com/keytree-dev/keytree/protect"
 )
 
 // TestLayoutRoundTrip: every handle keytree names has one path, and that
@@ -191,5 +192,34 @@ func TestCollectorDecidesByKind(t *testing.T) {
 		if got != c.want {
 			t.Errorf("%s: %s (referenced %v, known %v), want %s", c.path, got, ref, known, c.want)
 		}
+	}
+}
+
+// newKeyAlgorithm: a regenerate uses the algorithm asked for, else the old
+// key's, else (--force, the old key not opened) the one its metadata
+// records; a recorded algorithm keytree does not know is an error.
+func TestNewKeyAlgorithm(t *testing.T) {
+	old, err := protect.GenerateKey(protect.KindSMK, protect.MLKEM768X25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		requested protect.Algorithm
+		old       *protect.Key
+		recorded  string
+		want      protect.Algorithm
+	}{
+		{protect.X25519, old, string(protect.MLKEM768X25519), protect.X25519},
+		{"", old, string(protect.X25519), protect.MLKEM768X25519},
+		{"", nil, string(protect.MLKEM768X25519), protect.MLKEM768X25519},
+		{"", nil, string(protect.X25519), protect.X25519},
+	} {
+		got, err := newKeyAlgorithm(c.requested, c.old, c.recorded)
+		if err != nil || got != c.want {
+			t.Errorf("newKeyAlgorithm(%q, %v, %q) = %q, %v; want %q", c.requested, c.old != nil, c.recorded, got, err, c.want)
+		}
+	}
+	if _, err := newKeyAlgorithm("", nil, "rot13"); err == nil {
+		t.Error("an unknown recorded algorithm was accepted")
 	}
 }
