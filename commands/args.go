@@ -23,6 +23,7 @@ func permuteArgs(app *cli.App, args []string) []string {
 	cmds := app.Commands
 	level := globals
 	atTop := true
+	passthrough := false
 	rest := args[1:]
 	for i := 0; i < len(rest); i++ {
 		tok := rest[i]
@@ -66,8 +67,15 @@ func permuteArgs(app *cli.App, args []string) []string {
 				cmds = sub.Subcommands
 				level = lookupFlags(sub.Flags)
 				atTop = false
+				passthrough = passthroughCommands[sub.Name] && len(path) == 1
 				continue
 			}
+		}
+		if passthrough {
+			// keytree run: the program and its arguments, its flags
+			// included, are the program's.
+			positional = append(positional, rest[i:]...)
+			break
 		}
 		positional = append(positional, tok)
 	}
@@ -80,6 +88,10 @@ func permuteArgs(app *cli.App, args []string) []string {
 	}
 	return out
 }
+
+// passthroughCommands take another program's command line after their
+// own flags: everything from their first argument on is that program's.
+var passthroughCommands = map[string]bool{"run": true}
 
 // lookupFlags maps every name of every flag (and the flags urfave/cli adds
 // itself) to whether it takes a value.

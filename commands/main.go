@@ -142,9 +142,11 @@ Examples:
    keytree credential get backup-db
    keytree status`,
 		EnableBashCompletion: true,
-		Reader:               e.stdin,
-		Writer:               e.stdout,
-		ErrWriter:            e.stderr,
+		// A file name or a --keep value may hold a comma: one value per flag.
+		DisableSliceFlagSeparator: true,
+		Reader:                    e.stdin,
+		Writer:                    e.stdout,
+		ErrWriter:                 e.stderr,
 		// Errors are reported, and exit codes chosen, in one place: report.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError:   onUsageError,
@@ -201,6 +203,7 @@ Examples:
 				e.secretListCommand(nil),
 				e.secretRmCommand(nil),
 			),
+			e.runCommand(nil),
 			e.doctorCommand(nil),
 			e.completionCommand(nil),
 			e.versionCommand(nil),
@@ -299,6 +302,14 @@ func (e *env) report(err error) int {
 	}
 	if errors.Is(err, errLeftOrphans) {
 		return exitOrphaned
+	}
+	var ce *childExit
+	if errors.As(err, &ce) {
+		// keytree run: the program's status, or why it did not start.
+		if ce.msg != "" {
+			fmt.Fprintf(e.stderr, "keytree: error: %s\n", escape(ce.msg))
+		}
+		return ce.code
 	}
 	var dp *errDoctorProblems
 	if errors.As(err, &dp) {

@@ -34,6 +34,7 @@ var verbs = []func(*env, func(any)) *cli.Command{
 	verb((*env).dmkRecoverCommand), verb((*env).dmkDropCommand),
 	verb((*env).dbListCommand), verb((*env).dbExportCommand), verb((*env).dbImportCommand),
 	verb((*env).secretSetCommand), verb((*env).secretGetCommand), verb((*env).secretListCommand), verb((*env).secretRmCommand),
+	verb((*env).runCommand),
 	verb((*env).doctorCommand), verb((*env).completionCommand), verb((*env).versionCommand),
 }
 
@@ -392,6 +393,26 @@ var parseCases = []struct {
 	{args: "completion", err: ": completion needs a shell (bash, zsh, fish or powershell)"},
 	{args: "completion tcsh", err: `: no completion for "tcsh": choose bash, zsh, fish or powershell`},
 	{args: "completion bash zsh", err: ": completion takes a single argument, a shell (bash, zsh, fish or powershell) (got 2)"},
+
+	// run
+	{args: "run --env A=keytree://credential/db -- sh -c true", want: &runOptions{
+		Env: []binding{{Var: "A", Ref: keystore.Ref{Kind: keystore.RefCredential, Name: "db"}}}, Command: []string{"sh", "-c", "true"}}},
+	{args: "run --env A=keytree://credential/db/identity sh -c true", want: &runOptions{
+		Env: []binding{{Var: "A", Ref: keystore.Ref{Kind: keystore.RefCredentialIdentity, Name: "db"}}}, Command: []string{"sh", "-c", "true"}}},
+	{args: "run --pristine --keep PATH --file F=keytree://secret/app/k prog --env x -- y", want: &runOptions{
+		Files: []binding{{Var: "F", Ref: keystore.Ref{Kind: keystore.RefSecret, DB: "app", Name: "k"}}}, Pristine: true, Keep: []string{"PATH"},
+		Command: []string{"prog", "--env", "x", "--", "y"}}},
+	{args: "run --open-password-file hr=p.txt,x --env A=keytree://secret/hr/k -- true", want: &runOptions{
+		Env: []binding{{Var: "A", Ref: keystore.Ref{Kind: keystore.RefSecret, DB: "hr", Name: "k"}}}, OpenPasswords: []dbFile{{DB: "hr", File: "p.txt,x"}},
+		Command: []string{"true"}}},
+	{args: "run --env A=keytree://credential/db", err: ": run needs a command to run"},
+	{args: "run --env A -- true", err: ": --env takes VAR=REF"},
+	{args: "run --env 1A=keytree://credential/db -- true", err: `: --env: "1A" is not a variable name`},
+	{args: "run --env A=s3cr3t -- true", err: ": --env A=: "},
+	{args: "run --env A=keytree://credential/db --file A=keytree://credential/x -- true", err: ": variable A is given twice (--env and --file)"},
+	{args: "run --keep PATH -- true", err: ": --keep is for --pristine"},
+	{args: "run --open-password-file hr -- true", err: ": --open-password-file takes DB=FILE"},
+	{args: "run --open-password-file hr=a --open-password-file HR=b -- true", err: ": --open-password-file names database HR twice"},
 
 	// version
 	{args: "version", want: &noOptions{}},
