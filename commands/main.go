@@ -204,6 +204,7 @@ Examples:
 				e.secretRmCommand(nil),
 			),
 			e.runCommand(nil),
+			e.injectCommand(nil),
 			e.doctorCommand(nil),
 			e.completionCommand(nil),
 			e.versionCommand(nil),

@@ -34,7 +34,7 @@ var verbs = []func(*env, func(any)) *cli.Command{
 	verb((*env).dmkRecoverCommand), verb((*env).dmkDropCommand),
 	verb((*env).dbListCommand), verb((*env).dbExportCommand), verb((*env).dbImportCommand),
 	verb((*env).secretSetCommand), verb((*env).secretGetCommand), verb((*env).secretListCommand), verb((*env).secretRmCommand),
-	verb((*env).runCommand),
+	verb((*env).runCommand), verb((*env).injectCommand),
 	verb((*env).doctorCommand), verb((*env).completionCommand), verb((*env).versionCommand),
 }
 
@@ -413,6 +413,12 @@ var parseCases = []struct {
 	{args: "run --keep PATH -- true", err: ": --keep is for --pristine"},
 	{args: "run --open-password-file hr -- true", err: ": --open-password-file takes DB=FILE"},
 	{args: "run --open-password-file hr=a --open-password-file HR=b -- true", err: ": --open-password-file names database HR twice"},
+
+	// inject
+	{args: "inject -i app.tmpl -o app.conf", want: &injectOptions{Input: "app.tmpl", Output: "app.conf"}},
+	{args: "inject --input - --output - --open-password-file hr=-", want: &injectOptions{Input: "-", Output: "-", OpenPasswords: []dbFile{{DB: "hr", File: "-"}}}},
+	{args: "inject -o app.conf", err: ": inject needs a template: -i TEMPLATE"},
+	{args: "inject -i a b", err: ": inject takes no arguments (got 1)"},
 
 	// version
 	{args: "version", want: &noOptions{}},
