@@ -8,8 +8,10 @@ import (
 	"go/parser"
 	"go/token"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -33,11 +35,13 @@ func TestExitStatusesDocumented(t *testing.T) {
 	produced := map[int]string{}
 	e := &env{stdout: io.Discard, stderr: io.Discard}
 	for what, err := range map[string]error{
-		"success":               nil,
-		"a usage error":         usagef("x"),
-		"values left orphans":   errLeftOrphans,
-		"an unclassified error": errors.New("x"),
-		"doctor's problems":     &errDoctorProblems{n: 1},
+		"success":                nil,
+		"a usage error":          usagef("x"),
+		"values left orphans":    errLeftOrphans,
+		"an unclassified error":  errors.New("x"),
+		"doctor's problems":      &errDoctorProblems{n: 1},
+		"a program not found":    startError("x", exec.ErrNotFound),
+		"a program not runnable": startError("x", fs.ErrPermission),
 	} {
 		produced[e.report(err)] = what
 	}

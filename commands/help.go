@@ -31,6 +31,8 @@ var exitStatuses = []exitStatus{
 	{exitRefused, "refused", "15116-15118 (password policy), 15558 (last password), 15580 (key in use), a removal not confirmed at the terminal, other refused changes"},
 	{exitOrphaned, "completed, but values were left orphaned", "a --force restore or regenerate that committed and orphaned values: keytree status lists them, smk recover / dmk recover brings them back"},
 	{exitProblems, "doctor found problems", "keytree doctor found at least one problem; its report says which"},
+	{exitCannotExecute, "`keytree run`: the program cannot be run", "CMD is found but cannot be run; once CMD has started, keytree run exits with CMD's own status (128+N when signal N ended it)"},
+	{exitCommandMissing, "`keytree run`: the program was not found", "CMD is not in PATH or does not exist"},
 }
 
 // envVar is one environment variable keytree reads. The ones with a flag

@@ -38,6 +38,10 @@ const (
 	exitRefused     = 9
 	exitOrphaned    = 10
 	exitProblems    = 11
+	// keytree run, when the program cannot be started, as shells have
+	// them; once it has started, its own status.
+	exitCannotExecute  = 126
+	exitCommandMissing = 127
 )
 
 // errLeftOrphans ends a --force restore or regenerate that committed but

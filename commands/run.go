@@ -21,13 +21,6 @@ const (
 	flagKeep     = "keep"
 )
 
-// Exit statuses of keytree run when the program cannot be started, as
-// shells have them.
-const (
-	exitCannotExecute  = 126
-	exitCommandMissing = 127
-)
-
 func (e *env) runCommand(runF func(*runOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "run",

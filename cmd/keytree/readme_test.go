@@ -61,6 +61,8 @@ func TestReadmeTour(t *testing.T) {
 		"exit status 3",
 		"account encryption (0x01):  was invalid",
 		`"name": "backup-db"`,
+		"svc_backup got a password of 24 characters",
+		"user = svc_backup",
 	} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("the tour's output lacks %q\n%s", want, out)
