@@ -1,7 +1,9 @@
 package commands
 
 import (
+	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -111,5 +113,22 @@ func (in *invocation) resolve(refs []keystore.Ref, openPasswords []dbFile) ([][]
 			return e.promptPassword(passwordRequest{flag: flagOpenPass, prompt: "Password of the master key of database " + db})
 		}
 	}
-	return in.ks.Resolve(refs, passwords, ask)
+	values, err := in.ks.Resolve(refs, passwords, ask)
+	return values, perDatabaseHint(err)
+}
+
+// perDatabaseHint words the hint of a database that needs its password
+// for the commands that take one password file per database: it names
+// the database, --open-password-file DB=FILE.
+func perDatabaseHint(err error) error {
+	var ke *keystore.Error
+	if !errors.As(err, &ke) || ke.Remedy.Database == "" {
+		return err
+	}
+	switch ke.Remedy.Kind {
+	case keystore.RemedyOpenDMK, keystore.RemedyOpenDMKOrRecoverSMK:
+		ke.Hint = strings.Replace(remedyText(ke.Remedy, runtime.GOOS), "--open-password-file FILE", "--open-password-file "+ke.Remedy.Database+"=FILE", 1)
+		ke.Remedy = keystore.Remedy{}
+	}
+	return err
 }

@@ -201,7 +201,7 @@ func (s *session) openDMK(meta *formats.Database, password []byte) (*dmkState, e
 			Plain:  "database needs its password",
 			Text:   "Please create a master key in the database or open the master key in the session before performing this operation.",
 			Detail: []string{fmt.Sprintf("the master key of database '%s' is not encrypted by the service master key", meta.Name)},
-			Remedy: Remedy{Kind: RemedyOpenDMK},
+			Remedy: Remedy{Kind: RemedyOpenDMK, Database: meta.Name},
 			Kind:   ErrDecryption,
 		}
 	}
@@ -223,7 +223,7 @@ func (s *session) openDMK(meta *formats.Database, password []byte) (*dmkState, e
 			Plain:  "database needs its password",
 			Text:   "Please create a master key in the database or open the master key in the session before performing this operation.",
 			Detail: []string{fmt.Sprintf("the service master key encryption of database '%s' is orphaned: it needs service master key %s", meta.Name, orphan.Thumbprint)},
-			Remedy: Remedy{Kind: RemedyOpenDMKOrRecoverSMK},
+			Remedy: Remedy{Kind: RemedyOpenDMKOrRecoverSMK, Database: meta.Name},
 			Kind:   ErrDecryption,
 		}
 	}
