@@ -18,8 +18,8 @@ import (
 func TestWriteOutputFileWhole(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.conf")
-	a := bytes.Repeat([]byte("a"), 256<<10)
-	b := bytes.Repeat([]byte("b"), 256<<10)
+	a := bytes.Repeat([]byte("a"), 1<<20)
+	b := bytes.Repeat([]byte("b"), 1<<20)
 	if err := os.WriteFile(path, a, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestWriteOutputFileWhole(t *testing.T) {
 			}
 		}
 	}()
-	for i := range 100 {
+	for i := range 200 {
 		v := a
 		if i%2 == 0 {
 			v = b
