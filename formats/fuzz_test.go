@@ -71,7 +71,9 @@ func FuzzDecodeCredential(f *testing.F) {
 
 func FuzzDecodePending(f *testing.F) {
 	bare := &formats.Pending{Version: formats.Version, Operation: "credential set", Started: t0}
-	addSeeds(f, validPending(), bare)
+	batch := validPending()
+	batch.Batch = &formats.PendingBatch{Dir: formats.BatchDirPrefix + "00ff", Items: []formats.BatchItem{{Name: "mail"}, {DB: "payroll", Name: "api"}}}
+	addSeeds(f, validPending(), bare, batch)
 	f.Fuzz(func(t *testing.T, data []byte) { fuzzDecode(t, data, formats.DecodePending) })
 }
 

@@ -2,6 +2,7 @@ package formats
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -224,7 +225,33 @@ type Pending struct {
 	Started    time.Time `toml:"started"`
 	Candidates []string  `toml:"candidates,omitempty"`
 	Sweep      []string  `toml:"sweep,omitempty"`
+	// Batch, once written, is a committed batch (credential import,
+	// secret import) whose metadata files still wait in tmp/ to be moved
+	// into place: the next keytree to take the lock moves them before
+	// anything else (keystore/batch.go).
+	Batch *PendingBatch `toml:"batch,omitempty"`
 }
+
+// PendingBatch is a committed batch of metadata files: item i waits in
+// tmp/DIR/i.toml and goes to the metadata file of the credential, or the
+// secret, that Items[i] names.
+type PendingBatch struct {
+	Dir   string      `toml:"dir"`
+	Items []BatchItem `toml:"items"`
+}
+
+// BatchItem names the credential (DB empty) or the secret whose metadata
+// file one item of a batch replaces.
+type BatchItem struct {
+	DB   string `toml:"db,omitempty"`
+	Name string `toml:"name"`
+}
+
+// MaxBatchItems bounds a batch: one import's items.
+const MaxBatchItems = 20000
+
+// BatchDirPrefix begins the name of a batch's directory in tmp/.
+const BatchDirPrefix = "batch-"
 
 func (p *Pending) Validate() error {
 	if err := checkVersion(p.Version); err != nil {
@@ -232,6 +259,19 @@ func (p *Pending) Validate() error {
 	}
 	if len(p.Candidates)+len(p.Sweep) > 100000 {
 		return corrupt("too many entries")
+	}
+	if b := p.Batch; b != nil {
+		if !strings.HasPrefix(b.Dir, BatchDirPrefix) || ValidateName("batch", b.Dir) != nil {
+			return corrupt("invalid batch directory")
+		}
+		if len(b.Items) > MaxBatchItems {
+			return corrupt("too many batch items")
+		}
+		for _, it := range b.Items {
+			if it.DB != "" && ValidateName("database", it.DB) != nil || ValidateName("item", it.Name) != nil {
+				return corrupt("invalid name in the batch")
+			}
+		}
 	}
 	return nil
 }

@@ -857,6 +857,26 @@ func crashCases() []crashCase {
 			},
 		},
 		{
+			name: "credential import",
+			op: func(e *crashEnv, ks *Keystore) error {
+				_, err := ks.ImportCredentials(importedCredentials)
+				return err
+			},
+			check: func(t *testing.T, e *crashEnv, ks *Keystore) string {
+				return checkImported(t, e, ks, "", importedCredentials, e.values)
+			},
+		},
+		{
+			name: "secret import, a database that a password opens",
+			op: func(e *crashEnv, ks *Keystore) error {
+				_, err := ks.ImportSecrets("hr", importedSecrets, e.pw1)
+				return err
+			},
+			check: func(t *testing.T, e *crashEnv, ks *Keystore) string {
+				return checkImported(t, e, ks, "hr", importedSecrets, e.secrets)
+			},
+		},
+		{
 			name: "credential rm",
 			op:   func(e *crashEnv, ks *Keystore) error { return ks.RemoveCredential("cred-0") },
 			check: func(t *testing.T, e *crashEnv, ks *Keystore) string {
@@ -870,6 +890,79 @@ func crashCases() []crashCase {
 			},
 		},
 	}
+}
+
+// The imports of the crash cases: each replaces items of the template and
+// adds new ones.
+var (
+	importedCredentials = []ImportItem{
+		{Name: "cred-1", Value: []byte("imported one")},
+		{Name: "cred-3", Identity: "imported-id", Value: []byte("imported three")},
+		{Name: "imp-a", Identity: "ia", Value: []byte("new a")},
+		{Name: "imp-b", Identity: "ib", Value: []byte("new \x00 b")},
+	}
+	importedSecrets = []ImportItem{
+		{Name: "sec-0", Value: []byte("imported zero")},
+		{Name: "new-1", Value: []byte("new one")},
+		{Name: "new-2", Value: []byte("")},
+	}
+)
+
+// checkImported reports whether an import of items (into database db, or
+// of credentials) is wholly there ("new") or wholly not ("old"): an item
+// new and another old is a half-made batch and fails. It then checks every
+// value as the state has it, values being the template's (e.values or
+// e.secrets), which a new state updates.
+func checkImported(t *testing.T, e *crashEnv, ks *Keystore, db string, items []ImportItem, values map[string][]byte) string {
+	t.Helper()
+	key := func(name string) string {
+		if db == "" {
+			return name
+		}
+		return db + "/" + name
+	}
+	get := func(name string) ([]byte, error) {
+		if db == "" {
+			_, v, err := ks.GetCredential(name)
+			return v, err
+		}
+		return ks.GetSecret(db, name, e.openPassword(db))
+	}
+	state := ""
+	for _, it := range items {
+		got, err := get(it.Name)
+		var s string
+		switch {
+		case err == nil && bytes.Equal(got, it.Value):
+			s = "new"
+		case err == nil && bytes.Equal(got, values[key(it.Name)]):
+			s = "old"
+		case errors.Is(err, ErrNotFound) && values[key(it.Name)] == nil:
+			s = "old"
+		default:
+			t.Fatalf("%s: %q, %v: neither the old value nor the imported one", key(it.Name), got, err)
+		}
+		if state != "" && s != state {
+			t.Fatalf("half an import: %s is in the %s state, an earlier item in the %s state", key(it.Name), s, state)
+		}
+		state = s
+	}
+	if state == "new" {
+		for _, it := range items {
+			values[key(it.Name)] = it.Value
+		}
+		if db == "" {
+			cred, _, err := ks.GetCredential("cred-3")
+			if err != nil || cred.Identity != "imported-id" {
+				t.Fatalf("cred-3 after the import: %v, %v", cred, err)
+			}
+			if cred, _, err := ks.GetCredential("cred-1"); err != nil || cred.Identity != "usercred-1" {
+				t.Fatalf("cred-1 after an import without an identity: %v, %v, want its identity kept", cred, err)
+			}
+		}
+	}
+	checkRekey(t, e, ks)
+	return state
 }
 
 // checkValuesOnly checks credentials and payroll's secrets, for operations

@@ -17,16 +17,31 @@ import (
 // the exclusive lock, before every writer.
 func (ks *Keystore) recoverPending() error {
 	ks.keptPending = nil
-	if err := ks.emptyTmp(); err != nil {
-		return err
-	}
 	data, err := ks.files.ReadFile(ks.path(pendingFile), formats.MaxMetadataSize)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return ks.emptyTmp()
 	}
 	var p *formats.Pending
 	if err == nil {
 		p, err = formats.DecodePending(data)
+	}
+	if err == nil && p.Batch != nil {
+		// A committed batch: its metadata waits in tmp/, which is
+		// emptied only once it is in place.
+		if err := ks.moveBatch(p.Batch); err != nil {
+			return err
+		}
+		p.Batch = nil
+		data, err := p.Encode()
+		if err != nil {
+			return err
+		}
+		if err := ks.writeFileAtomic(ks.path(pendingFile), data); err != nil {
+			return err
+		}
+	}
+	if err := ks.emptyTmp(); err != nil {
+		return err
 	}
 	var ke *Error
 	if errors.As(err, &ke) && ke.Kind == ErrPermissions {

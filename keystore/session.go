@@ -52,9 +52,13 @@ func (ks *Keystore) read(op string, fn func(*session) error) error {
 		return err
 	}
 	work := newScryptWork()
-	err = fn(&session{ks: ks, mode: fsio.Shared, op: op, work: work})
+	if ks.batchInPending() {
+		err = errBatchUnfinished
+	} else {
+		err = fn(&session{ks: ks, mode: fsio.Shared, op: op, work: work})
+	}
 	l.Release()
-	if errors.Is(err, errNeedsWrite) {
+	if errors.Is(err, errNeedsWrite) || err == errBatchUnfinished {
 		return ks.writeWork(op, work, fn)
 	}
 	ks.rotateErrorLogAfterRead()
@@ -141,6 +145,11 @@ func (s *session) intend(candidates, sweep []string) error {
 	if len(s.pending.Candidates)+len(s.pending.Sweep) == before {
 		return nil
 	}
+	return s.writePending()
+}
+
+// writePending replaces pending.toml with the session's record, durably.
+func (s *session) writePending() error {
 	data, err := s.pending.Encode()
 	if err != nil {
 		return err
