@@ -203,7 +203,7 @@ func parseTemplate(name string, text []byte) (*template.Template, []keystore.Ref
 	}
 	for _, t := range tmpl.Templates() {
 		if t.Tree != nil {
-			walkNodes(t.Tree.Root, visit)
+			walkNodes(t.Root, visit)
 		}
 	}
 	if walkErr != nil {

@@ -159,7 +159,11 @@ func (e *env) runRun(in *invocation, opts *runOptions) error {
 		if err != nil {
 			return err
 		}
-		defer files.Remove()
+		defer func() {
+			if err := files.Remove(); err != nil {
+				fmt.Fprintf(e.stderr, "keytree: warning: could not remove the files of this run (the next keytree run removes them): %s\n", escape(err.Error()))
+			}
+		}()
 		for i, b := range opts.Files {
 			p, err := files.Write(b.Var, values[len(opts.Env)+i])
 			if err != nil {
