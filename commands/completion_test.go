@@ -47,7 +47,7 @@ func TestCompletion(t *testing.T) {
 	}{
 		{[]string{""}, []string{"init", "status", "key-encryptions", "errorlog", "keystore", "smk", "credential", "dmk", "db", "secret", "run", "inject", "doctor", "completion", "version", "help"}},
 		{[]string{"cr"}, []string{"credential"}},
-		{[]string{"credential", ""}, []string{"set", "get", "list", "rm"}},
+		{[]string{"credential", ""}, []string{"set", "get", "import", "list", "rm"}},
 		{[]string{"smk", ""}, []string{"backup", "restore", "regenerate", "recover", "alter", "verify", "machine-protection"}},
 		// Names, never values.
 		{[]string{"credential", "get", ""}, []string{"backup-db", "mail"}},

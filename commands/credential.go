@@ -82,7 +82,7 @@ func (e *env) credentialGetCommand(runF func(*credentialGetOptions) error) *cli.
 	return &cli.Command{
 		Name:  "get",
 		Usage: "print a credential's value",
-		UsageText: `keytree credential get NAME [--json]
+		UsageText: `keytree credential get NAME... [--json]
 
 Writes the value to standard output exactly as it was stored, with no newline
 added. On a terminal, a value that is not text is refused (redirect or pipe
@@ -91,34 +91,56 @@ it), and text gets a final newline.
 With --json it writes one JSON object instead: name, identity, value and
 valueEncoding, which is "text" when the value is valid UTF-8 (value is then
 the text itself) and "base64" otherwise (value is its standard base64).
+Several names need --json, and get an array of such objects, in the order
+given, all read in one pass: if any is missing, nothing is printed and
+keytree exits 4, naming every missing one. keytree credential import reads
+that array back.
 
 Examples:
    keytree credential get backup-db
-   PGPASSWORD=$(keytree credential get backup-db) pg_dump ...
-   keytree credential get backup-db --json | jq -r .identity`,
+   keytree credential get backup-db --json | jq -r .identity
+   keytree credential get backup-db mail-relay --json > creds.json`,
 		Flags:  []cli.Flag{&cli.BoolFlag{Name: flagJSON, Usage: "print the identity and the value as JSON"}},
 		Action: keystoreAction(e, parseCredentialGet, runF, e.credentialGetRun),
 	}
 }
 
 type credentialGetOptions struct {
-	Name string
-	JSON bool
+	Names []string
+	JSON  bool
 }
 
 func parseCredentialGet(a *argv) *credentialGetOptions {
-	return &credentialGetOptions{Name: a.oneArg("a credential NAME"), JSON: a.bool(flagJSON)}
+	opts := &credentialGetOptions{Names: a.c.Args().Slice(), JSON: a.bool(flagJSON)}
+	a.check(func() error { return manyArgs(a, opts.Names, "a credential NAME", opts.JSON) })
+	return opts
 }
 
 func (e *env) credentialGetRun(in *invocation, opts *credentialGetOptions) error {
-	cred, value, err := in.ks.GetCredential(opts.Name)
+	if len(opts.Names) > 1 {
+		refs := make([]keystore.Ref, 0, 2*len(opts.Names))
+		for _, n := range opts.Names {
+			refs = append(refs, keystore.Ref{Kind: keystore.RefCredential, Name: n}, keystore.Ref{Kind: keystore.RefCredentialIdentity, Name: n})
+		}
+		values, err := in.resolve(refs, nil)
+		if err != nil {
+			return err
+		}
+		out := make([]credentialValueJSON, len(opts.Names))
+		for i, n := range opts.Names {
+			out[i] = newCredentialValueJSON(&keystore.Credential{Name: n, Identity: string(values[2*i+1])}, values[2*i])
+		}
+		return writeJSON(e.stdout, out)
+	}
+	name := opts.Names[0]
+	cred, value, err := in.ks.GetCredential(name)
 	if err != nil {
 		return err
 	}
 	if opts.JSON {
 		return writeJSON(e.stdout, newCredentialValueJSON(cred, value))
 	}
-	return e.writeValue(value, "keytree credential get "+opts.Name)
+	return e.writeValue(value, "keytree credential get "+name)
 }
 
 // credentialValueJSON is credential get --json. A value that is valid

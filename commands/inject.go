@@ -85,7 +85,7 @@ func parseInject(a *argv) *injectOptions {
 }
 
 func (e *env) injectRun(in *invocation, opts *injectOptions) error {
-	text, err := e.readTemplate(opts.Input, &in.stdin)
+	text, err := e.readInputFile(flagInput, opts.Input, maxTemplateSize, &in.stdin)
 	if err != nil {
 		return err
 	}
@@ -124,28 +124,28 @@ func (e *env) injectRun(in *invocation, opts *injectOptions) error {
 	return keystore.WriteOutputFile(opts.Output, out.Bytes())
 }
 
-func (e *env) readTemplate(path string, stdin *stdinUse) ([]byte, error) {
+// readInputFile reads a whole input file that flag names, at most max
+// bytes, or standard input for "-".
+func (e *env) readInputFile(flag, path string, max int64, stdin *stdinUse) ([]byte, error) {
+	r, what := io.Reader(e.stdin), "standard input"
 	if path == "-" {
-		if err := stdin.claim(flagInput); err != nil {
+		if err := stdin.claim(flag); err != nil {
 			return nil, err
 		}
-		return readTemplateFrom(e.stdin, "standard input")
+	} else {
+		f, err := openInput(flag, path, max)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r, what = f, path
 	}
-	f, err := openInput(flagInput, path, maxTemplateSize)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return readTemplateFrom(f, path)
-}
-
-func readTemplateFrom(r io.Reader, what string) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(r, maxTemplateSize+1))
+	data, err := io.ReadAll(io.LimitReader(r, max+1))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", what, err)
 	}
-	if len(data) > maxTemplateSize {
-		return nil, usagef("the template %s is larger than %d bytes", what, maxTemplateSize)
+	if int64(len(data)) > max {
+		return nil, usagef("%s is larger than %d bytes", what, max)
 	}
 	return data, nil
 }

@@ -160,6 +160,20 @@ func (a *argv) oneArg(what string) string {
 	return a.c.Args().First()
 }
 
+// manyArgs checks the arguments of a get that takes several names: at
+// least one, and more only with --json (raw values one after another could
+// not be told apart). Arguments are not echoed: one may be a value typed
+// where it does not belong.
+func manyArgs(a *argv, args []string, what string, json bool) error {
+	switch {
+	case len(args) == 0:
+		return usagef("%s needs %s", cmdName(a.c), what)
+	case len(args) > 1 && !json:
+		return usagef("%s of several names needs --json (got %d names)", cmdName(a.c), len(args))
+	}
+	return nil
+}
+
 // secretPath is the DB/NAME argument of a secret verb.
 func (a *argv) secretPath() (db, name string) {
 	p := a.oneArg("a secret DB/NAME")

@@ -28,12 +28,12 @@ var verbs = []func(*env, func(any)) *cli.Command{
 	verb((*env).keystoreBackupCommand), verb((*env).keystoreRestoreCommand),
 	verb((*env).smkBackupCommand), verb((*env).smkRestoreCommand), verb((*env).smkRegenerateCommand), verb((*env).smkRecoverCommand),
 	verb((*env).smkAlterCommand), verb((*env).smkVerifyCommand), verb((*env).smkMachineProtectionCommand),
-	verb((*env).credentialSetCommand), verb((*env).credentialGetCommand), verb((*env).credentialListCommand), verb((*env).credentialRmCommand),
+	verb((*env).credentialSetCommand), verb((*env).credentialGetCommand), verb((*env).credentialImportCommand), verb((*env).credentialListCommand), verb((*env).credentialRmCommand),
 	verb((*env).dmkCreateCommand), verb((*env).dmkAddEncryptionCommand), verb((*env).dmkDropEncryptionCommand),
 	verb((*env).dmkRegenerateCommand), verb((*env).dmkBackupCommand), verb((*env).dmkRestoreCommand),
 	verb((*env).dmkRecoverCommand), verb((*env).dmkDropCommand),
 	verb((*env).dbListCommand), verb((*env).dbExportCommand), verb((*env).dbImportCommand),
-	verb((*env).secretSetCommand), verb((*env).secretGetCommand), verb((*env).secretListCommand), verb((*env).secretRmCommand),
+	verb((*env).secretSetCommand), verb((*env).secretGetCommand), verb((*env).secretImportCommand), verb((*env).secretListCommand), verb((*env).secretRmCommand),
 	verb((*env).runCommand), verb((*env).injectCommand),
 	verb((*env).doctorCommand), verb((*env).completionCommand), verb((*env).versionCommand),
 }
@@ -334,9 +334,20 @@ var parseCases = []struct {
 	{args: "credential set c --identity x --password hunter2", err: ": keytree never takes a password or secret as a command-line argument: there is no --password"},
 
 	// credential get
-	{args: "credential get backup-db", want: &credentialGetOptions{Name: "backup-db"}},
-	{args: "credential get --json backup-db", want: &credentialGetOptions{Name: "backup-db", JSON: true}},
+	{args: "credential get backup-db", want: &credentialGetOptions{Names: []string{"backup-db"}}},
+	{args: "credential get --json backup-db", want: &credentialGetOptions{Names: []string{"backup-db"}, JSON: true}},
+	{args: "credential get a b --json", want: &credentialGetOptions{Names: []string{"a", "b"}, JSON: true}},
+	{args: "credential get a b", err: ": credential get of several names needs --json (got 2 names)"},
 	{args: "credential get", err: ": credential get needs a credential NAME"},
+	// credential import
+	{args: "credential import --file c.env", want: &importOptions{File: "c.env", Format: "env"}},
+	{args: "credential import --file c.JSON --identity svc", want: &importOptions{File: "c.JSON", Format: "json", Identity: "svc"}},
+	{args: "credential import --file - --format json", want: &importOptions{File: "-", Format: "json"}},
+	{args: "credential import --file c.json --format env", want: &importOptions{File: "c.json", Format: "env"}},
+	{args: "credential import --file c.env --format yaml", err: ": --format is env or json, not \"yaml\""},
+	{args: "credential import", err: ": credential import needs --file"},
+	{args: "credential import --file c.env extra", err: ": credential import takes no arguments (got 1)"},
+	{args: "credential import --file c.env --identity ''", err: ": --identity: the identity is empty"},
 
 	// credential list
 	{args: "credential list", want: &reportOptions{}},
@@ -362,10 +373,19 @@ var parseCases = []struct {
 	{args: "secret set payroll/key --value hunter2", err: ": keytree never takes a password or secret as a command-line argument: there is no --value"},
 
 	// secret get
-	{args: "secret get payroll/api-token", want: &secretGetOptions{DB: "payroll", Name: "api-token"}},
-	{args: "secret get hr/ssh-key --open-password-file open.txt", want: &secretGetOptions{DB: "hr", Name: "ssh-key", OpenPasswordFile: new("open.txt")}},
+	{args: "secret get payroll/api-token", want: &secretGetOptions{Secrets: []keystore.Ref{secretRef("payroll", "api-token")}}},
+	{args: "secret get hr/ssh-key --open-password-file open.txt", want: &secretGetOptions{Secrets: []keystore.Ref{secretRef("hr", "ssh-key")}, OpenPasswordFile: new("open.txt")}},
 	{args: "secret get", err: ": secret get needs a secret DB/NAME"},
-	{args: "secret get hr/ssh-key --json", err: ": flag provided but not defined: -json"},
+	{args: "secret get hr/ssh-key --json", want: &secretGetOptions{Secrets: []keystore.Ref{secretRef("hr", "ssh-key")}, JSON: true}},
+	{args: "secret get hr/a hr/b --json --open-password-file p", want: &secretGetOptions{Secrets: []keystore.Ref{secretRef("hr", "a"), secretRef("hr", "b")}, JSON: true, OpenPasswordFile: new("p")}},
+	{args: "secret get hr/a pay/b --json --open-password-file p", err: ": --open-password-file opens one database; hr and pay are two (keytree inject takes --open-password-file DB=FILE for each)"},
+	{args: "secret get hr/a hr/b", err: ": secret get of several names needs --json (got 2 names)"},
+	{args: "secret get hr/a nodb --json", err: ": invalid secret path"},
+	// secret import
+	{args: "secret import payroll --file s.env", want: &importOptions{DB: "payroll", File: "s.env", Format: "env"}},
+	{args: "secret import hr --file s.json --open-password-file p", want: &importOptions{DB: "hr", File: "s.json", Format: "json", OpenPasswordFile: new("p")}},
+	{args: "secret import --file s.env", err: ": secret import needs a database DB"},
+	{args: "secret import a/b --file s.env", err: ": invalid database name \"a/b\": it contains a path separator"},
 
 	// secret list
 	{args: "secret list", want: &secretListOptions{}},
@@ -495,4 +515,8 @@ func TestParseGlobals(t *testing.T) {
 	if code != exitNotFound || !strings.Contains(stderr, missing) {
 		t.Errorf("secret list with --keystore %s: exit %d\n%s", missing, code, stderr)
 	}
+}
+
+func secretRef(db, name string) keystore.Ref {
+	return keystore.Ref{Kind: keystore.RefSecret, DB: db, Name: name}
 }

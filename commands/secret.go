@@ -1,7 +1,12 @@
 package commands
 
 import (
+	"encoding/base64"
+	"unicode/utf8"
+
 	"github.com/urfave/cli/v2"
+
+	"github.com/keytree-dev/keytree/formats"
 
 	"github.com/keytree-dev/keytree/keystore"
 )
@@ -70,40 +75,102 @@ func (e *env) secretGetCommand(runF func(*secretGetOptions) error) *cli.Command 
 	return &cli.Command{
 		Name:  "get",
 		Usage: "print a secret's value",
-		UsageText: `keytree secret get DB/NAME [--open-password-file P]
+		UsageText: `keytree secret get DB/NAME... [--json] [--open-password-file P]
 
 Writes the value to standard output exactly as it was stored, with no newline
 added. On a terminal, a value that is not text is refused (redirect or pipe
 it), and text gets a final newline.
 
+With --json it writes one JSON object instead: database, name, value and
+valueEncoding ("text" when the value is valid UTF-8, else "base64"). Several
+names need --json, and get an array of such objects, in the order given, all
+read in one pass that opens each database's master key once: if any is
+missing, nothing is printed and keytree exits 4, naming every missing one.
+keytree secret import reads that array back. --open-password-file is for
+secrets of one database; for several, see keytree run and keytree inject,
+which take --open-password-file DB=FILE.
+
 Examples:
    keytree secret get payroll/api-token
-   keytree secret get hr/ssh-key --open-password-file - > id_ed25519 < pass.txt`,
-		Flags:  []cli.Flag{openPasswordFlag()},
+   keytree secret get hr/ssh-key --open-password-file - > id_ed25519 < pass.txt
+   keytree secret get payroll/api-token payroll/signing-key --json`,
+		Flags:  []cli.Flag{&cli.BoolFlag{Name: flagJSON, Usage: "print the value as JSON"}, openPasswordFlag()},
 		Action: keystoreAction(e, parseSecretGet, runF, e.secretGetRun),
 	}
 }
 
 type secretGetOptions struct {
-	DB, Name         string
+	Secrets          []keystore.Ref
+	JSON             bool
 	OpenPasswordFile *string
 }
 
 func parseSecretGet(a *argv) *secretGetOptions {
-	db, name := a.secretPath()
-	return &secretGetOptions{DB: db, Name: name, OpenPasswordFile: a.optional(flagOpenPass)}
+	opts := &secretGetOptions{JSON: a.bool(flagJSON), OpenPasswordFile: a.optional(flagOpenPass)}
+	args := a.c.Args().Slice()
+	a.check(func() error { return manyArgs(a, args, "a secret DB/NAME", opts.JSON) })
+	for _, p := range args {
+		a.check(func() error {
+			db, name, err := formats.SplitSecretPath(p)
+			if err != nil {
+				return &keystore.Error{Text: err.Error(), Kind: keystore.ErrInvalid}
+			}
+			if opts.OpenPasswordFile != nil && len(opts.Secrets) > 0 && opts.Secrets[0].DB != db {
+				return usagef("--%s opens one database; %s and %s are two (keytree inject takes --%s DB=FILE for each)",
+					flagOpenPass, opts.Secrets[0].DB, db, flagOpenPass)
+			}
+			opts.Secrets = append(opts.Secrets, keystore.Ref{Kind: keystore.RefSecret, DB: db, Name: name})
+			return nil
+		})
+	}
+	return opts
+}
+
+// secretValueJSON is secret get --json: as credentialValueJSON.
+type secretValueJSON struct {
+	Database      string `json:"database"`
+	Name          string `json:"name"`
+	Value         string `json:"value"`
+	ValueEncoding string `json:"valueEncoding"`
+}
+
+func newSecretValueJSON(r keystore.Ref, value []byte) secretValueJSON {
+	j := secretValueJSON{Database: r.DB, Name: r.Name, Value: string(value), ValueEncoding: "text"}
+	if !utf8.Valid(value) {
+		j.Value, j.ValueEncoding = base64.StdEncoding.EncodeToString(value), "base64"
+	}
+	return j
 }
 
 func (e *env) secretGetRun(in *invocation, opts *secretGetOptions) error {
+	if len(opts.Secrets) > 1 {
+		var open []dbFile
+		if opts.OpenPasswordFile != nil {
+			open = []dbFile{{DB: opts.Secrets[0].DB, File: *opts.OpenPasswordFile}}
+		}
+		values, err := in.resolve(opts.Secrets, open)
+		if err != nil {
+			return err
+		}
+		out := make([]secretValueJSON, len(values))
+		for i, v := range values {
+			out[i] = newSecretValueJSON(opts.Secrets[i], v)
+		}
+		return writeJSON(e.stdout, out)
+	}
+	r := opts.Secrets[0]
 	var value []byte
 	err := in.withDMK(opts.OpenPasswordFile, func(pw []byte) (err error) {
-		value, err = in.ks.GetSecret(opts.DB, opts.Name, pw)
+		value, err = in.ks.GetSecret(r.DB, r.Name, pw)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	return e.writeValue(value, "keytree secret get "+opts.DB+"/"+opts.Name)
+	if opts.JSON {
+		return writeJSON(e.stdout, newSecretValueJSON(r, value))
+	}
+	return e.writeValue(value, "keytree secret get "+r.DB+"/"+r.Name)
 }
 
 type secretJSON struct {
