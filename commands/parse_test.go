@@ -419,6 +419,7 @@ var parseCases = []struct {
 		Env: []binding{{Var: "A", Ref: keystore.Ref{Kind: keystore.RefCredential, Name: "db"}}}, Command: []string{"sh", "-c", "true"}}},
 	{args: "run --env A=keytree://credential/db/identity sh -c true", want: &runOptions{
 		Env: []binding{{Var: "A", Ref: keystore.Ref{Kind: keystore.RefCredentialIdentity, Name: "db"}}}, Command: []string{"sh", "-c", "true"}}},
+	{args: "run --env-file a.env --env-file - -- ./app", want: &runOptions{EnvFiles: []string{"a.env", "-"}, Command: []string{"./app"}}},
 	{args: "run --pristine --keep PATH --file F=keytree://secret/app/k prog --env x -- y", want: &runOptions{
 		Files: []binding{{Var: "F", Ref: keystore.Ref{Kind: keystore.RefSecret, DB: "app", Name: "k"}}}, Pristine: true, Keep: []string{"PATH"},
 		Command: []string{"prog", "--env", "x", "--", "y"}}},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/keytree-dev/keytree/formats"
 	"github.com/keytree-dev/keytree/keystore"
 )
 
@@ -25,8 +26,8 @@ func (e *env) runCommand(runF func(*runOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "run",
 		Usage: "run a program with secrets in its environment or in files",
-		UsageText: `keytree run [--env VAR=REF]... [--file VAR=REF]... [--pristine [--keep VAR]...]
-             [--open-password-file DB=FILE]... -- CMD [ARG]...
+		UsageText: `keytree run [--env VAR=REF]... [--env-file F]... [--file VAR=REF]...
+             [--pristine [--keep VAR]...] [--open-password-file DB=FILE]... -- CMD [ARG]...
 
 Runs CMD with the values that the references name: --env puts a value in
 variable VAR, --file writes it to a file that only you can read, in a
@@ -35,6 +36,11 @@ private directory (on a tmpfs where there is one: $XDG_RUNTIME_DIR or
 a program must get exact to the byte (trailing newlines and all), belongs
 in a file. A reference is keytree://credential/NAME,
 keytree://credential/NAME/identity or keytree://secret/DB/NAME.
+
+--env-file reads VAR=VALUE lines (an env file, as keytree credential import
+reads them): a VALUE that starts with keytree:// is a reference, and VAR
+gets the value it names; any other VALUE is put in VAR as it is. A variable
+may be set only once, by one --env, --file or env-file line.
 
 Every reference is read in one pass, under one shared lock that is released
 before CMD starts: a long-running CMD never blocks another keytree. If any
@@ -54,9 +60,11 @@ Examples:
    keytree run --env PGPASSWORD=keytree://credential/backup-db -- pg_dump -U svc_backup app
    keytree run --file TLS_KEY=keytree://secret/web/tls-key -- ./serve --key-env TLS_KEY
    keytree run --pristine --keep PATH --env TOKEN=keytree://secret/ci/token -- ./deploy.sh
+   keytree run --env-file app.env -- ./app
    keytree run --env PW=keytree://secret/hr/db --open-password-file hr=pass.txt -- ./report`,
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: flagEnv, Usage: "put the value REF names in variable VAR: `VAR=REF` (repeat for more)"},
+			&cli.StringSliceFlag{Name: flagEnvFile, Usage: "set the variables of env file `F`: references resolved, other values as they are (repeat for more)"},
 			&cli.StringSliceFlag{Name: flagFile, Usage: "write the value REF names to a private file and put its path in VAR: `VAR=REF` (repeat for more)"},
 			&cli.BoolFlag{Name: flagPristine, Usage: "start CMD with no environment but the values' variables and those --keep names"},
 			&cli.StringSliceFlag{Name: flagKeep, Usage: "with --pristine, keep variable `VAR` of keytree's environment (repeat for more)"},
@@ -68,6 +76,7 @@ Examples:
 
 type runOptions struct {
 	Env           []binding
+	EnvFiles      []string
 	Files         []binding
 	Pristine      bool
 	Keep          []string
@@ -76,7 +85,7 @@ type runOptions struct {
 }
 
 func parseRun(a *argv) *runOptions {
-	opts := &runOptions{Pristine: a.bool(flagPristine)}
+	opts := &runOptions{Pristine: a.bool(flagPristine), EnvFiles: a.c.StringSlice(flagEnvFile)}
 	a.check(func() error {
 		opts.Command = a.c.Args().Slice()
 		if len(opts.Command) == 0 || opts.Command[0] == "" {
@@ -134,6 +143,11 @@ func (e *env) runRun(in *invocation, opts *runOptions) error {
 	if len(opts.Files) > 0 && baseErr != nil {
 		return baseErr
 	}
+	literals, fromFiles, err := e.readEnvFiles(in, opts)
+	if err != nil {
+		return err
+	}
+	opts.Env = append(opts.Env, fromFiles...)
 	bindings := append(append([]binding{}, opts.Env...), opts.Files...)
 	refs := make([]keystore.Ref, len(bindings))
 	for i, b := range bindings {
@@ -144,6 +158,9 @@ func (e *env) runRun(in *invocation, opts *runOptions) error {
 		return err
 	}
 	environ := childEnviron(os.Environ(), opts.Pristine, opts.Keep)
+	for _, l := range literals {
+		environ = setEnv(environ, l.Name, l.Value)
+	}
 	for i, b := range opts.Env {
 		if bytes.IndexByte(values[i], 0) >= 0 {
 			return &keystore.Error{
@@ -267,4 +284,48 @@ func setEnv(environ []string, name, value string) []string {
 		out = append(out, kv)
 	}
 	return append(out, name+"="+value)
+}
+
+// readEnvFiles reads the --env-file files: the lines whose value is a
+// reference come back as bindings, the others as literals. A variable that
+// --env, --file or another line already sets is refused.
+func (e *env) readEnvFiles(in *invocation, opts *runOptions) (literals []formats.EnvEntry, refs []binding, err error) {
+	set := map[string]string{}
+	for _, b := range opts.Env {
+		set[envKey(b.Var)] = "--" + flagEnv
+	}
+	for _, b := range opts.Files {
+		set[envKey(b.Var)] = "--" + flagFile
+	}
+	for _, path := range opts.EnvFiles {
+		data, err := e.readInputFile(flagEnvFile, path, formats.MaxEnvFileSize, &in.stdin)
+		if err != nil {
+			return nil, nil, err
+		}
+		entries, err := formats.ParseEnvFile(data)
+		clear(data)
+		if err != nil {
+			return nil, nil, usagef("--%s %s: %v", flagEnvFile, path, err)
+		}
+		for _, en := range entries {
+			where := fmt.Sprintf("%s line %d", path, en.Line)
+			if err := checkVarName(en.Name); err != nil {
+				return nil, nil, usagef("--%s %s: %v", flagEnvFile, where, err)
+			}
+			if prev, ok := set[envKey(en.Name)]; ok {
+				return nil, nil, usagef("variable %s is given twice (%s and --%s %s)", en.Name, prev, flagEnvFile, where)
+			}
+			set[envKey(en.Name)] = "--" + flagEnvFile + " " + where
+			if !strings.HasPrefix(en.Value, keystore.RefScheme) {
+				literals = append(literals, en)
+				continue
+			}
+			r, err := keystore.ParseRef(en.Value)
+			if err != nil {
+				return nil, nil, usagef("--%s %s: %v", flagEnvFile, where, err)
+			}
+			refs = append(refs, binding{Var: en.Name, Ref: r})
+		}
+	}
+	return literals, refs, nil
 }
