@@ -228,4 +228,3 @@ func (s *session) commitImport(dir string, key *protect.Key, items []ImportItem,
 	}
 	return t.commitBatch(metas)
 }
-
