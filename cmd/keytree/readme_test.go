@@ -63,6 +63,7 @@ func TestReadmeTour(t *testing.T) {
 		`"name": "backup-db"`,
 		"svc_backup got a password of 24 characters",
 		"user = svc_backup",
+		"\nidentities: 2\n",
 	} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("the tour's output lacks %q\n%s", want, out)
