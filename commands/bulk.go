@@ -223,6 +223,11 @@ type importJSON struct {
 // parseImportJSON reads an array of importJSON, or one. Errors name the
 // item by its place and name, never a value.
 func parseImportJSON(data []byte) ([]keystore.ImportItem, error) {
+	// The decoder would turn bytes that are not UTF-8 into U+FFFD, and
+	// import a value that is not the one in the file.
+	if !utf8.Valid(data) {
+		return nil, fmt.Errorf("the file is not valid UTF-8: a value that is not text goes in base64, with \"valueEncoding\": \"base64\"")
+	}
 	trimmed := bytes.TrimLeft(data, " \t\r\n")
 	if len(trimmed) > 0 && trimmed[0] == '{' {
 		data = append(append([]byte{'['}, trimmed...), ']')
@@ -248,9 +253,6 @@ func parseImportJSON(data []byte) ([]keystore.ImportItem, error) {
 		value := []byte(*o.Value)
 		switch o.ValueEncoding {
 		case "", "text":
-			if !utf8.Valid(value) {
-				return nil, fmt.Errorf("%s: the value is not valid UTF-8", where)
-			}
 		case "base64":
 			v, err := base64.StdEncoding.DecodeString(*o.Value)
 			if err != nil {
