@@ -130,6 +130,8 @@ func remedyWords(r keystore.Remedy, goos string) string {
 	case keystore.RemedyNewDir:
 		d := dirWords(r.Dir)
 		return fmt.Sprintf("point %s at a path that does not exist yet: %s the %s there, private to its owner", d.flag, d.creates, r.Dir)
+	case keystore.RemedyImportIdentity:
+		return "give one identity for all of them with --identity, or each its own (\"identity\" in a JSON file)"
 	case keystore.RemedyOwnDir:
 		d := dirWords(r.Dir)
 		return fmt.Sprintf("check %s: it names a directory that is not keytree's; leave that directory's permissions as they are, and point keytree at its own %s (a path that does not exist yet: %s it)", d.flag, r.Dir, d.creates)

@@ -113,6 +113,8 @@ func TestRemedyText(t *testing.T) {
 			"check --account-dir (or KEYTREE_ACCOUNT_DIR): it names a directory that is not keytree's; leave that directory's permissions as they are, and point keytree at its own account directory (a path that does not exist yet: keytree init (or a command given --create-protector-dirs) creates it)"},
 		{keystore.Remedy{Kind: keystore.RemedyOwnDir, Dir: keystore.DirMachine}, "",
 			"check --machine-dir (or KEYTREE_MACHINE_DIR): it names a directory that is not keytree's; leave that directory's permissions as they are, and point keytree at its own machine directory (a path that does not exist yet: keytree init (or a command given --create-protector-dirs) creates it)"},
+		{keystore.Remedy{Kind: keystore.RemedyImportIdentity}, "",
+			`give one identity for all of them with --identity, or each its own ("identity" in a JSON file)`},
 	}
 	covered := map[keystore.RemedyKind]bool{}
 	for _, r := range rows {

@@ -111,9 +111,9 @@ func (ks *Keystore) ImportCredentials(items []ImportItem) (ImportResult, error) 
 				}
 				if it.Identity == "" {
 					return &Error{
-						Text: fmt.Sprintf("credential %s is new, and nothing gives its identity", it.Name),
-						Kind: ErrInvalid,
-						Hint: "give one identity for all with --identity, or each its own in a JSON file",
+						Text:   fmt.Sprintf("credential %s is new, and nothing gives its identity", it.Name),
+						Kind:   ErrInvalid,
+						Remedy: Remedy{Kind: RemedyImportIdentity},
 					}
 				}
 				res.Created++

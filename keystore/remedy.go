@@ -162,6 +162,9 @@ const (
 	// files and that others can open; leave its permissions alone and
 	// point keytree at its own directory.
 	RemedyOwnDir
+	// RemedyImportIdentity: a new credential of an import has no
+	// identity; give one for all of them, or each its own.
+	RemedyImportIdentity
 
 	remedyKindEnd // not a kind: one past the last
 )
