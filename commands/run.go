@@ -207,11 +207,12 @@ func (e *env) runChild(argv []string, environ []string) error {
 	// An *os.File (a terminal, say) is handed to cmd itself; anything
 	// else (a test's buffer) is copied through a pipe.
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = e.stdin, e.stdout, e.stderr
-	stop := relaySignals(cmd)
+	started, stop := relaySignals(cmd)
 	defer stop()
 	if err := cmd.Start(); err != nil {
 		return startError(argv[0], err)
 	}
+	started()
 	err = cmd.Wait()
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {

@@ -37,20 +37,24 @@ func envKey(name string) string { return name }
 // and report cmd's status. SIGINT and SIGQUIT typed at a terminal reach
 // every process of the foreground group, cmd included; keytree passes them
 // on only when it is not in that group, so that cmd never gets one key
-// press twice. The returned function stops the relay.
-func relaySignals(cmd *exec.Cmd) (stop func()) {
+// press twice. The caller calls started once cmd has started: a signal
+// that came before waits for it (a service stopped just as keytree starts
+// its program stops the program too), and stop ends the relay.
+func relaySignals(cmd *exec.Cmd) (started, stop func()) {
 	ch := make(chan os.Signal, 4)
 	signal.Notify(ch, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT)
-	done := make(chan struct{})
+	start, done := make(chan struct{}), make(chan struct{})
 	go func() {
+		select {
+		case <-done:
+			return
+		case <-start:
+		}
 		for {
 			select {
 			case <-done:
 				return
 			case sig := <-ch:
-				if cmd.Process == nil {
-					continue
-				}
 				if (sig == unix.SIGINT || sig == unix.SIGQUIT) && inTerminalForeground() {
 					continue
 				}
@@ -58,7 +62,7 @@ func relaySignals(cmd *exec.Cmd) (stop func()) {
 			}
 		}
 	}()
-	return func() {
+	return func() { close(start) }, func() {
 		signal.Stop(ch)
 		close(done)
 	}

@@ -21,8 +21,9 @@ func envKey(name string) string { return strings.ToUpper(name) }
 // relaySignals keeps Ctrl-C and Ctrl-Break from ending keytree while cmd
 // runs: the console sends them to every process attached to it, cmd
 // included, and keytree must stay to remove the files and report cmd's
-// status. The returned function stops that.
-func relaySignals(*exec.Cmd) (stop func()) {
+// status. started has nothing to do here (see run_unix.go); stop stops
+// that.
+func relaySignals(*exec.Cmd) (started, stop func()) {
 	ch := make(chan os.Signal, 4)
 	signal.Notify(ch, os.Interrupt)
 	done := make(chan struct{})
@@ -35,7 +36,7 @@ func relaySignals(*exec.Cmd) (stop func()) {
 			}
 		}
 	}()
-	return func() {
+	return func() {}, func() {
 		signal.Stop(ch)
 		close(done)
 	}

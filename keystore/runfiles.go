@@ -49,7 +49,13 @@ func openRunBase(base string) (fsio.FS, error) {
 		return fsio.FS{}, err
 	}
 	if !fi.IsDir() {
-		return fsio.FS{}, fmt.Errorf("%s is not a directory: keytree keeps the files of keytree run there", base)
+		// A link, even to a directory of the account's own, is refused: it
+		// may be changed to lead elsewhere.
+		return fsio.FS{}, &Error{
+			Text: fmt.Sprintf("%s is not a directory: keytree keeps the files of keytree run there", base),
+			Kind: ErrPermissions,
+			Hint: "remove it, or set XDG_RUNTIME_DIR (or TMPDIR) to a directory of your own",
+		}
 	}
 	if uid, ok := fsio.FileOwner(fi); ok && uid != os.Geteuid() {
 		return fsio.FS{}, &Error{

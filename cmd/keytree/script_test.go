@@ -30,14 +30,18 @@ import (
 // is lowered, through a hook that exists for tests alone.
 //
 // It does what testscript.Main does: when the test binary runs under the
-// name keytree it is keytree; otherwise it puts a copy of itself named
-// keytree on $PATH and runs the tests. Unlike testscript.Main it ignores a
+// name keytree it is keytree (and under the name runhelper, the program
+// the run_* scenarios give keytree run); otherwise it puts copies of itself
+// with those names on $PATH and runs the tests. Unlike testscript.Main it ignores a
 // failure to remove that copy afterwards, which Wine cannot do
 // (.ci/wine/README.md), so the Windows build's tests can pass under Wine.
 func TestMain(m *testing.M) {
 	protect.SetScryptWorkFactorForTesting(10)
-	if strings.TrimSuffix(filepath.Base(os.Args[0]), ".exe") == "keytree" {
+	switch strings.TrimSuffix(filepath.Base(os.Args[0]), ".exe") {
+	case "keytree":
 		os.Exit(commands.Main(os.Args))
+	case runHelperName:
+		os.Exit(runHelperMain(os.Args[1:]))
 	}
 	os.Exit(runWithKeytreeOnPath(m))
 }
@@ -50,15 +54,17 @@ func runWithKeytreeOnPath(m *testing.M) int {
 	}
 	defer removeTree(bin)
 	self, err := os.Executable()
-	if err == nil {
-		name := "keytree"
+	for _, name := range []string{"keytree", runHelperName} {
+		if err != nil {
+			break
+		}
 		if runtime.GOOS == "windows" {
 			name += ".exe"
 		}
 		err = copyFile(self, filepath.Join(bin, name))
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "put keytree on PATH:", err)
+		fmt.Fprintln(os.Stderr, "put keytree and its run helper on PATH:", err)
 		return 1
 	}
 	os.Setenv("PATH", bin+string(filepath.ListSeparator)+os.Getenv("PATH"))
@@ -103,6 +109,19 @@ func scriptParams(t *testing.T) testscript.Params {
 			env.Setenv("KEYTREE_ACCOUNT_DIR", filepath.Join(env.WorkDir, "account"))
 			env.Setenv("KEYTREE_MACHINE_DIR", filepath.Join(env.WorkDir, "machine"))
 			env.Setenv("KEYTREE_LOCK_TIMEOUT", "10s")
+			// keytree run's files go to $XDG_RUNTIME_DIR/keytree (on
+			// Windows, %TEMP%\keytree-run), the script's own, never to the
+			// machine's /dev/shm; RUNBASE names that directory.
+			xdg := filepath.Join(env.WorkDir, "xdg")
+			if err := os.Mkdir(xdg, 0o700); err != nil {
+				return err
+			}
+			env.Setenv("XDG_RUNTIME_DIR", xdg)
+			if runtime.GOOS == "windows" {
+				env.Setenv("RUNBASE", filepath.Join(env.WorkDir, ".tmp", "keytree-run"))
+			} else {
+				env.Setenv("RUNBASE", filepath.Join(xdg, "keytree"))
+			}
 			return nil
 		},
 		Condition: func(cond string) (bool, error) {
@@ -129,6 +148,10 @@ func scriptParams(t *testing.T) testscript.Params {
 			"capture":   cmdCapture,
 			"randfile":  cmdRandFile,
 			"rmtree":    cmdRmtree,
+			"waitfile":  cmdWaitFile,
+			"signalrun": cmdSignalRun,
+			"chown":     cmdChown,
+			"dirents":   cmdDirents,
 		},
 	}
 }
