@@ -88,6 +88,12 @@ func NewRunFiles(base string) (*RunFiles, error) {
 		if r.lock, err = f.Lock(lockPath, fsio.Exclusive, 0); err != nil {
 			break
 		}
+		if !r.lock.IsAt(f, lockPath) {
+			// A clean-up took the lock file for a dead run's between its
+			// creation and its locking: another name.
+			r.lock.Release()
+			continue
+		}
 		if err = f.MkdirPrivate(r.dir()); err == nil {
 			return r, nil
 		}
@@ -157,17 +163,20 @@ func CleanRunFiles(base string) (int, error) {
 		names[e.Name()] = true
 	}
 	removed := 0
+	var first error
 	for _, e := range entries {
 		name := e.Name()
 		if !strings.HasPrefix(name, "run-") || strings.HasSuffix(name, runLockSuffix) {
 			continue
 		}
+		// A run makes its lock file before its directory, so a directory
+		// listed without one has either lost it or been listed while the
+		// listing raced the run: the lock is taken (made if need be)
+		// either way, never judged from the listing.
 		lockPath := filepath.Join(base, name+runLockSuffix)
-		var lock *fsio.Lock
-		if names[name+runLockSuffix] {
-			if lock, err = f.Lock(lockPath, fsio.Exclusive, 0); err != nil {
-				continue // held: that run is alive (or the lock is not ours to judge)
-			}
+		lock, err := f.Lock(lockPath, fsio.Exclusive, 0)
+		if err != nil {
+			continue // held: that run is alive (or the lock is not ours to judge)
 		}
 		p := filepath.Join(base, name)
 		if e.Type() == fs.ModeDir {
@@ -175,15 +184,20 @@ func CleanRunFiles(base string) (int, error) {
 		} else {
 			err = f.RemoveFile(p)
 		}
-		lock.Release()
+		lock.Release() // first: Windows removes no file that is open
 		if err != nil {
-			return removed, err
+			if first == nil {
+				first = err
+			}
+			continue
 		}
 		removed++
 		f.RemoveQuietly(lockPath)
 	}
 	// A lock file whose directory is gone is left by a run killed
-	// between the two removals (or before it made its directory).
+	// between the two removals (or before it made its directory). A run
+	// that made it a moment ago and has not locked it yet finds it gone
+	// once it has (NewRunFiles), and takes another name.
 	for _, e := range entries {
 		name := e.Name()
 		if !strings.HasPrefix(name, "run-") || !strings.HasSuffix(name, runLockSuffix) || names[strings.TrimSuffix(name, runLockSuffix)] {
@@ -195,7 +209,7 @@ func CleanRunFiles(base string) (int, error) {
 			f.RemoveQuietly(lockPath)
 		}
 	}
-	return removed, nil
+	return removed, first
 }
 
 // WriteOutputFile writes data to path, a file the user named (keytree

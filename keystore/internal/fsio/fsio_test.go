@@ -292,3 +292,33 @@ func TestBatchCreateReplacesLeftover(t *testing.T) {
 		t.Fatalf("the link's target was changed: %q", got)
 	}
 }
+
+// IsAt tells a lock on the file at a path from a lock on a file that was
+// removed from it, even if another file has that name now.
+func TestLockIsAt(t *testing.T) {
+	f, dir := rooted(t, Options{})
+	p := filepath.Join(dir, "run.lock")
+	l, err := f.Lock(p, Exclusive, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	if !l.IsAt(f, p) {
+		t.Fatal("a lock on the file at its path is not at it")
+	}
+	if runtime.GOOS == "windows" {
+		return // an open file cannot be removed there
+	}
+	if err := f.RemoveFile(p); err != nil {
+		t.Fatal(err)
+	}
+	if l.IsAt(f, p) {
+		t.Error("a lock on a removed file is at its old path")
+	}
+	if err := f.CreateFile(p, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	if l.IsAt(f, p) {
+		t.Error("a lock on a removed file is at a new file of the same name")
+	}
+}

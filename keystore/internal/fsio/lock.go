@@ -67,6 +67,21 @@ func (f FS) Lock(path string, mode LockMode, timeout time.Duration) (*Lock, erro
 	}
 }
 
+// IsAt reports whether the file l locks is still the one at path in f: a
+// lock file removed (and perhaps made again) between its opening and its
+// locking is not, and locks nothing anyone else will look at.
+func (l *Lock) IsAt(f FS, path string) bool {
+	if l.f == nil {
+		return false
+	}
+	held, err := l.f.Stat()
+	if err != nil {
+		return false
+	}
+	at, err := f.Lstat(path)
+	return err == nil && os.SameFile(held, at)
+}
+
 // openLockFile opens the lock file, creating it if need be. A reader opens
 // it read-only, so that reading works where the tree cannot be written.
 // The file must be a regular file with one link, not a link to another
