@@ -58,7 +58,7 @@ Examples:
 		Flags: []cli.Flag{
 			fileFlag("read the credentials from `FILE` (- for standard input)"),
 			formatFlag(),
-			&cli.StringFlag{Name: flagIdentity, Usage: "the identity of every credential the file gives none"},
+			&cli.StringFlag{Name: flagIdentity, Usage: "`ID`, the identity of every credential the file gives none"},
 		},
 		Action: keystoreAction(e, parseImport, runF, e.credentialImportRun),
 	}
