@@ -196,10 +196,11 @@ type resolver struct {
 	passwords map[string][]byte
 	ask       func(db string) ([]byte, error)
 	dmks      map[string]*dmkState
+	databases map[string]*formats.Database
 }
 
 func newResolver(s *session, passwords map[string][]byte, ask func(db string) ([]byte, error)) *resolver {
-	return &resolver{s: s, passwords: passwords, ask: ask, dmks: map[string]*dmkState{}}
+	return &resolver{s: s, passwords: passwords, ask: ask, dmks: map[string]*dmkState{}, databases: map[string]*formats.Database{}}
 }
 
 func (rs *resolver) resolve(r Ref) ([]byte, error) {
@@ -245,7 +246,7 @@ func (rs *resolver) credential(name string) (*formats.Credential, []byte, error)
 // secret reads a secret's value.
 func (rs *resolver) secret(db, name string) ([]byte, error) {
 	s := rs.s
-	meta, err := s.ks.databaseMeta(db, errNoDMK)
+	meta, err := rs.database(db)
 	if err != nil {
 		return nil, err
 	}
@@ -269,6 +270,23 @@ func (rs *resolver) secret(db, name string) ([]byte, error) {
 		return nil, valueError("secret", db+"/"+name, path, err)
 	}
 	return value, nil
+}
+
+// database reads a database's metadata once per walk: under the walk's
+// lock it cannot change, and a walk of many references to one database
+// would otherwise read and parse database.toml for every one of them. A
+// database that is not found is looked for again by the next reference,
+// so that each reports it.
+func (rs *resolver) database(db string) (*formats.Database, error) {
+	if meta, ok := rs.databases[db]; ok {
+		return meta, nil
+	}
+	meta, err := rs.s.ks.databaseMeta(db, errNoDMK)
+	if err != nil {
+		return nil, err
+	}
+	rs.databases[db] = meta
+	return meta, nil
 }
 
 // dmk opens a database's master key once per walk: with the password given

@@ -90,6 +90,41 @@ func TestResolve(t *testing.T) {
 	}
 }
 
+// One walk reads each file of the keystore at most once, however many
+// references lead through it: a database's metadata is read once for all
+// of its secrets, not once for each.
+func TestResolveReadsEachFileOnce(t *testing.T) {
+	ks, pw := resolveTestKeystore(t)
+	reads := map[string]int{}
+	ks.setFault(serialized(func(kind, path string) error {
+		if kind == "read" {
+			reads[path]++
+		}
+		return nil
+	}))
+	refs := []Ref{
+		{Kind: RefSecret, DB: "app", Name: "api"},
+		{Kind: RefSecret, DB: "hr", Name: "a"},
+		{Kind: RefSecret, DB: "app", Name: "key"},
+		{Kind: RefSecret, DB: "hr", Name: "b"},
+		{Kind: RefSecret, DB: "hr", Name: "c"},
+	}
+	values, err := ks.Resolve(refs, map[string][]byte{"hr": pw}, nil)
+	if err != nil || len(values) != len(refs) {
+		t.Fatalf("values %q, %v", values, err)
+	}
+	for _, db := range []string{"app", "hr"} {
+		if p := ks.pathOf(databaseMeta(db)); reads[p] != 1 {
+			t.Errorf("%s read %d times in one walk, want once", p, reads[p])
+		}
+	}
+	for p, n := range reads {
+		if n > 1 && filepath.Base(p) != "database.toml" {
+			t.Errorf("%s read %d times in one walk", p, n)
+		}
+	}
+}
+
 // A read that must repair the SMK (here, its machine encryption is gone)
 // runs again under the exclusive lock: the password asked for in the first
 // pass is not asked for again.
