@@ -3,7 +3,10 @@ package keystore
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/keytree-dev/keytree/formats"
 	"github.com/keytree-dev/keytree/protect"
@@ -164,8 +167,9 @@ func (ks *Keystore) Resolve(refs []Ref, passwords map[string][]byte, ask func(db
 		values = nil
 		rs := newResolver(s, passwords, ask)
 		unresolved := &UnresolvedError{}
+		sealed := make([]sealedValue, 0, len(refs))
 		for _, r := range refs {
-			v, err := rs.resolve(r)
+			v, err := rs.find(r)
 			var ke *Error
 			if errors.As(err, &ke) && ke.Kind == ErrNotFound {
 				unresolved.Refs = append(unresolved.Refs, r)
@@ -175,16 +179,68 @@ func (ks *Keystore) Resolve(refs []Ref, passwords map[string][]byte, ask func(db
 			if err != nil {
 				return err
 			}
-			values = append(values, v)
+			sealed = append(sealed, v)
 		}
 		if len(unresolved.Refs) > 0 {
-			values = nil
 			return unresolved
 		}
-		return nil
+		var err error
+		values, err = openAll(sealed)
+		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	return values, nil
+}
+
+// sealedValue is one value a walk found: its blob and the key that opens
+// it, or, for an identity, the value itself.
+type sealedValue struct {
+	key   *protect.Key
+	blob  []byte
+	value []byte
+	// what, name and path describe the value for an error.
+	what, name, path string
+}
+
+func (v sealedValue) open() ([]byte, error) {
+	if v.key == nil {
+		return v.value, nil
+	}
+	value, err := protect.Open(v.key, v.blob, MaxValueSize)
+	if err != nil {
+		return nil, valueError(v.what, v.name, v.path, err)
+	}
+	return value, nil
+}
+
+// openAll decrypts the values a walk found, on every CPU: each is an age
+// file of its own, and decrypting one (an X25519 exchange) costs more than
+// finding it. The first error, in the order of vs, is returned.
+func openAll(vs []sealedValue) ([][]byte, error) {
+	values := make([][]byte, len(vs))
+	errs := make([]error, len(vs))
+	workers := min(runtime.GOMAXPROCS(0), len(vs))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < len(vs); i = int(next.Add(1) - 1) {
+				values[i], errs[i] = vs[i].open()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			for _, v := range values {
+				clear(v)
+			}
+			return nil, err
+		}
 	}
 	return values, nil
 }
@@ -203,73 +259,87 @@ func newResolver(s *session, passwords map[string][]byte, ask func(db string) ([
 	return &resolver{s: s, passwords: passwords, ask: ask, dmks: map[string]*dmkState{}, databases: map[string]*formats.Database{}}
 }
 
-func (rs *resolver) resolve(r Ref) ([]byte, error) {
+// find reads what r names, short of decrypting it: a value's blob and the
+// key that opens it (opened on the way, once per walk), or an identity.
+func (rs *resolver) find(r Ref) (sealedValue, error) {
 	switch r.Kind {
 	case RefCredentialIdentity:
 		meta, err := rs.s.ks.credentialMeta(r.Name)
 		if err != nil {
-			return nil, err
+			return sealedValue{}, err
 		}
-		return []byte(meta.Identity), nil
+		return sealedValue{value: []byte(meta.Identity)}, nil
 	case RefCredential:
-		_, value, err := rs.credential(r.Name)
-		return value, err
+		_, v, err := rs.findCredential(r.Name)
+		return v, err
 	}
-	return rs.secret(r.DB, r.Name)
+	return rs.findSecret(r.DB, r.Name)
 }
 
 // credential reads a credential and its value.
 func (rs *resolver) credential(name string) (*formats.Credential, []byte, error) {
-	s := rs.s
-	st, err := s.openSMK()
+	meta, v, err := rs.findCredential(name)
 	if err != nil {
 		return nil, nil, err
 	}
-	meta, err := s.ks.credentialMeta(name)
+	value, err := v.open()
 	if err != nil {
 		return nil, nil, err
-	}
-	blob, path, orphan, err := s.ks.readItemBlob(credentialBlob(name, meta.Revision, 0), smkGens(st.meta))
-	if err != nil {
-		return nil, nil, s.ks.fileError(path, err)
-	}
-	if orphan != nil {
-		return nil, nil, orphanError("credential", name, orphan, "service master key", Remedy{Kind: RemedyRecoverCredential})
-	}
-	value, err := protect.Open(st.key, blob, MaxValueSize)
-	if err != nil {
-		return nil, nil, valueError("credential", name, path, err)
 	}
 	return meta, value, nil
 }
 
+func (rs *resolver) findCredential(name string) (*formats.Credential, sealedValue, error) {
+	s := rs.s
+	st, err := s.openSMK()
+	if err != nil {
+		return nil, sealedValue{}, err
+	}
+	meta, err := s.ks.credentialMeta(name)
+	if err != nil {
+		return nil, sealedValue{}, err
+	}
+	blob, path, orphan, err := s.ks.readItemBlob(credentialBlob(name, meta.Revision, 0), smkGens(st.meta))
+	if err != nil {
+		return nil, sealedValue{}, s.ks.fileError(path, err)
+	}
+	if orphan != nil {
+		return nil, sealedValue{}, orphanError("credential", name, orphan, "service master key", Remedy{Kind: RemedyRecoverCredential})
+	}
+	return meta, sealedValue{key: st.key, blob: blob, what: "credential", name: name, path: path}, nil
+}
+
 // secret reads a secret's value.
 func (rs *resolver) secret(db, name string) ([]byte, error) {
+	v, err := rs.findSecret(db, name)
+	if err != nil {
+		return nil, err
+	}
+	return v.open()
+}
+
+func (rs *resolver) findSecret(db, name string) (sealedValue, error) {
 	s := rs.s
 	meta, err := rs.database(db)
 	if err != nil {
-		return nil, err
+		return sealedValue{}, err
 	}
 	sm, err := s.ks.secretMeta(db, name)
 	if err != nil {
-		return nil, err
+		return sealedValue{}, err
 	}
 	blob, path, orphan, err := s.ks.readItemBlob(secretBlob(db, name, sm.Revision, 0), dmkGens(meta))
 	if err != nil {
-		return nil, s.ks.fileError(path, err)
+		return sealedValue{}, s.ks.fileError(path, err)
 	}
 	if orphan != nil {
-		return nil, orphanError("secret", db+"/"+name, orphan, "database master key", Remedy{Kind: RemedyRecoverSecret, Database: db})
+		return sealedValue{}, orphanError("secret", db+"/"+name, orphan, "database master key", Remedy{Kind: RemedyRecoverSecret, Database: db})
 	}
 	dmk, err := rs.dmk(meta)
 	if err != nil {
-		return nil, err
+		return sealedValue{}, err
 	}
-	value, err := protect.Open(dmk.key, blob, MaxValueSize)
-	if err != nil {
-		return nil, valueError("secret", db+"/"+name, path, err)
-	}
-	return value, nil
+	return sealedValue{key: dmk.key, blob: blob, what: "secret", name: db + "/" + name, path: path}, nil
 }
 
 // database reads a database's metadata once per walk: under the walk's

@@ -2,6 +2,7 @@ package keystore
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -256,4 +257,45 @@ func FuzzParseRef(f *testing.F) {
 			t.Fatalf("ParseRef(%q) = %+v, URI %q", s, r, r.URI())
 		}
 	})
+}
+
+// Values are decrypted on every CPU, and come back in the order asked for;
+// a damaged one fails the whole read, naming the first damaged one in that
+// order, and returns no value.
+func TestResolveDecryptsInOrder(t *testing.T) {
+	_, ks := newTestKeystore(t)
+	if _, err := ks.CreateDMK("db", []byte("correct horse battery staple 9"), DMKOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var items []ImportItem
+	var refs []Ref
+	for i := range 40 {
+		items = append(items, ImportItem{Name: fmt.Sprintf("s%02d", i), Value: []byte(fmt.Sprint("value ", i))})
+		refs = append(refs, Ref{Kind: RefSecret, DB: "db", Name: fmt.Sprintf("s%02d", 39-i)})
+	}
+	if _, err := ks.ImportSecrets("db", items, nil); err != nil {
+		t.Fatal(err)
+	}
+	values, err := ks.Resolve(refs, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range values {
+		if want := fmt.Sprint("value ", 39-i); string(v) != want {
+			t.Fatalf("value %d = %q, want %q", i, v, want)
+		}
+	}
+	for _, name := range []string{"s05", "s30"} {
+		blobs, _ := filepath.Glob(filepath.Join(ks.pathOf(secretsDirOf("db")), name+".*.age"))
+		if len(blobs) != 1 {
+			t.Fatalf("blobs of %s: %v", name, blobs)
+		}
+		data := readTestFile(t, blobs[0])
+		data[len(data)-1] ^= 1
+		writeTestFile(t, blobs[0], data)
+	}
+	values, err = ks.Resolve(refs, nil, nil)
+	if values != nil || err == nil || !strings.Contains(err.Error(), "db/s30") {
+		t.Fatalf("with s05 and s30 damaged, s30 first in the order asked: %q, %v", values, err)
+	}
 }
