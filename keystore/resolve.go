@@ -166,6 +166,7 @@ func (ks *Keystore) Resolve(refs []Ref, passwords map[string][]byte, ask func(db
 	err := ks.read("resolve", func(s *session) error {
 		values = nil
 		rs := newResolver(s, passwords, ask)
+		defer rs.close()
 		unresolved := &UnresolvedError{}
 		sealed := make([]sealedValue, 0, len(refs))
 		for _, r := range refs {
@@ -253,6 +254,38 @@ type resolver struct {
 	ask       func(db string) ([]byte, error)
 	dmks      map[string]*dmkState
 	databases map[string]*formats.Database
+	// secrets reads the files of a database's secrets/ through a handle
+	// of that directory (fsio.FS.View), opened once per walk.
+	secrets map[string]*Keystore
+}
+
+// secretsOf is the keystore as seen for reading db's secrets: its files
+// through a view of db's secrets/ directory, or the keystore itself if
+// that directory cannot be opened (the read then reports why).
+func (rs *resolver) secretsOf(db string) *Keystore {
+	if k, ok := rs.secrets[db]; ok {
+		return k
+	}
+	ks := rs.s.ks
+	v, err := ks.files.View(ks.pathOf(secretsDirOf(db)))
+	if err != nil {
+		return ks
+	}
+	k := *ks
+	k.files = v
+	if rs.secrets == nil {
+		rs.secrets = map[string]*Keystore{}
+	}
+	rs.secrets[db] = &k
+	return &k
+}
+
+// close releases the walk's directory handles.
+func (rs *resolver) close() {
+	for _, k := range rs.secrets {
+		_ = k.files.CloseView()
+	}
+	rs.secrets = nil
 }
 
 func newResolver(s *session, passwords map[string][]byte, ask func(db string) ([]byte, error)) *resolver {
@@ -324,11 +357,12 @@ func (rs *resolver) findSecret(db, name string) (sealedValue, error) {
 	if err != nil {
 		return sealedValue{}, err
 	}
-	sm, err := s.ks.secretMeta(db, name)
+	k := rs.secretsOf(db)
+	sm, err := k.secretMeta(db, name)
 	if err != nil {
 		return sealedValue{}, err
 	}
-	blob, path, orphan, err := s.ks.readItemBlob(secretBlob(db, name, sm.Revision, 0), dmkGens(meta))
+	blob, path, orphan, err := k.readItemBlob(secretBlob(db, name, sm.Revision, 0), dmkGens(meta))
 	if err != nil {
 		return sealedValue{}, s.ks.fileError(path, err)
 	}

@@ -187,7 +187,9 @@ func (ks *Keystore) GetSecret(db, name string, openPassword []byte) ([]byte, err
 	var value []byte
 	err := ks.read("secret get", func(s *session) error {
 		var err error
-		value, err = newResolver(s, map[string][]byte{db: openPassword}, nil).secret(db, name)
+		rs := newResolver(s, map[string][]byte{db: openPassword}, nil)
+		defer rs.close()
+		value, err = rs.secret(db, name)
 		return err
 	})
 	return value, err

@@ -62,6 +62,60 @@ type FS struct {
 	root *os.Root
 	dir  string // the root's directory, as the user named it
 	o    Options
+	view *view
+}
+
+// A view is a handle of one directory below the root, through which an FS
+// made by View opens and describes that directory's files: one system
+// call each instead of one for every directory on the way.
+type view struct {
+	dir  string
+	root *os.Root
+}
+
+// View returns f with its opens and lstats of files directly in dir made
+// through a handle of dir, which must be a real directory below the root
+// (realDir); everything else goes through f as before. Close releases the
+// handle (and not f's root). It is meant for reads: a directory renamed
+// away while a view holds it would be read where it went.
+func (f FS) View(dir string) (FS, error) {
+	if f.root == nil {
+		return f, nil
+	}
+	if err := f.realDir(dir); err != nil {
+		return FS{}, err
+	}
+	n, err := f.name(dir)
+	if err != nil {
+		return FS{}, err
+	}
+	r, err := f.root.OpenRoot(n)
+	if err != nil {
+		return FS{}, pathErr(dir, err)
+	}
+	f.view = &view{dir: dir, root: r}
+	return f, nil
+}
+
+// CloseView releases a View's handle.
+func (f FS) CloseView() error {
+	if f.view == nil {
+		return nil
+	}
+	return f.view.root.Close()
+}
+
+// viewed is the view's root and the name in it for a path directly in the
+// view's directory, if f has a view and path is there.
+func (f FS) viewed(path string) (*os.Root, string, bool) {
+	if f.view == nil || filepath.Dir(path) != f.view.dir {
+		return nil, "", false
+	}
+	name := filepath.Base(path)
+	if name == "." || name == ".." || name == string(filepath.Separator) {
+		return nil, "", false
+	}
+	return f.view.root, name, true
 }
 
 // Plain returns an FS without a root.
@@ -138,6 +192,10 @@ func pathErr(path string, err error) error {
 
 // OpenFile opens path as os.OpenFile does, within the root.
 func (f FS) OpenFile(path string, flag int, perm fs.FileMode) (*os.File, error) {
+	if r, n, ok := f.viewed(path); ok {
+		h, err := r.OpenFile(n, flag, perm)
+		return h, pathErr(path, err)
+	}
 	n, err := f.name(path)
 	if err != nil {
 		return nil, err
@@ -151,6 +209,10 @@ func (f FS) OpenFile(path string, flag int, perm fs.FileMode) (*os.File, error) 
 
 // Lstat describes path, or the link at path, without following it.
 func (f FS) Lstat(path string) (fs.FileInfo, error) {
+	if r, n, ok := f.viewed(path); ok {
+		fi, err := r.Lstat(n)
+		return fi, pathErr(path, err)
+	}
 	n, err := f.name(path)
 	if err != nil {
 		return nil, err

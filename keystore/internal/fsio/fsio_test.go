@@ -322,3 +322,55 @@ func TestLockIsAt(t *testing.T) {
 		t.Error("a lock on a removed file is at a new file of the same name")
 	}
 }
+
+// A view reads the files of its directory through a handle of it, and
+// everything else as before; a view of a directory that is a link is
+// refused.
+func TestView(t *testing.T) {
+	f, dir := rooted(t, Options{})
+	sub := filepath.Join(dir, "a", "b")
+	if err := f.MkdirPrivate(sub); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.CreateFile(filepath.Join(sub, "x"), []byte("in view"), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.CreateFile(filepath.Join(dir, "a", "y"), []byte("outside view"), false); err != nil {
+		t.Fatal(err)
+	}
+	v, err := f.View(sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = v.CloseView() }()
+	for p, want := range map[string]string{filepath.Join(sub, "x"): "in view", filepath.Join(dir, "a", "y"): "outside view"} {
+		got, err := v.ReadFile(p, 100)
+		if err != nil || string(got) != want {
+			t.Errorf("%s: %q, %v", p, got, err)
+		}
+	}
+	if _, err := v.ReadFile(filepath.Join(sub, "..", "y"), 100); err != nil {
+		t.Errorf("a path with .. is not the view's, and reads as before: %v", err)
+	}
+	if runtime.GOOS == "windows" {
+		return
+	}
+	// The directory renamed away and a link put in its place: the view
+	// still reads the directory it opened, never the link's target, and
+	// a new view of the link is refused.
+	if err := os.Rename(sub, filepath.Join(dir, "a", "moved")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "elsewhere"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(dir, "elsewhere"), sub); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := v.ReadFile(filepath.Join(sub, "x"), 100); err != nil || string(got) != "in view" {
+		t.Errorf("after the rename: %q, %v", got, err)
+	}
+	if _, err := f.View(sub); err == nil {
+		t.Error("a view of a link to a directory was opened")
+	}
+}
