@@ -138,3 +138,45 @@ func TestBatchHostileRecord(t *testing.T) {
 		}
 	}
 }
+
+// TestImportFailsWhileMoving: an import whose commit is made and one of
+// whose moves then fails (a single error, not a crash: keytree goes on and
+// cleans up) reports the error and leaves the batch to the next keytree,
+// which finishes it: no clean-up in between removes the values of the items
+// not yet moved, or the record.
+func TestImportFailsWhileMoving(t *testing.T) {
+	for _, failAt := range []int{1, 2, 5} {
+		t.Run(fmt.Sprint("move ", failAt), func(t *testing.T) {
+			d, ks := newTestKeystore(t)
+			items := make([]ImportItem, 6)
+			for i := range items {
+				items[i] = ImportItem{Name: fmt.Sprintf("c%d", i), Identity: "id", Value: []byte(fmt.Sprint("value ", i))}
+			}
+			moves := 0
+			ks.setFault(serialized(func(kind, path string) error {
+				if kind == "rename" && filepath.Dir(path) == filepath.Join(d.Keystore, credentialsDir) && strings.HasSuffix(path, ".toml") {
+					moves++
+					if moves == failAt {
+						return errCrashed
+					}
+				}
+				return nil
+			}))
+			_, err := ks.ImportCredentials(items)
+			ks.setFault(nil)
+			if err == nil {
+				t.Fatalf("the import did not fail")
+			}
+			for i, it := range items {
+				if _, v, err := ks.GetCredential(it.Name); err != nil || string(v) != string(it.Value) {
+					t.Fatalf("item %d after the failed move, read: %q, %v", i, v, err)
+				}
+			}
+			setTestCredential(t, ks, "after", "id", []byte("v"))
+			wantCredential(t, ks, "c5", "value 5", "after the next writer")
+			if fileExists(ks.path(pendingFile)) {
+				t.Errorf("pending.toml left behind")
+			}
+		})
+	}
+}
