@@ -148,7 +148,7 @@ func stagedMetaIs(data []byte, it formats.BatchItem) bool {
 // moved into place. A missing or unreadable pending.toml names none: the
 // reader that asks goes on, and the next writer deals with the file.
 func (ks *Keystore) batchInPending() bool {
-	data, err := ks.files.ReadFile(ks.path(pendingFile), formats.MaxMetadataSize)
+	data, err := ks.files.ReadFile(ks.path(pendingFile), formats.MaxPendingSize)
 	if err != nil {
 		return false
 	}

@@ -180,3 +180,46 @@ func TestImportFailsWhileMoving(t *testing.T) {
 		})
 	}
 }
+
+// TestBatchLargeRecord: a committed batch recorded with as many items, and
+// names as long, as an import takes is read by the next keytree, which
+// moves it; pending.toml is then larger than other metadata may be.
+func TestBatchLargeRecord(t *testing.T) {
+	d, ks := newTestKeystore(t)
+	setTestCredential(t, ks, "a", "id-a", []byte("value a"))
+	m, err := ks.loadCredentialMeta("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Identity = "moved"
+	staged, err := m.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := formats.BatchDirPrefix + "0123"
+	dir := filepath.Join(d.Keystore, tmpDir, batch)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	p := &formats.Pending{Version: formats.Version, Operation: "credential import", Batch: &formats.PendingBatch{Dir: batch}}
+	for i := range formats.MaxBatchItems - 1 {
+		// Items already moved: no staged file.
+		p.Batch.Items = append(p.Batch.Items, formats.BatchItem{Name: fmt.Sprintf("%0*d", formats.MaxNameLength, i)})
+	}
+	p.Batch.Items = append(p.Batch.Items, formats.BatchItem{Name: "a"})
+	writeTestFile(t, batchStaged(dir, formats.MaxBatchItems-1), staged)
+	data, err := p.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) <= formats.MaxMetadataSize {
+		t.Fatalf("pending.toml of %d bytes: not a large one", len(data))
+	}
+	writeTestFile(t, ks.path(pendingFile), data)
+	if c, _, err := ks.GetCredential("a"); err != nil || c.Identity != "moved" {
+		t.Fatalf("a after the batch: %+v %v", c, err)
+	}
+	if fileExists(ks.path(pendingFile)) || fileExists(dir) {
+		t.Errorf("the batch's record or directory left behind")
+	}
+}
