@@ -228,7 +228,9 @@ func TestDecodeLimits(t *testing.T) {
 	inline := func(n int) string { return strings.Repeat("{a=", n) + "1" + strings.Repeat("}", n) }
 	dotted := func(n int) string { return strings.TrimSuffix(strings.Repeat("a.", n), ".") }
 	var keys, values strings.Builder
-	for i := range formats.MaxTOMLKeys - 5 { // pending.toml has 5
+	// pending.toml has 5 keys, and may hold more than other files (a
+	// batch): MaxPendingKeys; TestDecodeKeysLimit checks MaxTOMLKeys.
+	for i := range formats.MaxPendingKeys - 5 {
 		fmt.Fprintf(&keys, "k%d = 1\n", i)
 	}
 	values.WriteString("x = [")
@@ -267,6 +269,23 @@ func TestDecodeLimits(t *testing.T) {
 				t.Errorf("over the limit: %v", err)
 			}
 		})
+	}
+}
+
+// TestDecodeKeysLimit: any metadata file but pending.toml holds at most
+// MaxTOMLKeys keys.
+func TestDecodeKeysLimit(t *testing.T) {
+	for _, n := range []int{formats.MaxTOMLKeys, formats.MaxTOMLKeys + 1} {
+		var b strings.Builder
+		for i := range n - 2 { // and a header and a key below
+			fmt.Fprintf(&b, "k%d = 1\n", i)
+		}
+		b.WriteString("[password]\nid = 1\n")
+		_, err := formats.DecodeKeystore([]byte(b.String()))
+		wantCorrupt(t, err, fmt.Sprint(n, " keys"))
+		if over := strings.Contains(err.Error(), "more than"); over != (n > formats.MaxTOMLKeys) {
+			t.Errorf("%d keys: %v", n, err)
+		}
 	}
 }
 

@@ -250,6 +250,16 @@ type BatchItem struct {
 // MaxBatchItems bounds a batch: one import's items.
 const MaxBatchItems = 20000
 
+// MaxPendingSize and MaxPendingKeys bound pending.toml, the one TOML file
+// that may hold a committed batch: MaxBatchItems [[batch.items]] tables of
+// three keys each (the header, db and name) and at most about 300 bytes
+// (two names of MaxNameLength), besides what any metadata file may hold. A
+// batch the next keytree could not read back would be lost half moved.
+const (
+	MaxPendingSize = MaxMetadataSize + MaxBatchItems*(2*MaxNameLength+64)
+	MaxPendingKeys = MaxTOMLKeys + 3*MaxBatchItems
+)
+
 // BatchDirPrefix begins the name of a batch's directory in tmp/.
 const BatchDirPrefix = "batch-"
 
@@ -278,10 +288,16 @@ func (p *Pending) Validate() error {
 
 func DecodePending(data []byte) (*Pending, error) {
 	var p Pending
-	return &p, decode(data, &p, "version", "operation", "started")
+	return &p, decodeWithin(data, MaxPendingSize, MaxPendingKeys, &p, "version", "operation", "started")
 }
 
-func (p *Pending) Encode() ([]byte, error) { return encode(p) }
+func (p *Pending) Encode() ([]byte, error) {
+	data, err := encode(p)
+	if err == nil && len(data) > MaxPendingSize {
+		return nil, fmt.Errorf("refusing to write a pending.toml of %d bytes, more than keytree reads (%d)", len(data), MaxPendingSize)
+	}
+	return data, err
+}
 
 func isHex(s string, n int) bool {
 	if len(s) != n {

@@ -90,15 +90,19 @@ func TestMetadataSize(t *testing.T) {
 				}
 				return append(b, '\n')
 			}
+			limit := formats.MaxMetadataSize
+			if mt.name == "pending.toml" {
+				limit = formats.MaxPendingSize // room for a batch
+			}
 			// A comment pads the file to exactly the limit: still read.
-			atLimit := pad(formats.MaxMetadataSize)
-			if len(atLimit) != formats.MaxMetadataSize {
+			atLimit := pad(limit)
+			if len(atLimit) != limit {
 				t.Fatalf("padding made %d bytes", len(atLimit))
 			}
 			if _, err := mt.decode(atLimit); err != nil {
-				t.Fatalf("file of exactly %d bytes refused: %v", formats.MaxMetadataSize, err)
+				t.Fatalf("file of exactly %d bytes refused: %v", limit, err)
 			}
-			_, err := mt.decode(pad(formats.MaxMetadataSize + 1))
+			_, err := mt.decode(pad(limit + 1))
 			wantCorrupt(t, err, "oversized file")
 			if !strings.Contains(err.Error(), "larger") {
 				t.Errorf("oversized file: error %q does not say it is too large", err)
@@ -291,6 +295,35 @@ func TestDecodePendingFields(t *testing.T) {
 	}
 	_, err = formats.DecodePending([]byte(sb.String()))
 	wantCorrupt(t, err, "100001 entries")
+}
+
+// TestPendingLargestBatch: a pending.toml with the largest batch an import
+// makes (MaxBatchItems secrets, database and names of MaxNameLength) is
+// written and read back whole: were it refused, the next keytree would not
+// see the batch and would leave it half moved. One larger than keytree
+// reads is refused when written.
+func TestPendingLargestBatch(t *testing.T) {
+	long := func(c string) string { return strings.Repeat(c, formats.MaxNameLength-6) }
+	p := validPending()
+	p.Batch = &formats.PendingBatch{Dir: formats.BatchDirPrefix + "0123456789abcdef01234567"}
+	for i := range formats.MaxBatchItems {
+		p.Batch.Items = append(p.Batch.Items, formats.BatchItem{DB: long("d") + fmt.Sprintf("%06d", i), Name: long("n") + fmt.Sprintf("%06d", i)})
+	}
+	data, err := p.Encode()
+	if err != nil {
+		t.Fatalf("encode: %v", err)
+	}
+	if len(data) <= formats.MaxMetadataSize {
+		t.Fatalf("the batch takes %d bytes: not the largest", len(data))
+	}
+	got, err := formats.DecodePending(data)
+	if err != nil || len(got.Batch.Items) != formats.MaxBatchItems || got.Batch.Items[formats.MaxBatchItems-1] != p.Batch.Items[formats.MaxBatchItems-1] {
+		t.Fatalf("a pending.toml of %d bytes with %d batch items does not read back: %v", len(data), formats.MaxBatchItems, err)
+	}
+	p.Candidates = append(p.Candidates, strings.Repeat("x", formats.MaxPendingSize))
+	if _, err := p.Encode(); err == nil || !strings.Contains(err.Error(), "more than keytree reads") {
+		t.Fatalf("a pending.toml larger than keytree reads: %v", err)
+	}
 }
 
 // edited is a valid value changed by edit.

@@ -81,15 +81,21 @@ type validator interface{ Validate() error }
 // must be a field of v, every required key must be present, and v must
 // validate.
 func decode(data []byte, v validator, required ...string) error {
-	if len(data) > MaxMetadataSize {
-		return corrupt("file is larger than %d bytes", MaxMetadataSize)
+	return decodeWithin(data, MaxMetadataSize, MaxTOMLKeys, v, required...)
+}
+
+// decodeWithin is decode for a file that may be larger, or hold more keys,
+// than other metadata: pending.toml.
+func decodeWithin(data []byte, maxSize, maxKeys int, v validator, required ...string) error {
+	if len(data) > maxSize {
+		return corrupt("file is larger than %d bytes", maxSize)
 	}
 	if bytes.IndexByte(data, 0) >= 0 {
 		return corrupt("file contains a NUL byte")
 	}
 	// The decoder's work is quadratic in a key's depth; within the limits
 	// scanTOML checks, it is linear in the size of the file.
-	if err := scanTOML(data); err != nil {
+	if err := scanTOMLKeys(data, maxKeys); err != nil {
 		if err.limit {
 			return corrupt("line %d: %s", err.line, err.reason)
 		}

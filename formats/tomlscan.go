@@ -52,7 +52,10 @@ type scanError struct {
 // read as text what the decoder reads as structure, or it would miss
 // brackets. Where it finds the file not TOML it stops and refuses it; the
 // decoder would refuse it too.
-func scanTOML(data []byte) *scanError {
+func scanTOML(data []byte) *scanError { return scanTOMLKeys(data, MaxTOMLKeys) }
+
+// scanTOMLKeys is scanTOML with maxKeys keys at most instead of MaxTOMLKeys.
+func scanTOMLKeys(data []byte, maxKeys int) *scanError {
 	// The decoder skips a byte order mark, and refuses invalid UTF-8,
 	// control characters other than tab, and a carriage return that does
 	// not end a line, wherever they are: refusing them here too keeps the
@@ -63,7 +66,7 @@ func scanTOML(data []byte) *scanError {
 	case bytes.HasPrefix(data, []byte("\xef\xbb\xbf")):
 		data = data[3:]
 	}
-	s := &scanner{data: data}
+	s := &scanner{data: data, maxKeys: maxKeys}
 	if !utf8.Valid(data) {
 		return s.invalid("invalid UTF-8")
 	}
@@ -77,10 +80,11 @@ func scanTOML(data []byte) *scanError {
 }
 
 type scanner struct {
-	data   []byte
-	pos    int
-	keys   int // key/value pairs and table headers so far
-	values int // array values so far
+	data    []byte
+	pos     int
+	keys    int // key/value pairs and table headers so far
+	maxKeys int
+	values  int // array values so far
 }
 
 func (s *scanner) fail(limit bool, format string, args ...any) *scanError {
@@ -143,8 +147,8 @@ func (s *scanner) skipBlank() {
 
 func (s *scanner) countKey() *scanError {
 	s.keys++
-	if s.keys > MaxTOMLKeys {
-		return s.fail(true, "more than %d keys", MaxTOMLKeys)
+	if s.keys > s.maxKeys {
+		return s.fail(true, "more than %d keys", s.maxKeys)
 	}
 	return nil
 }

@@ -69,8 +69,17 @@ func (t *txn) commitBatch(items []batchMeta) error {
 		return err
 	}
 	t.s.pending.Batch = b
-	if err := t.s.writePending(); err != nil {
+	data, err := t.s.pending.Encode()
+	if err != nil {
 		t.s.pending.Batch = nil
+		return err
+	}
+	// A record that fails to be written may still have reached the disk
+	// (a failed sync of the directory after the rename): the batch stays in
+	// the session's record, so that no clean-up runs before the next
+	// writer, which reads pending.toml and either finishes the batch or
+	// removes it.
+	if err := ks.writeFileAtomic(ks.path(pendingFile), data); err != nil {
 		return err
 	}
 	// Committed: from here on an error leaves the rest to the next
@@ -139,7 +148,7 @@ func stagedMetaIs(data []byte, it formats.BatchItem) bool {
 // moved into place. A missing or unreadable pending.toml names none: the
 // reader that asks goes on, and the next writer deals with the file.
 func (ks *Keystore) batchInPending() bool {
-	data, err := ks.files.ReadFile(ks.path(pendingFile), formats.MaxMetadataSize)
+	data, err := ks.files.ReadFile(ks.path(pendingFile), formats.MaxPendingSize)
 	if err != nil {
 		return false
 	}

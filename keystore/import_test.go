@@ -138,3 +138,88 @@ func TestBatchHostileRecord(t *testing.T) {
 		}
 	}
 }
+
+// TestImportFailsWhileMoving: an import whose commit is made and one of
+// whose moves then fails (a single error, not a crash: keytree goes on and
+// cleans up) reports the error and leaves the batch to the next keytree,
+// which finishes it: no clean-up in between removes the values of the items
+// not yet moved, or the record.
+func TestImportFailsWhileMoving(t *testing.T) {
+	for _, failAt := range []int{1, 2, 5} {
+		t.Run(fmt.Sprint("move ", failAt), func(t *testing.T) {
+			d, ks := newTestKeystore(t)
+			items := make([]ImportItem, 6)
+			for i := range items {
+				items[i] = ImportItem{Name: fmt.Sprintf("c%d", i), Identity: "id", Value: []byte(fmt.Sprint("value ", i))}
+			}
+			moves := 0
+			ks.setFault(serialized(func(kind, path string) error {
+				if kind == "rename" && filepath.Dir(path) == filepath.Join(d.Keystore, credentialsDir) && strings.HasSuffix(path, ".toml") {
+					moves++
+					if moves == failAt {
+						return errCrashed
+					}
+				}
+				return nil
+			}))
+			_, err := ks.ImportCredentials(items)
+			ks.setFault(nil)
+			if err == nil {
+				t.Fatalf("the import did not fail")
+			}
+			for i, it := range items {
+				if _, v, err := ks.GetCredential(it.Name); err != nil || string(v) != string(it.Value) {
+					t.Fatalf("item %d after the failed move, read: %q, %v", i, v, err)
+				}
+			}
+			setTestCredential(t, ks, "after", "id", []byte("v"))
+			wantCredential(t, ks, "c5", "value 5", "after the next writer")
+			if fileExists(ks.path(pendingFile)) {
+				t.Errorf("pending.toml left behind")
+			}
+		})
+	}
+}
+
+// TestBatchLargeRecord: a committed batch recorded with as many items, and
+// names as long, as an import takes is read by the next keytree, which
+// moves it; pending.toml is then larger than other metadata may be.
+func TestBatchLargeRecord(t *testing.T) {
+	d, ks := newTestKeystore(t)
+	setTestCredential(t, ks, "a", "id-a", []byte("value a"))
+	m, err := ks.loadCredentialMeta("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Identity = "moved"
+	staged, err := m.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := formats.BatchDirPrefix + "0123"
+	dir := filepath.Join(d.Keystore, tmpDir, batch)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	p := &formats.Pending{Version: formats.Version, Operation: "credential import", Batch: &formats.PendingBatch{Dir: batch}}
+	for i := range formats.MaxBatchItems - 1 {
+		// Items already moved: no staged file.
+		p.Batch.Items = append(p.Batch.Items, formats.BatchItem{Name: fmt.Sprintf("%0*d", formats.MaxNameLength, i)})
+	}
+	p.Batch.Items = append(p.Batch.Items, formats.BatchItem{Name: "a"})
+	writeTestFile(t, batchStaged(dir, formats.MaxBatchItems-1), staged)
+	data, err := p.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) <= formats.MaxMetadataSize {
+		t.Fatalf("pending.toml of %d bytes: not a large one", len(data))
+	}
+	writeTestFile(t, ks.path(pendingFile), data)
+	if c, _, err := ks.GetCredential("a"); err != nil || c.Identity != "moved" {
+		t.Fatalf("a after the batch: %+v %v", c, err)
+	}
+	if fileExists(ks.path(pendingFile)) || fileExists(dir) {
+		t.Errorf("the batch's record or directory left behind")
+	}
+}

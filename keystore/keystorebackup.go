@@ -61,7 +61,9 @@ func copyEntry(rel string) (copyKind, int64) {
 		return copySkip, 0
 	case kindTopDir, kindDatabaseDir, kindSecretsDir:
 		return copyDir, 0
-	case kindKeystore, kindSMK, kindPending, kindSMKBackups, kindDatabase, kindDatabaseBackups, kindCredential, kindSecret:
+	case kindPending:
+		return copyFile, formats.MaxPendingSize
+	case kindKeystore, kindSMK, kindSMKBackups, kindDatabase, kindDatabaseBackups, kindCredential, kindSecret:
 		return copyFile, formats.MaxMetadataSize
 	case kindMachineCheck:
 		return copyFile, maxMachineCheckSize

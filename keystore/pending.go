@@ -17,7 +17,7 @@ import (
 // the exclusive lock, before every writer.
 func (ks *Keystore) recoverPending() error {
 	ks.keptPending = nil
-	data, err := ks.files.ReadFile(ks.path(pendingFile), formats.MaxMetadataSize)
+	data, err := ks.files.ReadFile(ks.path(pendingFile), formats.MaxPendingSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return ks.emptyTmp()
 	}

@@ -101,7 +101,11 @@ func (ks *Keystore) runWriter(op string, work *scryptWork, fn func(*session) err
 	err := fn(s)
 	// Rotated by writers only: see logEvent.
 	ks.rotateErrorLog()
-	if s.pending != nil {
+	// A batch still recorded in s.pending may be committed on disk: only
+	// the next writer, from pending.toml, can tell, and finish it. A
+	// clean-up now would remove the new values of the items not yet moved,
+	// then the record, and leave half the batch for good.
+	if s.pending != nil && s.pending.Batch == nil {
 		if undecided, cerr := ks.collect(s.pending); cerr == nil && !undecided {
 			if rerr := ks.files.RemoveFile(ks.path(pendingFile)); rerr == nil {
 				_ = ks.files.SyncDir(ks.dir)
