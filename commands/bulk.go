@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -241,6 +242,10 @@ func parseImportJSON(data []byte) ([]keystore.ImportItem, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("more than one JSON value")
 	}
+	// It turns half a UTF-16 surrogate pair ("\ud800") into U+FFFD too.
+	if loneSurrogate(data) {
+		return nil, fmt.Errorf("a \\u escape is half of a UTF-16 surrogate pair without the other half, which is no character: a value that is not text goes in base64, with \"valueEncoding\": \"base64\"")
+	}
 	items := make([]keystore.ImportItem, len(objs))
 	for i, o := range objs {
 		where := fmt.Sprintf("item %d", i+1)
@@ -265,6 +270,44 @@ func parseImportJSON(data []byte) ([]keystore.ImportItem, error) {
 		items[i] = keystore.ImportItem{Name: o.Name, Identity: o.Identity, Value: value}
 	}
 	return items, nil
+}
+
+// loneSurrogate reports whether data, valid JSON, holds a \u escape of one
+// half of a UTF-16 surrogate pair (U+D800 to U+DFFF) without the other. In
+// valid JSON every \ begins an escape inside a string.
+func loneSurrogate(data []byte) bool {
+	hex4 := func(i int) int {
+		if i+4 > len(data) {
+			return -1
+		}
+		n, err := strconv.ParseUint(string(data[i:i+4]), 16, 16)
+		if err != nil {
+			return -1
+		}
+		return int(n)
+	}
+	for i := 0; i < len(data); i++ {
+		if data[i] != '\\' {
+			continue
+		}
+		if i+1 < len(data) && data[i+1] == 'u' {
+			switch r := hex4(i + 2); {
+			case r >= 0xd800 && r < 0xdc00:
+				if i+8 > len(data) || data[i+6] != '\\' || data[i+7] != 'u' {
+					return true
+				}
+				if lo := hex4(i + 8); lo < 0xdc00 || lo > 0xdfff {
+					return true
+				}
+				i += 11 // the pair, less the increment of the loop
+				continue
+			case r >= 0xdc00 && r <= 0xdfff:
+				return true
+			}
+		}
+		i++ // the escaped character
+	}
+	return false
 }
 
 // jsonErrorText says what is wrong with JSON without quoting it: a

@@ -17,6 +17,12 @@ func TestParseImportJSON(t *testing.T) {
 	if err != nil || len(items) != 2 || string(items[0].Value) != "\x00\xff\n" || items[1].Name != "c" || len(items[1].Value) != 0 {
 		t.Fatalf("array: %+v, %v", items, err)
 	}
+	// A whole pair is one character; an escaped backslash before u is
+	// no escape.
+	items, err = parseImportJSON([]byte(`{"name": "a", "value": "\ud83d\ude00 \\ud800 \u00e9"}`))
+	if err != nil || string(items[0].Value) != "\U0001F600 \\ud800 \u00e9" {
+		t.Fatalf("surrogate pair: %q, %v", items, err)
+	}
 	for _, tc := range []struct{ in, want string }{
 		{`[{"name": "a"}]`, "item 1 (a) has no value"},
 		{`[{"name": "a", "value": "sekrit", "extra": 1}]`, `unknown field "extra"`},
@@ -28,6 +34,11 @@ func TestParseImportJSON(t *testing.T) {
 		{`"sekrit"`, "not a JSON array"},
 		{strings.Repeat("[", 100000), "not a JSON array"},
 		{"[{\"name\": \"a\", \"value\": \"sekrit\xff\"}]", "not valid UTF-8"},
+		// half a surrogate pair would be read as U+FFFD
+		{`[{"name": "a", "value": "sekrit\ud800"}]`, "surrogate"},
+		{`[{"name": "a", "value": "sekrit\udc00\ud800"}]`, "surrogate"},
+		{`[{"name": "a", "value": "sekrit\ud800\u0041"}]`, "surrogate"},
+		{`[{"name": "a", "value": "sekrit", "identity": "\\\ud83d"}]`, "surrogate"},
 	} {
 		_, err := parseImportJSON([]byte(tc.in))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
