@@ -101,6 +101,16 @@ func parseImport(a *argv) *importOptions {
 		opts.DB = a.oneArg("a database DB")
 		a.check(func() error { return keystore.ValidName("database", opts.DB) })
 		opts.OpenPasswordFile = a.optional(flagOpenPass)
+		a.check(func() error {
+			var stdin []string
+			if opts.File == "-" {
+				stdin = append(stdin, flagFile)
+			}
+			if p := opts.OpenPasswordFile; p != nil && *p == "-" {
+				stdin = append(stdin, flagOpenPass)
+			}
+			return stdinOnce(stdin)
+		})
 	} else {
 		a.noArgs()
 		opts.Identity = a.string(flagIdentity)

@@ -82,6 +82,13 @@ func parseInject(a *argv) *injectOptions {
 		opts.OpenPasswords, err = parseOpenPasswords(a.c.StringSlice(flagOpenPass))
 		return err
 	})
+	a.check(func() error {
+		var stdin []string
+		if opts.Input == "-" {
+			stdin = append(stdin, flagInput)
+		}
+		return stdinOnce(append(stdin, stdinPasswords(opts.OpenPasswords)...))
+	})
 	return opts
 }
 

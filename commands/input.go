@@ -38,6 +38,18 @@ func (u *stdinUse) claim(flag string) error {
 	return nil
 }
 
+// stdinOnce refuses, before anything is read, a command line that gives
+// standard input (-) to two inputs: flags names, in order, the flag of
+// each input given as -. Reading the first before the second claims
+// standard input (stdinUse) would take, say, a password for the lines of
+// an env file, and fail on them instead.
+func stdinOnce(flags []string) error {
+	if len(flags) > 1 {
+		return usagef("only one input can come from standard input, but both --%s and --%s use -", flags[0], flags[1])
+	}
+	return nil
+}
+
 // passwordRequest says where a password comes from and how to ask for it.
 type passwordRequest struct {
 	flag    string // the flag that names a file, for messages
