@@ -111,10 +111,7 @@ func openInput(flag, path string, max int64) (*os.File, error) {
 // often the password or the value itself, given where a file belongs, and
 // must not end up in a terminal's scrollback or a log (P13).
 func inputFileError(flag string, err error) error {
-	what := "the file given to --" + flag
-	if flag != flagFile {
-		what = "the password file given to --" + flag
-	}
+	what := inputWhat(flag)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &keystore.Error{Text: what + " does not exist", Kind: keystore.ErrNotFound,
 			Hint: "check the path; it is not shown in case a password or value was typed there by mistake (keytree reads those from files, standard input or the terminal)"}
@@ -126,14 +123,21 @@ func inputFileError(flag string, err error) error {
 	return &keystore.Error{Text: fmt.Sprintf("cannot open %s: %v", what, err), Kind: keystore.ErrNotFound}
 }
 
+// inputWhat names the file --flag gives, for a message: a password file
+// for --password-file, --open-password-file and --new-password-file, a file
+// for the others (--file, --env-file, --input, --output).
+func inputWhat(flag string) string {
+	if strings.HasSuffix(flag, "password-file") {
+		return "the password file given to --" + flag
+	}
+	return "the file given to --" + flag
+}
+
 // directoryError reports a directory given where a file belongs (--file,
 // a password file): invalid input, refused before anything is read or
 // written, and, as in inputFileError, without its name.
 func directoryError(flag string) error {
-	what := "the file given to --" + flag
-	if flag != flagFile {
-		what = "the password file given to --" + flag
-	}
+	what := inputWhat(flag)
 	return &keystore.Error{Text: what + " is a directory", Kind: keystore.ErrInvalid,
 		Hint: "give a file, not a directory (the path is not shown, in case a password or value was typed there by mistake)"}
 }
