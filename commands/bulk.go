@@ -328,6 +328,11 @@ func jsonErrorText(err error) string {
 	case *json.SyntaxError:
 		return fmt.Sprintf("invalid JSON at byte %d", e.Offset)
 	case *json.UnmarshalTypeError:
+		if e.Field == "" {
+			// The whole file, or an item, is not what it should be; its
+			// Go type means nothing to the user.
+			return fmt.Sprintf("found a JSON %s where an object or an array of objects belongs", e.Value)
+		}
 		return fmt.Sprintf("%s should be %s", e.Field, e.Type)
 	}
 	if strings.HasPrefix(err.Error(), "json: unknown field ") {

@@ -31,7 +31,9 @@ func TestParseImportJSON(t *testing.T) {
 		{`[{"name": "a", "value": 5}]`, "value should be string"},
 		{`[{"name": "a", "value": "sekrit"`, "not a JSON array"},
 		{`[] []`, "more than one JSON value"},
-		{`"sekrit"`, "not a JSON array"},
+		{`"sekrit"`, "found a JSON string where an object or an array of objects belongs"},
+		{`[["sekrit"]]`, "found a JSON array where an object"},
+		{`[{"name": "a", "value": "x"}, 5]`, "found a JSON number where an object"},
 		{strings.Repeat("[", 100000), "not a JSON array"},
 		{"[{\"name\": \"a\", \"value\": \"sekrit\xff\"}]", "not valid UTF-8"},
 		// half a surrogate pair would be read as U+FFFD
