@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -252,6 +253,12 @@ func parseImportJSON(data []byte) ([]keystore.ImportItem, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("more than one JSON value")
 	}
+	// It also takes the last of two fields of the same name, and a field
+	// by its name in any case ("Value"): another tool reading the file
+	// would see other values.
+	if err := checkImportKeys(data); err != nil {
+		return nil, err
+	}
 	// It turns half a UTF-16 surrogate pair ("\ud800") into U+FFFD too.
 	if loneSurrogate(data) {
 		return nil, fmt.Errorf("a \\u escape is half of a UTF-16 surrogate pair without the other half, which is no character: a value that is not text goes in base64, with \"valueEncoding\": \"base64\"")
@@ -280,6 +287,47 @@ func parseImportJSON(data []byte) ([]keystore.ImportItem, error) {
 		items[i] = keystore.ImportItem{Name: o.Name, Identity: o.Identity, Value: value}
 	}
 	return items, nil
+}
+
+// checkImportKeys refuses, in data, an array of objects that decodes as
+// []importJSON, a field given twice in one object or named in another case
+// than importJSON's.
+func checkImportKeys(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var keys []string // of the current object; nil outside one
+	item, inKey := 0, false
+	for {
+		t, err := dec.Token()
+		if err != nil {
+			return nil // io.EOF: the decoder has seen the rest
+		}
+		switch t {
+		case json.Delim('{'):
+			item++
+			keys, inKey = []string{}, true
+			continue
+		case json.Delim('}'):
+			keys = nil
+			continue
+		}
+		if keys == nil {
+			continue
+		}
+		if !inKey { // a value: the fields are strings, never objects
+			inKey = true
+			continue
+		}
+		k, _ := t.(string)
+		switch k {
+		case "name", "identity", "database", "value", "valueEncoding":
+		default:
+			return fmt.Errorf("item %d: unknown field %q", item, k)
+		}
+		if slices.Contains(keys, k) {
+			return fmt.Errorf("item %d: the field %q is given twice", item, k)
+		}
+		keys, inKey = append(keys, k), false
+	}
 }
 
 // loneSurrogate reports whether data, valid JSON, holds a \u escape of one

@@ -36,6 +36,12 @@ func TestParseImportJSON(t *testing.T) {
 		{`[{"name": "a", "value": "x"}, 5]`, "found a JSON number where an object"},
 		{strings.Repeat("[", 100000), "not a JSON array"},
 		{"[{\"name\": \"a\", \"value\": \"sekrit\xff\"}]", "not valid UTF-8"},
+		// a field given twice, or in another case, would be read as the
+		// decoder likes
+		{`[{"name": "a", "value": "sekrit", "value": "other"}]`, `item 1: the field "value" is given twice`},
+		{`[{"name": "a", "value": "x"}, {"name": "b", "name": "c", "value": "sekrit"}]`, `item 2: the field "name" is given twice`},
+		{`{"name": "a", "Value": "sekrit"}`, `item 1: unknown field "Value"`},
+		{`{"name": "a", "value": "sekrit", "valueEncoding": "text", "VALUEENCODING": "base64"}`, `unknown field "VALUEENCODING"`},
 		// half a surrogate pair would be read as U+FFFD
 		{`[{"name": "a", "value": "sekrit\ud800"}]`, "surrogate"},
 		{`[{"name": "a", "value": "sekrit\udc00\ud800"}]`, "surrogate"},
