@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -100,6 +102,16 @@ func parseImport(a *argv) *importOptions {
 		opts.DB = a.oneArg("a database DB")
 		a.check(func() error { return keystore.ValidName("database", opts.DB) })
 		opts.OpenPasswordFile = a.optional(flagOpenPass)
+		a.check(func() error {
+			var stdin []string
+			if opts.File == "-" {
+				stdin = append(stdin, flagFile)
+			}
+			if p := opts.OpenPasswordFile; p != nil && *p == "-" {
+				stdin = append(stdin, flagOpenPass)
+			}
+			return stdinOnce(stdin)
+		})
 	} else {
 		a.noArgs()
 		opts.Identity = a.string(flagIdentity)
@@ -241,6 +253,16 @@ func parseImportJSON(data []byte) ([]keystore.ImportItem, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("more than one JSON value")
 	}
+	// It also takes the last of two fields of the same name, and a field
+	// by its name in any case ("Value"): another tool reading the file
+	// would see other values.
+	if err := checkImportKeys(data); err != nil {
+		return nil, err
+	}
+	// It turns half a UTF-16 surrogate pair ("\ud800") into U+FFFD too.
+	if loneSurrogate(data) {
+		return nil, fmt.Errorf("a \\u escape is half of a UTF-16 surrogate pair without the other half, which is no character: a value that is not text goes in base64, with \"valueEncoding\": \"base64\"")
+	}
 	items := make([]keystore.ImportItem, len(objs))
 	for i, o := range objs {
 		where := fmt.Sprintf("item %d", i+1)
@@ -267,6 +289,85 @@ func parseImportJSON(data []byte) ([]keystore.ImportItem, error) {
 	return items, nil
 }
 
+// checkImportKeys refuses, in data, an array of objects that decodes as
+// []importJSON, a field given twice in one object or named in another case
+// than importJSON's.
+func checkImportKeys(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var keys []string // of the current object; nil outside one
+	item, inKey := 0, false
+	for {
+		t, err := dec.Token()
+		if err != nil {
+			return nil // io.EOF: the decoder has seen the rest
+		}
+		switch t {
+		case json.Delim('{'):
+			item++
+			keys, inKey = []string{}, true
+			continue
+		case json.Delim('}'):
+			keys = nil
+			continue
+		}
+		if keys == nil {
+			continue
+		}
+		if !inKey { // a value: the fields are strings, never objects
+			inKey = true
+			continue
+		}
+		k, _ := t.(string)
+		switch k {
+		case "name", "identity", "database", "value", "valueEncoding":
+		default:
+			return fmt.Errorf("item %d: unknown field %q", item, k)
+		}
+		if slices.Contains(keys, k) {
+			return fmt.Errorf("item %d: the field %q is given twice", item, k)
+		}
+		keys, inKey = append(keys, k), false
+	}
+}
+
+// loneSurrogate reports whether data, valid JSON, holds a \u escape of one
+// half of a UTF-16 surrogate pair (U+D800 to U+DFFF) without the other. In
+// valid JSON every \ begins an escape inside a string.
+func loneSurrogate(data []byte) bool {
+	hex4 := func(i int) int {
+		if i+4 > len(data) {
+			return -1
+		}
+		n, err := strconv.ParseUint(string(data[i:i+4]), 16, 16)
+		if err != nil {
+			return -1
+		}
+		return int(n)
+	}
+	for i := 0; i < len(data); i++ {
+		if data[i] != '\\' {
+			continue
+		}
+		if i+1 < len(data) && data[i+1] == 'u' {
+			switch r := hex4(i + 2); {
+			case r >= 0xd800 && r < 0xdc00:
+				if i+8 > len(data) || data[i+6] != '\\' || data[i+7] != 'u' {
+					return true
+				}
+				if lo := hex4(i + 8); lo < 0xdc00 || lo > 0xdfff {
+					return true
+				}
+				i += 11 // the pair, less the increment of the loop
+				continue
+			case r >= 0xdc00 && r <= 0xdfff:
+				return true
+			}
+		}
+		i++ // the escaped character
+	}
+	return false
+}
+
 // jsonErrorText says what is wrong with JSON without quoting it: a
 // json.UnmarshalTypeError names a field and types, a syntax error an
 // offset; neither holds a value.
@@ -275,6 +376,11 @@ func jsonErrorText(err error) string {
 	case *json.SyntaxError:
 		return fmt.Sprintf("invalid JSON at byte %d", e.Offset)
 	case *json.UnmarshalTypeError:
+		if e.Field == "" {
+			// The whole file, or an item, is not what it should be; its
+			// Go type means nothing to the user.
+			return fmt.Sprintf("found a JSON %s where an object or an array of objects belongs", e.Value)
+		}
 		return fmt.Sprintf("%s should be %s", e.Field, e.Type)
 	}
 	if strings.HasPrefix(err.Error(), "json: unknown field ") {

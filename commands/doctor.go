@@ -280,6 +280,9 @@ func (r *doctorReport) addDiagnosis(d *keystore.Diagnosis) {
 			r.add("backups", findingOK, "%s (%s) was last backed up %s to %s", what, b.Thumbprint, timeString(b.Time), escape(b.File))
 		}
 	}
+	if d.UnfinishedBatch > 0 {
+		r.add("batch", findingProblem, "an import of %s was committed, but the keytree that made it stopped before it moved them all into place: the counts below may miss some of them; any other keytree command (keytree status, say) finishes it, or says what stops it", plural(d.UnfinishedBatch, "item"))
+	}
 	r.add("items", findingOK, "%d credentials, %d databases, %d secrets", d.Credentials, d.Databases, d.Secrets)
 	if len(d.Orphans) == 0 {
 		r.add("orphans", findingOK, "no orphaned values")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"strings"
 	"text/template"
 	tparse "text/template/parse"
 
@@ -81,6 +82,13 @@ func parseInject(a *argv) *injectOptions {
 		opts.OpenPasswords, err = parseOpenPasswords(a.c.StringSlice(flagOpenPass))
 		return err
 	})
+	a.check(func() error {
+		var stdin []string
+		if opts.Input == "-" {
+			stdin = append(stdin, flagInput)
+		}
+		return stdinOnce(append(stdin, stdinPasswords(opts.OpenPasswords)...))
+	})
 	return opts
 }
 
@@ -115,7 +123,7 @@ func (e *env) injectRun(in *invocation, opts *injectOptions) error {
 	}})
 	var out bytes.Buffer
 	if err := tmpl.Execute(&out, nil); err != nil {
-		return usagef("%v", err)
+		return usagef("%s", execErrorText(err))
 	}
 	if opts.Output == "" || opts.Output == "-" {
 		_, err := e.stdout.Write(out.Bytes())
@@ -210,6 +218,29 @@ func parseTemplate(name string, text []byte) (*template.Template, []keystore.Ref
 		return nil, nil, walkErr
 	}
 	return tmpl, refs, nil
+}
+
+// valueShowingErrors begin the errors of text/template that go on with the
+// value they are about (a range over a string: "range can't iterate over
+// VALUE"), which may be one a reference named.
+var valueShowingErrors = []string{"range can't iterate over ", "can't use ", "range over send-only channel "}
+
+// execErrorText is the message of a template that failed while rendering,
+// without any value: from the first of valueShowingErrors on, whatever
+// follows is left out. The rest names the place and the node, text of the
+// template itself.
+func execErrorText(err error) string {
+	msg := err.Error()
+	cut := -1
+	for _, m := range valueShowingErrors {
+		if i := strings.Index(msg, m); i >= 0 && (cut < 0 || i+len(m) < cut) {
+			cut = i + len(m)
+		}
+	}
+	if cut >= 0 {
+		msg = msg[:cut] + "a value (not shown)"
+	}
+	return msg
 }
 
 func refUsage(tmpl *template.Template, n tparse.Node) error {

@@ -38,6 +38,18 @@ func (u *stdinUse) claim(flag string) error {
 	return nil
 }
 
+// stdinOnce refuses, before anything is read, a command line that gives
+// standard input (-) to two inputs: flags names, in order, the flag of
+// each input given as -. Reading the first before the second claims
+// standard input (stdinUse) would take, say, a password for the lines of
+// an env file, and fail on them instead.
+func stdinOnce(flags []string) error {
+	if len(flags) > 1 {
+		return usagef("only one input can come from standard input, but both --%s and --%s use -", flags[0], flags[1])
+	}
+	return nil
+}
+
 // passwordRequest says where a password comes from and how to ask for it.
 type passwordRequest struct {
 	flag    string // the flag that names a file, for messages
@@ -99,10 +111,7 @@ func openInput(flag, path string, max int64) (*os.File, error) {
 // often the password or the value itself, given where a file belongs, and
 // must not end up in a terminal's scrollback or a log (P13).
 func inputFileError(flag string, err error) error {
-	what := "the file given to --" + flag
-	if flag != flagFile {
-		what = "the password file given to --" + flag
-	}
+	what := inputWhat(flag)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &keystore.Error{Text: what + " does not exist", Kind: keystore.ErrNotFound,
 			Hint: "check the path; it is not shown in case a password or value was typed there by mistake (keytree reads those from files, standard input or the terminal)"}
@@ -114,14 +123,21 @@ func inputFileError(flag string, err error) error {
 	return &keystore.Error{Text: fmt.Sprintf("cannot open %s: %v", what, err), Kind: keystore.ErrNotFound}
 }
 
+// inputWhat names the file --flag gives, for a message: a password file
+// for --password-file, --open-password-file and --new-password-file, a file
+// for the others (--file, --env-file, --input, --output).
+func inputWhat(flag string) string {
+	if strings.HasSuffix(flag, "password-file") {
+		return "the password file given to --" + flag
+	}
+	return "the file given to --" + flag
+}
+
 // directoryError reports a directory given where a file belongs (--file,
 // a password file): invalid input, refused before anything is read or
 // written, and, as in inputFileError, without its name.
 func directoryError(flag string) error {
-	what := "the file given to --" + flag
-	if flag != flagFile {
-		what = "the password file given to --" + flag
-	}
+	what := inputWhat(flag)
 	return &keystore.Error{Text: what + " is a directory", Kind: keystore.ErrInvalid,
 		Hint: "give a file, not a directory (the path is not shown, in case a password or value was typed there by mistake)"}
 }

@@ -385,6 +385,7 @@ var parseCases = []struct {
 	{args: "secret import payroll --file s.env", want: &importOptions{DB: "payroll", File: "s.env", Format: "env"}},
 	{args: "secret import hr --file s.json --open-password-file p", want: &importOptions{DB: "hr", File: "s.json", Format: "json", OpenPasswordFile: new("p")}},
 	{args: "secret import --file s.env", err: ": secret import needs a database DB"},
+	{args: "secret import hr --file - --open-password-file -", err: ": only one input can come from standard input, but both --file and --open-password-file use -"},
 	{args: "secret import a/b --file s.env", err: ": invalid database name \"a/b\": it contains a path separator"},
 
 	// secret list
@@ -434,10 +435,14 @@ var parseCases = []struct {
 	{args: "run --keep PATH -- true", err: ": --keep is for --pristine"},
 	{args: "run --open-password-file hr -- true", err: ": --open-password-file takes DB=FILE"},
 	{args: "run --open-password-file hr=a --open-password-file HR=b -- true", err: ": --open-password-file names database HR twice"},
+	{args: "run --env-file - --open-password-file hr=- -- true", err: ": only one input can come from standard input, but both --env-file and --open-password-file use -"},
+	{args: "run --open-password-file hr=- --open-password-file app=- -- true", err: ": only one input can come from standard input, but both --open-password-file and --open-password-file use -"},
 
 	// inject
 	{args: "inject -i app.tmpl -o app.conf", want: &injectOptions{Input: "app.tmpl", Output: "app.conf"}},
-	{args: "inject --input - --output - --open-password-file hr=-", want: &injectOptions{Input: "-", Output: "-", OpenPasswords: []dbFile{{DB: "hr", File: "-"}}}},
+	{args: "inject --input - --output - --open-password-file hr=p.txt", want: &injectOptions{Input: "-", Output: "-", OpenPasswords: []dbFile{{DB: "hr", File: "p.txt"}}}},
+	{args: "inject --input t.tmpl --open-password-file hr=-", want: &injectOptions{Input: "t.tmpl", OpenPasswords: []dbFile{{DB: "hr", File: "-"}}}},
+	{args: "inject --input - --open-password-file hr=-", err: ": only one input can come from standard input, but both --input and --open-password-file use -"},
 	{args: "inject -o app.conf", err: ": inject needs a template: -i TEMPLATE"},
 	{args: "inject -i a b", err: ": inject takes no arguments (got 1)"},
 

@@ -93,6 +93,18 @@ func parseOpenPasswords(values []string) ([]dbFile, error) {
 	return out, nil
 }
 
+// stdinPasswords has flagOpenPass once for each of passwords read from
+// standard input, for stdinOnce.
+func stdinPasswords(passwords []dbFile) []string {
+	var flags []string
+	for _, p := range passwords {
+		if p.File == "-" {
+			flags = append(flags, flagOpenPass)
+		}
+	}
+	return flags
+}
+
 // resolve reads the values refs name in one walk of the key hierarchy
 // (keystore.Resolve): the passwords of openPasswords are read first, and a
 // database that needs a password nobody gave is asked for it on the

@@ -130,6 +130,15 @@ func parseRun(a *argv) *runOptions {
 		opts.OpenPasswords, err = parseOpenPasswords(a.c.StringSlice(flagOpenPass))
 		return err
 	})
+	a.check(func() error {
+		var stdin []string
+		for _, f := range opts.EnvFiles {
+			if f == "-" {
+				stdin = append(stdin, flagEnvFile)
+			}
+		}
+		return stdinOnce(append(stdin, stdinPasswords(opts.OpenPasswords)...))
+	})
 	return opts
 }
 

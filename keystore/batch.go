@@ -147,13 +147,19 @@ func stagedMetaIs(data []byte, it formats.BatchItem) bool {
 // batchInPending reports whether pending.toml names a committed batch not yet
 // moved into place. A missing or unreadable pending.toml names none: the
 // reader that asks goes on, and the next writer deals with the file.
-func (ks *Keystore) batchInPending() bool {
+func (ks *Keystore) batchInPending() bool { return ks.pendingBatch() != nil }
+
+// pendingBatch is the committed batch pending.toml names, nil if none.
+func (ks *Keystore) pendingBatch() *formats.PendingBatch {
 	data, err := ks.files.ReadFile(ks.path(pendingFile), formats.MaxPendingSize)
 	if err != nil {
-		return false
+		return nil
 	}
 	p, err := formats.DecodePending(data)
-	return err == nil && p.Batch != nil
+	if err != nil {
+		return nil
+	}
+	return p.Batch
 }
 
 // errBatchUnfinished sends a reader that found a committed batch still to

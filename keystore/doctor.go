@@ -26,6 +26,11 @@ type Diagnosis struct {
 	// Algorithms lists the algorithms of the SMK and of every DMK, each
 	// once, for the tools that must decrypt them to recover by hand.
 	Algorithms []protect.Algorithm
+	// UnfinishedBatch is the number of items of an import that a keytree
+	// stopped while it moved them into place (pending.toml names the
+	// batch): the counts may miss some of them, and the next command but
+	// doctor finishes it. Zero if there is none.
+	UnfinishedBatch int
 	// ErrorLogSize is the size of the error log, errorlog.1 included.
 	ErrorLogSize int64
 	// Backups is the newest recorded backup of the SMK in use, then of
@@ -49,6 +54,9 @@ func (ks *Keystore) Diagnose() (*Diagnosis, error) {
 	}
 	defer l.Release()
 	d := &Diagnosis{}
+	if b := ks.pendingBatch(); b != nil {
+		d.UnfinishedBatch = len(b.Items)
+	}
 	algs := map[protect.Algorithm]bool{}
 	addAlg := func(a protect.Algorithm) {
 		if !algs[a] {
