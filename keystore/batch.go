@@ -2,6 +2,7 @@ package keystore
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strconv"
 
@@ -85,8 +86,11 @@ func (t *txn) commitBatch(items []batchMeta) error {
 	// Committed: from here on an error leaves the rest to the next
 	// keytree, which finishes it.
 	if err := ks.moveBatch(b); err != nil {
-		return err
+		return fmt.Errorf("the change is made, but part of it is not in place yet; the next command to open the keystore puts it in place: %w", err)
 	}
+	// The batch's directory is empty now; tmp/ is emptied by every
+	// writer anyway, so a failure here changes nothing.
+	_ = ks.files.RemoveDir(dir)
 	t.s.pending.Batch = nil
 	return t.s.writePending()
 }

@@ -46,6 +46,9 @@ func TestImport(t *testing.T) {
 	if fileExists(ks.path(pendingFile)) {
 		t.Errorf("pending.toml left behind by a finished import")
 	}
+	if left := dirEntries(t, ks.path(tmpDir)); len(left) > 0 {
+		t.Errorf("a finished import left %v in tmp/", left)
+	}
 }
 
 // TestImportRefused: an import with one bad item writes nothing at all.
