@@ -240,6 +240,7 @@ func parseImportJSON(data []byte) ([]keystore.ImportItem, error) {
 	if !utf8.Valid(data) {
 		return nil, fmt.Errorf("the file is not valid UTF-8: a value that is not text goes in base64, with \"valueEncoding\": \"base64\"")
 	}
+	data = bytes.TrimPrefix(data, []byte("\ufeff"))
 	trimmed := bytes.TrimLeft(data, " \t\r\n")
 	if len(trimmed) > 0 && trimmed[0] == '{' {
 		data = append(append([]byte{'['}, trimmed...), ']')

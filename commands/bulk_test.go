@@ -13,6 +13,9 @@ func TestParseImportJSON(t *testing.T) {
 	if err != nil || len(items) != 1 || items[0].Name != "a" || items[0].Identity != "i" || string(items[0].Value) != "x\n" {
 		t.Fatalf("one object: %+v, %v", items, err)
 	}
+	if items, err := parseImportJSON([]byte("\ufeff[{\"name\": \"bom\", \"value\": \"v\"}]")); err != nil || len(items) != 1 || items[0].Name != "bom" {
+		t.Fatalf("a file that starts with a byte order mark: %+v, %v", items, err)
+	}
 	items, err = parseImportJSON([]byte(`[{"name": "b", "value": "AP8K", "valueEncoding": "base64"}, {"database": "d", "name": "c", "value": ""}]`))
 	if err != nil || len(items) != 2 || string(items[0].Value) != "\x00\xff\n" || items[1].Name != "c" || len(items[1].Value) != 0 {
 		t.Fatalf("array: %+v, %v", items, err)

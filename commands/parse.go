@@ -171,6 +171,13 @@ func manyArgs(a *argv, args []string, what string, json bool) error {
 	case len(args) > 1 && !json:
 		return usagef("%s of several names needs --json (got %d names)", cmdName(a.c), len(args))
 	}
+	seen := map[string]bool{}
+	for _, arg := range args {
+		if seen[arg] {
+			return usagef("%s names %s twice", cmdName(a.c), arg)
+		}
+		seen[arg] = true
+	}
 	return nil
 }
 

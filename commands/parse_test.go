@@ -338,6 +338,8 @@ var parseCases = []struct {
 	{args: "credential get --json backup-db", want: &credentialGetOptions{Names: []string{"backup-db"}, JSON: true}},
 	{args: "credential get a b --json", want: &credentialGetOptions{Names: []string{"a", "b"}, JSON: true}},
 	{args: "credential get a b", err: ": credential get of several names needs --json (got 2 names)"},
+	{args: "credential get a b a --json", err: ": credential get names a twice"},
+	{args: "secret get db/a db/a --json", err: ": secret get names db/a twice"},
 	{args: "credential get", err: ": credential get needs a credential NAME"},
 	// credential import
 	{args: "credential import --file c.env", want: &importOptions{File: "c.env", Format: "env"}},

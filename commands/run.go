@@ -327,6 +327,11 @@ func (e *env) readEnvFiles(in *invocation, opts *runOptions) (literals []formats
 			}
 			set[envKey(en.Name)] = "--" + flagEnvFile + " " + where
 			if !strings.HasPrefix(en.Value, keystore.RefScheme) {
+				if strings.HasPrefix(strings.ToLower(en.Value), "keytree:") {
+					// KEYTREE://, keytree:/: a reference mistyped, which
+					// would reach the program as a literal value.
+					return nil, nil, usagef("--%s %s: the value starts like a reference but is not one (a reference starts with %s)", flagEnvFile, where, keystore.RefScheme)
+				}
 				literals = append(literals, en)
 				continue
 			}
