@@ -119,11 +119,7 @@ const (
 // master key, under the exclusive lock (and the scrypt rehearsal if scrypt
 // is set: fn runs scrypt), then commits the metadata fn fills in as next.
 func (ks *Keystore) changeEncryptions(op, db string, by EncryptionKind, scrypt bool, fn func(s *session, t *txn, meta, next *formats.Database) error) error {
-	write := ks.write
-	if scrypt {
-		write = ks.writeWithPasswords
-	}
-	return write(op, func(s *session) error {
+	return ks.writer(scrypt)(op, func(s *session) error {
 		meta, err := s.ks.databaseMeta(db, missingDatabase)
 		if err != nil {
 			return err

@@ -301,11 +301,7 @@ func (ks *Keystore) RecoverDMK(db, path string, password []byte, opts DMKOptions
 		return nil, err
 	}
 	var res *RekeyResult
-	write := ks.write
-	if (backup == nil && password != nil) || opts.OpenPassword != nil {
-		write = ks.writeWithPasswords
-	}
-	err = write("dmk recover", func(s *session) error {
+	err = ks.writer((backup == nil && password != nil) || opts.OpenPassword != nil)("dmk recover", func(s *session) error {
 		meta, err := s.ks.databaseMeta(db, missingDatabase)
 		if err != nil {
 			return err

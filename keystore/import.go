@@ -150,11 +150,7 @@ func (ks *Keystore) ImportSecrets(db string, items []ImportItem, openPassword []
 			return res, invalid(fmt.Errorf("secret %s: a secret has no identity", it.Name))
 		}
 	}
-	write := ks.write
-	if openPassword != nil {
-		write = ks.writeWithPasswords
-	}
-	err := write("secret import", func(s *session) error {
+	err := ks.writer(openPassword != nil)("secret import", func(s *session) error {
 		res = ImportResult{}
 		meta, err := ks.databaseMeta(db, errNoDMK)
 		if err != nil {

@@ -90,6 +90,15 @@ func (s *session) password(pw []byte) (*protect.Password, error) {
 // errRehearsed stops a rehearsal at the first change to the disk.
 var errRehearsed = errors.New("keystore: rehearsal stops before the first change")
 
+// writer is write, or writeWithPasswords for an operation that may run
+// scrypt (it opens or seals a password).
+func (ks *Keystore) writer(scrypt bool) func(op string, fn func(*session) error) error {
+	if scrypt {
+		return ks.writeWithPasswords
+	}
+	return ks.write
+}
+
 // writeWithPasswords is write for an operation that opens a DMK by
 // password or encrypts one to a new password. The scrypt work, the slow
 // part, runs first under the shared lock, so that readers go on meanwhile:

@@ -122,11 +122,7 @@ func (ks *Keystore) SetSecret(db, name string, value []byte, openPassword []byte
 	if len(value) > MaxValueSize {
 		return false, invalid(fmt.Errorf("the value is larger than %d bytes", MaxValueSize))
 	}
-	write := ks.write
-	if openPassword != nil {
-		write = ks.writeWithPasswords
-	}
-	err = write("secret set", func(s *session) error {
+	err = ks.writer(openPassword != nil)("secret set", func(s *session) error {
 		meta, err := s.ks.databaseMeta(db, errNoDMK)
 		if err != nil {
 			return err
