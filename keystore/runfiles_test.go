@@ -30,20 +30,6 @@ func runBaseIn(t *testing.T) string {
 	return filepath.Join(newTestDir(t), "run")
 }
 
-// dirNames lists dir's entries by name.
-func dirNames(t *testing.T, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	return names
-}
-
 func checkPerm(t *testing.T, path string, want fs.FileMode) {
 	t.Helper()
 	if runtime.GOOS == "windows" {
@@ -126,14 +112,14 @@ func TestRunFilesWriteAndRemove(t *testing.T) {
 	}
 	checkPerm(t, dir, 0o700)
 	checkPerm(t, lock, 0o600)
-	if got := dirNames(t, base); !slices.Equal(got, []string{r.name, r.name + runLockSuffix}) {
+	if got := dirEntries(t, base); !slices.Equal(got, []string{r.name, r.name + runLockSuffix}) {
 		t.Fatalf("base holds %v, want the run's directory and lock", got)
 	}
 
 	if err := r.Remove(); err != nil {
 		t.Fatal(err)
 	}
-	if got := dirNames(t, base); len(got) != 0 {
+	if got := dirEntries(t, base); len(got) != 0 {
 		t.Fatalf("after Remove the base holds %v", got)
 	}
 }
@@ -153,10 +139,10 @@ func TestRunFilesWriteRefusesNames(t *testing.T) {
 			t.Errorf("Write(%q) wrote %s", name, p)
 		}
 	}
-	if got := dirNames(t, filepath.Join(base, r.name)); !slices.Equal(got, []string{"A"}) {
+	if got := dirEntries(t, filepath.Join(base, r.name)); !slices.Equal(got, []string{"A"}) {
 		t.Errorf("the run's directory holds %v, want only A", got)
 	}
-	if got := dirNames(t, base); len(got) != 2 {
+	if got := dirEntries(t, base); len(got) != 2 {
 		t.Errorf("the base holds %v, want the run's directory and lock only", got)
 	}
 	if data, _ := os.ReadFile(filepath.Join(base, r.name, "A")); string(data) != "first" {
@@ -213,7 +199,7 @@ func TestRunFilesLinkInPlaceOfRunDir(t *testing.T) {
 	if err := r.Remove(); err == nil {
 		t.Errorf("Remove removed a link in place of the run's directory as if it were it")
 	}
-	if got := dirNames(t, outside); !slices.Equal(got, []string{"keep"}) {
+	if got := dirEntries(t, outside); !slices.Equal(got, []string{"keep"}) {
 		t.Fatalf("the directory the link points to holds %v, want keep only", got)
 	}
 	dieRun(r)
@@ -223,7 +209,7 @@ func TestRunFilesLinkInPlaceOfRunDir(t *testing.T) {
 	if exists(r.dir()) {
 		t.Error("the clean-up left the link")
 	}
-	if got := dirNames(t, outside); !slices.Equal(got, []string{"keep"}) {
+	if got := dirEntries(t, outside); !slices.Equal(got, []string{"keep"}) {
 		t.Fatalf("the clean-up changed the directory the link points to: %v", got)
 	}
 }
@@ -302,7 +288,7 @@ func TestCleanRunFilesDeadAndLive(t *testing.T) {
 	if _, err := CleanRunFiles(base); err != nil {
 		t.Fatal(err)
 	}
-	if got := dirNames(t, base); len(got) != 0 {
+	if got := dirEntries(t, base); len(got) != 0 {
 		t.Fatalf("the base holds %v", got)
 	}
 }
@@ -333,7 +319,7 @@ func TestCleanRunFilesKeepsOtherNames(t *testing.T) {
 	if n, err := CleanRunFiles(base); n != 0 || err != nil {
 		t.Fatalf("CleanRunFiles: %d, %v", n, err)
 	}
-	if got := dirNames(t, base); !slices.Equal(got, []string{"keep.lock", "notes"}) {
+	if got := dirEntries(t, base); !slices.Equal(got, []string{"keep.lock", "notes"}) {
 		t.Fatalf("the base holds %v", got)
 	}
 }
@@ -398,7 +384,7 @@ func TestCleanRunFilesPlantedLinks(t *testing.T) {
 			t.Errorf("%s, whose lock is not keytree's, was removed", p)
 		}
 	}
-	if got := dirNames(t, victimDir); !slices.Equal(got, []string{"keep"}) {
+	if got := dirEntries(t, victimDir); !slices.Equal(got, []string{"keep"}) {
 		t.Errorf("the directory elsewhere holds %v", got)
 	}
 	for p, want := range map[string]string{victim: "victim", victim2: "victim2"} {
@@ -457,7 +443,7 @@ func TestOpenRunBaseRefuses(t *testing.T) {
 		base := runBaseIn(t)
 		mustSymlink(t, target, base)
 		refused(t, base)
-		if got := dirNames(t, target); !slices.Equal(got, []string{filepath.Base(dead)}) {
+		if got := dirEntries(t, target); !slices.Equal(got, []string{filepath.Base(dead)}) {
 			t.Errorf("the directory the link points to holds %v", got)
 		}
 		if !exists(filepath.Join(dead, "F")) {
@@ -489,7 +475,7 @@ func TestOpenRunBaseRefuses(t *testing.T) {
 			}
 			refused(t, base)
 			checkPerm(t, base, perm)
-			if got := dirNames(t, base); !slices.Equal(got, []string{filepath.Base(dead)}) {
+			if got := dirEntries(t, base); !slices.Equal(got, []string{filepath.Base(dead)}) {
 				t.Errorf("the base holds %v", got)
 			}
 		})
@@ -505,7 +491,7 @@ func TestOpenRunBaseRefuses(t *testing.T) {
 			t.Fatal(err)
 		}
 		refused(t, base)
-		if got := dirNames(t, base); !slices.Equal(got, []string{filepath.Base(dead)}) {
+		if got := dirEntries(t, base); !slices.Equal(got, []string{filepath.Base(dead)}) {
 			t.Errorf("the base holds %v", got)
 		}
 		_, err := openRunBase(base)
@@ -528,7 +514,7 @@ func TestOpenRunBaseExisting(t *testing.T) {
 	if err := r.Remove(); err != nil {
 		t.Fatal(err)
 	}
-	if got := dirNames(t, base); !slices.Equal(got, []string{"keep.lock"}) {
+	if got := dirEntries(t, base); !slices.Equal(got, []string{"keep.lock"}) {
 		t.Fatalf("the base holds %v", got)
 	}
 }
