@@ -255,18 +255,29 @@ type resolver struct {
 	dmks      map[string]*dmkState
 	databases map[string]*formats.Database
 	// secrets reads the files of a database's secrets/ through a handle
-	// of that directory (fsio.FS.View), opened once per walk.
+	// of that directory (fsio.FS.View), opened once per walk, from the
+	// walk's second secret of that database on: opening the handle costs
+	// what reading one secret's files the long way saves.
 	secrets map[string]*Keystore
+	read    map[string]bool // the databases a secret was read from
 }
 
 // secretsOf is the keystore as seen for reading db's secrets: its files
-// through a view of db's secrets/ directory, or the keystore itself if
-// that directory cannot be opened (the read then reports why).
+// through a view of db's secrets/ directory once the walk reads a second
+// secret there, else (or if that directory cannot be opened, which the
+// read then reports) the keystore itself.
 func (rs *resolver) secretsOf(db string) *Keystore {
 	if k, ok := rs.secrets[db]; ok {
 		return k
 	}
 	ks := rs.s.ks
+	if !rs.read[db] {
+		if rs.read == nil {
+			rs.read = map[string]bool{}
+		}
+		rs.read[db] = true
+		return ks
+	}
 	v, err := ks.files.View(ks.pathOf(secretsDirOf(db)))
 	if err != nil {
 		return ks
