@@ -260,6 +260,8 @@ type resolver struct {
 	// what reading one secret's files the long way saves.
 	secrets map[string]*Keystore
 	read    map[string]bool // the databases a secret was read from
+	// credentials holds the credentials' metadata the walk has read.
+	credentials map[string]*formats.Credential
 }
 
 // secretsOf is the keystore as seen for reading db's secrets: its files
@@ -308,7 +310,7 @@ func newResolver(s *session, passwords map[string][]byte, ask func(db string) ([
 func (rs *resolver) find(r Ref) (sealedValue, error) {
 	switch r.Kind {
 	case RefCredentialIdentity:
-		meta, err := rs.s.ks.credentialMeta(r.Name)
+		meta, err := rs.credentialMeta(r.Name)
 		if err != nil {
 			return sealedValue{}, err
 		}
@@ -339,7 +341,7 @@ func (rs *resolver) findCredential(name string) (*formats.Credential, sealedValu
 	if err != nil {
 		return nil, sealedValue{}, err
 	}
-	meta, err := s.ks.credentialMeta(name)
+	meta, err := rs.credentialMeta(name)
 	if err != nil {
 		return nil, sealedValue{}, err
 	}
@@ -385,6 +387,24 @@ func (rs *resolver) findSecret(db, name string) (sealedValue, error) {
 		return sealedValue{}, err
 	}
 	return sealedValue{key: dmk.key, blob: blob, what: "secret", name: db + "/" + name, path: path}, nil
+}
+
+// credentialMeta reads a credential's metadata once per walk: a walk that
+// wants both its value and its identity (credential get --json of several
+// names) reads it once.
+func (rs *resolver) credentialMeta(name string) (*formats.Credential, error) {
+	if meta, ok := rs.credentials[name]; ok {
+		return meta, nil
+	}
+	meta, err := rs.s.ks.credentialMeta(name)
+	if err != nil {
+		return nil, err
+	}
+	if rs.credentials == nil {
+		rs.credentials = map[string]*formats.Credential{}
+	}
+	rs.credentials[name] = meta
+	return meta, nil
 }
 
 // database reads a database's metadata once per walk: under the walk's

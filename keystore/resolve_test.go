@@ -109,6 +109,8 @@ func TestResolveReadsEachFileOnce(t *testing.T) {
 		{Kind: RefSecret, DB: "app", Name: "key"},
 		{Kind: RefSecret, DB: "hr", Name: "b"},
 		{Kind: RefSecret, DB: "hr", Name: "c"},
+		{Kind: RefCredential, Name: "pg"},
+		{Kind: RefCredentialIdentity, Name: "pg"},
 	}
 	values, err := ks.Resolve(refs, map[string][]byte{"hr": pw}, nil)
 	if err != nil || len(values) != len(refs) {
