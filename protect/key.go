@@ -44,6 +44,7 @@ type Key struct {
 	text       string
 	thumbprint string
 	kind       Kind
+	bkey, mkey bindingKey // derived on first use
 }
 
 // GenerateKey makes a new random master key.

@@ -64,6 +64,16 @@ func Seal(p age.Recipient, plaintext []byte) ([]byte, error) {
 // returns ErrScryptBudget or ErrScryptDeferred, and not ErrDecrypt: nothing
 // is known about the file.
 func Open(id age.Identity, ciphertext []byte, max int64) ([]byte, error) {
+	r, err := decrypt(id, ciphertext)
+	if err != nil {
+		return nil, err
+	}
+	return readPlain(r, max)
+}
+
+// decrypt opens the header of an age file: the file key is unwrapped and
+// the header MAC verified; the payload is decrypted as it is read.
+func decrypt(id age.Identity, ciphertext []byte) (io.Reader, error) {
 	r, err := age.Decrypt(bytes.NewReader(ciphertext), id)
 	if err != nil {
 		if errors.Is(err, ErrScryptBudget) || errors.Is(err, ErrScryptDeferred) {
@@ -78,6 +88,11 @@ func Open(id age.Identity, ciphertext []byte, max int64) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("%w: %w: %v", ErrDecrypt, ErrDamaged, err)
 	}
+	return r, nil
+}
+
+// readPlain reads at most max bytes of plaintext.
+func readPlain(r io.Reader, max int64) ([]byte, error) {
 	out, err := io.ReadAll(io.LimitReader(r, max+1))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w: %v", ErrDecrypt, ErrDamaged, err)
