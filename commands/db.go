@@ -5,6 +5,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/keytree-dev/keytree/formats"
 	"github.com/keytree-dev/keytree/keystore"
 )
 
@@ -95,36 +96,47 @@ func (e *env) dbImportCommand(runF func(*dbImportOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:  "import",
 		Usage: "attach an exported database to this keystore",
-		UsageText: `keytree db import --file F [--db NAME]
+		UsageText: `keytree db import --file F [--db NAME] [--open-password-file P]
 
 Attaches the database in F (made by db export), under its own name or NAME.
 Its master key has no service master key encryption here: open it with
 --open-password-file, or add one with
 keytree dmk add-encryption --db NAME --by smk --open-password-file P.
 
+The database's metadata is signed with its master key and names the
+database, so importing it under another name needs its password
+(--open-password-file, or the prompt), and so does importing an export made
+by keytree before format 2 into a keystore of format 2: its values are
+bound to their names as they are imported.
+
 Examples:
    keytree db import --file payroll.tar
-   keytree db import --file payroll.tar --db payroll_copy`,
-		Flags:  []cli.Flag{fileFlag("the export `FILE`"), &cli.StringFlag{Name: flagDB, Usage: "import under this `NAME`"}},
+   keytree db import --file payroll.tar --db payroll_copy --open-password-file pass.txt`,
+		Flags:  []cli.Flag{fileFlag("the export `FILE`"), &cli.StringFlag{Name: flagDB, Usage: "import under this `NAME`"}, openPasswordFlag()},
 		Action: keystoreAction(e, parseDBImport, runF, e.dbImportRun),
 	}
 }
 
 type dbImportOptions struct {
-	File string
-	DB   string // "": the exported database's own name
+	File             string
+	DB               string // "": the exported database's own name
+	OpenPasswordFile *string
 }
 
 func parseDBImport(a *argv) *dbImportOptions {
 	a.noArgs()
-	return &dbImportOptions{File: a.file(), DB: a.string(flagDB)}
+	return &dbImportOptions{File: a.file(), DB: a.string(flagDB), OpenPasswordFile: a.optional(flagOpenPass)}
 }
 
 func (e *env) dbImportRun(in *invocation, opts *dbImportOptions) error {
 	if err := existingFile(opts.File); err != nil {
 		return err
 	}
-	m, err := in.ks.ImportDatabase(opts.File, opts.DB)
+	var m *formats.ExportManifest
+	err := in.withDMK(opts.OpenPasswordFile, func(pw []byte) (err error) {
+		m, err = in.ks.ImportDatabase(opts.File, opts.DB, pw)
+		return err
+	})
 	if err != nil {
 		return err
 	}

@@ -130,6 +130,10 @@ func remedyWords(r keystore.Remedy, goos string) string {
 	case keystore.RemedyNewDir:
 		d := dirWords(r.Dir)
 		return fmt.Sprintf("point %s at a path that does not exist yet: %s the %s there, private to its owner", d.flag, d.creates, r.Dir)
+	case keystore.RemedyAcceptRollback:
+		return "if you restored the keystore from an older copy on purpose, accept it with: keytree keystore accept-rollback"
+	case keystore.RemedyUpgrade:
+		return "upgrade the keystore with: keytree upgrade"
 	case keystore.RemedyImportIdentity:
 		return "give one identity for all of them with --identity, or each its own (\"identity\" in a JSON file)"
 	case keystore.RemedyOwnDir:

@@ -71,6 +71,10 @@ func TestRemedyText(t *testing.T) {
 		{keystore.Remedy{Kind: keystore.RemedyFixAccountProtector}, "",
 			"fix the account protector first (see keytree status)"},
 
+		{keystore.Remedy{Kind: keystore.RemedyAcceptRollback}, "",
+			"if you restored the keystore from an older copy on purpose, accept it with: keytree keystore accept-rollback"},
+		{keystore.Remedy{Kind: keystore.RemedyUpgrade}, "",
+			"upgrade the keystore with: keytree upgrade"},
 		{keystore.Remedy{Kind: keystore.RemedyInit}, "",
 			"create one with: keytree init"},
 		{keystore.Remedy{Kind: keystore.RemedyInitOrChooseKeystore}, "",

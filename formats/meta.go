@@ -61,11 +61,28 @@ type SMK struct {
 	Created           time.Time `toml:"created"`
 	MachineProtection bool      `toml:"machine_protection"`
 	Retired           []Retired `toml:"retired,omitempty"`
+	// Commit counts the keystore's commits (format 2): every write
+	// advances it, and the account and machine directories remember the
+	// highest they saw, so a keystore rolled back to an older copy shows.
+	Commit int `toml:"commit,omitempty"`
+	// MAC (format 2) authenticates every other field, under a key derived
+	// from the SMK and bound to the keystore's id (keystore/auth.go).
+	MAC string `toml:"mac,omitempty"`
+}
+
+// AuthData is what smk.toml's MAC covers: every field but the MAC.
+func (s *SMK) AuthData() ([]byte, error) {
+	c := *s
+	c.MAC = ""
+	return encodeRaw(&c)
 }
 
 func (s *SMK) Validate() error {
-	if err := checkVersion(s.Version); err != nil {
+	if err := checkAuthVersion(s.Version, s.MAC); err != nil {
 		return err
+	}
+	if s.Version == Authenticated && (s.Commit < 1 || s.Commit > MaxRevision) || s.Version != Authenticated && s.Commit != 0 {
+		return corrupt("commit %d is out of range for format version %d", s.Commit, s.Version)
 	}
 	if err := checkKeyFields(s.Generation, s.Thumbprint, s.Algorithm); err != nil {
 		return err

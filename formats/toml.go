@@ -128,6 +128,15 @@ func decodeWithin(data []byte, maxSize, maxKeys int, v validator, required ...st
 	return v.Validate()
 }
 
+// encodeRaw writes v as TOML as it is: what a MAC covers.
+func encodeRaw(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := toml.NewEncoder(&buf).Encode(v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
 // encode writes v as TOML after validating it: keytree never writes metadata
 // it would refuse to read.
 func encode(v validator) ([]byte, error) {
@@ -164,6 +173,31 @@ func fieldKeys(t reflect.Type) map[string]bool {
 	}
 	walk(t, "")
 	return keys
+}
+
+// Authenticated is the format version of smk.toml and database.toml in an
+// authenticated keystore (format 2): those files carry a MAC under the key
+// they describe, smk.toml a commit counter, and every value file under the
+// key is bound to its place. Every other file keeps Version.
+const Authenticated = 2
+
+// checkAuthVersion checks the version of smk.toml or database.toml, which
+// may be Version or Authenticated, and that a MAC is present exactly when
+// the file is authenticated.
+func checkAuthVersion(v int, mac string) error {
+	switch v {
+	case Version:
+		if mac != "" {
+			return corrupt("a file of format version %d has a MAC", v)
+		}
+		return nil
+	case Authenticated:
+		if !isHex(mac, 64) {
+			return corrupt("mac %q is not 64 hex digits", mac)
+		}
+		return nil
+	}
+	return corrupt("format version %d is not supported (this keytree reads versions %d and %d; a newer keytree wrote this keystore)", v, Version, Authenticated)
 }
 
 func checkVersion(v int) error {

@@ -774,7 +774,7 @@ func crashCases() []crashCase {
 		{
 			name: "db import",
 			op: func(e *crashEnv, ks *Keystore) error {
-				_, err := ks.ImportDatabase(e.exportFile, "payroll2")
+				_, err := ks.ImportDatabase(e.exportFile, "payroll2", e.pw2)
 				return err
 			},
 			check: func(t *testing.T, e *crashEnv, ks *Keystore) string {
@@ -806,7 +806,7 @@ func crashCases() []crashCase {
 				if !exists(filepath.Join(e.root, "hr.tar")) {
 					return "old"
 				}
-				if _, err := ks.ImportDatabase(filepath.Join(e.root, "hr.tar"), "hr2"); err != nil {
+				if _, err := ks.ImportDatabase(filepath.Join(e.root, "hr.tar"), "hr2", e.pw1); err != nil {
 					t.Fatalf("the export does not import: %v", err)
 				}
 				return "new"

@@ -109,7 +109,7 @@ func (ks *Keystore) SetCredential(name, identity string, value []byte) (created 
 		if old != nil {
 			t.obsolete(s.ks.itemBlobPaths(credentialBlob(name, old.Revision, 0), g)...)
 		}
-		ct, err := protect.Seal(st.key, value)
+		ct, err := sealValue(st.key, credentialBinding(s.ks.id, meta), authenticated(st.meta), value)
 		if err != nil {
 			return err
 		}

@@ -188,9 +188,15 @@ type dmkState struct {
 // encryption. Without either it fails with 15581. The key that opens must be
 // the one database.toml names, with the algorithm it names (P12).
 func (s *session) openDMK(meta *formats.Database, password []byte) (*dmkState, error) {
+	if err := s.refuseFormat1Database(meta); err != nil {
+		return nil, err
+	}
 	if password != nil {
 		key, id, err := s.openDMKByPassword(meta, password)
 		if err != nil {
+			return nil, err
+		}
+		if err := s.ks.checkDatabaseMAC(meta, key); err != nil {
 			return nil, err
 		}
 		return &dmkState{meta: meta, key: key, passwordID: id}, nil
@@ -240,6 +246,9 @@ func (s *session) openDMK(meta *formats.Database, password []byte) (*dmkState, e
 	}
 	if string(key.Algorithm()) != meta.Algorithm {
 		return nil, corruptf(s.ks.pathOf(databaseMeta(meta.Name)), "names algorithm %s, but the key is %s", meta.Algorithm, key.Algorithm())
+	}
+	if err := s.ks.checkDatabaseMAC(meta, key); err != nil {
+		return nil, err
 	}
 	return &dmkState{meta: meta, key: key}, nil
 }

@@ -61,7 +61,7 @@ func (ks *Keystore) CreateDMK(db string, password []byte, opts DMKOptions) (*Dat
 		}
 		pe.Created = now
 		meta := &formats.Database{
-			Version: formats.Version, Name: db, Generation: 1, Thumbprint: key.Thumbprint(),
+			Version: s.ks.newFormat(), Name: db, Generation: 1, Thumbprint: key.Thumbprint(),
 			Algorithm: string(alg), Created: now, SMKEncryption: !opts.NoSMKEncryption,
 			Passwords: []formats.PasswordEncryption{pe},
 		}
@@ -74,6 +74,9 @@ func (ks *Keystore) CreateDMK(db string, password []byte, opts DMKOptions) (*Dat
 			if smkBlob, err = sealDMKForSMK(smk, key, now, db); err != nil {
 				return err
 			}
+		}
+		if err := signDatabase(meta, key); err != nil {
+			return err
 		}
 		metaData, err := meta.Encode()
 		if err != nil {
@@ -118,7 +121,7 @@ const (
 // changeEncryptions runs fn, which changes the encryptions of database db's
 // master key, under the exclusive lock (and the scrypt rehearsal if scrypt
 // is set: fn runs scrypt), then commits the metadata fn fills in as next.
-func (ks *Keystore) changeEncryptions(op, db string, by EncryptionKind, scrypt bool, fn func(s *session, t *txn, meta, next *formats.Database) error) error {
+func (ks *Keystore) changeEncryptions(op, db string, by EncryptionKind, scrypt bool, fn func(s *session, t *txn, meta, next *formats.Database) (*protect.Key, error)) error {
 	return ks.writer(scrypt)(op, func(s *session) error {
 		meta, err := s.ks.databaseMeta(db, missingDatabase)
 		if err != nil {
@@ -129,8 +132,16 @@ func (ks *Keystore) changeEncryptions(op, db string, by EncryptionKind, scrypt b
 		}
 		next := *meta
 		t := s.begin()
-		if err := fn(s, t, meta, &next); err != nil {
+		key, err := fn(s, t, meta, &next)
+		if err != nil {
 			return err
+		}
+		// A change of the passwords is signed by the key that opened;
+		// one of the SMK encryption changes nothing the MAC covers.
+		if key != nil {
+			if err := signDatabase(&next, key); err != nil {
+				return err
+			}
 		}
 		return t.commitDatabase(&next)
 	})
@@ -149,57 +160,59 @@ func (ks *Keystore) AddDMKEncryption(db string, by EncryptionKind, newPassword [
 		}
 	}
 	scrypt := by == ByPassword || opts.OpenPassword != nil
-	return ks.changeEncryptions("dmk add-encryption", db, by, scrypt, func(s *session, t *txn, meta, next *formats.Database) error {
+	return ks.changeEncryptions("dmk add-encryption", db, by, scrypt, func(s *session, t *txn, meta, next *formats.Database) (*protect.Key, error) {
 		switch by {
 		case BySMK:
 			smk, err := s.openSMK()
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if meta.SMKEncryption && ks.files.Exists(s.ks.pathOf(smkEncryptionBlob(db, meta.Generation, smk.meta.Generation))) {
-				return &Error{Number: MsgEncryptionExists, Kind: ErrExists,
+				return nil, &Error{Number: MsgEncryptionExists, Kind: ErrExists,
 					Text:   "Adding an encryption to the symmetric key failed. An encryption by the same service master key may already exist.",
 					Detail: []string{fmt.Sprintf("the master key of database '%s' is already encrypted by the service master key", db)}}
 			}
 			dmk, err := s.openDMK(meta, opts.OpenPassword)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			blob, err := sealDMKForSMK(smk, dmk.key, meta.Created, db)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			// The name may already count as live (an orphaned encryption
 			// re-added): replace it atomically.
 			if err := t.replace(s.ks.pathOf(smkEncryptionBlob(db, meta.Generation, smk.meta.Generation)), blob); err != nil {
-				return err
+				return nil, err
 			}
 			next.SMKEncryption = true
+			return nil, nil
 		case ByPassword:
 			if len(meta.Passwords) >= formats.MaxPasswords {
-				return &Error{Text: fmt.Sprintf("database '%s' already has %d password encryptions", db, len(meta.Passwords)), Kind: ErrRefused}
+				return nil, &Error{Text: fmt.Sprintf("database '%s' already has %d password encryptions", db, len(meta.Passwords)), Kind: ErrRefused}
 			}
 			if _, _, err := s.openDMKByPassword(meta, newPassword); err == nil {
-				return &Error{Number: MsgEncryptionExists, Kind: ErrExists,
+				return nil, &Error{Number: MsgEncryptionExists, Kind: ErrExists,
 					Text:   "Adding an encryption to the symmetric key failed. An encryption by the same password '********' may already exist.",
 					Detail: []string{fmt.Sprintf("the master key of database '%s' is already encrypted by this password", db)}}
 			} else if !isMsg(err, MsgNotEncryptedBy) {
-				return err
+				return nil, err
 			}
 			dmk, err := s.openDMK(meta, opts.OpenPassword)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			blob, pe, err := s.newPassword(dmk.key, meta.Created, newPassword)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if err := t.create(s.ks.pathOf(passwordBlob(db, pe.ID, meta.Generation)), blob); err != nil {
-				return err
+				return nil, err
 			}
 			next.Passwords = append(append([]formats.PasswordEncryption(nil), meta.Passwords...), pe)
+			return dmk.key, nil
 		}
-		return nil
+		return nil, nil
 	})
 }
 
@@ -210,11 +223,11 @@ func (ks *Keystore) DropDMKEncryption(db string, by EncryptionKind, password []b
 	if err := validName("database", db); err != nil {
 		return err
 	}
-	return ks.changeEncryptions("dmk drop-encryption", db, by, by == ByPassword, func(s *session, t *txn, meta, next *formats.Database) error {
+	return ks.changeEncryptions("dmk drop-encryption", db, by, by == ByPassword, func(s *session, t *txn, meta, next *formats.Database) (*protect.Key, error) {
 		switch by {
 		case BySMK:
 			if !meta.SMKEncryption {
-				return &Error{Number: MsgNotEncryptedBy, Kind: ErrNotFound,
+				return nil, &Error{Number: MsgNotEncryptedBy, Kind: ErrNotFound,
 					Plain:  "no service master key encryption to drop",
 					Text:   "The key is not encrypted using the specified decryptor.",
 					Detail: []string{fmt.Sprintf("the master key of database '%s' has no service master key encryption", db)}}
@@ -225,14 +238,17 @@ func (ks *Keystore) DropDMKEncryption(db string, by EncryptionKind, password []b
 			}
 		case ByPassword:
 			if len(meta.Passwords) == 1 {
-				return &Error{Number: MsgLastPassword, Kind: ErrRefused,
+				return nil, &Error{Number: MsgLastPassword, Kind: ErrRefused,
 					Text:   "Cannot drop encryption by password '********'.",
 					Detail: []string{fmt.Sprintf("it is the last password encryption of the master key of database '%s'", db)},
 					Remedy: Remedy{Kind: RemedyAddPassword}}
 			}
-			_, id, err := s.openDMKByPassword(meta, password)
+			key, id, err := s.openDMKByPassword(meta, password)
 			if err != nil {
-				return err
+				return nil, err
+			}
+			if err := s.ks.checkDatabaseMAC(meta, key); err != nil {
+				return nil, err
 			}
 			next.Passwords = nil
 			for _, pe := range meta.Passwords {
@@ -241,8 +257,9 @@ func (ks *Keystore) DropDMKEncryption(db string, by EncryptionKind, password []b
 				}
 			}
 			t.obsolete(s.ks.pathOf(passwordBlob(db, id, meta.Generation)))
+			return key, nil
 		}
-		return nil
+		return nil, nil
 	})
 }
 

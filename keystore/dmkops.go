@@ -20,6 +20,12 @@ type dmkScope struct {
 	newPassword []byte
 	smk         *smkState
 	passwords   []formats.PasswordEncryption // the new generation's, once written
+	// upgrade moves the database to format 2 (Upgrade).
+	upgrade bool
+}
+
+func (sc *dmkScope) authenticated() (was, will bool) {
+	return dbAuthenticated(sc.meta), dbAuthenticated(sc.meta) || sc.upgrade
 }
 
 func (s *session) dmkScope(meta *formats.Database, newPassword []byte, smk *smkState) *dmkScope {
@@ -82,8 +88,12 @@ func (sc *dmkScope) writeOwn(b *fsio.Batch, key *protect.Key, gen int, created t
 }
 
 func (sc *dmkScope) commit(t *txn, key *protect.Key, gen int, created time.Time, retired []formats.Retired) error {
+	version := formats.Version
+	if _, will := sc.authenticated(); will {
+		version = formats.Authenticated
+	}
 	next := &formats.Database{
-		Version:       formats.Version,
+		Version:       version,
 		Name:          sc.meta.Name,
 		Generation:    gen,
 		Thumbprint:    key.Thumbprint(),
@@ -92,6 +102,9 @@ func (sc *dmkScope) commit(t *txn, key *protect.Key, gen int, created time.Time,
 		SMKEncryption: sc.smk != nil,
 		Passwords:     sc.passwords,
 		Retired:       retired,
+	}
+	if err := signDatabase(next, key); err != nil {
+		return err
 	}
 	return t.commitDatabase(next)
 }

@@ -124,7 +124,12 @@ func writeArchive(out fsio.FS, path string, fill func(*tar.Writer) error) error 
 // the name it was exported under). Every entry of the archive is checked
 // before the database appears: it is unpacked into tmp/ and renamed into
 // databases/ in one step. The imported master key has no SMK encryption.
-func (ks *Keystore) ImportDatabase(path, name string) (*formats.ExportManifest, error) {
+//
+// database.toml of format 2 is signed under the DMK and names the database:
+// importing one under another name, or an export of format 1 into a
+// keystore of format 2 (whose values must be bound), needs the DMK, opened
+// with openPassword (bindImport).
+func (ks *Keystore) ImportDatabase(path, name string, openPassword []byte) (*formats.ExportManifest, error) {
 	// An export is read as a stream of bounded entries (readEntry), but a
 	// pipe or device is refused before it is read at all: a FIFO would hang
 	// keytree, and /dev/zero is no export.
@@ -168,8 +173,11 @@ func (ks *Keystore) ImportDatabase(path, name string) (*formats.ExportManifest, 
 			return err
 		}
 		return s.begin().buildDatabase("import", name, func(stage string) error {
-			meta, err := unpackExport(s.ks, tr, stage, path, manifest)
+			meta, staged, err := unpackExport(s.ks, tr, stage, path, manifest)
 			if err != nil {
+				return err
+			}
+			if err := s.bindImport(stage, meta, name, staged, openPassword); err != nil {
 				return err
 			}
 			meta.Name, meta.SMKEncryption = name, false
@@ -193,7 +201,7 @@ func (ks *Keystore) ImportDatabase(path, name string) (*formats.ExportManifest, 
 
 // unpackExport copies the archive's entries into stage, accepting only the
 // files an export holds, each checked, and checks that they agree.
-func unpackExport(ks *Keystore, tr *tar.Reader, stage, path string, manifest *formats.ExportManifest) (*formats.Database, error) {
+func unpackExport(ks *Keystore, tr *tar.Reader, stage, path string, manifest *formats.ExportManifest) (*formats.Database, map[string]stagedSecret, error) {
 	var meta *formats.Database
 	seen := map[string]bool{}
 	secretMetas := map[string]*formats.Secret{}
@@ -205,13 +213,13 @@ func unpackExport(ks *Keystore, tr *tar.Reader, stage, path string, manifest *fo
 			break
 		}
 		if err != nil {
-			return nil, errBadExport(path, err.Error())
+			return nil, nil, errBadExport(path, err.Error())
 		}
 		if n > maxExportEntries {
-			return nil, errBadExport(path, "too many entries")
+			return nil, nil, errBadExport(path, "too many entries")
 		}
 		if hdr.Typeflag != tar.TypeReg || seen[hdr.Name] {
-			return nil, errBadExport(path, fmt.Sprintf("entry %q is not a regular file, or repeats", hdr.Name))
+			return nil, nil, errBadExport(path, fmt.Sprintf("entry %q is not a regular file, or repeats", hdr.Name))
 		}
 		seen[hdr.Name] = true
 		name := hdr.Name
@@ -221,15 +229,15 @@ func unpackExport(ks *Keystore, tr *tar.Reader, stage, path string, manifest *fo
 		case name == databaseFile:
 			data, err := readEntry(tr, hdr, formats.MaxMetadataSize, path)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if meta, err = formats.DecodeDatabase(data); err != nil {
-				return nil, errBadExport(path, databaseFile+": "+err.Error())
+				return nil, nil, errBadExport(path, databaseFile+": "+err.Error())
 			}
 			continue
 		case strings.HasPrefix(name, "password."):
 			if _, _, ok := formats.ParsePasswordBlobName(name); !ok || passwords[name] {
-				return nil, errBadExport(path, fmt.Sprintf("unexpected entry %q", name))
+				return nil, nil, errBadExport(path, fmt.Sprintf("unexpected entry %q", name))
 			}
 			passwords[name] = true
 			target = filepath.Join(stage, name)
@@ -238,70 +246,81 @@ func unpackExport(ks *Keystore, tr *tar.Reader, stage, path string, manifest *fo
 			if base, ok := strings.CutSuffix(file, ".toml"); ok && formats.ValidateName("secret", base) == nil {
 				data, err := readEntry(tr, hdr, formats.MaxMetadataSize, path)
 				if err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 				sm, err := formats.DecodeSecret(data)
 				if err != nil || sm.Name != base {
-					return nil, errBadExport(path, fmt.Sprintf("%s: not the metadata of secret %q", name, base))
+					return nil, nil, errBadExport(path, fmt.Sprintf("%s: not the metadata of secret %q", name, base))
 				}
 				secretMetas[base] = sm
 				if err := ks.files.CreateFile(filepath.Join(stage, secretsDir, file), data, false); err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 				continue
 			}
 			base, _, _, ok := formats.ParseBlobName(file)
 			if !ok || formats.ValidateName("secret", base) != nil || secretBlobs[base] != "" {
-				return nil, errBadExport(path, fmt.Sprintf("unexpected entry %q", name))
+				return nil, nil, errBadExport(path, fmt.Sprintf("unexpected entry %q", name))
 			}
 			secretBlobs[base] = file
 			limit = maxBlobSize
 			target = filepath.Join(stage, secretsDir, file)
 		default:
-			return nil, errBadExport(path, fmt.Sprintf("unexpected entry %q", name))
+			return nil, nil, errBadExport(path, fmt.Sprintf("unexpected entry %q", name))
 		}
 		if hdr.Size > limit || hdr.Size < 0 {
-			return nil, errBadExport(path, fmt.Sprintf("entry %q is too large", name))
+			return nil, nil, errBadExport(path, fmt.Sprintf("entry %q is too large", name))
 		}
 		data, err := readEntry(tr, hdr, limit, path)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := ks.files.CreateFile(target, data, false); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	// The entries must agree with each other and with the manifest.
 	if meta == nil {
-		return nil, errBadExport(path, "it has no "+databaseFile)
+		return nil, nil, errBadExport(path, "it has no "+databaseFile)
 	}
 	if meta.Thumbprint != manifest.Thumbprint || meta.Algorithm != manifest.Algorithm {
-		return nil, errBadExport(path, "the manifest and database.toml name different keys")
+		return nil, nil, errBadExport(path, "the manifest and database.toml name different keys")
 	}
 	want := passwordFiles(meta)
 	if len(passwords) != len(want) {
-		return nil, errBadExport(path, "its password encryptions do not match database.toml")
+		return nil, nil, errBadExport(path, "its password encryptions do not match database.toml")
 	}
 	for _, name := range want {
 		if !passwords[name] {
-			return nil, errBadExport(path, "its password encryptions do not match database.toml")
+			return nil, nil, errBadExport(path, "its password encryptions do not match database.toml")
 		}
 	}
 	if len(secretMetas) != len(secretBlobs) || len(secretMetas) != manifest.Secrets {
-		return nil, errBadExport(path, "its secrets and their values do not match")
+		return nil, nil, errBadExport(path, "its secrets and their values do not match")
 	}
 	g := dmkGens(meta)
 	for name, sm := range secretMetas {
 		_, rev, gen, _ := formats.ParseBlobName(secretBlobs[name])
 		_, retired := formats.RetiredGeneration(g.retired, gen)
 		if rev != sm.Revision || (gen != g.current && !retired) {
-			return nil, errBadExport(path, fmt.Sprintf("secret %q: its value is not the revision and generation its metadata names", name))
+			return nil, nil, errBadExport(path, fmt.Sprintf("secret %q: its value is not the revision and generation its metadata names", name))
 		}
 	}
 	if err := ks.files.SyncTree(stage); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return meta, nil
+	staged := make(map[string]stagedSecret, len(secretMetas))
+	for name, sm := range secretMetas {
+		staged[name] = stagedSecret{meta: sm, blob: secretBlobs[name]}
+	}
+	return meta, staged, nil
+}
+
+// stagedSecret is a secret of an export unpacked in tmp/: its metadata and
+// the name of its value's file.
+type stagedSecret struct {
+	meta *formats.Secret
+	blob string
 }
 
 func readEntry(tr *tar.Reader, hdr *tar.Header, limit int64, path string) ([]byte, error) {

@@ -255,7 +255,7 @@ func TestFixtureV1(t *testing.T) {
 	}
 
 	// The export imports.
-	if _, err := ks.ImportDatabase(filepath.Join(root, "hr.tar"), "hr2"); err != nil {
+	if _, err := ks.ImportDatabase(filepath.Join(root, "hr.tar"), "hr2", nil); err != nil {
 		t.Fatalf("import of the fixture's export: %v", err)
 	}
 	if got, err := ks.GetSecret("hr2", "ssh-key", fixturePassword); err != nil || !bytes.Equal(got, fixtureSecrets["hr/ssh-key"]) {
@@ -276,7 +276,7 @@ func TestFixtureFutureVersion(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile(p, bytes.Replace(data, []byte("version = 1"), []byte("version = 2"), 1), 0o600); err != nil {
+			if err := os.WriteFile(p, bytes.Replace(data, []byte("version = 1"), []byte("version = 3"), 1), 0o600); err != nil {
 				t.Fatal(err)
 			}
 			before := listFiles(t, root)
@@ -290,8 +290,8 @@ func TestFixtureFutureVersion(t *testing.T) {
 				_, _, err3 := ks.GetCredential("backup-db")
 				opErr = errors.Join(err1, err2, err3)
 			}
-			if !errors.Is(opErr, ErrCorrupt) || !strings.Contains(opErr.Error(), "format version 2 is not supported") {
-				t.Fatalf("%s at version 2: %v", f, opErr)
+			if !errors.Is(opErr, ErrCorrupt) || !strings.Contains(opErr.Error(), "format version 3 is not supported") {
+				t.Fatalf("%s at version 3: %v", f, opErr)
 			}
 			if after := listFiles(t, root); after != before {
 				t.Fatalf("a refused keystore was changed: %s", fmt.Sprint(after))

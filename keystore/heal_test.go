@@ -19,11 +19,24 @@ type healFixture struct {
 }
 
 func newHealFixture(t *testing.T) *healFixture {
+	return newHealFixtureOf(t, false)
+}
+
+// newFormat1HealFixture is newHealFixture in a keystore of format 1, whose
+// smk.toml an edit can change unnoticed.
+func newFormat1HealFixture(t *testing.T) *healFixture {
+	return newHealFixtureOf(t, true)
+}
+
+func newHealFixtureOf(t *testing.T, format1 bool) *healFixture {
 	t.Helper()
 	f := &healFixture{dirs: testDirs(t), value: []byte("p@ss\x00word\n")}
-	var ks *Keystore
-	f.res, ks = initTestKeystore(t, f.dirs)
-	setTestCredential(t, ks, "sa", "sa-login", f.value)
+	res, err := Init(Options{Dirs: f.dirs, format1: format1}, protect.X25519)
+	if err != nil {
+		t.Fatalf("init: %v", err)
+	}
+	f.res = res
+	setTestCredential(t, openTestKeystore(t, Options{Dirs: f.dirs}), "sa", "sa-login", f.value)
 	return f
 }
 

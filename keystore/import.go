@@ -93,6 +93,7 @@ func (ks *Keystore) ImportCredentials(items []ImportItem) (ImportResult, error) 
 		now := ks.nowUTC()
 		metas := make([]batchMeta, len(items))
 		blobs := make([]handle, len(items))
+		bindings := make([][]byte, len(items))
 		for i, it := range items {
 			meta := &formats.Credential{Version: formats.Version, Name: it.Name, Identity: it.Identity, Revision: 1, Created: now, Updated: now}
 			old, err := ks.loadCredentialMeta(it.Name)
@@ -129,8 +130,9 @@ func (ks *Keystore) ImportCredentials(items []ImportItem) (ImportResult, error) 
 			}
 			metas[i] = batchMeta{item: formats.BatchItem{Name: it.Name}, data: data}
 			blobs[i] = credentialBlob(it.Name, meta.Revision, g.current)
+			bindings[i] = credentialBinding(ks.id, meta)
 		}
-		return s.commitImport(credentialsDir, st.key, items, blobs, metas)
+		return s.commitImport(credentialsDir, st.key, authenticated(st.meta), items, blobs, bindings, metas)
 	})
 	return res, err
 }
@@ -169,6 +171,7 @@ func (ks *Keystore) ImportSecrets(db string, items []ImportItem, openPassword []
 		now := ks.nowUTC()
 		metas := make([]batchMeta, len(items))
 		blobs := make([]handle, len(items))
+		bindings := make([][]byte, len(items))
 		for i, it := range items {
 			next := &formats.Secret{Version: formats.Version, Name: it.Name, Revision: 1, Created: now, Updated: now}
 			old, err := ks.loadSecretMeta(db, it.Name)
@@ -195,8 +198,9 @@ func (ks *Keystore) ImportSecrets(db string, items []ImportItem, openPassword []
 			}
 			metas[i] = batchMeta{item: formats.BatchItem{DB: db, Name: it.Name}, data: data}
 			blobs[i] = secretBlob(db, it.Name, next.Revision, g.current)
+			bindings[i] = secretBinding(it.Name, next.Revision)
 		}
-		return s.commitImport(dir, dmk.key, items, blobs, metas)
+		return s.commitImport(dir, dmk.key, dbAuthenticated(meta), items, blobs, bindings, metas)
 	})
 	return res, err
 }
@@ -205,15 +209,15 @@ func (ks *Keystore) ImportSecrets(db string, items []ImportItem, openPassword []
 // (keystore-relative), and commits the items' metadata as one batch. The
 // intent sweeps dir: after a crash, whatever committed metadata does not
 // reference there (the new values before the commit, the old ones after
-// it) is removed.
-func (s *session) commitImport(dir string, key *protect.Key, items []ImportItem, blobs []handle, metas []batchMeta) error {
+// it) is removed. Each value is bound to its binding if bind.
+func (s *session) commitImport(dir string, key *protect.Key, bind bool, items []ImportItem, blobs []handle, bindings [][]byte, metas []batchMeta) error {
 	t := s.begin()
 	if err := t.sweep(dir); err != nil {
 		return err
 	}
 	b := t.batch()
 	for i, it := range items {
-		ct, err := protect.Seal(key, it.Value)
+		ct, err := sealValue(key, bindings[i], bind, it.Value)
 		if err != nil {
 			return err
 		}

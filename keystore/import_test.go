@@ -89,7 +89,7 @@ func TestImportRefused(t *testing.T) {
 // item it is recorded for stays where it is, and a record that names a
 // directory outside tmp/ is refused as corrupt, moving nothing.
 func TestBatchHostileRecord(t *testing.T) {
-	d, ks := newTestKeystore(t)
+	d, ks := newFormat1Keystore(t)
 	setTestCredential(t, ks, "a", "id-a", []byte("value a"))
 	setTestCredential(t, ks, "b", "id-b", []byte("value b"))
 	meta := func(name, identity string) []byte {
@@ -188,7 +188,7 @@ func TestImportFailsWhileMoving(t *testing.T) {
 // names as long, as an import takes is read by the next keytree, which
 // moves it; pending.toml is then larger than other metadata may be.
 func TestBatchLargeRecord(t *testing.T) {
-	d, ks := newTestKeystore(t)
+	d, ks := newFormat1Keystore(t)
 	setTestCredential(t, ks, "a", "id-a", []byte("value a"))
 	m, err := ks.loadCredentialMeta("a")
 	if err != nil {

@@ -77,7 +77,7 @@ func TestForceKeepsDMKPasswordEncryption(t *testing.T) {
 	if _, err := ks.ExportDatabase("payroll", export); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ks.ImportDatabase(export, "copy"); err != nil {
+	if _, err := ks.ImportDatabase(export, "copy", next); err != nil {
 		t.Fatal(err)
 	}
 	if res, err := ks.RecoverDMK("copy", "", pw, DMKOptions{OpenPassword: next}); err != nil || res.Recovered != 2 {

@@ -59,6 +59,9 @@ type Options struct {
 
 	// fault is the file layers' fault hook (crash tests).
 	fault fsio.Fault
+	// format1 makes new keystores and databases in format 1, as keytree
+	// did before format 2 (tests of format-1 keystores and of Upgrade).
+	format1 bool
 }
 
 // Keystore is an open keystore directory. Its methods take the lock they need
@@ -84,6 +87,7 @@ type Keystore struct {
 	// decide every file it lists: the writer that follows adds to it
 	// rather than replace it (session.intend).
 	keptPending *formats.Pending
+	format1     bool // see Options.format1
 }
 
 func newKeystore(opts Options) (*Keystore, error) {
@@ -102,6 +106,7 @@ func newKeystore(opts Options) (*Keystore, error) {
 
 		allowOtherOwner:     opts.AllowOtherOwner,
 		createProtectorDirs: opts.CreateProtectorDirs,
+		format1:             opts.format1,
 		outside:             fsio.Plain(fsio.Options{Fault: opts.fault, Report: ioError}),
 	}
 	// Until openRoot, the keystore's files are worked on as they are.

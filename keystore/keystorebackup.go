@@ -214,6 +214,7 @@ func RestoreKeystore(opts Options, r io.Reader, source string) (*CopyResult, err
 		}
 		return nil, err
 	}
+	ks.acceptRestored()
 	if err := ks.outside.SyncDir(parent); err != nil {
 		return nil, err
 	}
@@ -475,4 +476,27 @@ func RestoreKeystoreFile(opts Options, path string) (*CopyResult, error) {
 	}
 	defer f.Close()
 	return RestoreKeystore(opts, f, path)
+}
+
+// acceptRestored makes the account and machine directories remember the
+// commit of the keystore just restored: a restore is a deliberate
+// rollback. The count is taken as the archive has it, before any key
+// opens (a restore opens none): the archive is the user's choice, and
+// what it holds is checked by every command that follows.
+func (ks *Keystore) acceptRestored() {
+	data, err := ks.outside.ReadFile(ks.path(keystoreFile), formats.MaxMetadataSize)
+	if err != nil {
+		return
+	}
+	meta, err := formats.DecodeKeystore(data)
+	if err != nil {
+		return
+	}
+	ks.id = meta.ID
+	if data, err = ks.outside.ReadFile(ks.path(smkFile), formats.MaxMetadataSize); err != nil {
+		return
+	}
+	if smk, err := formats.DecodeSMK(data); err == nil {
+		_ = ks.forget(smk.Commit)
+	}
 }

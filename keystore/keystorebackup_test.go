@@ -74,6 +74,26 @@ func restoredDirs(t *testing.T, d Dirs) Dirs {
 	return d
 }
 
+// ownProtectorDirs gives d copies of its account and machine directories,
+// secrets only: a restored copy used beside its original (one keystore id)
+// then has commit counts of its own (auth.go).
+func ownProtectorDirs(t *testing.T, d Dirs) Dirs {
+	t.Helper()
+	for _, dir := range []*string{&d.Account, &d.Machine} {
+		own := filepath.Join(newTestDir(t), "protector")
+		if err := os.Mkdir(own, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range dirEntries(t, *dir) {
+			if !strings.HasSuffix(name, ".commit") {
+				writeTestFile(t, filepath.Join(own, name), readTestFile(t, filepath.Join(*dir, name)))
+			}
+		}
+		*dir = own
+	}
+	return d
+}
+
 func TestKeystoreBackupRestore(t *testing.T) {
 	d := testDirs(t)
 	ks, values := backupTestKeystore(t, d, 3)
@@ -420,7 +440,10 @@ func TestKeystoreBackupConsistentDuringRegenerate(t *testing.T) {
 			wg.Wait()
 			t.Fatalf("backup %d: %v", i, err)
 		}
-		rd := restoredDirs(t, d)
+		// The copy is used while the original goes on: with protector
+		// directories of its own, or the original's next commit would
+		// make the copy look rolled back.
+		rd := ownProtectorDirs(t, restoredDirs(t, d))
 		if _, err := RestoreKeystore(Options{Dirs: rd}, &buf, "copy"); err != nil {
 			stop.Store(true)
 			wg.Wait()

@@ -152,7 +152,7 @@ func TestPendingSweepLinkedDatabase(t *testing.T) {
 	writePending(t, ks, []string{"databases/evil/precious.txt", "databases/evil/secrets/s.1.1.age"},
 		[]string{databasesDir + "/*", "databases/evil", "databases/evil/secrets", allDatabases})
 	everyOperation(t, d)
-	if _, err := ks.ImportDatabase(export, "evil"); err == nil {
+	if _, err := ks.ImportDatabase(export, "evil", nil); err == nil {
 		t.Error("import over a linked database directory succeeded")
 	}
 	if diff := diffSnapshots(before, treeSnapshot(t, victim)); diff != "" {

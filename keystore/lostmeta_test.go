@@ -103,7 +103,7 @@ func TestLostDatabaseMetaIsDamage(t *testing.T) {
 	_, err = ks.CreateDMK("payroll", []byte("Database-Passw0rd-2"), DMKOptions{})
 	wantLost(t, ks, "dmk create", err)
 	unchanged("dmk create")
-	_, err = ks.ImportDatabase(export, "payroll")
+	_, err = ks.ImportDatabase(export, "payroll", nil)
 	wantLost(t, ks, "db import", err)
 	unchanged("db import")
 
@@ -180,7 +180,7 @@ func TestNoStepShowsDirectoryWithoutMeta(t *testing.T) {
 		{"dmk create", "hr", func() error { _, err := ks.CreateDMK("hr", pw, DMKOptions{}); return err }},
 		{"secret set", "hr", func() error { _, err := ks.SetSecret("hr", "s", []byte("v"), nil); return err }},
 		{"db export", "hr", func() error { _, err := ks.ExportDatabase("hr", export); return err }},
-		{"db import", "hr2", func() error { _, err := ks.ImportDatabase(export, "hr2"); return err }},
+		{"db import", "hr2", func() error { _, err := ks.ImportDatabase(export, "hr2", pw); return err }},
 		{"secret rm", "hr2", func() error { return ks.RemoveSecret("hr2", "s") }},
 		{"dmk drop", "hr2", func() error { return ks.DropDMK("hr2") }},
 	}

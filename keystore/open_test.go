@@ -75,6 +75,9 @@ func TestKeystoreHoldsNoProtectorSecret(t *testing.T) {
 	var secrets [][]byte
 	for _, dir := range []string{d.Account, d.Machine} {
 		for _, name := range dirEntries(t, dir) {
+			if strings.HasSuffix(name, ".commit") {
+				continue // a commit count, no secret (auth.go)
+			}
 			data := readTestFile(t, filepath.Join(dir, name))
 			if len(data) < 32 {
 				t.Fatalf("%s/%s is only %d bytes", dir, name, len(data))

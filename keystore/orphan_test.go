@@ -28,6 +28,7 @@ func newOrphanFixture(t *testing.T) *orphanFixture {
 	for _, n := range []string{"orph", "live"} {
 		setTestCredential(t, ks, n, "u", []byte(n+" value"))
 	}
+	smkKey := testSMK(t, ks)
 	meta, err := ks.loadSMKMeta()
 	if err != nil {
 		t.Fatal(err)
@@ -47,11 +48,7 @@ func newOrphanFixture(t *testing.T) *orphanFixture {
 	}
 	meta.Generation = 2
 	meta.Retired = []formats.Retired{{Generation: 1, Thumbprint: old.Thumbprint(), Algorithm: "x25519"}}
-	data, err := meta.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeTestFile(t, ks.path(smkFile), data)
+	writeSignedSMK(t, ks, smkKey, meta)
 	return &orphanFixture{ks: ks, smkThumb: meta.Thumbprint, retiredThb: old.Thumbprint()}
 }
 

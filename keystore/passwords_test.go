@@ -75,6 +75,31 @@ func editDatabaseMeta(t *testing.T, ks *Keystore, db string, edit func(*formats.
 	writeTestFile(t, ks.dbPath(db, databaseFile), data)
 }
 
+// editSignedDatabaseMeta is editDatabaseMeta for a state keytree could
+// have written: the result is signed by the DMK (opened by the SMK).
+func editSignedDatabaseMeta(t *testing.T, ks *Keystore, db string, edit func(*formats.Database)) {
+	t.Helper()
+	err := ks.write("test", func(s *session) error {
+		meta, err := s.ks.loadDatabaseMeta(db)
+		if err != nil {
+			return err
+		}
+		dmk, err := s.openDMK(meta, nil)
+		if err != nil {
+			return err
+		}
+		edit(meta)
+		if err := signDatabase(meta, dmk.key); err != nil {
+			return err
+		}
+		writeTestFile(t, ks.dbPath(db, databaseFile), mustEncode(t, meta))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // addUntaggedPassword adds a password encryption to db the way a
 // keytree before tags did (no tag), written at work factor logN (0:
 // keytree's own), without the checks of add-encryption.
@@ -110,6 +135,9 @@ func addUntaggedPassword(t *testing.T, ks *Keystore, db, password string, logN i
 			return err
 		}
 		meta.Passwords = append(meta.Passwords, pe)
+		if err := signDatabase(meta, dmk.key); err != nil {
+			return err
+		}
 		return s.begin().commitDatabase(meta)
 	})
 	if err != nil {
@@ -346,7 +374,9 @@ func TestPasswordTags(t *testing.T) {
 	err = ks.AddDMKEncryption("db", ByPassword, []byte("password-8"), passwordTestOpts)
 	count("add-encryption", 3, err)
 
-	editDatabaseMeta(t, ks, "db", func(m *formats.Database) {
+	// A database as keytree before tags left it, signed as the upgrade
+	// would sign it.
+	editSignedDatabaseMeta(t, ks, "db", func(m *formats.Database) {
 		for i := range m.Passwords {
 			m.Passwords[i].Tag = ""
 		}

@@ -43,6 +43,10 @@ type encItem struct {
 	kind itemKind
 	name string // as messages name it: NAME, or DB/NAME for a secret
 	blob handle // its file, under any generation (handle.atGen)
+	// binding is what the value's file is bound to in an authenticated
+	// keystore; nil for a DMK's SMK encryption, whose key file names its
+	// database instead.
+	binding []byte
 }
 
 // itemRef names an item before its metadata is read: a rekey walks the
@@ -89,7 +93,7 @@ func (ks *Keystore) resolve(ref itemRef) (it encItem, ok bool, err error) {
 		if err != nil {
 			return it, false, err
 		}
-		return encItem{kind: itemCredential, name: m.Name, blob: credentialBlob(m.Name, m.Revision, 0)}, true, nil
+		return encItem{kind: itemCredential, name: m.Name, blob: credentialBlob(m.Name, m.Revision, 0), binding: credentialBinding(ks.id, m)}, true, nil
 	case itemDMK:
 		if err := formats.ValidateName("database", ref.db); err != nil {
 			return it, false, corruptf(ks.path(databasesDir, ref.db), "is not a database: %v", err)
@@ -124,7 +128,7 @@ func (ks *Keystore) resolve(ref itemRef) (it encItem, ok bool, err error) {
 		if err != nil {
 			return it, false, err
 		}
-		return encItem{kind: itemSecret, name: ref.db + "/" + m.Name, blob: secretBlob(ref.db, m.Name, m.Revision, 0)}, true, nil
+		return encItem{kind: itemSecret, name: ref.db + "/" + m.Name, blob: secretBlob(ref.db, m.Name, m.Revision, 0), binding: secretBinding(m.Name, m.Revision)}, true, nil
 	}
 	return it, false, fmt.Errorf("unknown item kind %d", ref.kind)
 }
@@ -242,6 +246,9 @@ type rekeyScope interface {
 	// mistake could still need).
 	keepable() []string
 	keptPath(gen int, name string) string
+	// authenticated says whether the scope's values are bound now (was)
+	// and after the pass (will): upgrade binds values that were not.
+	authenticated() (was, will bool)
 }
 
 // scopeKey is what a rekey pass knows of the key it replaces.
@@ -370,11 +377,14 @@ func (p *rekeyPass) reencrypt(ref itemRef) error {
 	if err != nil {
 		return p.unreadableItem(it, path, orphan, err)
 	}
-	value, err := p.open(blob, orphan)
+	was, will := p.sc.authenticated()
+	// An orphan may be older than the upgrade to format 2: it is not
+	// required to be bound (docs/security.md, section 5.1).
+	value, err := p.open(blob, orphan, it.binding, was && orphan == nil)
 	if err != nil {
 		return p.undecryptable(it, orphan, err)
 	}
-	ct, err := protect.Seal(p.plan.newKey, value)
+	ct, err := sealValue(p.plan.newKey, it.binding, will && it.binding != nil, value)
 	if err != nil {
 		return err
 	}
@@ -403,8 +413,13 @@ func (p *rekeyPass) count(update func()) {
 
 // open decrypts an item's blob: by the old key, or for an orphan by the
 // key of its generation, or else by any key the plan offers to try.
-func (p *rekeyPass) open(blob []byte, orphan *Orphan) ([]byte, error) {
-	open := func(k *protect.Key) ([]byte, error) { return protect.Open(k, blob, MaxValueSize) }
+func (p *rekeyPass) open(blob []byte, orphan *Orphan, binding []byte, required bool) ([]byte, error) {
+	open := func(k *protect.Key) ([]byte, error) {
+		if binding == nil {
+			return protect.Open(k, blob, MaxValueSize)
+		}
+		return openBound(k, blob, binding, required)
+	}
 	var key *protect.Key
 	if orphan == nil {
 		key = p.plan.oldKey
@@ -539,6 +554,12 @@ func (s *session) rekeySMK(st *smkState, plan rekeyPlan) (*RekeyResult, error) {
 type smkScope struct {
 	s   *session
 	old *formats.SMK
+	// upgrade moves the keystore to format 2 (Upgrade).
+	upgrade bool
+}
+
+func (sc *smkScope) authenticated() (was, will bool) {
+	return authenticated(sc.old), authenticated(sc.old) || sc.upgrade
 }
 
 func (sc *smkScope) current() scopeKey {
@@ -576,8 +597,13 @@ func (sc *smkScope) writeOwn(b *fsio.Batch, key *protect.Key, gen int, created t
 
 func (sc *smkScope) commit(t *txn, key *protect.Key, gen int, created time.Time, retired []formats.Retired) error {
 	s := sc.s
+	version := formats.Version
+	if _, will := sc.authenticated(); will {
+		version = formats.Authenticated
+	}
 	next := &formats.SMK{
-		Version:           formats.Version,
+		Version:           version,
+		Commit:            sc.old.Commit,
 		Generation:        gen,
 		Thumbprint:        key.Thumbprint(),
 		Algorithm:         string(key.Algorithm()),
@@ -585,7 +611,7 @@ func (sc *smkScope) commit(t *txn, key *protect.Key, gen int, created time.Time,
 		MachineProtection: sc.old.MachineProtection,
 		Retired:           retired,
 	}
-	if err := t.commitSMK(next); err != nil {
+	if err := t.commitSMK(next, key); err != nil {
 		return err
 	}
 	s.smk = &smkState{meta: next, key: key, encryptions: validEncryptions(next)}

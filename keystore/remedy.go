@@ -165,6 +165,13 @@ const (
 	// RemedyImportIdentity: a new credential of an import has no
 	// identity; give one for all of them, or each its own.
 	RemedyImportIdentity
+	// RemedyAcceptRollback: the keystore is older than what the account
+	// and machine directories remember; if it was restored from an older
+	// copy on purpose, accept it as it is.
+	RemedyAcceptRollback
+	// RemedyUpgrade: the keystore is of format 1; upgrade it to the
+	// authenticated format first.
+	RemedyUpgrade
 
 	remedyKindEnd // not a kind: one past the last
 )

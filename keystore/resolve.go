@@ -201,6 +201,10 @@ type sealedValue struct {
 	key   *protect.Key
 	blob  []byte
 	value []byte
+	// binding is what the file must be bound to; bound says it must be
+	// (an authenticated keystore or database).
+	binding []byte
+	bound   bool
 	// what, name and path describe the value for an error.
 	what, name, path string
 }
@@ -209,7 +213,7 @@ func (v sealedValue) open() ([]byte, error) {
 	if v.key == nil {
 		return v.value, nil
 	}
-	value, err := protect.Open(v.key, v.blob, MaxValueSize)
+	value, err := openBound(v.key, v.blob, v.binding, v.bound)
 	if err != nil {
 		return nil, valueError(v.what, v.name, v.path, err)
 	}
@@ -352,7 +356,8 @@ func (rs *resolver) findCredential(name string) (*formats.Credential, sealedValu
 	if orphan != nil {
 		return nil, sealedValue{}, orphanError("credential", name, orphan, "service master key", Remedy{Kind: RemedyRecoverCredential})
 	}
-	return meta, sealedValue{key: st.key, blob: blob, what: "credential", name: name, path: path}, nil
+	return meta, sealedValue{key: st.key, blob: blob, what: "credential", name: name, path: path,
+		binding: credentialBinding(s.ks.id, meta), bound: authenticated(st.meta)}, nil
 }
 
 // secret reads a secret's value.
@@ -386,7 +391,8 @@ func (rs *resolver) findSecret(db, name string) (sealedValue, error) {
 	if err != nil {
 		return sealedValue{}, err
 	}
-	return sealedValue{key: dmk.key, blob: blob, what: "secret", name: db + "/" + name, path: path}, nil
+	return sealedValue{key: dmk.key, blob: blob, what: "secret", name: db + "/" + name, path: path,
+		binding: secretBinding(name, sm.Revision), bound: dbAuthenticated(meta)}, nil
 }
 
 // credentialMeta reads a credential's metadata once per walk: a walk that

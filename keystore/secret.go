@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/keytree-dev/keytree/formats"
-	"github.com/keytree-dev/keytree/protect"
 )
 
 // Secret is a secret's metadata: its name in clear, its value encrypted by
@@ -156,7 +155,7 @@ func (ks *Keystore) SetSecret(db, name string, value []byte, openPassword []byte
 		if old != nil {
 			t.obsolete(s.ks.itemBlobPaths(secretBlob(db, name, old.Revision, 0), g)...)
 		}
-		ct, err := protect.Seal(dmk.key, value)
+		ct, err := sealValue(dmk.key, secretBinding(name, next.Revision), dbAuthenticated(dmk.meta), value)
 		if err != nil {
 			return err
 		}

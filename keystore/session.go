@@ -28,6 +28,11 @@ type session struct {
 	// shared lock, which stops at the first change to the disk.
 	work      *scryptWork
 	rehearsal bool
+	// acceptRollback skips the rollback check (AcceptRollback).
+	acceptRollback bool
+	// committed is the commit count this session wrote to smk.toml, 0
+	// if none.
+	committed int
 }
 
 // creation is what the session may create for a protector secret it
@@ -99,6 +104,9 @@ func (ks *Keystore) lockedInit(fn func(*session) error) error {
 func (ks *Keystore) runWriter(op string, work *scryptWork, fn func(*session) error) error {
 	s := &session{ks: ks, mode: fsio.Exclusive, op: op, work: work}
 	err := fn(s)
+	if err == nil && s.pending != nil && s.committed == 0 {
+		s.advanceCommit()
+	}
 	// Rotated by writers only: see logEvent.
 	ks.rotateErrorLog()
 	// A batch still recorded in s.pending may be committed on disk: only
@@ -164,3 +172,47 @@ func (s *session) writePending() error {
 // rel turns slash-separated keystore-relative elements into a relative path
 // for pending.toml.
 func rel(elem ...string) string { return filepath.ToSlash(filepath.Join(elem...)) }
+
+// nextCommit is the commit count of the next smk.toml this session writes:
+// one past the highest it has seen.
+func (s *session) nextCommit(m *formats.SMK) int {
+	c := max(m.Commit, s.committed)
+	if s.smk != nil {
+		c = max(c, s.smk.meta.Commit)
+	}
+	return c + 1
+}
+
+// advanceCommit counts a writer's commit that did not write smk.toml (a
+// credential or secret set, a DMK operation...) in an authenticated
+// smk.toml, and has the protector directories remember it. It comes after
+// that commit, which stands whatever happens here: a crash or an error in
+// between leaves that one commit uncounted, and a rollback to just before
+// it unnoticed (docs/security.md, section 5.1). A session that could not
+// open the SMK counts nothing.
+func (s *session) advanceCommit() {
+	st := s.smk
+	if st == nil {
+		var err error
+		if st, err = s.openSMK(); err != nil {
+			return
+		}
+	}
+	if !authenticated(st.meta) {
+		return
+	}
+	next := *st.meta
+	next.Commit = s.nextCommit(&next)
+	if err := s.ks.signSMK(&next, st.key); err != nil {
+		return
+	}
+	data, err := next.Encode()
+	if err != nil {
+		return
+	}
+	if err := s.ks.writeFileAtomic(s.ks.path(smkFile), data); err != nil {
+		return
+	}
+	st.meta, s.committed = &next, next.Commit
+	s.ks.remember(next.Commit)
+}

@@ -61,12 +61,28 @@ func (ks *Keystore) loadSMKMeta() (*formats.SMK, error) {
 }
 
 // commitSMK commits t with the SMK's new metadata.
-func (t *txn) commitSMK(meta *formats.SMK) error {
+//
+// An authenticated smk.toml is signed by key, the SMK it names, and counts
+// this commit; the account and machine directories remember the count.
+func (t *txn) commitSMK(meta *formats.SMK, key *protect.Key) error {
+	if authenticated(meta) {
+		meta.Commit = t.s.nextCommit(meta)
+		if err := t.s.ks.signSMK(meta, key); err != nil {
+			return err
+		}
+	}
 	data, err := meta.Encode()
 	if err != nil {
 		return err
 	}
-	return t.commit(t.s.ks.path(smkFile), data)
+	if err := t.commit(t.s.ks.path(smkFile), data); err != nil {
+		return err
+	}
+	t.s.committed = meta.Commit
+	if authenticated(meta) {
+		t.s.ks.remember(meta.Commit)
+	}
+	return nil
 }
 
 var smkProtectors = []struct {
@@ -116,6 +132,14 @@ func (s *session) openSMK() (*smkState, error) {
 		err := s.errNoEncryptionOpens(st, tr)
 		s.ks.warnAll(tr.warnings)
 		return st, err
+	}
+	// Nothing is healed, or believed, from metadata that does not verify
+	// under the key, or that is older than the protectors remember.
+	if err := s.ks.checkSMKMAC(meta, st.key); err != nil {
+		return nil, err
+	}
+	if err := s.checkRollback(meta); err != nil {
+		return nil, err
 	}
 	if tr.machineOpened {
 		s.ks.recordMachineCheck(meta)
@@ -427,7 +451,7 @@ func (s *session) createSMK(alg protect.Algorithm) (*smkState, error) {
 		return nil, err
 	}
 	meta := &formats.SMK{
-		Version:           formats.Version,
+		Version:           s.ks.newFormat(),
 		Generation:        1,
 		Thumbprint:        key.Thumbprint(),
 		Algorithm:         string(alg),
@@ -444,7 +468,7 @@ func (s *session) createSMK(alg protect.Algorithm) (*smkState, error) {
 		}
 		st.encryptions = append(st.encryptions, EncryptionState{Protector: pr.kind, Thumbprint: pr.thumbprint, Enabled: true, Valid: true})
 	}
-	if err := s.begin().commitSMK(meta); err != nil {
+	if err := s.begin().commitSMK(meta, key); err != nil {
 		return nil, err
 	}
 	s.smk = st
@@ -532,7 +556,7 @@ func (ks *Keystore) SetMachineProtection(on bool) (changed bool, err error) {
 			}
 		}
 		if st.meta.MachineProtection != on {
-			if err := s.begin().commitSMK(&next); err != nil {
+			if err := s.begin().commitSMK(&next, st.key); err != nil {
 				return err
 			}
 			st.meta = &next

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keytree-dev/keytree/formats"
 	"github.com/keytree-dev/keytree/keystore/internal/fsio"
 	"github.com/keytree-dev/keytree/protect"
 )
@@ -253,9 +254,59 @@ func wantCredential(t *testing.T, ks *Keystore, name, want, when string) {
 }
 
 // newTestKeystore creates a keystore in directories of its own and opens it.
+// newFormat1Keystore is newTestKeystore for a keystore of format 1, as
+// keytree made before format 2: metadata without MACs, values unbound.
+// Tests that edit metadata to make a state use one; in format 2 the edit
+// would be refused (auth_test.go).
+func newFormat1Keystore(t *testing.T) (Dirs, *Keystore) {
+	t.Helper()
+	d := testDirs(t)
+	if _, err := Init(Options{Dirs: d, format1: true}, protect.X25519); err != nil {
+		t.Fatalf("init: %v", err)
+	}
+	return d, openTestKeystore(t, Options{Dirs: d, format1: true})
+}
+
 func newTestKeystore(t *testing.T) (Dirs, *Keystore) {
 	t.Helper()
 	d := testDirs(t)
 	_, ks := initTestKeystore(t, d)
 	return d, ks
+}
+
+// writeSignedSMK writes meta as smk.toml, signed by the keystore's SMK as
+// keytree would: a test that builds a state by hand (files renamed,
+// generations retired) makes one keytree could have made.
+func writeSignedSMK(t *testing.T, ks *Keystore, key *protect.Key, meta *formats.SMK) {
+	t.Helper()
+	if err := ks.signSMK(meta, key); err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, ks.path(smkFile), mustEncode(t, meta))
+}
+
+// testSMK opens the keystore's SMK.
+func testSMK(t *testing.T, ks *Keystore) *protect.Key {
+	t.Helper()
+	var key *protect.Key
+	err := ks.read("test", func(s *session) error {
+		st, err := s.openSMK()
+		if err == nil {
+			key = st.key
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+func mustEncode(t *testing.T, v interface{ Encode() ([]byte, error) }) []byte {
+	t.Helper()
+	data, err := v.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }

@@ -84,6 +84,6 @@ func TestDeviceRefused(t *testing.T) {
 	_, ks := newTestKeystore(t)
 	_, err := ks.RestoreSMK(zero, []byte("pw"), SMKOptions{})
 	wantRefused(t, err, "not a regular file")
-	_, err = ks.ImportDatabase(zero, "x")
+	_, err = ks.ImportDatabase(zero, "x", nil)
 	wantRefused(t, err, "not a regular file")
 }

@@ -23,7 +23,7 @@ func TestFIFORefused(t *testing.T) {
 		run  func() error
 	}{
 		{"smk restore", func() error { _, err := ks.RestoreSMK(fifo, []byte("pw"), SMKOptions{}); return err }},
-		{"db import", func() error { _, err := ks.ImportDatabase(fifo, "x"); return err }},
+		{"db import", func() error { _, err := ks.ImportDatabase(fifo, "x", nil); return err }},
 	} {
 		done := make(chan error, 1)
 		go func() { done <- tc.run() }()

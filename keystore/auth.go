@@ -1,0 +1,446 @@
+package keystore
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/keytree-dev/keytree/formats"
+	"github.com/keytree-dev/keytree/protect"
+)
+
+// An authenticated keystore (format 2, docs/format.md section 11) is one in
+// which someone who can write the keystore, but holds no key, cannot make
+// keytree hand out a wrong value or obey an edit:
+//
+//   - every value file is bound to its place (protect.SealBound): a
+//     credential's value to the keystore's id, its name, identity and
+//     revision; a secret's value to its name and revision, under its
+//     database's master key. A file swapped, copied or moved is corruption,
+//     checked before any of the value is returned.
+//   - smk.toml carries a MAC under the SMK, bound to the keystore's id, and
+//     database.toml one under its DMK, bound to the database's name: an
+//     edit of either is corruption, never obeyed.
+//   - smk.toml counts commits, and the account and machine directories
+//     remember the highest count each has seen for the keystore: a keystore
+//     older than what they remember is a rollback, refused until the user
+//     accepts it (AcceptRollback).
+
+// newFormat is the version of the smk.toml or database.toml keytree
+// creates: format 2, unless a test asks for format 1.
+func (ks *Keystore) newFormat() int {
+	if ks.format1 {
+		return formats.Version
+	}
+	return formats.Authenticated
+}
+
+// authenticated reports whether smk.toml is of format 2.
+func authenticated(m *formats.SMK) bool { return m.Version == formats.Authenticated }
+
+// dbAuthenticated reports whether database.toml is of format 2.
+func dbAuthenticated(m *formats.Database) bool { return m.Version == formats.Authenticated }
+
+// credentialBinding is what a credential's value file is bound to.
+func credentialBinding(ksID string, m *formats.Credential) []byte {
+	return bindingOf("credential", ksID, m.Name, m.Identity, strconv.Itoa(m.Revision))
+}
+
+// secretBinding is what a secret's value file is bound to; its database is
+// the key itself (a DMK is made for one database).
+func secretBinding(name string, revision int) []byte {
+	return bindingOf("secret", name, strconv.Itoa(revision))
+}
+
+// bindingOf joins a binding's fields with NUL, which no name, identity or
+// number can hold, so that two different places never share a binding.
+func bindingOf(fields ...string) []byte {
+	return []byte("keytree/2\x00" + strings.Join(fields, "\x00"))
+}
+
+// describeBinding says, for an error, what a found binding names.
+func describeBinding(b []byte) string {
+	f := strings.Split(string(b), "\x00")
+	switch {
+	case len(f) == 6 && f[0] == "keytree/2" && f[1] == "credential":
+		return fmt.Sprintf("the value of credential %q, revision %s, of keystore %s", f[3], f[5], f[2])
+	case len(f) == 4 && f[0] == "keytree/2" && f[1] == "secret":
+		return fmt.Sprintf("the value of secret %q, revision %s", f[2], f[3])
+	}
+	return "another item's value"
+}
+
+// openBound decrypts a value file and checks it is bound to want (required
+// in an authenticated keystore or database). A file bound elsewhere is
+// corruption that names what it holds.
+func openBound(key *protect.Key, blob, want []byte, required bool) ([]byte, error) {
+	value, err := protect.OpenBound(key, blob, MaxValueSize, want, required)
+	var be *protect.BindingError
+	if errors.As(err, &be) && be.Found != nil {
+		return nil, &formats.CorruptError{Reason: "it holds " + describeBinding(be.Found) + ", not this item's: it was moved or copied here"}
+	}
+	if errors.Is(err, protect.ErrUnbound) {
+		return nil, &formats.CorruptError{Reason: "it is not bound to this item, as every value of an authenticated keystore is: it was put here from elsewhere"}
+	}
+	if errors.As(err, &be) {
+		return nil, &formats.CorruptError{Reason: "its binding was altered or forged"}
+	}
+	return value, err
+}
+
+// sealValue encrypts a value to key, bound to binding if bind.
+func sealValue(key *protect.Key, binding []byte, bind bool, value []byte) ([]byte, error) {
+	if bind {
+		return protect.SealBound(key, binding, value)
+	}
+	return protect.Seal(key, value)
+}
+
+// smkMAC is smk.toml's MAC: under the SMK, over every field and the
+// keystore's id, so that an smk.toml copied from another keystore with the
+// same SMK does not verify either.
+func (ks *Keystore) smkMAC(m *formats.SMK, key *protect.Key) (string, error) {
+	data, err := m.AuthData()
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(key.MAC(append([]byte("smk.toml MAC\x00"+ks.id+"\x00"), data...))), nil
+}
+
+// databaseMAC is database.toml's MAC: under the DMK, over every field but
+// smk_encryption, the database's name included.
+func databaseMAC(m *formats.Database, key *protect.Key) (string, error) {
+	data, err := m.AuthData()
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(key.MAC(append([]byte("database.toml MAC\x00"), data...))), nil
+}
+
+// signSMK sets an authenticated smk.toml's MAC.
+func (ks *Keystore) signSMK(m *formats.SMK, key *protect.Key) error {
+	if !authenticated(m) {
+		return nil
+	}
+	m.MAC = ""
+	mac, err := ks.smkMAC(m, key)
+	m.MAC = mac
+	return err
+}
+
+// signDatabase sets an authenticated database.toml's MAC.
+func signDatabase(m *formats.Database, key *protect.Key) error {
+	if !dbAuthenticated(m) {
+		return nil
+	}
+	m.MAC = ""
+	mac, err := databaseMAC(m, key)
+	m.MAC = mac
+	return err
+}
+
+// checkSMKMAC verifies an authenticated smk.toml under the key it opened.
+func (ks *Keystore) checkSMKMAC(m *formats.SMK, key *protect.Key) error {
+	if !authenticated(m) {
+		return nil
+	}
+	mac, err := ks.smkMAC(m, key)
+	if err != nil {
+		return err
+	}
+	if mac != m.MAC {
+		return corruptf(ks.path(smkFile), "does not verify under the service master key: it was edited, or copied from another keystore")
+	}
+	return nil
+}
+
+// checkDatabaseMAC verifies an authenticated database.toml under the key it
+// opened.
+func (ks *Keystore) checkDatabaseMAC(m *formats.Database, key *protect.Key) error {
+	if !dbAuthenticated(m) {
+		return nil
+	}
+	mac, err := databaseMAC(m, key)
+	if err != nil {
+		return err
+	}
+	if mac != m.MAC {
+		return corruptf(ks.pathOf(databaseMeta(m.Name)), "does not verify under the database master key that opened: it was edited, or belongs to another database")
+	}
+	return nil
+}
+
+// The commit counter each protector directory remembers for a keystore:
+// DIR/ID.commit holds the highest commit of keystore ID seen by keytree
+// under that account or on that machine, in decimal.
+const maxCommitFile = 32
+
+func (ks *Keystore) commitFiles() []string {
+	var files []string
+	for _, dir := range []string{ks.accountDir, ks.machineDir} {
+		if dir != "" {
+			files = append(files, filepath.Join(dir, ks.id+".commit"))
+		}
+	}
+	return files
+}
+
+// remembered returns the highest commit the protector directories remember
+// for this keystore, and the file that remembers it. A file that cannot be
+// read remembers nothing (a new account, another machine); one that is
+// damaged is an error, as a damaged protector secret is: it would otherwise
+// hide a rollback.
+func (ks *Keystore) remembered() (int, string, error) {
+	best, from := 0, ""
+	for _, path := range ks.commitFiles() {
+		data, err := ks.outside.ReadFile(path, maxCommitFile)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			var ke *Error
+			if errors.As(err, &ke) {
+				return 0, "", err
+			}
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSuffix(string(data), "\n"))
+		if err != nil || n < 1 || n > formats.MaxRevision || !strings.HasSuffix(string(data), "\n") {
+			return 0, "", corruptf(path, "is not a commit count")
+		}
+		if n > best {
+			best, from = n, path
+		}
+	}
+	return best, from, nil
+}
+
+// remember records commit n in every protector directory that exists and
+// remembers less. It is best effort: a directory keytree cannot write
+// (another account's, read-only) keeps what it had.
+func (ks *Keystore) remember(n int) {
+	for _, path := range ks.commitFiles() {
+		dir := filepath.Dir(path)
+		if !ks.outside.Exists(dir) || checkOwnDir(ks.outside, dir, roleOfProtectorDir(ks, dir)) != nil {
+			continue
+		}
+		if data, err := ks.outside.ReadFile(path, maxCommitFile); err == nil {
+			if old, err := strconv.Atoi(strings.TrimSuffix(string(data), "\n")); err == nil && old >= n {
+				continue
+			}
+		}
+		_ = ks.outside.ReplaceFile(dir, path, []byte(strconv.Itoa(n)+"\n"))
+	}
+}
+
+// forget records commit n in every protector directory, lower or not: the
+// user accepted the keystore as it is (AcceptRollback). n = 0, for a
+// keystore of format 1, removes the record.
+func (ks *Keystore) forget(n int) error {
+	for _, path := range ks.commitFiles() {
+		dir := filepath.Dir(path)
+		if !ks.outside.Exists(dir) {
+			continue
+		}
+		if err := checkOwnDir(ks.outside, dir, roleOfProtectorDir(ks, dir)); err != nil {
+			return err
+		}
+		var err error
+		if n == 0 {
+			err = ks.outside.RemoveFile(path)
+		} else {
+			err = ks.outside.ReplaceFile(dir, path, []byte(strconv.Itoa(n)+"\n"))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func roleOfProtectorDir(ks *Keystore, dir string) dirRole {
+	if dir == ks.machineDir {
+		return machineRole
+	}
+	return accountRole
+}
+
+// checkRollback compares the keystore's commit count with what the
+// protector directories remember. A keystore of format 1 has none: it is a
+// rollback if a directory remembers any, since keytree never turns an
+// authenticated keystore back into format 1.
+func (s *session) checkRollback(m *formats.SMK) error {
+	if s.acceptRollback {
+		return nil
+	}
+	n, from, err := s.ks.remembered()
+	if err != nil {
+		return err
+	}
+	if m.Commit >= n {
+		if n < m.Commit {
+			s.ks.remember(m.Commit)
+		}
+		return nil
+	}
+	what := fmt.Sprintf("commit %d", m.Commit)
+	if !authenticated(m) {
+		what = "format 1, which has no commit count"
+	}
+	return &Error{
+		Text: fmt.Sprintf("the keystore has been rolled back: smk.toml is at %s, but %s remembers commit %d", what, from, n),
+		Detail: []string{"someone replaced the keystore, or part of it, with an older copy; it may hand out old values or old keys",
+			"if you restored it from a backup on purpose, accept it as it is now"},
+		Remedy: Remedy{Kind: RemedyAcceptRollback},
+		Kind:   ErrCorrupt,
+	}
+}
+
+// AcceptRollback makes the protector directories remember the keystore's
+// commit as it is now, after a deliberate restore from an older copy. The
+// SMK must open and smk.toml verify under it: only the keystore's own
+// state is accepted, never an edit. It returns the commit accepted and the
+// one remembered before.
+func (ks *Keystore) AcceptRollback() (accepted, before int, err error) {
+	err = ks.write("accept-rollback", func(s *session) error {
+		s.acceptRollback = true
+		st, err := s.openSMK()
+		if err != nil {
+			return err
+		}
+		// A damaged count is replaced: accepting is what repairs it. A
+		// keystore of format 1 (a copy from before an upgrade) has no
+		// count: the directories forget theirs.
+		before, _, _ = ks.remembered()
+		accepted = st.meta.Commit
+		return ks.forget(accepted)
+	})
+	return accepted, before, err
+}
+
+// keystoreAuthenticated reports whether the keystore is of format 2, as far
+// as can be told without its key: smk.toml says so, or a protector
+// directory remembers a commit (an smk.toml put back to format 1 does not
+// make it format 1 again).
+func (s *session) keystoreAuthenticated() bool {
+	if s.smk != nil && authenticated(s.smk.meta) {
+		return true
+	}
+	if m, err := s.ks.loadSMKMeta(); err == nil && authenticated(m) {
+		return true
+	}
+	n, _, err := s.ks.remembered()
+	return err != nil || n > 0
+}
+
+// refuseFormat1Database refuses a database of format 1 in a keystore of
+// format 2: Upgrade moves every database before the keystore, and every
+// database made or imported since is of format 2, so one of format 1 was
+// put there, to have its unbound values and unauthenticated metadata
+// believed.
+func (s *session) refuseFormat1Database(m *formats.Database) error {
+	if dbAuthenticated(m) || !s.keystoreAuthenticated() {
+		return nil
+	}
+	return corruptf(s.ks.pathOf(databaseMeta(m.Name)), "is of format 1, in a keystore of format 2: it was replaced by an older or forged copy")
+}
+
+// bindImport makes an imported database's metadata and values agree with
+// the place it is imported to, where that needs its key: a database.toml of
+// format 2 imported under another name is signed again for that name, and
+// a database of format 1 imported into a keystore of format 2 has its
+// values bound and its metadata signed (moved to format 2 as Upgrade
+// would). The key is opened with password from the password encryptions
+// unpacked in stage. Otherwise nothing changes and no password is needed.
+func (s *session) bindImport(stage string, meta *formats.Database, name string, staged map[string]stagedSecret, password []byte) error {
+	upgrade := !dbAuthenticated(meta) && s.keystoreAuthenticated()
+	rename := dbAuthenticated(meta) && name != meta.Name
+	if !upgrade && !rename {
+		meta.Name = name
+		return nil
+	}
+	why := fmt.Sprintf("it was exported as '%s' and is imported as '%s'", meta.Name, name)
+	if upgrade {
+		why = "its export is of format 1, and this keystore binds every value to its place"
+	}
+	if password == nil {
+		return &Error{
+			Number: MsgDMKNotOpen,
+			Plain:  "the import needs the database's password",
+			Text:   "Please create a master key in the database or open the master key in the session before performing this operation.",
+			Detail: []string{"the imported database must be signed with its master key: " + why},
+			Remedy: Remedy{Kind: RemedyOpenDMK, Database: name},
+			Kind:   ErrDecryption,
+		}
+	}
+	key, err := s.openStagedDMK(stage, meta, password)
+	if err != nil {
+		return err
+	}
+	if upgrade {
+		for sname, st := range staged {
+			path := filepath.Join(stage, secretsDir, st.blob)
+			blob, err := s.ks.files.ReadFile(path, maxBlobSize)
+			if err != nil {
+				return err
+			}
+			_, _, gen, _ := formats.ParseBlobName(st.blob)
+			if gen != meta.Generation {
+				continue // an orphan: its key is not this one
+			}
+			value, err := protect.Open(key, blob, MaxValueSize)
+			if err != nil {
+				return errBadImportValue(sname, err)
+			}
+			ct, err := protect.SealBound(key, secretBinding(sname, st.meta.Revision), value)
+			clear(value)
+			if err != nil {
+				return err
+			}
+			if err := s.ks.files.CreateOver(path, ct, true); err != nil {
+				return err
+			}
+		}
+		meta.Version = formats.Authenticated
+	}
+	meta.Name = name
+	return signDatabase(meta, key)
+}
+
+func errBadImportValue(name string, err error) error {
+	return &Error{Text: fmt.Sprintf("the value of secret '%s' in the export cannot be decrypted by its database's master key: %v", name, err), Kind: ErrCorrupt}
+}
+
+// openStagedDMK opens an imported database's master key with password,
+// from its password encryptions unpacked in stage.
+func (s *session) openStagedDMK(stage string, meta *formats.Database, password []byte) (*protect.Key, error) {
+	p, err := s.password(password)
+	if err != nil {
+		return nil, err
+	}
+	for _, pe := range meta.Passwords {
+		path := filepath.Join(stage, formats.PasswordBlobName(pe.ID, meta.Generation))
+		blob, err := s.ks.files.ReadFile(path, maxKeyBlobSize)
+		if err != nil {
+			return nil, err
+		}
+		key, _, err := openKeyFile(p, blob, protect.KindDMK, meta.Thumbprint)
+		if err == nil {
+			if string(key.Algorithm()) != meta.Algorithm {
+				return nil, &Error{Text: "the export's database.toml names another algorithm than its key's", Kind: ErrCorrupt}
+			}
+			if err := s.ks.checkDatabaseMAC(meta, key); err != nil {
+				return nil, err
+			}
+			return key, nil
+		}
+		if !errors.Is(err, protect.ErrDecrypt) {
+			return nil, err
+		}
+	}
+	return nil, errNotEncryptedBy(meta.Name)
+}
