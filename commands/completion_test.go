@@ -45,7 +45,7 @@ func TestCompletion(t *testing.T) {
 		words []string
 		want  []string
 	}{
-		{[]string{""}, []string{"init", "status", "key-encryptions", "errorlog", "keystore", "smk", "credential", "dmk", "db", "secret", "run", "inject", "doctor", "completion", "version", "help"}},
+		{[]string{""}, []string{"init", "status", "key-encryptions", "errorlog", "keystore", "smk", "credential", "dmk", "db", "secret", "run", "inject", "upgrade", "doctor", "completion", "version", "help"}},
 		{[]string{"cr"}, []string{"credential"}},
 		{[]string{"credential", ""}, []string{"set", "get", "import", "list", "rm"}},
 		{[]string{"smk", ""}, []string{"backup", "restore", "regenerate", "recover", "alter", "verify", "machine-protection"}},
@@ -65,7 +65,7 @@ func TestCompletion(t *testing.T) {
 		{[]string{"smk", "backup", "--file", ""}, nil},
 		{[]string{"smk", "machine-protection", ""}, []string{"on", "off"}},
 		{[]string{"completion", ""}, []string{"bash", "zsh", "fish", "powershell"}},
-		{[]string{"help", ""}, []string{"init", "status", "key-encryptions", "errorlog", "keystore", "smk", "credential", "dmk", "db", "secret", "run", "inject", "doctor", "completion", "version", "exit-codes", "environment"}},
+		{[]string{"help", ""}, []string{"init", "status", "key-encryptions", "errorlog", "keystore", "smk", "credential", "dmk", "db", "secret", "run", "inject", "upgrade", "doctor", "completion", "version", "exit-codes", "environment"}},
 		// Flags after "-": the command's own, and the global ones.
 		{[]string{"credential", "get", "-"}, []string{"--json", "--keystore", "--account-dir", "--machine-dir", "--allow-other-owner", "--create-protector-dirs", "--lock-timeout", "--help", "-h"}},
 		{[]string{"credential", "rm", "mail", "--y"}, []string{"--yes"}},

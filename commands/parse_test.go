@@ -25,7 +25,7 @@ func verb[T any](newCmd func(*env, func(*T) error) *cli.Command) func(*env, func
 // verbs are every verb of keytree (TestParse checks that none is missing).
 var verbs = []func(*env, func(any)) *cli.Command{
 	verb((*env).initCommand), verb((*env).statusCommand), verb((*env).keyEncryptionsCommand), verb((*env).errorlogCommand),
-	verb((*env).keystoreBackupCommand), verb((*env).keystoreRestoreCommand),
+	verb((*env).keystoreBackupCommand), verb((*env).keystoreRestoreCommand), verb((*env).keystoreAcceptRollbackCommand),
 	verb((*env).smkBackupCommand), verb((*env).smkRestoreCommand), verb((*env).smkRegenerateCommand), verb((*env).smkRecoverCommand),
 	verb((*env).smkAlterCommand), verb((*env).smkVerifyCommand), verb((*env).smkMachineProtectionCommand),
 	verb((*env).credentialSetCommand), verb((*env).credentialGetCommand), verb((*env).credentialImportCommand), verb((*env).credentialListCommand), verb((*env).credentialRmCommand),
@@ -34,7 +34,7 @@ var verbs = []func(*env, func(any)) *cli.Command{
 	verb((*env).dmkRecoverCommand), verb((*env).dmkDropCommand),
 	verb((*env).dbListCommand), verb((*env).dbExportCommand), verb((*env).dbImportCommand),
 	verb((*env).secretSetCommand), verb((*env).secretGetCommand), verb((*env).secretImportCommand), verb((*env).secretListCommand), verb((*env).secretRmCommand),
-	verb((*env).runCommand), verb((*env).injectCommand),
+	verb((*env).runCommand), verb((*env).injectCommand), verb((*env).upgradeCommand),
 	verb((*env).doctorCommand), verb((*env).completionCommand), verb((*env).versionCommand),
 }
 
@@ -319,6 +319,15 @@ var parseCases = []struct {
 	{args: "db import --file payroll.tar --db payroll_copy", want: &dbImportOptions{File: "payroll.tar", DB: "payroll_copy"}},
 	{args: "db import", err: ": db import needs --file"},
 	{args: "db import payroll.tar", err: ": db import takes no arguments (got 1)"},
+	{args: "db import --file payroll.tar --db copy --open-password-file pw.txt", want: &dbImportOptions{File: "payroll.tar", DB: "copy", OpenPasswordFile: new("pw.txt")}},
+
+	// upgrade, keystore accept-rollback
+	{args: "upgrade", want: &upgradeOptions{}},
+	{args: "upgrade --open-password-file hr=hr.txt --open-password-file ops=-", want: &upgradeOptions{OpenPasswords: []dbFile{{DB: "hr", File: "hr.txt"}, {DB: "ops", File: "-"}}}},
+	{args: "upgrade --open-password-file hr", err: ": --open-password-file takes DB=FILE: the database and the file that holds its password (- for standard input)"},
+	{args: "upgrade now", err: ": upgrade takes no arguments (got 1)"},
+	{args: "keystore accept-rollback", want: &noOptions{}},
+	{args: "keystore accept-rollback 7", err: ": keystore accept-rollback takes no arguments (got 1)"},
 
 	// credential set
 	{args: "credential set backup-db --identity svc_backup", want: &credentialSetOptions{Name: "backup-db", Identity: "svc_backup"}},

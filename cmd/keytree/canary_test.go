@@ -201,7 +201,7 @@ func canaryRound(t *testing.T) (commands, failing, outputs, files int) {
 		ok("dmk", "regenerate", "--db", "db2", "--password-file", pw4, "--open-password-file", pw2, "--algorithm", "mlkem768x25519"),
 		// export and import
 		ok("db", "export", "--db", "db1", "--file", export),
-		ok("db", "import", "--file", export, "--db", "db1copy"),
+		ok("db", "import", "--file", export, "--db", "db1copy", "--open-password-file", pw1),
 		bad("secret", "get", "db1copy/s1"),
 		get("secret", "get", "db1copy/s1", "--open-password-file", pw1),
 		ok("dmk", "add-encryption", "--db", "db1copy", "--by", "smk", "--open-password-file", pw1),

@@ -1,0 +1,389 @@
+package keystore
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/keytree-dev/keytree/formats"
+)
+
+// The tamper suite of format 2 (docs/security.md, section 5.1): someone who
+// can write the keystore, but holds no key, swaps, copies, grafts, edits
+// and rolls back files; keytree reports corruption or a rollback and never
+// returns a wrong value.
+
+const authPW = "Database-Passw0rd-1"
+
+// authKeystore makes a keystore of format 2 with credentials a and b,
+// database app (SMK-encrypted DMK) with secrets x and y, and database hr
+// (password only, the same password) with secret z.
+func authKeystore(t *testing.T) (Dirs, *Keystore) {
+	t.Helper()
+	d, ks := newTestKeystore(t)
+	setTestCredential(t, ks, "a", "user-a", []byte("value a"))
+	setTestCredential(t, ks, "b", "user-b", []byte("value b"))
+	for _, db := range []struct {
+		name  string
+		noSMK bool
+	}{{"app", false}, {"hr", true}} {
+		if _, err := ks.CreateDMK(db.name, []byte(authPW), DMKOptions{NoSMKEncryption: db.noSMK}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range []struct{ db, name string }{{"app", "x"}, {"app", "y"}, {"hr", "z"}} {
+		var pw []byte
+		if s.db == "hr" {
+			pw = []byte(authPW)
+		}
+		if _, err := ks.SetSecret(s.db, s.name, []byte("value "+s.name), pw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return d, ks
+}
+
+// only returns the one file of dir whose name starts with prefix.
+func only(t *testing.T, dir, prefix string) string {
+	t.Helper()
+	var found []string
+	for _, n := range dirEntries(t, dir) {
+		if strings.HasPrefix(n, prefix) && strings.HasSuffix(n, ".age") {
+			found = append(found, filepath.Join(dir, n))
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%s/%s*: %v", dir, prefix, found)
+	}
+	return found[0]
+}
+
+// wantCorrupt checks that a read failed as corruption, naming want, and
+// returned nothing.
+func wantCorrupt(t *testing.T, what string, value []byte, err error, want string) {
+	t.Helper()
+	if value != nil || !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("%s: value %q, error %v; want corruption saying %q", what, value, err, want)
+	}
+}
+
+func TestTamperSwappedValues(t *testing.T) {
+	d, ks := authKeystore(t)
+	creds := filepath.Join(d.Keystore, credentialsDir)
+	a, b := only(t, creds, "a."), only(t, creds, "b.")
+	dataA, dataB := readTestFile(t, a), readTestFile(t, b)
+
+	// One credential's value over another's.
+	writeTestFile(t, a, dataB)
+	_, v, err := ks.GetCredential("a")
+	wantCorrupt(t, "credential a holding b's value", v, err, `holds the value of credential "b"`)
+	vals, err := ks.Resolve([]Ref{{Kind: RefCredential, Name: "a"}}, nil, nil)
+	wantCorrupt(t, "resolve of a", nil, err, `credential "b"`)
+	if vals != nil {
+		t.Fatalf("resolve returned %q", vals)
+	}
+
+	// A DMK's SMK encryption over a credential's value: credential get
+	// would print the database's key.
+	dmk := only(t, filepath.Join(d.Keystore, databasesDir, "app"), "smk.")
+	writeTestFile(t, a, readTestFile(t, dmk))
+	_, v, err = ks.GetCredential("a")
+	wantCorrupt(t, "credential a holding a DMK", v, err, "not bound to this item")
+	writeTestFile(t, a, dataA)
+
+	// One secret's value over another's, in one database.
+	secrets := filepath.Join(d.Keystore, databasesDir, "app", secretsDir)
+	x, y := only(t, secrets, "x."), only(t, secrets, "y.")
+	writeTestFile(t, x, readTestFile(t, y))
+	v, err = ks.GetSecret("app", "x", nil)
+	wantCorrupt(t, "secret x holding y's value", v, err, `holds the value of secret "y"`)
+
+	// A credential's value as a secret's: another key opens nothing.
+	writeTestFile(t, x, dataB)
+	v, err = ks.GetSecret("app", "x", nil)
+	if v != nil || err == nil {
+		t.Fatalf("secret x holding a credential's value: %q, %v", v, err)
+	}
+
+	// Nothing was returned, and the untouched items still read.
+	if _, v, err := ks.GetCredential("b"); err != nil || string(v) != "value b" {
+		t.Fatalf("b: %q, %v", v, err)
+	}
+	if v, err := ks.GetSecret("app", "y", nil); err != nil || string(v) != "value y" {
+		t.Fatalf("y: %q, %v", v, err)
+	}
+}
+
+func TestTamperOldRevisionAndIdentity(t *testing.T) {
+	d, ks := authKeystore(t)
+	creds := filepath.Join(d.Keystore, credentialsDir)
+	old := readTestFile(t, only(t, creds, "a."))
+	setTestCredential(t, ks, "a", "user-a", []byte("new value a"))
+	// The old revision's file, put back under the new revision's name.
+	writeTestFile(t, only(t, creds, "a."), old)
+	_, v, err := ks.GetCredential("a")
+	wantCorrupt(t, "an old revision's value", v, err, "revision 1")
+
+	setTestCredential(t, ks, "a", "user-a", []byte("value a"))
+	// The identity is bound to the value: an edit of it is corruption.
+	p := filepath.Join(creds, "a.toml")
+	writeTestFile(t, p, bytes.Replace(readTestFile(t, p), []byte(`"user-a"`), []byte(`"attacker"`), 1))
+	c, v, err := ks.GetCredential("a")
+	wantCorrupt(t, "an edited identity", v, err, "credential")
+	if c != nil {
+		t.Fatalf("an edited identity was returned: %+v", c)
+	}
+	if _, err := ks.Resolve([]Ref{{Kind: RefCredentialIdentity, Name: "a"}, {Kind: RefCredential, Name: "a"}}, nil, nil); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("resolve of an edited identity with its value: %v", err)
+	}
+}
+
+func TestTamperSMKMetadata(t *testing.T) {
+	for _, edit := range []struct{ name, from, to string }{
+		{"machine protection turned on", "machine_protection = false", "machine_protection = true"},
+		{"machine protection turned off", "machine_protection = true", "machine_protection = false"},
+		{"commit count raised", "commit = ", "commit = 9"},
+	} {
+		t.Run(edit.name, func(t *testing.T) {
+			d, ks := authKeystore(t)
+			if edit.from == "machine_protection = false" {
+				if _, err := ks.SetMachineProtection(false); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p := filepath.Join(d.Keystore, smkFile)
+			data := readTestFile(t, p)
+			edited := bytes.Replace(data, []byte(edit.from), []byte(edit.to), 1)
+			if bytes.Equal(edited, data) {
+				t.Fatalf("no %q in %s", edit.from, data)
+			}
+			writeTestFile(t, p, edited)
+			before := treeSnapshot(t, d.Keystore)
+			_, v, err := ks.GetCredential("a")
+			wantCorrupt(t, "credential get", v, err, "does not verify under the service master key")
+			if _, err := ks.VerifySMK(); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("smk verify: %v", err)
+			}
+			// Nothing obeyed: no encryption re-created or removed.
+			after := treeSnapshot(t, d.Keystore)
+			for name := range before {
+				if _, ok := after[name]; !ok && !strings.HasPrefix(name, "tmp") {
+					t.Fatalf("%s went", name)
+				}
+			}
+			for name := range after {
+				if _, ok := before[name]; !ok && !strings.HasPrefix(name, "tmp") && name != "lock" && !strings.HasPrefix(name, "errorlog") {
+					t.Fatalf("%s appeared", name)
+				}
+			}
+		})
+	}
+}
+
+func TestTamperGraftedDMK(t *testing.T) {
+	d, ks := authKeystore(t)
+	// A third database, password only, sharing hr's password.
+	if _, err := ks.CreateDMK("ops", []byte(authPW), DMKOptions{NoSMKEncryption: true}); err != nil {
+		t.Fatal(err)
+	}
+	hrDir, opsDir := filepath.Join(d.Keystore, databasesDir, "hr"), filepath.Join(d.Keystore, databasesDir, "ops")
+	hrMeta, err := ks.loadDatabaseMeta("hr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opsMeta, err := ks.loadDatabaseMeta("ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// ops's password encryption copied into hr, and hr's database.toml
+	// edited to name ops's key.
+	opsPW := only(t, opsDir, "password.")
+	writeTestFile(t, filepath.Join(hrDir, filepath.Base(opsPW)), readTestFile(t, opsPW))
+	edited := *hrMeta
+	edited.Thumbprint = opsMeta.Thumbprint
+	edited.Passwords = opsMeta.Passwords
+	writeTestFile(t, filepath.Join(hrDir, databaseFile), mustEncode(t, &edited))
+	_, err = ks.SetSecret("hr", "new", []byte("to the wrong key"), []byte(authPW))
+	wantCorrupt(t, "secret set in a grafted database", nil, err, "does not verify under the database master key")
+
+	// ops's whole database.toml, renamed, in hr's place.
+	whole := *opsMeta
+	whole.Name = "hr"
+	writeTestFile(t, filepath.Join(hrDir, databaseFile), mustEncode(t, &whole))
+	_, err = ks.SetSecret("hr", "new", []byte("to the wrong key"), []byte(authPW))
+	wantCorrupt(t, "secret set with another database's metadata", nil, err, "does not verify under the database master key")
+
+	// database.toml put back to format 1, without its MAC.
+	v1 := *hrMeta
+	v1.Version, v1.MAC = formats.Version, ""
+	writeTestFile(t, filepath.Join(hrDir, databaseFile), mustEncode(t, &v1))
+	v, err := ks.GetSecret("hr", "z", []byte(authPW))
+	wantCorrupt(t, "a database put back to format 1", v, err, "is of format 1, in a keystore of format 2")
+}
+
+func TestTamperRollback(t *testing.T) {
+	d, ks := authKeystore(t)
+	saved := filepath.Join(newTestDir(t), "copy")
+	if err := copyTree(d.Keystore, saved); err != nil {
+		t.Fatal(err)
+	}
+	setTestCredential(t, ks, "a", "user-a", []byte("newer value a"))
+
+	// The whole keystore put back to the older copy.
+	if err := os.RemoveAll(d.Keystore); err != nil {
+		t.Fatal(err)
+	}
+	if err := copyTree(saved, d.Keystore); err != nil {
+		t.Fatal(err)
+	}
+	ks = openTestKeystore(t, Options{Dirs: d})
+	_, v, err := ks.GetCredential("a")
+	wantCorrupt(t, "a rolled-back keystore", v, err, "has been rolled back")
+	var ke *Error
+	if !errors.As(err, &ke) || ke.Remedy.Kind != RemedyAcceptRollback {
+		t.Fatalf("no remedy to accept: %+v", err)
+	}
+	if _, err := ks.GetSecret("app", "x", nil); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("secret get in a rolled-back keystore: %v", err)
+	}
+
+	// smk.toml put back to format 1: a rollback too.
+	p := filepath.Join(d.Keystore, smkFile)
+	m, err := formats.DecodeSMK(readTestFile(t, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m1 := *m
+	m1.Version, m1.Commit, m1.MAC = formats.Version, 0, ""
+	writeTestFile(t, p, mustEncode(t, &m1))
+	_, v, err = ks.GetCredential("a")
+	wantCorrupt(t, "smk.toml of format 1", v, err, "format 1, which has no commit count")
+	writeTestFile(t, p, mustEncode(t, m))
+
+	// Accepted on purpose: the older values read again.
+	accepted, before, err := ks.AcceptRollback()
+	if err != nil || accepted >= before {
+		t.Fatalf("accept: %d, %d, %v", accepted, before, err)
+	}
+	if _, v, err := ks.GetCredential("a"); err != nil || string(v) != "value a" {
+		t.Fatalf("after accepting: %q, %v", v, err)
+	}
+	// Every write counts: the next copy is caught too.
+	n := m.Commit
+	setTestCredential(t, ks, "b", "user-b", []byte("v"))
+	if m, err := ks.loadSMKMeta(); err != nil || m.Commit != n+1 {
+		t.Fatalf("commit after a credential set: %+v, %v (was %d)", m, err, n)
+	}
+}
+
+func TestUpgrade(t *testing.T) {
+	d, ks := newFormat1Keystore(t)
+	setTestCredential(t, ks, "a", "user-a", []byte("value a"))
+	for _, db := range []struct {
+		name  string
+		noSMK bool
+	}{{"app", false}, {"hr", true}} {
+		if _, err := ks.CreateDMK(db.name, []byte(authPW), DMKOptions{NoSMKEncryption: db.noSMK}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ks.SetSecret("app", "x", []byte("value x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.SetSecret("hr", "z", []byte("value z"), []byte(authPW)); err != nil {
+		t.Fatal(err)
+	}
+	for _, db := range []string{"app", "hr"} {
+		if m, _ := ks.loadDatabaseMeta(db); m.Version != formats.Version {
+			t.Fatalf("database %s of a format-1 keystore is of version %d", db, m.Version)
+		}
+	}
+
+	// hr needs its password: without it nothing changes.
+	before := treeSnapshot(t, d.Keystore)
+	_, err := ks.Upgrade(nil)
+	wantMsg(t, err, MsgDMKNotOpen, ErrDecryption)
+	if ke := (*Error)(nil); !errors.As(err, &ke) || !strings.Contains(strings.Join(ke.Detail, " "), "'hr'") || strings.Contains(strings.Join(ke.Detail, " "), "'app'") {
+		t.Fatalf("the error does not name hr alone: %+v", err)
+	}
+	if after := treeSnapshot(t, d.Keystore); len(after) != len(before) {
+		t.Fatalf("a refused upgrade changed the keystore")
+	}
+
+	res, err := ks.Upgrade(map[string][]byte{"hr": []byte(authPW)})
+	if err != nil || len(res.Databases) != 2 || res.Values != 4 { // a, x, z, and app's SMK encryption
+		t.Fatalf("upgrade: %+v, %v", res, err)
+	}
+	smk, _ := ks.loadSMKMeta()
+	if !authenticated(smk) || smk.Commit < 1 {
+		t.Fatalf("smk.toml after the upgrade: %+v", smk)
+	}
+	for _, db := range []string{"app", "hr"} {
+		if m, _ := ks.loadDatabaseMeta(db); !dbAuthenticated(m) {
+			t.Fatalf("database %s after the upgrade: %+v", db, m)
+		}
+	}
+	if _, v, err := ks.GetCredential("a"); err != nil || string(v) != "value a" {
+		t.Fatalf("a: %q, %v", v, err)
+	}
+	if v, err := ks.GetSecret("hr", "z", []byte(authPW)); err != nil || string(v) != "value z" {
+		t.Fatalf("z: %q, %v", v, err)
+	}
+	if res, err := ks.Upgrade(nil); err != nil || !res.Already {
+		t.Fatalf("second upgrade: %+v, %v", res, err)
+	}
+	// Upgraded values are bound: a swap shows.
+	setTestCredential(t, ks, "b", "user-b", []byte("value b"))
+	creds := filepath.Join(d.Keystore, credentialsDir)
+	writeTestFile(t, only(t, creds, "a."), readTestFile(t, only(t, creds, "b.")))
+	_, v, err := ks.GetCredential("a")
+	wantCorrupt(t, "a swap after the upgrade", v, err, `credential "b"`)
+}
+
+func TestImportRenameNeedsPassword(t *testing.T) {
+	_, ks := authKeystore(t)
+	export := filepath.Join(newTestDir(t), "app.tar")
+	if _, err := ks.ExportDatabase("app", export); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ks.ImportDatabase(export, "copy", nil)
+	wantMsg(t, err, MsgDMKNotOpen, ErrDecryption)
+	if _, err := ks.ImportDatabase(export, "copy", []byte("wrong password")); err == nil {
+		t.Fatal("a wrong password imported")
+	}
+	if _, err := ks.ImportDatabase(export, "copy", []byte(authPW)); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := ks.GetSecret("copy", "x", []byte(authPW)); err != nil || string(v) != "value x" {
+		t.Fatalf("imported x: %q, %v", v, err)
+	}
+
+	// An export of format 1 is bound as it is imported.
+	_, old := newFormat1Keystore(t)
+	if _, err := old.CreateDMK("legacy", []byte(authPW), DMKOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.SetSecret("legacy", "s", []byte("value s"), nil); err != nil {
+		t.Fatal(err)
+	}
+	// (A format-1 keystore's new databases are of format 1 only in tests.)
+	legacy := filepath.Join(newTestDir(t), "legacy.tar")
+	if _, err := old.ExportDatabase("legacy", legacy); err != nil {
+		t.Fatal(err)
+	}
+	_, err = ks.ImportDatabase(legacy, "", nil)
+	wantMsg(t, err, MsgDMKNotOpen, ErrDecryption)
+	if _, err := ks.ImportDatabase(legacy, "", []byte(authPW)); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := ks.loadDatabaseMeta("legacy"); !dbAuthenticated(m) {
+		t.Fatalf("imported format-1 database: %+v", m)
+	}
+	if v, err := ks.GetSecret("legacy", "s", []byte(authPW)); err != nil || string(v) != "value s" {
+		t.Fatalf("imported s: %q, %v", v, err)
+	}
+}
