@@ -82,9 +82,10 @@ type crashEnv struct {
 	dbGen            int    // payroll's DMK generation before the operation
 	dbThumb, dbNewTh string
 	secretOrphan     string // a secret orphaned before the operation
+	format1          bool   // the template is a keystore of format 1
 }
 
-func (e *crashEnv) opts() Options { return Options{Dirs: e.dirs} }
+func (e *crashEnv) opts() Options { return Options{Dirs: e.dirs, format1: e.format1} }
 
 func (e *crashEnv) open(t *testing.T) *Keystore {
 	t.Helper()
@@ -111,9 +112,14 @@ func crashTempDir(t *testing.T) string {
 // first SMK, then regenerates so that the backup is of an earlier key, and
 // takes a backup of the current key too.
 func newCrashTemplate(t *testing.T) *crashEnv {
+	return newCrashTemplateOf(t, false)
+}
+
+func newCrashTemplateOf(t *testing.T, format1 bool) *crashEnv {
 	t.Helper()
 	root := crashTempDir(t)
 	e := &crashEnv{
+		format1:  format1,
 		root:     root,
 		dirs:     Dirs{Keystore: filepath.Join(root, "ks"), Account: filepath.Join(root, "account"), Machine: filepath.Join(root, "machine")},
 		values:   map[string][]byte{},
@@ -1337,5 +1343,66 @@ func serialized(hook func(kind, path string) error) func(kind, path string) erro
 		mu.Lock()
 		defer mu.Unlock()
 		return hook(kind, path)
+	}
+}
+
+// TestCrashInjectionUpgrade stops keytree upgrade of a keystore of format 1
+// at every step: each database's move and the SMK's are each atomic, so a
+// crash leaves every value readable, the keystore of format 1 (some of its
+// databases perhaps of format 2 already), and upgrade run again finishes.
+func TestCrashInjectionUpgrade(t *testing.T) {
+	tmpl := newCrashTemplateOf(t, true)
+	if m, err := tmpl.open(t).loadSMKMeta(); err != nil || authenticated(m) {
+		t.Fatalf("the template is not of format 1: %+v, %v", m, err)
+	}
+	upgrade := func(e *crashEnv, ks *Keystore) error {
+		_, err := ks.Upgrade(map[string][]byte{"hr": e.pw1})
+		return err
+	}
+	c := crashCase{
+		name: "upgrade",
+		op:   upgrade,
+		check: func(t *testing.T, e *crashEnv, ks *Keystore) string {
+			checkCrashValues(t, e, ks)
+			m, err := ks.loadSMKMeta()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !authenticated(m) {
+				return "old"
+			}
+			for _, db := range []string{"payroll", "hr"} {
+				if dm, err := ks.loadDatabaseMeta(db); err != nil || !dbAuthenticated(dm) {
+					t.Fatalf("keystore of format 2 with database %s: %+v, %v", db, dm, err)
+				}
+			}
+			return "new"
+		},
+		finish: func(e *crashEnv, ks *Keystore) error {
+			if err := upgrade(e, ks); err != nil {
+				return err
+			}
+			if m, err := ks.loadSMKMeta(); err != nil || !authenticated(m) {
+				return fmt.Errorf("upgrade run again left smk.toml %+v, %v", m, err)
+			}
+			return nil
+		},
+	}
+	runCrashCase(t, tmpl, c, func(steps, runs int) {})
+}
+
+// checkCrashValues reads every credential and secret of the template.
+func checkCrashValues(t *testing.T, e *crashEnv, ks *Keystore) {
+	t.Helper()
+	for name, want := range e.values {
+		if _, got, err := ks.GetCredential(name); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("credential %s = %q, %v", name, got, err)
+		}
+	}
+	for path, want := range e.secrets {
+		db, name, _ := formats.SplitSecretPath(path)
+		if got, err := ks.GetSecret(db, name, e.openPassword(db)); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("secret %s = %q, %v", path, got, err)
+		}
 	}
 }

@@ -17,17 +17,21 @@ import (
 	"github.com/keytree-dev/keytree/protect"
 )
 
-// Fixtures of every released format: a keystore written by the keytree that
-// introduced format version 1, with its account and machine directories,
-// backups and an export. It must keep opening, with every value, in every
-// later keytree. -update-fixtures rewrites it with the current code, which
-// is right only while format 1 has not been released; a new format version
-// gets a new directory, and this one stays as it is:
+// Fixtures of every released format: keystores written by the keytree that
+// introduced format version 1 and format version 2, each with its account
+// and machine directories, backups and an export. Each must keep opening,
+// with every value, in every later keytree. -update-fixtures rewrites the
+// newest one with the current code, which is right only while its format
+// has not been released; a new format version gets a new directory, and the
+// older ones stay as they are:
 //
 //	go test ./keystore -run TestFixture -update-fixtures
-var updateFixtures = flag.Bool("update-fixtures", false, "write testdata/fixtures/keystore-v1 anew")
+var updateFixtures = flag.Bool("update-fixtures", false, "write testdata/fixtures/keystore-v2 anew")
 
-const fixtureDir = "../testdata/fixtures/keystore-v1"
+const (
+	fixtureDir   = "../testdata/fixtures/keystore-v1"
+	fixtureDirV2 = "../testdata/fixtures/keystore-v2"
+)
 
 // The fixture's contents. Its password encryptions and backups are written
 // at the shipped scrypt cost, so that the released keytree opens them too:
@@ -150,14 +154,16 @@ func openFor(db string) []byte {
 
 // copyFixture copies the fixture to a temporary directory with the modes
 // keytree wants, which git does not keep.
-func copyFixture(t *testing.T) string {
+func copyFixture(t *testing.T) string { return copyFixtureOf(t, fixtureDir) }
+
+func copyFixtureOf(t *testing.T, dir string) string {
 	t.Helper()
 	root := crashTempDir(t)
-	err := filepath.WalkDir(fixtureDir, func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		r, _ := filepath.Rel(fixtureDir, p)
+		r, _ := filepath.Rel(dir, p)
 		dst := filepath.Join(root, r)
 		if d.IsDir() {
 			return os.MkdirAll(dst, 0o700)
@@ -174,16 +180,78 @@ func copyFixture(t *testing.T) string {
 	return root
 }
 
+// TestFixtureV1 opens the fixture of format 1, then upgrades it to format
+// 2: every value reads the same, and a swap is caught.
 func TestFixtureV1(t *testing.T) {
 	t.Parallel()
-	if *updateFixtures {
-		writeFixture(t, fixtureDir)
-	}
 	root := copyFixture(t)
+	ks := checkFixture(t, root)
+	if m, err := ks.loadSMKMeta(); err != nil || authenticated(m) {
+		t.Fatalf("the fixture of format 1: smk.toml %+v, %v", m, err)
+	}
+	res, err := ks.Upgrade(map[string][]byte{"hr": fixturePassword, "hr2": fixturePassword})
+	if err != nil || len(res.Databases) != 3 {
+		t.Fatalf("upgrade of the fixture: %+v, %v", res, err)
+	}
+	checkFixtureValues(t, ks)
+	d := fixtureDirs(root)
+	a, b := filepath.Join(d.Keystore, credentialsDir), ""
+	for _, n := range dirEntries(t, a) {
+		if strings.HasPrefix(n, "binary.") && strings.HasSuffix(n, ".age") {
+			b = filepath.Join(a, n)
+		}
+	}
+	for _, n := range dirEntries(t, a) {
+		if strings.HasPrefix(n, "backup-db.") && strings.HasSuffix(n, ".age") {
+			writeTestFile(t, filepath.Join(a, n), readTestFile(t, b))
+		}
+	}
+	if _, v, err := ks.GetCredential("backup-db"); !errors.Is(err, ErrCorrupt) || v != nil {
+		t.Fatalf("a swap in the upgraded fixture: %q, %v", v, err)
+	}
+}
+
+// TestFixtureV2 opens the fixture of format 2.
+func TestFixtureV2(t *testing.T) {
+	t.Parallel()
+	if *updateFixtures {
+		writeFixture(t, fixtureDirV2)
+	}
+	ks := checkFixture(t, copyFixtureOf(t, fixtureDirV2))
+	if m, err := ks.loadSMKMeta(); err != nil || !authenticated(m) {
+		t.Fatalf("the fixture of format 2: smk.toml %+v, %v", m, err)
+	}
+	for _, db := range []string{"payroll", "hr", "hr2"} {
+		if m, err := ks.loadDatabaseMeta(db); err != nil || !dbAuthenticated(m) {
+			t.Fatalf("the fixture of format 2: database %s %+v, %v", db, m, err)
+		}
+	}
+}
+
+// checkFixtureValues reads every credential and secret of a fixture.
+func checkFixtureValues(t *testing.T, ks *Keystore) {
+	t.Helper()
+	for name, want := range fixtureCredentials {
+		if _, got, err := ks.GetCredential(name); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("credential %s = %q, %v; want %q", name, got, err, want)
+		}
+	}
+	for path, want := range fixtureSecrets {
+		db, name, _ := formats.SplitSecretPath(path)
+		if got, err := ks.GetSecret(db, name, openFor(db)); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("secret %s = %q, %v; want %q", path, got, err, want)
+		}
+	}
+}
+
+// checkFixture opens a copy of a fixture in root and checks everything it
+// holds: values, orphans and their recovery, the export.
+func checkFixture(t *testing.T, root string) *Keystore {
+	t.Helper()
 	d := fixtureDirs(root)
 	ks, err := Open(Options{Dirs: d})
 	if err != nil {
-		t.Fatalf("the version 1 fixture does not open: %v", err)
+		t.Fatalf("the fixture does not open: %v", err)
 	}
 	// The shipped keytree refuses a password file below its work factor,
 	// so the fixture's must be at it.
@@ -254,13 +322,14 @@ func TestFixtureV1(t *testing.T) {
 		t.Fatalf("recovered secret = %q, %v", got, err)
 	}
 
-	// The export imports.
-	if _, err := ks.ImportDatabase(filepath.Join(root, "hr.tar"), "hr2", nil); err != nil {
+	// The export imports, under another name: with its password.
+	if _, err := ks.ImportDatabase(filepath.Join(root, "hr.tar"), "hr2", fixturePassword); err != nil {
 		t.Fatalf("import of the fixture's export: %v", err)
 	}
 	if got, err := ks.GetSecret("hr2", "ssh-key", fixturePassword); err != nil || !bytes.Equal(got, fixtureSecrets["hr/ssh-key"]) {
 		t.Fatalf("imported secret = %q, %v", got, err)
 	}
+	return ks
 }
 
 // TestFixtureFutureVersion: a keystore of a format this keytree does not
