@@ -74,6 +74,16 @@ func describeBinding(b []byte) string {
 	return "another item's value"
 }
 
+// sameButIdentity reports whether two credential bindings differ in the
+// identity alone.
+func sameButIdentity(a, b []byte) bool {
+	fa, fb := strings.Split(string(a), "\x00"), strings.Split(string(b), "\x00")
+	if len(fa) != 6 || len(fb) != 6 || fa[1] != "credential" || fb[1] != "credential" {
+		return false
+	}
+	return fa[0] == fb[0] && fa[2] == fb[2] && fa[3] == fb[3] && fa[5] == fb[5] && fa[4] != fb[4]
+}
+
 // openBound decrypts a value file and checks it is bound to want (required
 // in an authenticated keystore or database). A file bound elsewhere is
 // corruption that names what it holds.
@@ -81,6 +91,9 @@ func openBound(key *protect.Key, blob, want []byte, required bool) ([]byte, erro
 	value, err := protect.OpenBound(key, blob, MaxValueSize, want, required)
 	var be *protect.BindingError
 	if errors.As(err, &be) && be.Found != nil {
+		if sameButIdentity(be.Found, want) {
+			return nil, &formats.CorruptError{Reason: "the credential's identity in its metadata is not the one its value was stored with: the metadata was edited"}
+		}
 		return nil, &formats.CorruptError{Reason: "it holds " + describeBinding(be.Found) + ", not this item's: it was moved or copied here"}
 	}
 	if errors.Is(err, protect.ErrUnbound) {

@@ -3,7 +3,6 @@ package keystore
 import (
 	"bytes"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -132,12 +131,17 @@ func TestTamperOldRevisionAndIdentity(t *testing.T) {
 	p := filepath.Join(creds, "a.toml")
 	writeTestFile(t, p, bytes.Replace(readTestFile(t, p), []byte(`"user-a"`), []byte(`"attacker"`), 1))
 	c, v, err := ks.GetCredential("a")
-	wantCorrupt(t, "an edited identity", v, err, "credential")
+	wantCorrupt(t, "an edited identity", v, err, "identity in its metadata is not the one its value was stored with")
 	if c != nil {
 		t.Fatalf("an edited identity was returned: %+v", c)
 	}
 	if _, err := ks.Resolve([]Ref{{Kind: RefCredentialIdentity, Name: "a"}, {Kind: RefCredential, Name: "a"}}, nil, nil); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("resolve of an edited identity with its value: %v", err)
+	}
+	// The identity alone (keytree://credential/a/identity) is checked
+	// against the value's file too.
+	if vals, err := ks.Resolve([]Ref{{Kind: RefCredentialIdentity, Name: "a"}}, nil, nil); !errors.Is(err, ErrCorrupt) || vals != nil {
+		t.Fatalf("resolve of an edited identity alone: %q, %v", vals, err)
 	}
 }
 
@@ -233,13 +237,9 @@ func TestTamperRollback(t *testing.T) {
 	}
 	setTestCredential(t, ks, "a", "user-a", []byte("newer value a"))
 
-	// The whole keystore put back to the older copy.
-	if err := os.RemoveAll(d.Keystore); err != nil {
-		t.Fatal(err)
-	}
-	if err := copyTree(saved, d.Keystore); err != nil {
-		t.Fatal(err)
-	}
+	// The older copy, put back: the same keystore (its id) under the same
+	// account and machine, wherever it lies.
+	d.Keystore = saved
 	ks = openTestKeystore(t, Options{Dirs: d})
 	_, v, err := ks.GetCredential("a")
 	wantCorrupt(t, "a rolled-back keystore", v, err, "has been rolled back")

@@ -205,6 +205,9 @@ type sealedValue struct {
 	// (an authenticated keystore or database).
 	binding []byte
 	bound   bool
+	// identityOnly: the file is checked, and value, a credential's
+	// identity, is what is returned.
+	identityOnly bool
 	// what, name and path describe the value for an error.
 	what, name, path string
 }
@@ -216,6 +219,10 @@ func (v sealedValue) open() ([]byte, error) {
 	value, err := openBound(v.key, v.blob, v.binding, v.bound)
 	if err != nil {
 		return nil, valueError(v.what, v.name, v.path, err)
+	}
+	if v.identityOnly {
+		clear(value)
+		return v.value, nil
 	}
 	return value, nil
 }
@@ -264,8 +271,10 @@ type resolver struct {
 	// what reading one secret's files the long way saves.
 	secrets map[string]*Keystore
 	read    map[string]bool // the databases a secret was read from
-	// credentials holds the credentials' metadata the walk has read.
+	// credentials holds the credentials' metadata the walk has read, and
+	// found the credentials whose value's file it has read.
 	credentials map[string]*formats.Credential
+	found       map[string]foundCredential
 }
 
 // secretsOf is the keystore as seen for reading db's secrets: its files
@@ -318,7 +327,18 @@ func (rs *resolver) find(r Ref) (sealedValue, error) {
 		if err != nil {
 			return sealedValue{}, err
 		}
-		return sealedValue{value: []byte(meta.Identity)}, nil
+		st, err := rs.s.openSMK()
+		if err != nil {
+			return sealedValue{}, err
+		}
+		if !authenticated(st.meta) {
+			return sealedValue{value: []byte(meta.Identity)}, nil
+		}
+		// In format 2 the identity is bound to the value: it is given
+		// only once the value's file shows it is the one stored with it.
+		_, v, err := rs.findCredential(r.Name)
+		v.value, v.identityOnly = []byte(meta.Identity), true
+		return v, err
 	case RefCredential:
 		_, v, err := rs.findCredential(r.Name)
 		return v, err
@@ -340,6 +360,27 @@ func (rs *resolver) credential(name string) (*formats.Credential, []byte, error)
 }
 
 func (rs *resolver) findCredential(name string) (*formats.Credential, sealedValue, error) {
+	if f, ok := rs.found[name]; ok {
+		return f.meta, f.v, nil
+	}
+	meta, v, err := rs.findCredentialOnce(name)
+	if err == nil {
+		if rs.found == nil {
+			rs.found = map[string]foundCredential{}
+		}
+		rs.found[name] = foundCredential{meta, v}
+	}
+	return meta, v, err
+}
+
+// foundCredential is a credential a walk has found: its value's file is
+// read once, for its value and, in format 2, for its identity.
+type foundCredential struct {
+	meta *formats.Credential
+	v    sealedValue
+}
+
+func (rs *resolver) findCredentialOnce(name string) (*formats.Credential, sealedValue, error) {
 	s := rs.s
 	st, err := s.openSMK()
 	if err != nil {
