@@ -73,6 +73,19 @@ func TestRecoveryWithoutKeytree(t *testing.T) {
 	if _, err := ks.SetSecret("payroll", "token", secrets["token"], nil); err != nil {
 		t.Fatal(err)
 	}
+	// The keystore is of format 2: every value file carries a binding
+	// stanza, which the stock age CLI must ignore (P15, P17).
+	for _, pattern := range []string{"credentials/*.age", "databases/payroll/secrets/*.age"} {
+		files, _ := filepath.Glob(filepath.Join(opts.Keystore, filepath.FromSlash(pattern)))
+		if len(files) == 0 {
+			t.Fatalf("no %s", pattern)
+		}
+		for _, f := range files {
+			if data, err := os.ReadFile(f); err != nil || !strings.Contains(string(data), "\n-> keytree-binding 1\n") {
+				t.Fatalf("%s is not a bound file (format 2): %v", f, err)
+			}
+		}
+	}
 	const backupPassword = "recovery granite tulip shovel"
 	smkBackup := filepath.Join(root, "smk-backup.age")
 	if _, err := ks.BackupSMK(smkBackup, []byte(backupPassword), keystore.SMKOptions{}); err != nil {
