@@ -31,11 +31,15 @@ type Database struct {
 	MAC string `toml:"mac,omitempty"`
 }
 
-// AuthData is what database.toml's MAC covers.
+// AuthData is what database.toml's MAC covers: every field but the MAC and
+// smk_encryption (authData).
 func (d *Database) AuthData() ([]byte, error) {
-	c := *d
-	c.MAC, c.SMKEncryption = "", false
-	return encodeRaw(&c)
+	b := authData(nil, "database.toml", "version", d.Version, "name", d.Name, "generation", d.Generation,
+		"thumbprint", d.Thumbprint, "algorithm", d.Algorithm, "created", d.Created)
+	for _, p := range d.Passwords {
+		b = authData(b, "password", "id", p.ID, "created", p.Created, "tag", p.Tag)
+	}
+	return authRetired(b, d.Retired), nil
 }
 
 // PasswordEncryption is one encryption of a DMK by a password. A password is

@@ -70,11 +70,12 @@ type SMK struct {
 	MAC string `toml:"mac,omitempty"`
 }
 
-// AuthData is what smk.toml's MAC covers: every field but the MAC.
+// AuthData is what smk.toml's MAC covers: every field but the MAC, one per
+// line, strings quoted (authData).
 func (s *SMK) AuthData() ([]byte, error) {
-	c := *s
-	c.MAC = ""
-	return encodeRaw(&c)
+	b := authData(nil, "smk.toml", "version", s.Version, "generation", s.Generation, "thumbprint", s.Thumbprint,
+		"algorithm", s.Algorithm, "created", s.Created, "machine_protection", s.MachineProtection, "commit", s.Commit)
+	return authRetired(b, s.Retired), nil
 }
 
 func (s *SMK) Validate() error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -128,13 +129,44 @@ func decodeWithin(data []byte, maxSize, maxKeys int, v validator, required ...st
 	return v.Validate()
 }
 
-// encodeRaw writes v as TOML as it is: what a MAC covers.
-func encodeRaw(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := toml.NewEncoder(&buf).Encode(v); err != nil {
-		return nil, err
+// authData appends to b what a MAC covers of one table: its name, then
+// each key and value, one per line. A string is quoted (strconv.Quote), so
+// no value can pass for another key or line; a time is written in UTC to
+// the nanosecond, as the decoder reads it back. The encoding is keytree's
+// own, not TOML's: the MAC covers the values, not how a file lays them out.
+func authData(b []byte, table string, kv ...any) []byte {
+	b = append(b, "["...)
+	b = append(b, table...)
+	b = append(b, "]\n"...)
+	for i := 0; i+1 < len(kv); i += 2 {
+		b = append(b, kv[i].(string)...)
+		b = append(b, '=')
+		switch v := kv[i+1].(type) {
+		case int:
+			b = strconv.AppendInt(b, int64(v), 10)
+		case bool:
+			b = strconv.AppendBool(b, v)
+		case string:
+			b = strconv.AppendQuote(b, v)
+		case time.Time:
+			b = v.UTC().AppendFormat(b, time.RFC3339Nano)
+		default:
+			panic(fmt.Sprintf("authData: %T", v))
+		}
+		b = append(b, '\n')
 	}
-	return buf.Bytes(), nil
+	return b
+}
+
+// authRetired appends the retired entries to what a MAC covers.
+func authRetired(b []byte, list []Retired) []byte {
+	for _, r := range list {
+		b = authData(b, "retired", "generation", r.Generation, "thumbprint", r.Thumbprint, "algorithm", r.Algorithm)
+		for _, k := range r.Kept {
+			b = authData(b, "kept", "encryption", k)
+		}
+	}
+	return b
 }
 
 // encode writes v as TOML after validating it: keytree never writes metadata
