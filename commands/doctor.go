@@ -14,6 +14,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/keytree-dev/keytree/formats"
 	"github.com/keytree-dev/keytree/keystore"
 	"github.com/keytree-dev/keytree/protect"
 )
@@ -279,6 +280,14 @@ func (r *doctorReport) addDiagnosis(d *keystore.Diagnosis) {
 		default:
 			r.add("backups", findingOK, "%s (%s) was last backed up %s to %s", what, b.Thumbprint, timeString(b.Time), escape(b.File))
 		}
+	}
+	switch {
+	case d.AuthProblem != "":
+		r.add("format", findingProblem, "%s; if you restored the keystore from an older copy on purpose: keytree keystore accept-rollback; otherwise restore it from a backup", escape(d.AuthProblem))
+	case d.Format == formats.Version:
+		r.add("format", findingNote, "the keystore is of format 1: its value files are not bound to their items, and a rollback goes unnoticed; keytree upgrade moves it to format 2 (docs/security.md, section 5.1)")
+	case d.Format == formats.Authenticated:
+		r.add("format", findingOK, "the keystore is of format 2: values bound, metadata signed, commits counted")
 	}
 	if d.UnfinishedBatch > 0 {
 		r.add("batch", findingProblem, "an import of %s was committed, but the keytree that made it stopped before it moved them all into place: the counts below may miss some of them; any other keytree command (keytree status, say) finishes it, or says what stops it", plural(d.UnfinishedBatch, "item"))

@@ -2,6 +2,7 @@ package keystore
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 
 	"github.com/keytree-dev/keytree/formats"
@@ -31,6 +32,13 @@ type Diagnosis struct {
 	// batch): the counts may miss some of them, and the next command but
 	// doctor finishes it. Zero if there is none.
 	UnfinishedBatch int
+	// Format is the keystore's format, 1 or 2 (docs/format.md, section
+	// 18), as smk.toml says; 0 if smk.toml cannot be read.
+	Format int
+	// AuthProblem says why a keystore of format 2 is not to be trusted:
+	// smk.toml does not verify under the key, or the keystore is older than
+	// the account or machine directory remembers. Empty otherwise.
+	AuthProblem string
 	// ErrorLogSize is the size of the error log, errorlog.1 included.
 	ErrorLogSize int64
 	// Backups is the newest recorded backup of the SMK in use, then of
@@ -72,8 +80,11 @@ func (ks *Keystore) Diagnose() (*Diagnosis, error) {
 	case err != nil:
 		d.SMKProblem = err.Error()
 	default:
-		d.SMK = ks.checkSMKEncryptions(meta)
+		var key *protect.Key
+		d.SMK, key = ks.checkSMKEncryptions(meta)
 		addAlg(protect.Algorithm(meta.Algorithm))
+		d.Format = meta.Version
+		d.AuthProblem = ks.authProblem(meta, key)
 	}
 
 	// The walk status makes, which reads metadata and lists value files
@@ -107,7 +118,7 @@ func (ks *Keystore) Diagnose() (*Diagnosis, error) {
 // checkSMKEncryptions tries each enabled encryption of the SMK with its
 // protector, as openSMK does, and repairs nothing. The machine encryption
 // of a keystore whose machine protection is off is reported disabled.
-func (ks *Keystore) checkSMKEncryptions(meta *formats.SMK) *SMKInfo {
+func (ks *Keystore) checkSMKEncryptions(meta *formats.SMK) (*SMKInfo, *protect.Key) {
 	info := smkInfoFromMeta(meta)
 	var known *protect.Key
 	for _, pr := range smkProtectors {
@@ -126,5 +137,24 @@ func (ks *Keystore) checkSMKEncryptions(meta *formats.SMK) *SMKInfo {
 		}
 		info.Encryptions = append(info.Encryptions, enc)
 	}
-	return info
+	return info, known
+}
+
+// authProblem checks, without writing anything, what openSMK checks of an
+// authenticated keystore: smk.toml's MAC under key (if one opened) and the
+// commit count against the protector directories.
+func (ks *Keystore) authProblem(meta *formats.SMK, key *protect.Key) string {
+	if key != nil {
+		if err := ks.checkSMKMAC(meta, key); err != nil {
+			return err.Error()
+		}
+	}
+	n, from, err := ks.remembered()
+	if err != nil {
+		return err.Error()
+	}
+	if meta.Commit < n {
+		return fmt.Sprintf("the keystore has been rolled back: smk.toml is at commit %d, but %s remembers commit %d", meta.Commit, from, n)
+	}
+	return ""
 }

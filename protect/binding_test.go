@@ -85,8 +85,12 @@ func forge(t *testing.T, k *Key, src, value []byte) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Write(value)
-	w.Close()
+	if _, err := w.Write(value); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
 	return buf.Bytes()
 }
 
