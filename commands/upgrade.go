@@ -58,6 +58,18 @@ func (e *env) upgradeRun(in *invocation, opts *upgradeOptions) error {
 		passwords[p.DB] = pw
 	}
 	res, err := in.ks.Upgrade(passwords)
+	if len(res.NeedPasswords) > 0 && in.e.stdinTTY && in.e.tty != nil {
+		// On a terminal, each database that needs its password is asked
+		// for it, once, and the upgrade runs again.
+		for _, db := range res.NeedPasswords {
+			pw, perr := in.e.promptPassword(passwordRequest{flag: flagOpenPass, prompt: "Password of the master key of database " + db})
+			if perr != nil {
+				return perr
+			}
+			passwords[db] = pw
+		}
+		res, err = in.ks.Upgrade(passwords)
+	}
 	if err != nil {
 		return perDatabaseHint(err)
 	}

@@ -16,6 +16,9 @@ type UpgradeResult struct {
 	Databases []string
 	// Values counts the values re-encrypted bound to their place.
 	Values int
+	// NeedPasswords lists, with the error, the databases that need a
+	// password that passwords did not give.
+	NeedPasswords []string
 }
 
 // Upgrade moves a keystore of format 1 to format 2 (docs/format.md,
@@ -62,6 +65,7 @@ func (ks *Keystore) Upgrade(passwords map[string][]byte) (*UpgradeResult, error)
 		}
 		if len(needPassword) > 0 {
 			sort.Strings(needPassword)
+			res.NeedPasswords = needPassword
 			return &Error{
 				Number: MsgDMKNotOpen,
 				Plain:  "databases need their passwords",
