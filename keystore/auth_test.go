@@ -3,6 +3,7 @@ package keystore
 import (
 	"bytes"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -386,4 +387,91 @@ func TestImportRenameNeedsPassword(t *testing.T) {
 	if v, err := ks.GetSecret("legacy", "s", []byte(authPW)); err != nil || string(v) != "value s" {
 		t.Fatalf("imported s: %q, %v", v, err)
 	}
+}
+
+// TestTamperEverySwap copies every file of a keystore of format 2 over
+// every other one, in turn, and reads every value and identity each time:
+// each read gives the right value or fails; none gives another.
+func TestTamperEverySwap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a sweep of every pair of files")
+	}
+	d, _ := authKeystore(t)
+	var files []string
+	err := filepath.WalkDir(d.Keystore, func(p string, e os.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(d.Keystore, p)
+		if rel != lockFile && !strings.HasPrefix(rel, errorlogFile) {
+			files = append(files, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	credentials := map[string][2]string{"a": {"value a", "user-a"}, "b": {"value b", "user-b"}}
+	secrets := map[string]string{"app/x": "value x", "app/y": "value y", "hr/z": "value z"}
+	// One copy, put back as it was after each swap (a read may repair an
+	// SMK encryption, or record a machine check).
+	c := d
+	c.Keystore = filepath.Join(newTestDir(t), "ks")
+	if err := copyTree(d.Keystore, c.Keystore); err != nil {
+		t.Fatal(err)
+	}
+	original := treeSnapshot(t, c.Keystore)
+	restore := func() {
+		now := treeSnapshot(t, c.Keystore)
+		for name, want := range original {
+			if _, ok := now[name]; !ok && want != "<dir>" {
+				writeTestFile(t, filepath.Join(c.Keystore, name), []byte(want))
+			}
+		}
+		for name, content := range now {
+			want, ok := original[name]
+			switch {
+			case !ok:
+				if err := os.RemoveAll(filepath.Join(c.Keystore, name)); err != nil {
+					t.Fatal(err)
+				}
+			case want != content:
+				writeTestFile(t, filepath.Join(c.Keystore, name), []byte(want))
+			}
+		}
+	}
+	pairs := 0
+	for _, dst := range files {
+		for _, src := range files {
+			if src == dst {
+				continue
+			}
+			pairs++
+			restore()
+			writeTestFile(t, filepath.Join(c.Keystore, dst), []byte(original[filepath.ToSlash(src)]))
+			ks, err := Open(Options{Dirs: c})
+			if err != nil {
+				continue
+			}
+			for name, want := range credentials {
+				if m, v, err := ks.GetCredential(name); err == nil && (string(v) != want[0] || m.Identity != want[1]) {
+					t.Fatalf("%s over %s: credential %s = %q (%s)", src, dst, name, v, m.Identity)
+				}
+				if v, err := ks.Resolve([]Ref{{Kind: RefCredentialIdentity, Name: name}}, nil, nil); err == nil && string(v[0]) != want[1] {
+					t.Fatalf("%s over %s: identity of %s = %q", src, dst, name, v[0])
+				}
+			}
+			for path, want := range secrets {
+				db, name, _ := formats.SplitSecretPath(path)
+				var pw []byte
+				if db == "hr" {
+					pw = []byte(authPW)
+				}
+				if v, err := ks.GetSecret(db, name, pw); err == nil && string(v) != want {
+					t.Fatalf("%s over %s: secret %s = %q", src, dst, path, v)
+				}
+			}
+		}
+	}
+	t.Logf("%d files, %d swaps", len(files), pairs)
 }
