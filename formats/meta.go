@@ -14,8 +14,11 @@ type Keystore struct {
 }
 
 func (k *Keystore) Validate() error {
-	if err := checkVersion(k.Version); err != nil {
-		return err
+	// Version 2 marks a keystore of format 2, or one an upgrade to it
+	// has begun on: keytree before format 2 refuses it here, at its
+	// first file, with a message that says why.
+	if k.Version != Version && k.Version != Authenticated {
+		return corrupt("format version %d is not supported (this keytree reads versions %d and %d; a newer keytree wrote this keystore)", k.Version, Version, Authenticated)
 	}
 	if !isHex(k.ID, 32) {
 		return corrupt("id %q is not 32 hex digits", k.ID)
@@ -45,6 +48,10 @@ type Retired struct {
 	Thumbprint string   `toml:"thumbprint"`
 	Algorithm  string   `toml:"algorithm"`
 	Kept       []string `toml:"kept_encryptions,omitempty"`
+	// Bound (format 2): the values this generation encrypts are bound to
+	// their items, as every value written in format 2 is; a generation
+	// retired before the upgrade holds unbound ones.
+	Bound bool `toml:"bound,omitempty"`
 }
 
 // SMK is smk.toml: the service master key's metadata and the commit point of
@@ -107,6 +114,10 @@ func RetiredGeneration(list []Retired, g int) (Retired, bool) {
 	}
 	return Retired{}, false
 }
+
+// ValidThumbprint reports whether s is a thumbprint: 40 lowercase hex
+// digits.
+func ValidThumbprint(s string) bool { return isHex(s, 40) }
 
 func checkKeyFields(gen int, thumbprint, alg string) error {
 	if gen < 1 || gen > MaxGeneration {

@@ -64,7 +64,7 @@ func TestMetadataStrict(t *testing.T) {
 			check("unknown key differing in case only", append([]byte("Version = 1\n"), data...))
 			check("required key in another case only", []byte(strings.Replace(string(data), "version = ", "VERSION = ", 1)))
 			check("repeated key", append([]byte("version = 1\n"), data...))
-			check("version 2", setKey(t, data, "version", "2"))
+			check("version 3", setKey(t, data, "version", "3"))
 			check("version 0", setKey(t, data, "version", "0"))
 			check("version -1", setKey(t, data, "version", "-1"))
 			check("version as a string", setKey(t, data, "version", `"1"`))
@@ -335,7 +335,7 @@ func edited[T any](valid func() T, edit func(T)) T {
 
 func TestEncodeRefusesInvalid(t *testing.T) {
 	for name, v := range map[string]encoder{
-		"keystore version 2": edited(validKeystore, func(k *formats.Keystore) { k.Version = 2 }),
+		"keystore version 3": edited(validKeystore, func(k *formats.Keystore) { k.Version = 3 }),
 		"keystore bad id":    edited(validKeystore, func(k *formats.Keystore) { k.ID = "xyz" }),
 
 		"smk version 0":                  edited(validSMK, func(s *formats.SMK) { s.Version = 0 }),

@@ -161,7 +161,7 @@ func authData(b []byte, table string, kv ...any) []byte {
 // authRetired appends the retired entries to what a MAC covers.
 func authRetired(b []byte, list []Retired) []byte {
 	for _, r := range list {
-		b = authData(b, "retired", "generation", r.Generation, "thumbprint", r.Thumbprint, "algorithm", r.Algorithm)
+		b = authData(b, "retired", "generation", r.Generation, "thumbprint", r.Thumbprint, "algorithm", r.Algorithm, "bound", r.Bound)
 		for _, k := range r.Kept {
 			b = authData(b, "kept", "encryption", k)
 		}

@@ -31,12 +31,14 @@ import (
 //     accepts it (AcceptRollback).
 
 // newFormat is the version of the smk.toml or database.toml keytree
-// creates: format 2, unless a test asks for format 1.
-func (ks *Keystore) newFormat() int {
-	if ks.format1 {
-		return formats.Version
+// creates: 2 in a keystore of format 2 (keystore.toml says so, or it is
+// authenticated already); else 1. A keystore of format 1 stays in format
+// 1, and readable by keytree before format 2, until Upgrade.
+func (s *session) newFormat() int {
+	if s.ks.version == formats.Authenticated || s.keystoreAuthenticated() {
+		return formats.Authenticated
 	}
-	return formats.Authenticated
+	return formats.Version
 }
 
 // authenticated reports whether smk.toml is of format 2.
@@ -238,7 +240,7 @@ func (ks *Keystore) remembered() (int, string, error) {
 func (ks *Keystore) remember(n int) {
 	for _, path := range ks.commitFiles() {
 		dir := filepath.Dir(path)
-		if !ks.outside.Exists(dir) || checkOwnDir(ks.outside, dir, roleOfProtectorDir(ks, dir)) != nil {
+		if !ks.ownProtectorDir(dir) {
 			continue
 		}
 		if data, err := ks.outside.ReadFile(path, maxCommitFile); err == nil {
@@ -256,11 +258,8 @@ func (ks *Keystore) remember(n int) {
 func (ks *Keystore) forget(n int) error {
 	for _, path := range ks.commitFiles() {
 		dir := filepath.Dir(path)
-		if !ks.outside.Exists(dir) {
+		if !ks.ownProtectorDir(dir) {
 			continue
-		}
-		if err := checkOwnDir(ks.outside, dir, roleOfProtectorDir(ks, dir)); err != nil {
-			return err
 		}
 		var err error
 		if n == 0 {
@@ -273,6 +272,65 @@ func (ks *Keystore) forget(n int) error {
 		}
 	}
 	return nil
+}
+
+// Each protector directory also remembers every service master key it has
+// seen in a keystore of format 2: DIR/THUMBPRINT.format2, empty. A keystore
+// of format 1 with such a key is an older copy (or a forged one), whatever
+// its id says: keytree never moves a keystore back to format 1, and a key
+// moves to a keystore of format 1 only from a backup, which keytree
+// restores into a keystore of format 2 (docs/format.md, section 18).
+func (ks *Keystore) format2Markers(thumbprint string) []string {
+	var files []string
+	for _, dir := range []string{ks.accountDir, ks.machineDir} {
+		if dir != "" && formats.ValidThumbprint(thumbprint) {
+			files = append(files, filepath.Join(dir, thumbprint+".format2"))
+		}
+	}
+	return files
+}
+
+// keyWasFormat2 reports whether a protector directory remembers the key
+// of thumbprint in a keystore of format 2, and which file says so.
+func (ks *Keystore) keyWasFormat2(thumbprint string) (string, bool) {
+	for _, path := range ks.format2Markers(thumbprint) {
+		if ks.outside.Exists(path) {
+			return path, true
+		}
+	}
+	return "", false
+}
+
+// markFormat2Key makes the protector directories remember the key of
+// thumbprint as a key of a keystore of format 2; best effort, as remember.
+func (ks *Keystore) markFormat2Key(thumbprint string) {
+	for _, path := range ks.format2Markers(thumbprint) {
+		dir := filepath.Dir(path)
+		if ks.outside.Exists(path) || !ks.ownProtectorDir(dir) {
+			continue
+		}
+		_ = ks.outside.ReplaceFile(dir, path, nil)
+	}
+}
+
+// unmarkFormat2Key forgets that the key of thumbprint was of format 2.
+func (ks *Keystore) unmarkFormat2Key(thumbprint string) {
+	for _, path := range ks.format2Markers(thumbprint) {
+		dir := filepath.Dir(path)
+		if ks.outside.Exists(path) && ks.ownProtectorDir(dir) {
+			_ = ks.outside.RemoveFile(path)
+		}
+	}
+}
+
+// ownProtectorDir reports whether keytree may write its small records in
+// a protector directory: it exists, is private, and belongs to the account
+// running keytree (as for a new protector secret, checkSecretDir). Another
+// account's directory is read, never written.
+func (ks *Keystore) ownProtectorDir(dir string) bool {
+	role := roleOfProtectorDir(ks, dir)
+	return ks.outside.Exists(dir) && checkSecretDir(dir, role.dir.String(), createFile) == nil &&
+		checkOwnDir(ks.outside, dir, role) == nil
 }
 
 func roleOfProtectorDir(ks *Keystore, dir string) dirRole {
@@ -294,9 +352,20 @@ func (s *session) checkRollback(m *formats.SMK) error {
 	if err != nil {
 		return err
 	}
+	if !authenticated(m) {
+		// A keystore id is not signed: an older copy of the keystore from
+		// before its upgrade, given a new id, has no count remembered.
+		// But its key has been the key of a keystore of format 2.
+		if marker, ok := s.ks.keyWasFormat2(m.Thumbprint); ok && n == 0 {
+			n, from = 1, marker
+		}
+	}
 	if m.Commit >= n {
 		if n < m.Commit {
 			s.ks.remember(m.Commit)
+		}
+		if authenticated(m) {
+			s.ks.markFormat2Key(m.Thumbprint)
 		}
 		return nil
 	}
@@ -327,9 +396,13 @@ func (ks *Keystore) AcceptRollback() (accepted, before int, err error) {
 		}
 		// A damaged count is replaced: accepting is what repairs it. A
 		// keystore of format 1 (a copy from before an upgrade) has no
-		// count: the directories forget theirs.
+		// count: the directories forget theirs, and that its key was of
+		// format 2.
 		before, _, _ = ks.remembered()
 		accepted = st.meta.Commit
+		if !authenticated(st.meta) {
+			ks.unmarkFormat2Key(st.meta.Thumbprint)
+		}
 		return ks.forget(accepted)
 	})
 	return accepted, before, err
@@ -405,7 +478,9 @@ func (s *session) bindImport(stage string, meta *formats.Database, name string, 
 			if gen != meta.Generation {
 				continue // an orphan: its key is not this one
 			}
-			value, err := protect.Open(key, blob, MaxValueSize)
+			// A value of format 1 is unbound; one that is bound (an
+			// export edited to look like format 1) must be this one.
+			value, err := openBound(key, blob, secretBinding(sname, st.meta.Revision), false)
 			if err != nil {
 				return errBadImportValue(sname, err)
 			}
@@ -456,4 +531,28 @@ func (s *session) openStagedDMK(stage string, meta *formats.Database, password [
 		}
 	}
 	return nil, errNotEncryptedBy(meta.Name)
+}
+
+// checkIdentity checks, in a keystore of format 2, that a credential's
+// identity in its metadata is the one its value was stored with (the value
+// file's binding names it), before an import keeps it for the new value.
+// An orphaned credential's value cannot be opened: its identity is kept as
+// it is.
+func (s *session) checkIdentity(st *smkState, m *formats.Credential, g keyGens) error {
+	if !authenticated(st.meta) {
+		return nil
+	}
+	blob, path, orphan, err := s.ks.readItemBlob(credentialBlob(m.Name, m.Revision, 0), g)
+	if err != nil {
+		return s.ks.fileError(path, err)
+	}
+	if orphan != nil {
+		return nil
+	}
+	value, err := openBound(st.key, blob, credentialBinding(s.ks.id, m), true)
+	clear(value)
+	if err != nil {
+		return valueError("credential", m.Name, path, err)
+	}
+	return nil
 }

@@ -1,8 +1,10 @@
 package keystore
 
 import (
+	"archive/tar"
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -474,4 +476,208 @@ func TestTamperEverySwap(t *testing.T) {
 		}
 	}
 	t.Logf("%d files, %d swaps", len(files), pairs)
+}
+
+// TestTamperOlderCopyWithNewID: a copy of the keystore from before its
+// upgrade, put back under a new id, has no count remembered for that id;
+// its key is remembered as a key of format 2, and it is refused.
+func TestTamperOlderCopyWithNewID(t *testing.T) {
+	d, ks := newFormat1Keystore(t)
+	setTestCredential(t, ks, "a", "user-a", []byte("value a"))
+	old := filepath.Join(newTestDir(t), "old")
+	if err := copyTree(d.Keystore, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.Upgrade(nil); err != nil {
+		t.Fatal(err)
+	}
+	setTestCredential(t, ks, "a", "user-a", []byte("newer value a"))
+
+	p := filepath.Join(old, keystoreFile)
+	m, err := formats.DecodeKeystore(readTestFile(t, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.ID = "00112233445566778899aabbccddeeff"
+	writeTestFile(t, p, mustEncode(t, m))
+	c := d
+	c.Keystore = old
+	_, v, err := openTestKeystore(t, Options{Dirs: c}).GetCredential("a")
+	wantCorrupt(t, "an older copy under a new id", v, err, "format 1, which has no commit count")
+}
+
+// TestTamperOrphans: a generation retired in format 2 holds bound values:
+// a file put in an orphan's place is not recovered as its value.
+func TestTamperOrphans(t *testing.T) {
+	d, ks := authKeystore(t)
+	backup := filepath.Join(newTestDir(t), "smk1.age")
+	if _, err := ks.BackupSMK(backup, []byte("Backup-Passw0rd-7"), SMKOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	creds := filepath.Join(d.Keystore, credentialsDir)
+	a := only(t, creds, "a.")
+	dmkEnc := readTestFile(t, only(t, filepath.Join(d.Keystore, databasesDir, "app"), "smk."))
+
+	// b's value in a's place: a regenerate reports damage, and does not
+	// offer --force as for a value that does not decrypt.
+	good := readTestFile(t, a)
+	writeTestFile(t, a, readTestFile(t, only(t, creds, "b.")))
+	_, err := ks.RegenerateSMK(SMKOptions{})
+	wantKind(t, err, ErrCorrupt)
+	var ke *Error
+	if errors.As(err, &ke) && (ke.Number == MsgItemDecrypt || ke.Remedy.Kind == RemedyForcePastItem) {
+		t.Fatalf("a swapped value reported as undecryptable: %v", err)
+	}
+
+	// Forced, a is orphaned under generation 1, retired bound.
+	if _, err := ks.RegenerateSMK(SMKOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := ks.loadSMKMeta()
+	if r, ok := formats.RetiredGeneration(m.Retired, 1); !ok || !r.Bound {
+		t.Fatalf("retired generation 1: %+v", m.Retired)
+	}
+	// The DMK's SMK encryption of generation 1, in the orphan's place:
+	// recovering does not make it a's value.
+	writeTestFile(t, a, dmkEnc)
+	if _, err := ks.RecoverSMK(backup, []byte("Backup-Passw0rd-7"), SMKOptions{}); err == nil {
+		if _, v, err := ks.GetCredential("a"); err == nil {
+			t.Fatalf("a recovered as %q", v)
+		}
+	}
+	// Its own file recovers it.
+	writeTestFile(t, a, good)
+	if _, err := ks.RecoverSMK(backup, []byte("Backup-Passw0rd-7"), SMKOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, v, err := ks.GetCredential("a"); err != nil || string(v) != "value a" {
+		t.Fatalf("a after recovering its own file: %q, %v", v, err)
+	}
+}
+
+// TestTamperExport: a database put back to format 1 is not exported, and
+// an export edited to look like format 1 does not import swapped values.
+func TestTamperExport(t *testing.T) {
+	d, ks := authKeystore(t)
+	export := filepath.Join(newTestDir(t), "app.tar")
+	if _, err := ks.ExportDatabase("app", export); err != nil {
+		t.Fatal(err)
+	}
+
+	p := filepath.Join(d.Keystore, databasesDir, "app", databaseFile)
+	saved := readTestFile(t, p)
+	m, err := formats.DecodeDatabase(saved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Version, m.MAC = formats.Version, ""
+	writeTestFile(t, p, mustEncode(t, m))
+	_, err = ks.ExportDatabase("app", filepath.Join(newTestDir(t), "v1.tar"))
+	wantCorrupt(t, "export of a database put back to format 1", nil, err, "is of format 1, in a keystore of format 2")
+	writeTestFile(t, p, saved)
+
+	// The export's database.toml at version 1, y's value as x's.
+	edited := filepath.Join(newTestDir(t), "edited.tar")
+	var x, y string
+	rewriteTar(t, export, edited, func(name string, data []byte) []byte {
+		switch {
+		case name == databaseFile:
+			m, err := formats.DecodeDatabase(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.Version, m.MAC = formats.Version, ""
+			return mustEncode(t, m)
+		case strings.HasPrefix(name, secretsDir+"/x.") && strings.HasSuffix(name, ".age"):
+			x = name
+		case strings.HasPrefix(name, secretsDir+"/y.") && strings.HasSuffix(name, ".age"):
+			y = name
+		}
+		return data
+	})
+	if x == "" || y == "" {
+		t.Fatal("no x and y in the export")
+	}
+	rewriteTar(t, export, edited, func(name string, data []byte) []byte {
+		switch name {
+		case databaseFile:
+			m, _ := formats.DecodeDatabase(data)
+			m.Version, m.MAC = formats.Version, ""
+			return mustEncode(t, m)
+		case x:
+			return readTarEntry(t, export, y)
+		}
+		return data
+	})
+	_, err = ks.ImportDatabase(edited, "app3", []byte(authPW))
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), `holds the value of secret "y"`) {
+		t.Fatalf("import of an edited export: %v", err)
+	}
+	if _, err := ks.loadDatabaseMeta("app3"); !notExist(err) {
+		t.Fatalf("app3 exists after a refused import: %v", err)
+	}
+}
+
+// TestTamperImportIdentity: an import that keeps a credential's identity
+// keeps the one its value was stored with, not an edit.
+func TestTamperImportIdentity(t *testing.T) {
+	d, ks := authKeystore(t)
+	p := filepath.Join(d.Keystore, credentialsDir, "a.toml")
+	writeTestFile(t, p, bytes.Replace(readTestFile(t, p), []byte(`"user-a"`), []byte(`"attacker"`), 1))
+	_, err := ks.ImportCredentials([]ImportItem{{Name: "a", Value: []byte("rotated")}})
+	wantKind(t, err, ErrCorrupt)
+	if c, _ := ks.loadCredentialMeta("a"); c.Revision != 1 {
+		t.Fatalf("a refused import changed a: %+v", c)
+	}
+}
+
+// rewriteTar copies the tar archive from to to, each entry's data through
+// edit.
+func rewriteTar(t *testing.T, from, to string, edit func(name string, data []byte) []byte) {
+	t.Helper()
+	f, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var buf bytes.Buffer
+	tr, tw := tar.NewReader(f), tar.NewWriter(&buf)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = edit(hdr.Name, data)
+		hdr.Size = int64(len(data))
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, to, buf.Bytes())
+}
+
+// readTarEntry reads one entry of a tar archive.
+func readTarEntry(t *testing.T, archive, name string) []byte {
+	t.Helper()
+	var out []byte
+	rewriteTar(t, archive, filepath.Join(newTestDir(t), "copy.tar"), func(n string, data []byte) []byte {
+		if n == name {
+			out = data
+		}
+		return data
+	})
+	return out
 }

@@ -752,7 +752,9 @@ func crashCases() []crashCase {
 					t.Fatal(err)
 				}
 				sm, _ := ks.loadSecretMeta("payroll", "sec-2")
-				ct, _ := protect.Seal(oldKey, e.secrets["payroll/sec-2"])
+				// (The file it was, bound to the secret, as keytree
+				// wrote it under that key.)
+				ct, _ := protect.SealBound(oldKey, secretBinding("sec-2", sm.Revision), e.secrets["payroll/sec-2"])
 				if err := os.WriteFile(ks.dbPath("payroll", secretsDir, formats.BlobName("sec-2", sm.Revision, e.dbGen)), ct, 0o600); err != nil {
 					t.Fatal(err)
 				}
@@ -999,7 +1001,9 @@ func prepareForeignCredential(t *testing.T, e *crashEnv) {
 		t.Fatal(err)
 	}
 	meta, _ := ks.loadCredentialMeta("cred-1")
-	ct, err := protect.Seal(oldKey, e.values["cred-1"])
+	// The file it was, bound to the credential, as keytree wrote it under
+	// that key.
+	ct, err := protect.SealBound(oldKey, credentialBinding(ks.id, meta), e.values["cred-1"])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,7 +61,7 @@ func (ks *Keystore) CreateDMK(db string, password []byte, opts DMKOptions) (*Dat
 		}
 		pe.Created = now
 		meta := &formats.Database{
-			Version: s.ks.newFormat(), Name: db, Generation: 1, Thumbprint: key.Thumbprint(),
+			Version: s.newFormat(), Name: db, Generation: 1, Thumbprint: key.Thumbprint(),
 			Algorithm: string(alg), Created: now, SMKEncryption: !opts.NoSMKEncryption,
 			Passwords: []formats.PasswordEncryption{pe},
 		}

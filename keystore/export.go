@@ -36,6 +36,12 @@ func (ks *Keystore) ExportDatabase(db, path string) (*formats.ExportManifest, er
 		if err != nil {
 			return err
 		}
+		// An export opens no key, so it cannot check what it copies; but
+		// a database of format 1 in a keystore of format 2 is one put
+		// there, and an import would take its values as format 1's.
+		if err := s.refuseFormat1Database(meta); err != nil {
+			return err
+		}
 		n := 0
 		if err := s.ks.eachSecretMeta(db, func(*formats.Secret) error { n++; return nil }); err != nil {
 			return err

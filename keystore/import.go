@@ -103,6 +103,11 @@ func (ks *Keystore) ImportCredentials(items []ImportItem) (ImportResult, error) 
 			case err == nil:
 				meta.Revision, meta.Created = old.Revision+1, old.Created
 				if meta.Identity == "" {
+					// The identity kept is one the old value was
+					// stored with, not an edit of the metadata.
+					if err := s.checkIdentity(st, old, g); err != nil {
+						return err
+					}
 					meta.Identity = old.Identity
 				}
 				res.Replaced++

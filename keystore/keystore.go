@@ -88,6 +88,10 @@ type Keystore struct {
 	// rather than replace it (session.intend).
 	keptPending *formats.Pending
 	format1     bool // see Options.format1
+	// version is keystore.toml's: 2 for a keystore of format 2, or one
+	// being upgraded; 1 for a keystore of format 1, in which keytree makes
+	// everything in format 1, which keytree before format 2 still reads.
+	version int
 }
 
 func newKeystore(opts Options) (*Keystore, error) {
@@ -196,7 +200,10 @@ func Init(opts Options, alg protect.Algorithm) (*InitResult, error) {
 		if _, err := rand.Read(id); err != nil {
 			return err
 		}
-		meta := &formats.Keystore{Version: formats.Version, ID: hex.EncodeToString(id), Created: ks.nowUTC()}
+		meta := &formats.Keystore{Version: formats.Authenticated, ID: hex.EncodeToString(id), Created: ks.nowUTC()}
+		if ks.format1 {
+			meta.Version = formats.Version
+		}
 		data, err := meta.Encode()
 		if err != nil {
 			return err
@@ -207,7 +214,7 @@ func Init(opts Options, alg protect.Algorithm) (*InitResult, error) {
 		if err := ks.writeFileAtomic(ks.path(keystoreFile), data); err != nil {
 			return err
 		}
-		ks.id, ks.created = meta.ID, meta.Created
+		ks.id, ks.created, ks.version = meta.ID, meta.Created, meta.Version
 		st, err := s.createSMK(alg)
 		if err != nil {
 			return err
@@ -263,7 +270,7 @@ func Open(opts Options) (*Keystore, error) {
 	if err != nil {
 		return nil, errCorrupt(ks.path(keystoreFile), err)
 	}
-	ks.id, ks.created = meta.ID, meta.Created
+	ks.id, ks.created, ks.version = meta.ID, meta.Created, meta.Version
 	return ks, nil
 }
 

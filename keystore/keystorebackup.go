@@ -498,5 +498,8 @@ func (ks *Keystore) acceptRestored() {
 	}
 	if smk, err := formats.DecodeSMK(data); err == nil {
 		_ = ks.forget(smk.Commit)
+		if !authenticated(smk) {
+			ks.unmarkFormat2Key(smk.Thumbprint)
+		}
 	}
 }

@@ -85,7 +85,7 @@ func ownProtectorDirs(t *testing.T, d Dirs) Dirs {
 			t.Fatal(err)
 		}
 		for _, name := range dirEntries(t, *dir) {
-			if !strings.HasSuffix(name, ".commit") {
+			if !strings.HasSuffix(name, ".commit") && !strings.HasSuffix(name, ".format2") {
 				writeTestFile(t, filepath.Join(own, name), readTestFile(t, filepath.Join(*dir, name)))
 			}
 		}

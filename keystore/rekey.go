@@ -378,10 +378,22 @@ func (p *rekeyPass) reencrypt(ref itemRef) error {
 		return p.unreadableItem(it, path, orphan, err)
 	}
 	was, will := p.sc.authenticated()
-	// An orphan may be older than the upgrade to format 2: it is not
-	// required to be bound (docs/security.md, section 5.1).
-	value, err := p.open(blob, orphan, it.binding, was && orphan == nil)
+	// An orphan must be bound if its generation was retired in format 2;
+	// one older than the upgrade is not (docs/security.md, section 5.2).
+	required := was
+	if orphan != nil {
+		r, _ := formats.RetiredGeneration(p.k.retired, orphan.Generation)
+		required = was && r.Bound
+	}
+	value, err := p.open(blob, orphan, it.binding, required)
 	if err != nil {
+		// A file bound to another item is not a value this key cannot
+		// open: it was put there. Without --force that is damage to
+		// report, not an item to orphan.
+		var ce *formats.CorruptError
+		if orphan == nil && !p.plan.force && errors.As(err, &ce) {
+			return errCorrupt(path, err)
+		}
 		return p.undecryptable(it, orphan, err)
 	}
 	ct, err := sealValue(p.plan.newKey, it.binding, will && it.binding != nil, value)
@@ -518,7 +530,8 @@ func (p *rekeyPass) retired() ([]formats.Retired, error) {
 		}
 	}
 	if p.newOrphans > 0 {
-		r := formats.Retired{Generation: p.k.generation, Thumbprint: p.k.thumbprint, Algorithm: p.k.algorithm}
+		was, _ := p.sc.authenticated()
+		r := formats.Retired{Generation: p.k.generation, Thumbprint: p.k.thumbprint, Algorithm: p.k.algorithm, Bound: was}
 		if p.plan.oldKey == nil || p.unreadable > 0 {
 			// The key was not opened: perhaps its protectors were
 			// misconfigured or its password mistyped. Or it was, but

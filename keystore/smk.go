@@ -81,6 +81,11 @@ func (t *txn) commitSMK(meta *formats.SMK, key *protect.Key) error {
 	t.s.committed = meta.Commit
 	if authenticated(meta) {
 		t.s.ks.remember(meta.Commit)
+		t.s.ks.markFormat2Key(meta.Thumbprint)
+	} else {
+		// A key put into a keystore of format 1 by keytree (smk restore
+		// of a backup made elsewhere) is that keystore's now.
+		t.s.ks.unmarkFormat2Key(meta.Thumbprint)
 	}
 	return nil
 }
@@ -451,7 +456,7 @@ func (s *session) createSMK(alg protect.Algorithm) (*smkState, error) {
 		return nil, err
 	}
 	meta := &formats.SMK{
-		Version:           s.ks.newFormat(),
+		Version:           s.newFormat(),
 		Generation:        1,
 		Thumbprint:        key.Thumbprint(),
 		Algorithm:         string(alg),

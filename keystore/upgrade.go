@@ -78,8 +78,12 @@ func (ks *Keystore) Upgrade(passwords map[string][]byte) (*UpgradeResult, error)
 		}
 		if authenticated(st.meta) && len(todo) == 0 {
 			res.Already = true
+			return nil
 		}
-		return nil
+		// keystore.toml first: from here on, keytree before format 2
+		// refuses the keystore, at its first file, with a message that
+		// says so, rather than at a database of format 2.
+		return ks.markFormat2()
 	})
 	if err != nil || res.Already {
 		return res, err
@@ -153,4 +157,32 @@ func databaseList(dbs []string) string {
 		return "database " + q[0]
 	}
 	return "databases " + strings.Join(q[:len(q)-1], ", ") + " and " + q[len(q)-1]
+}
+
+// markFormat2 writes keystore.toml at version 2 (docs/format.md, section
+// 18): one atomic replace, before anything else of the upgrade.
+func (ks *Keystore) markFormat2() error {
+	if ks.version == formats.Authenticated {
+		return nil
+	}
+	data, err := ks.files.ReadFile(ks.path(keystoreFile), formats.MaxMetadataSize)
+	if err != nil {
+		return ks.fileError(ks.path(keystoreFile), err)
+	}
+	meta, err := formats.DecodeKeystore(data)
+	if err != nil {
+		return errCorrupt(ks.path(keystoreFile), err)
+	}
+	if meta.ID != ks.id {
+		return corruptf(ks.path(keystoreFile), "names keystore %s, but it was opened as %s", meta.ID, ks.id)
+	}
+	meta.Version = formats.Authenticated
+	if data, err = meta.Encode(); err != nil {
+		return err
+	}
+	if err := ks.writeFileAtomic(ks.path(keystoreFile), data); err != nil {
+		return err
+	}
+	ks.version = formats.Authenticated
+	return nil
 }
