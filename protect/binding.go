@@ -121,9 +121,9 @@ func SealBound(k *Key, binding, plaintext []byte) ([]byte, error) {
 // boundIdentity unwraps with a master key and keeps what the binding check
 // needs: the file key and the binding stanzas.
 type boundIdentity struct {
-	k        *Key
-	fileKey  []byte
-	stanzas  []*age.Stanza
+	k       *Key
+	fileKey []byte
+	stanzas []*age.Stanza
 }
 
 func (i *boundIdentity) Unwrap(stanzas []*age.Stanza) ([]byte, error) {
