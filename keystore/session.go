@@ -104,9 +104,6 @@ func (ks *Keystore) lockedInit(fn func(*session) error) error {
 func (ks *Keystore) runWriter(op string, work *scryptWork, fn func(*session) error) error {
 	s := &session{ks: ks, mode: fsio.Exclusive, op: op, work: work}
 	err := fn(s)
-	if err == nil && s.pending != nil && s.committed == 0 {
-		s.advanceCommit()
-	}
 	// Rotated by writers only: see logEvent.
 	ks.rotateErrorLog()
 	// A batch still recorded in s.pending may be committed on disk: only
@@ -183,36 +180,47 @@ func (s *session) nextCommit(m *formats.SMK) int {
 	return c + 1
 }
 
-// advanceCommit counts a writer's commit that did not write smk.toml (a
-// credential or secret set, a DMK operation...) in an authenticated
-// smk.toml, and has the protector directories remember it. It comes after
-// that commit, which stands whatever happens here: a crash or an error in
-// between leaves that one commit uncounted, and a rollback to just before
-// it unnoticed (docs/security.md, section 5.1). A session that could not
-// open the SMK counts nothing.
-func (s *session) advanceCommit() {
+// advanceCommit counts, in an authenticated smk.toml, a writer's commit
+// that does not write smk.toml (a credential or secret set, a DMK
+// operation...), just before that commit (txn.count), once per session,
+// and has the protector directories remember it. A session that cannot
+// open the SMK (a database opened by password while no encryption of the
+// SMK opens) counts nothing (docs/security.md, section 5.2); any other
+// failure stops the operation before its commit.
+func (s *session) advanceCommit() error {
+	if s.committed != 0 {
+		return nil
+	}
 	st := s.smk
 	if st == nil {
+		// A keystore of format 1 counts nothing: no need to open its key.
+		if m, err := s.ks.loadSMKMeta(); err != nil || !authenticated(m) {
+			return nil
+		}
 		var err error
 		if st, err = s.openSMK(); err != nil {
-			return
+			if errors.Is(err, ErrDecryption) {
+				return nil
+			}
+			return err
 		}
 	}
 	if !authenticated(st.meta) {
-		return
+		return nil
 	}
 	next := *st.meta
 	next.Commit = s.nextCommit(&next)
 	if err := s.ks.signSMK(&next, st.key); err != nil {
-		return
+		return err
 	}
 	data, err := next.Encode()
 	if err != nil {
-		return
+		return err
 	}
 	if err := s.ks.writeFileAtomic(s.ks.path(smkFile), data); err != nil {
-		return
+		return err
 	}
 	st.meta, s.committed = &next, next.Commit
 	s.ks.remember(next.Commit)
+	return nil
 }

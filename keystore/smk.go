@@ -71,6 +71,7 @@ func (t *txn) commitSMK(meta *formats.SMK, key *protect.Key) error {
 			return err
 		}
 	}
+	t.countsItself = true
 	data, err := meta.Encode()
 	if err != nil {
 		return err

@@ -35,6 +35,9 @@ type txn struct {
 	declared []string // keystore-relative, slash-separated
 	dirs     []string // directories with files created, synced before the commit
 	b        *fsio.Batch
+	// countsItself: the commit is of smk.toml, which carries its own
+	// count (commitSMK).
+	countsItself bool
 }
 
 // begin starts a change to the keystore.
@@ -117,9 +120,23 @@ func (t *txn) prepare() error {
 		}
 	}
 	if t.b != nil {
-		return t.b.Sync()
+		if err := t.b.Sync(); err != nil {
+			return err
+		}
 	}
-	return nil
+	return t.count()
+}
+
+// count advances the keystore's commit count (format 2) before the commit
+// it counts: a crash between the two leaves a count one ahead of the
+// state, which is harmless; the other order would leave a commit that no
+// count knows, and a rollback to just before it unnoticed. A commit of
+// smk.toml counts itself (commitSMK).
+func (t *txn) count() error {
+	if t.countsItself {
+		return nil
+	}
+	return t.s.advanceCommit()
 }
 
 // commit replaces the metadata file at path with data: the change is made.
@@ -184,6 +201,9 @@ func (t *txn) buildDatabase(op, db string, fill func(dir string) error) error {
 // commitStage renames the stage, whose files are durable, into databases/
 // as database db: the one step that commits it.
 func (t *txn) commitStage(st *stage, db string) error {
+	if err := t.count(); err != nil {
+		return err
+	}
 	if err := st.ks.files.RenameDir(st.dir, st.ks.pathOf(databaseDir(db))); err != nil {
 		return err
 	}
@@ -204,6 +224,9 @@ func (st *stage) discard() {
 // database whose metadata was lost, and keep. What is left in tmp/ if this
 // stops halfway, the next writer removes.
 func (t *txn) commitDrop(db string) error {
+	if err := t.count(); err != nil {
+		return err
+	}
 	ks := t.s.ks
 	gone := ks.pathOf(handle{kind: kindStaged, name: "drop-" + fsio.RandomName()})
 	if err := ks.files.RenameDir(ks.pathOf(databaseDir(db)), gone); err != nil {
