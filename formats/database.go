@@ -23,6 +23,10 @@ type Database struct {
 	SMKEncryption bool                 `toml:"smk_encryption"`
 	Passwords     []PasswordEncryption `toml:"password"`
 	Retired       []Retired            `toml:"retired,omitempty"`
+	// FormerNames (format 2) are the names the database had before db
+	// import gave it this one, newest last: its orphans, which the import
+	// could not bind again, are bound to one of them.
+	FormerNames []string `toml:"former_names,omitempty"`
 	// MAC (format 2) authenticates every other field but SMKEncryption,
 	// under a key derived from the DMK (keystore/auth.go). SMKEncryption
 	// is left out because db import turns it off without the DMK; an edit
@@ -38,6 +42,9 @@ func (d *Database) AuthData() ([]byte, error) {
 		"thumbprint", d.Thumbprint, "algorithm", d.Algorithm, "created", d.Created)
 	for _, p := range d.Passwords {
 		b = authData(b, "password", "id", p.ID, "created", p.Created, "tag", p.Tag)
+	}
+	for _, n := range d.FormerNames {
+		b = authData(b, "former", "name", n)
 	}
 	return authRetired(b, d.Retired), nil
 }
@@ -100,8 +107,19 @@ func (d *Database) Validate() error {
 		}
 		seen[p.ID] = true
 	}
+	if len(d.FormerNames) > MaxFormerNames {
+		return corrupt("more than %d former names", MaxFormerNames)
+	}
+	for _, n := range d.FormerNames {
+		if err := ValidateName("database", n); err != nil {
+			return corrupt("former name: %s", err.Error())
+		}
+	}
 	return checkRetired(d.Retired, d.Generation, func(id string) bool { return isHex(id, 16) })
 }
+
+// MaxFormerNames bounds a database's former names.
+const MaxFormerNames = 64
 
 func DecodeDatabase(data []byte) (*Database, error) {
 	var d Database

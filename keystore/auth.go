@@ -1,11 +1,13 @@
 package keystore
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -52,10 +54,11 @@ func credentialBinding(ksID string, m *formats.Credential) []byte {
 	return bindingOf("credential", ksID, m.Name, m.Identity, strconv.Itoa(m.Revision))
 }
 
-// secretBinding is what a secret's value file is bound to; its database is
-// the key itself (a DMK is made for one database).
-func secretBinding(name string, revision int) []byte {
-	return bindingOf("secret", name, strconv.Itoa(revision))
+// secretBinding is what a secret's value file is bound to: its database's
+// name, its name and revision, under its database's key. (Two databases
+// imported from one export share a key; the name tells them apart.)
+func secretBinding(db, name string, revision int) []byte {
+	return bindingOf("secret", db, name, strconv.Itoa(revision))
 }
 
 // bindingOf joins a binding's fields with NUL, which no name, identity or
@@ -70,8 +73,8 @@ func describeBinding(b []byte) string {
 	switch {
 	case len(f) == 6 && f[0] == "keytree/2" && f[1] == "credential":
 		return fmt.Sprintf("the value of credential %q, revision %s, of keystore %s", f[3], f[5], f[2])
-	case len(f) == 4 && f[0] == "keytree/2" && f[1] == "secret":
-		return fmt.Sprintf("the value of secret %q, revision %s", f[2], f[3])
+	case len(f) == 5 && f[0] == "keytree/2" && f[1] == "secret":
+		return fmt.Sprintf("the value of secret %q, revision %s", f[2]+"/"+f[3], f[4])
 	}
 	return "another item's value"
 }
@@ -105,6 +108,30 @@ func openBound(key *protect.Key, blob, want []byte, required bool) ([]byte, erro
 		return nil, &formats.CorruptError{Reason: "its binding was altered or forged"}
 	}
 	return value, err
+}
+
+// formerBinding returns whether a found binding is want but for a database
+// name among former: a secret's binding under a former name.
+func formerBinding(want []byte, former []string) func([]byte) bool {
+	return func(found []byte) bool {
+		fw, ff := strings.Split(string(want), "\x00"), strings.Split(string(found), "\x00")
+		if len(fw) != 5 || len(ff) != 5 || fw[1] != "secret" || ff[1] != "secret" ||
+			fw[0] != ff[0] || fw[3] != ff[3] || fw[4] != ff[4] {
+			return false
+		}
+		return slices.Contains(former, ff[2])
+	}
+}
+
+// openBoundOrphan is openBound for an orphan of a database with former
+// names (db import under another name): its file may be bound to the
+// database's name or one of them.
+func openBoundOrphan(key *protect.Key, blob, want []byte, required bool, former func([]byte) bool) ([]byte, error) {
+	value, err := protect.OpenBoundFunc(key, blob, MaxValueSize, func(b []byte) bool { return bytes.Equal(b, want) || former(b) }, required)
+	if err != nil {
+		return openBound(key, blob, want, required) // for its error
+	}
+	return value, nil
 }
 
 // sealValue encrypts a value to key, bound to binding if bind.
@@ -467,33 +494,39 @@ func (s *session) bindImport(stage string, meta *formats.Database, name string, 
 	if err != nil {
 		return err
 	}
-	if upgrade {
-		for sname, st := range staged {
-			path := filepath.Join(stage, secretsDir, st.blob)
-			blob, err := s.ks.files.ReadFile(path, maxBlobSize)
-			if err != nil {
-				return err
-			}
-			_, _, gen, _ := formats.ParseBlobName(st.blob)
-			if gen != meta.Generation {
-				continue // an orphan: its key is not this one
-			}
-			// A value of format 1 is unbound; one that is bound (an
-			// export edited to look like format 1) must be this one.
-			value, err := openBound(key, blob, secretBinding(sname, st.meta.Revision), false)
-			if err != nil {
-				return errBadImportValue(sname, err)
-			}
-			ct, err := protect.SealBound(key, secretBinding(sname, st.meta.Revision), value)
-			clear(value)
-			if err != nil {
-				return err
-			}
-			if err := s.ks.files.CreateOver(path, ct, true); err != nil {
-				return err
-			}
+	// Every value is bound again to its new place: under the new name, or
+	// for the first time (format 1, where one that is bound already, an
+	// export edited to look like format 1, must be bound to itself).
+	for sname, st := range staged {
+		path := filepath.Join(stage, secretsDir, st.blob)
+		blob, err := s.ks.files.ReadFile(path, maxBlobSize)
+		if err != nil {
+			return err
 		}
-		meta.Version = formats.Authenticated
+		_, _, gen, _ := formats.ParseBlobName(st.blob)
+		if gen != meta.Generation {
+			continue // an orphan: its key is not this one (docs/security.md, section 5.2)
+		}
+		value, err := openBound(key, blob, secretBinding(meta.Name, sname, st.meta.Revision), !upgrade)
+		if err != nil {
+			return errBadImportValue(sname, err)
+		}
+		ct, err := protect.SealBound(key, secretBinding(name, sname, st.meta.Revision), value)
+		clear(value)
+		if err != nil {
+			return err
+		}
+		if err := s.ks.files.CreateOver(path, ct, true); err != nil {
+			return err
+		}
+	}
+	meta.Version = formats.Authenticated
+	if rename && len(meta.Retired) > 0 {
+		// Its orphans keep the old name's binding.
+		meta.FormerNames = append(meta.FormerNames, meta.Name)
+		if len(meta.FormerNames) > formats.MaxFormerNames {
+			meta.FormerNames = meta.FormerNames[len(meta.FormerNames)-formats.MaxFormerNames:]
+		}
 	}
 	meta.Name = name
 	return signDatabase(meta, key)

@@ -101,7 +101,7 @@ func TestTamperSwappedValues(t *testing.T) {
 	x, y := only(t, secrets, "x."), only(t, secrets, "y.")
 	writeTestFile(t, x, readTestFile(t, y))
 	v, err = ks.GetSecret("app", "x", nil)
-	wantCorrupt(t, "secret x holding y's value", v, err, `holds the value of secret "y"`)
+	wantCorrupt(t, "secret x holding y's value", v, err, `holds the value of secret "app/y"`)
 
 	// A credential's value as a secret's: another key opens nothing.
 	writeTestFile(t, x, dataB)
@@ -610,7 +610,7 @@ func TestTamperExport(t *testing.T) {
 		return data
 	})
 	_, err = ks.ImportDatabase(edited, "app3", []byte(authPW))
-	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), `holds the value of secret "y"`) {
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), `holds the value of secret "app/y"`) {
 		t.Fatalf("import of an edited export: %v", err)
 	}
 	if _, err := ks.loadDatabaseMeta("app3"); !notExist(err) {

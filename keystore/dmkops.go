@@ -103,6 +103,9 @@ func (sc *dmkScope) commit(t *txn, key *protect.Key, gen int, created time.Time,
 		Passwords:     sc.passwords,
 		Retired:       retired,
 	}
+	if len(retired) > 0 {
+		next.FormerNames = sc.meta.FormerNames // orphans may still be bound to them
+	}
 	if err := signDatabase(next, key); err != nil {
 		return err
 	}

@@ -203,7 +203,7 @@ func (ks *Keystore) ImportSecrets(db string, items []ImportItem, openPassword []
 			}
 			metas[i] = batchMeta{item: formats.BatchItem{DB: db, Name: it.Name}, data: data}
 			blobs[i] = secretBlob(db, it.Name, next.Revision, g.current)
-			bindings[i] = secretBinding(it.Name, next.Revision)
+			bindings[i] = secretBinding(db, it.Name, next.Revision)
 		}
 		return s.commitImport(dir, dmk.key, dbAuthenticated(meta), items, blobs, bindings, metas)
 	})

@@ -128,7 +128,7 @@ func (ks *Keystore) resolve(ref itemRef) (it encItem, ok bool, err error) {
 		if err != nil {
 			return it, false, err
 		}
-		return encItem{kind: itemSecret, name: ref.db + "/" + m.Name, blob: secretBlob(ref.db, m.Name, m.Revision, 0), binding: secretBinding(m.Name, m.Revision)}, true, nil
+		return encItem{kind: itemSecret, name: ref.db + "/" + m.Name, blob: secretBlob(ref.db, m.Name, m.Revision, 0), binding: secretBinding(ref.db, m.Name, m.Revision)}, true, nil
 	}
 	return it, false, fmt.Errorf("unknown item kind %d", ref.kind)
 }
@@ -426,9 +426,16 @@ func (p *rekeyPass) count(update func()) {
 // open decrypts an item's blob: by the old key, or for an orphan by the
 // key of its generation, or else by any key the plan offers to try.
 func (p *rekeyPass) open(blob []byte, orphan *Orphan, binding []byte, required bool) ([]byte, error) {
+	var former []string
+	if sc, ok := p.sc.(*dmkScope); ok && orphan != nil {
+		former = sc.meta.FormerNames
+	}
 	open := func(k *protect.Key) ([]byte, error) {
-		if binding == nil {
+		switch {
+		case binding == nil:
 			return protect.Open(k, blob, MaxValueSize)
+		case len(former) > 0:
+			return openBoundOrphan(k, blob, binding, required, formerBinding(binding, former))
 		}
 		return openBound(k, blob, binding, required)
 	}

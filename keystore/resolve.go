@@ -433,7 +433,7 @@ func (rs *resolver) findSecret(db, name string) (sealedValue, error) {
 		return sealedValue{}, err
 	}
 	return sealedValue{key: dmk.key, blob: blob, what: "secret", name: db + "/" + name, path: path,
-		binding: secretBinding(name, sm.Revision), bound: dbAuthenticated(meta)}, nil
+		binding: secretBinding(db, name, sm.Revision), bound: dbAuthenticated(meta)}, nil
 }
 
 // credentialMeta reads a credential's metadata once per walk: a walk that

@@ -155,7 +155,7 @@ func (ks *Keystore) SetSecret(db, name string, value []byte, openPassword []byte
 		if old != nil {
 			t.obsolete(s.ks.itemBlobPaths(secretBlob(db, name, old.Revision, 0), g)...)
 		}
-		ct, err := sealValue(dmk.key, secretBinding(name, next.Revision), dbAuthenticated(dmk.meta), value)
+		ct, err := sealValue(dmk.key, secretBinding(db, name, next.Revision), dbAuthenticated(dmk.meta), value)
 		if err != nil {
 			return err
 		}

@@ -183,10 +183,11 @@ func (s *session) nextCommit(m *formats.SMK) int {
 // advanceCommit counts, in an authenticated smk.toml, a writer's commit
 // that does not write smk.toml (a credential or secret set, a DMK
 // operation...), just before that commit (txn.count), once per session,
-// and has the protector directories remember it. A session that cannot
-// open the SMK (a database opened by password while no encryption of the
-// SMK opens) counts nothing (docs/security.md, section 5.2); any other
-// failure stops the operation before its commit.
+// and has the protector directories remember it. Counting needs the SMK:
+// in a keystore of format 2 a write to a database opened by password fails
+// with 15466 while no encryption of the SMK opens, as every command that
+// needs the SMK does (P3). Any failure stops the operation before its
+// commit.
 func (s *session) advanceCommit() error {
 	if s.committed != 0 {
 		return nil
@@ -199,9 +200,6 @@ func (s *session) advanceCommit() error {
 		}
 		var err error
 		if st, err = s.openSMK(); err != nil {
-			if errors.Is(err, ErrDecryption) {
-				return nil
-			}
 			return err
 		}
 	}

@@ -146,11 +146,17 @@ func (i *boundIdentity) Unwrap(stanzas []*age.Stanza) ([]byte, error) {
 // ErrUnbound, unless required is false (a keystore of format 1, whose files
 // have none). Both errors wrap ErrDecrypt and ErrDamaged.
 func OpenBound(k *Key, ciphertext []byte, max int64, want []byte, required bool) ([]byte, error) {
-	id := &boundIdentity{k: k}
-	return openWith(id, ciphertext, max, func() error { return id.check(want, required) })
+	return OpenBoundFunc(k, ciphertext, max, func(b []byte) bool { return bytes.Equal(b, want) }, required)
 }
 
-func (i *boundIdentity) check(want []byte, required bool) error {
+// OpenBoundFunc is OpenBound for a file that may be bound to any binding
+// accept takes.
+func OpenBoundFunc(k *Key, ciphertext []byte, max int64, accept func([]byte) bool, required bool) ([]byte, error) {
+	id := &boundIdentity{k: k}
+	return openWith(id, ciphertext, max, func() error { return id.check(accept, required) })
+}
+
+func (i *boundIdentity) check(accept func([]byte) bool, required bool) error {
 	switch len(i.stanzas) {
 	case 0:
 		if required {
@@ -169,7 +175,7 @@ func (i *boundIdentity) check(want []byte, required bool) error {
 	if !hmac.Equal(mac, bindingMAC(i.k, found, i.fileKey)) {
 		return &BindingError{}
 	}
-	if !bytes.Equal(found, want) {
+	if !accept(found) {
 		return &BindingError{Found: bytes.Clone(found)}
 	}
 	return nil
