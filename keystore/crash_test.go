@@ -1355,6 +1355,7 @@ func serialized(hook func(kind, path string) error) func(kind, path string) erro
 // crash leaves every value readable, the keystore of format 1 (some of its
 // databases perhaps of format 2 already), and upgrade run again finishes.
 func TestCrashInjectionUpgrade(t *testing.T) {
+	t.Parallel()
 	tmpl := newCrashTemplateOf(t, true)
 	if m, err := tmpl.open(t).loadSMKMeta(); err != nil || authenticated(m) {
 		t.Fatalf("the template is not of format 1: %+v, %v", m, err)
