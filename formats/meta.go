@@ -18,7 +18,7 @@ func (k *Keystore) Validate() error {
 	// has begun on: keytree before format 2 refuses it here, at its
 	// first file, with a message that says why.
 	if k.Version != Version && k.Version != Authenticated {
-		return corrupt("format version %d is not supported (this keytree reads versions %d and %d; a newer keytree wrote this keystore)", k.Version, Version, Authenticated)
+		return newerVersion(k.Version, corrupt("format version %d is not supported (this keytree reads versions %d and %d; a newer keytree wrote this keystore)", k.Version, Version, Authenticated))
 	}
 	if !isHex(k.ID, 32) {
 		return corrupt("id %q is not 32 hex digits", k.ID)

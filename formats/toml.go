@@ -24,6 +24,9 @@ const MaxMetadataSize = 1 << 20
 type CorruptError struct {
 	File   string // path or name of the file, as the caller knows it
 	Reason string
+	// Newer: the file is of a format version above those this keytree
+	// reads; a newer keytree wrote it, and nothing is damaged.
+	Newer bool
 }
 
 func (e *CorruptError) Error() string {
@@ -70,7 +73,7 @@ func clip(s string) string {
 func WithFile(err error, file string) error {
 	var ce *CorruptError
 	if errors.As(err, &ce) && ce.File == "" {
-		return &CorruptError{File: file, Reason: ce.Reason}
+		return &CorruptError{File: file, Reason: ce.Reason, Newer: ce.Newer}
 	}
 	return err
 }
@@ -229,12 +232,20 @@ func checkAuthVersion(v int, mac string) error {
 		}
 		return nil
 	}
-	return corrupt("format version %d is not supported (this keytree reads versions %d and %d; a newer keytree wrote this keystore)", v, Version, Authenticated)
+	return newerVersion(v, corrupt("format version %d is not supported (this keytree reads versions %d and %d; a newer keytree wrote this keystore)", v, Version, Authenticated))
+}
+
+// newerVersion marks the error of a version above this keytree's.
+func newerVersion(v int, err error) error {
+	if ce, ok := err.(*CorruptError); ok && v > Authenticated {
+		ce.Newer = true
+	}
+	return err
 }
 
 func checkVersion(v int) error {
 	if v != Version {
-		return corrupt("format version %d is not supported (this keytree reads version %d)", v, Version)
+		return newerVersion(v, corrupt("format version %d is not supported (this keytree reads version %d)", v, Version))
 	}
 	return nil
 }

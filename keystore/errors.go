@@ -135,6 +135,10 @@ func errNotFound(what, name string) *Error {
 
 func errCorrupt(path string, err error) error {
 	var ce *formats.CorruptError
+	if errors.As(err, &ce) && ce.Newer {
+		return &Error{Text: formats.WithFile(err, path).Error(), Kind: ErrCorrupt,
+			Hint: "a newer keytree wrote this keystore; nothing is damaged: use that keytree, or a newer one"}
+	}
 	if errors.As(err, &ce) {
 		return &Error{Text: formats.WithFile(err, path).Error(), Kind: ErrCorrupt,
 			Hint: "the keystore was damaged or edited by hand; restore it from a backup"}

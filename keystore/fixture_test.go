@@ -362,6 +362,11 @@ func TestFixtureFutureVersion(t *testing.T) {
 			if !errors.Is(opErr, ErrCorrupt) || !strings.Contains(opErr.Error(), "format version 3 is not supported") {
 				t.Fatalf("%s at version 3: %v", f, opErr)
 			}
+			// Nothing is damaged: the hint says so, not to restore.
+			var ke *Error
+			if !errors.As(opErr, &ke) || !strings.Contains(ke.Hint, "a newer keytree wrote this keystore") {
+				t.Fatalf("%s at version 3: hint of %#v", f, ke)
+			}
 			if after := listFiles(t, root); after != before {
 				t.Fatalf("a refused keystore was changed: %s", fmt.Sprint(after))
 			}
