@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/keytree-dev/keytree/formats"
+	"github.com/keytree-dev/keytree/keystore/internal/fsio"
 	"github.com/keytree-dev/keytree/protect"
 )
 
@@ -233,9 +234,11 @@ func (ks *Keystore) commitFiles() []string {
 
 // remembered returns the highest commit the protector directories remember
 // for this keystore, and the file that remembers it. A file that cannot be
-// read remembers nothing (a new account, another machine); one that is
-// damaged is an error, as a damaged protector secret is: it would otherwise
-// hide a rollback.
+// read, or does not hold a count, remembers nothing: a new account, another
+// machine, or a write cut short by a power loss (remember does not wait
+// for the disk). Only the account running keytree can write there, so
+// nothing is lost to an attacker by it; a file keytree may not use (open
+// to others) is an error, as for a protector secret.
 func (ks *Keystore) remembered() (int, string, error) {
 	best, from := 0, ""
 	for _, path := range ks.commitFiles() {
@@ -252,7 +255,7 @@ func (ks *Keystore) remembered() (int, string, error) {
 		}
 		n, err := strconv.Atoi(strings.TrimSuffix(string(data), "\n"))
 		if err != nil || n < 1 || n > formats.MaxRevision || !strings.HasSuffix(string(data), "\n") {
-			return 0, "", corruptf(path, "is not a commit count")
+			continue
 		}
 		if n > best {
 			best, from = n, path
@@ -263,7 +266,9 @@ func (ks *Keystore) remembered() (int, string, error) {
 
 // remember records commit n in every protector directory that exists and
 // remembers less. It is best effort: a directory keytree cannot write
-// (another account's, read-only) keeps what it had.
+// (another account's, read-only) keeps what it had. The record is replaced
+// whole (a new file renamed over it) but not synced: every commit writes
+// it, and a record lost to a power loss only remembers less.
 func (ks *Keystore) remember(n int) {
 	for _, path := range ks.commitFiles() {
 		dir := filepath.Dir(path)
@@ -275,8 +280,23 @@ func (ks *Keystore) remember(n int) {
 				continue
 			}
 		}
-		_ = ks.outside.ReplaceFile(dir, path, []byte(strconv.Itoa(n)+"\n"))
+		_ = ks.replaceRecord(dir, path, []byte(strconv.Itoa(n)+"\n"))
 	}
+}
+
+// replaceRecord replaces a small record in a protector directory: written
+// beside it, renamed over it, not synced.
+func (ks *Keystore) replaceRecord(dir, path string, data []byte) error {
+	tmp := filepath.Join(dir, formats.TempPrefix+fsio.RandomName())
+	if err := ks.outside.CreateFile(tmp, data, false); err != nil {
+		ks.outside.RemoveQuietly(tmp)
+		return err
+	}
+	if err := ks.outside.RenameReplace(tmp, path); err != nil {
+		ks.outside.RemoveQuietly(tmp)
+		return err
+	}
+	return nil
 }
 
 // forget records commit n in every protector directory, lower or not: the
@@ -336,7 +356,7 @@ func (ks *Keystore) markFormat2Key(thumbprint string) {
 		if ks.outside.Exists(path) || !ks.ownProtectorDir(dir) {
 			continue
 		}
-		_ = ks.outside.ReplaceFile(dir, path, nil)
+		_ = ks.replaceRecord(dir, path, nil)
 	}
 }
 
