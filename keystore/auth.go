@@ -16,15 +16,15 @@ import (
 	"github.com/keytree-dev/keytree/protect"
 )
 
-// An authenticated keystore (format 2, docs/format.md section 11) is one in
+// An authenticated keystore (format 2, docs/format.md section 18) is one in
 // which someone who can write the keystore, but holds no key, cannot make
 // keytree hand out a wrong value or obey an edit:
 //
 //   - every value file is bound to its place (protect.SealBound): a
 //     credential's value to the keystore's id, its name, identity and
-//     revision; a secret's value to its name and revision, under its
-//     database's master key. A file swapped, copied or moved is corruption,
-//     checked before any of the value is returned.
+//     revision; a secret's value to its database's name, its name and
+//     revision, under its database's master key. A file swapped, copied or
+//     moved is corruption, checked before any of the value is returned.
 //   - smk.toml carries a MAC under the SMK, bound to the keystore's id, and
 //     database.toml one under its DMK, bound to the database's name: an
 //     edit of either is corruption, never obeyed.
@@ -253,8 +253,8 @@ func (ks *Keystore) remembered() (int, string, error) {
 			}
 			continue
 		}
-		n, err := strconv.Atoi(strings.TrimSuffix(string(data), "\n"))
-		if err != nil || n < 1 || n > formats.MaxRevision || !strings.HasSuffix(string(data), "\n") {
+		n, ok := parseCount(data)
+		if !ok {
 			continue
 		}
 		if n > best {
@@ -262,6 +262,13 @@ func (ks *Keystore) remembered() (int, string, error) {
 		}
 	}
 	return best, from, nil
+}
+
+// parseCount reads a commit record: a count in decimal and a newline.
+func parseCount(data []byte) (int, bool) {
+	s, ok := strings.CutSuffix(string(data), "\n")
+	n, err := strconv.Atoi(s)
+	return n, ok && err == nil && n >= 1 && n <= formats.MaxRevision
 }
 
 // remember records commit n in every protector directory that exists and
@@ -276,7 +283,7 @@ func (ks *Keystore) remember(n int) {
 			continue
 		}
 		if data, err := ks.outside.ReadFile(path, maxCommitFile); err == nil {
-			if old, err := strconv.Atoi(strings.TrimSuffix(string(data), "\n")); err == nil && old >= n {
+			if old, ok := parseCount(data); ok && old >= n {
 				continue
 			}
 		}
@@ -408,10 +415,11 @@ func (s *session) checkRollback(m *formats.SMK) error {
 		}
 	}
 	if m.Commit >= n {
+		// Only when there is something new to remember: the records are
+		// written at each commit (commitSMK, advanceCommit), and a read
+		// that finds them current touches nothing more.
 		if n < m.Commit {
 			s.ks.remember(m.Commit)
-		}
-		if authenticated(m) {
 			s.ks.markFormat2Key(m.Thumbprint)
 		}
 		return nil
@@ -557,33 +565,14 @@ func errBadImportValue(name string, err error) error {
 }
 
 // openStagedDMK opens an imported database's master key with password,
-// from its password encryptions unpacked in stage.
+// from its password encryptions unpacked in stage, and checks its
+// database.toml under it.
 func (s *session) openStagedDMK(stage string, meta *formats.Database, password []byte) (*protect.Key, error) {
-	p, err := s.password(password)
+	key, _, err := s.openDMKByPasswordIn(stage, meta, password)
 	if err != nil {
 		return nil, err
 	}
-	for _, pe := range meta.Passwords {
-		path := filepath.Join(stage, formats.PasswordBlobName(pe.ID, meta.Generation))
-		blob, err := s.ks.files.ReadFile(path, maxKeyBlobSize)
-		if err != nil {
-			return nil, err
-		}
-		key, _, err := openKeyFile(p, blob, protect.KindDMK, meta.Thumbprint)
-		if err == nil {
-			if string(key.Algorithm()) != meta.Algorithm {
-				return nil, &Error{Text: "the export's database.toml names another algorithm than its key's", Kind: ErrCorrupt}
-			}
-			if err := s.ks.checkDatabaseMAC(meta, key); err != nil {
-				return nil, err
-			}
-			return key, nil
-		}
-		if !errors.Is(err, protect.ErrDecrypt) {
-			return nil, err
-		}
-	}
-	return nil, errNotEncryptedBy(meta.Name)
+	return key, s.ks.checkDatabaseMAC(meta, key)
 }
 
 // checkIdentity checks, in a keystore of format 2, that a credential's

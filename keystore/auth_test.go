@@ -254,6 +254,10 @@ func TestTamperRollback(t *testing.T) {
 	if _, err := ks.GetSecret("app", "x", nil); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("secret get in a rolled-back keystore: %v", err)
 	}
+	// A read by password opens the SMK too, when it can, to compare.
+	if v, err := ks.GetSecret("hr", "z", []byte(authPW)); !errors.Is(err, ErrCorrupt) || v != nil {
+		t.Fatalf("secret get by password in a rolled-back keystore: %q, %v", v, err)
+	}
 
 	// smk.toml put back to format 1: a rollback too.
 	p := filepath.Join(d.Keystore, smkFile)
@@ -690,4 +694,29 @@ func readTarEntry(t *testing.T, archive, name string) []byte {
 		return data
 	})
 	return out
+}
+
+// TestWriteNeedsSMKToCount: while no encryption of the SMK opens, a read of
+// a database by password works, but a write to it fails with 15466 and
+// changes nothing: its commit could not be counted.
+func TestWriteNeedsSMKToCount(t *testing.T) {
+	d, _ := authKeystore(t)
+	other := d
+	other.Account = filepath.Join(newTestDir(t), "account")
+	other.Machine = filepath.Join(newTestDir(t), "machine")
+	for _, dir := range []string{other.Account, other.Machine} {
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ks := openTestKeystore(t, Options{Dirs: other})
+	if v, err := ks.GetSecret("hr", "z", []byte(authPW)); err != nil || string(v) != "value z" {
+		t.Fatalf("read by password without the SMK: %q, %v", v, err)
+	}
+	before := treeSnapshot(t, d.Keystore, lockFile, errorlogFile)
+	_, err := ks.SetSecret("hr", "w", []byte("value w"), []byte(authPW))
+	wantMsg(t, err, MsgDecryption, ErrDecryption)
+	if after := treeSnapshot(t, d.Keystore, lockFile, errorlogFile); len(after) != len(before) {
+		t.Fatalf("a write that could not be counted changed the keystore")
+	}
 }

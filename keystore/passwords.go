@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -185,6 +186,12 @@ func (s *session) rankPasswords(meta *formats.Database, p *protect.Password) ([]
 // password is its own, it is damage, else a wrong password. Damage is
 // reported only if the password opens no other encryption.
 func (s *session) openDMKByPassword(meta *formats.Database, password []byte) (*protect.Key, string, error) {
+	return s.openDMKByPasswordIn(s.ks.pathOf(databaseDir(meta.Name)), meta, password)
+}
+
+// openDMKByPasswordIn is openDMKByPassword with the password encryptions in
+// dir: the database's directory, or an import's stage.
+func (s *session) openDMKByPasswordIn(dir string, meta *formats.Database, password []byte) (*protect.Key, string, error) {
 	p, err := s.password(password)
 	if err != nil {
 		return nil, "", err
@@ -195,7 +202,7 @@ func (s *session) openDMKByPassword(meta *formats.Database, password []byte) (*p
 	}
 	var damaged []string
 	for _, c := range cands {
-		path := s.ks.pathOf(passwordBlob(meta.Name, c.pe.ID, meta.Generation))
+		path := filepath.Join(dir, formats.PasswordBlobName(c.pe.ID, meta.Generation))
 		blob, err := s.ks.files.ReadFile(path, maxKeyBlobSize)
 		if notExist(err) {
 			return nil, "", corruptf(s.ks.pathOf(databaseMeta(meta.Name)), "names password encryption %s, but %s does not exist", c.pe.ID, path)
