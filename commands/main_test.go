@@ -16,7 +16,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(hardenChildEnv) != "" {
 		os.Exit(hardenChild())
 	}
-	protect.SetScryptWorkFactorForTesting(10)
+	protect.SetScryptWorkFactorForTesting(8)
 	os.Exit(m.Run())
 }
 

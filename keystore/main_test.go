@@ -15,7 +15,7 @@ import (
 // fixture is written at it).
 var shippedScryptWorkFactor int
 
-const testScryptWorkFactor = 10
+const testScryptWorkFactor = 8
 
 func TestMain(m *testing.M) {
 	// Password encryptions at the shipped work factor cost a second each;

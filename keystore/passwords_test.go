@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -287,7 +288,7 @@ func TestScryptCeiling(t *testing.T) {
 	}
 
 	// A tag at a work factor out of range makes database.toml corrupt.
-	for _, logN := range []string{"21", "9"} {
+	for _, logN := range []string{"21", strconv.Itoa(testScryptWorkFactor - 1)} {
 		editDatabaseMeta(t, ks, "db", func(m *formats.Database) {
 			_, tag, _ := m.Passwords[0].ParseTag()
 			m.Passwords[0].Tag = logN + ":" + tag

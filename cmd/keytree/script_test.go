@@ -36,7 +36,7 @@ import (
 // failure to remove that copy afterwards, which Wine cannot do
 // (.ci/wine/README.md), so the Windows build's tests can pass under Wine.
 func TestMain(m *testing.M) {
-	protect.SetScryptWorkFactorForTesting(10)
+	protect.SetScryptWorkFactorForTesting(8)
 	switch strings.TrimSuffix(filepath.Base(os.Args[0]), ".exe") {
 	case "keytree":
 		os.Exit(commands.Main(os.Args))
