@@ -93,8 +93,10 @@ account and machine directories remember the highest count they have seen.
 A keystore older than that, because someone replaced it, or part of it, with
 an older copy, is refused. If you restored it from an older copy yourself (a
 file-level backup, a snapshot), this command makes the account and machine
-directories accept it as it is now. The service master key must open, and
-smk.toml must verify under it: an edited keystore is never accepted.
+directories accept it as it is now. One database put back from an older
+copy (smk.toml remembers, for each database, the last change of its
+master key) is accepted the same way. The service master key must open,
+and smk.toml must verify under it: an edited keystore is never accepted.
 
 keytree keystore restore accepts what it restores by itself.
 
@@ -105,9 +107,12 @@ Example:
 }
 
 func (e *env) acceptRollbackRun(in *invocation, _ *noOptions) error {
-	accepted, before, err := in.ks.AcceptRollback()
+	accepted, before, databases, err := in.ks.AcceptRollback()
 	if err != nil {
 		return err
+	}
+	for _, db := range databases {
+		e.say("Accepted database '%s' as it is now.", escape(db))
 	}
 	if accepted >= before {
 		e.say("The keystore is not older than the account and machine directories remember (commit %d); they remember it.", accepted)

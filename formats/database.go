@@ -27,6 +27,10 @@ type Database struct {
 	// import gave it this one, newest last: its orphans, which the import
 	// could not bind again, are bound to one of them.
 	FormerNames []string `toml:"former_names,omitempty"`
+	// Commit (format 2) is the keystore's commit count when this
+	// database.toml was written and signed; smk.toml holds the lowest it
+	// may be (SMK.Databases).
+	Commit int `toml:"commit,omitempty"`
 	// MAC (format 2) authenticates every other field but SMKEncryption,
 	// under a key derived from the DMK (keystore/auth.go). SMKEncryption
 	// is left out because db import turns it off without the DMK; an edit
@@ -39,7 +43,7 @@ type Database struct {
 // smk_encryption (authData).
 func (d *Database) AuthData() ([]byte, error) {
 	b := authData(nil, "database.toml", "version", d.Version, "name", d.Name, "generation", d.Generation,
-		"thumbprint", d.Thumbprint, "algorithm", d.Algorithm, "created", d.Created)
+		"thumbprint", d.Thumbprint, "algorithm", d.Algorithm, "created", d.Created, "commit", d.Commit)
 	for _, p := range d.Passwords {
 		b = authData(b, "password", "id", p.ID, "created", p.Created, "tag", p.Tag)
 	}
@@ -86,6 +90,9 @@ func (d *Database) Validate() error {
 	}
 	if err := ValidateName("database", d.Name); err != nil {
 		return corrupt("%s", err.Error())
+	}
+	if d.Commit < 0 || d.Commit > MaxRevision || d.Version != Authenticated && d.Commit != 0 {
+		return corrupt("commit %d is out of range for format version %d", d.Commit, d.Version)
 	}
 	if err := checkKeyFields(d.Generation, d.Thumbprint, d.Algorithm); err != nil {
 		return err

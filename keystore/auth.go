@@ -440,9 +440,10 @@ func (s *session) checkRollback(m *formats.SMK) error {
 // AcceptRollback makes the protector directories remember the keystore's
 // commit as it is now, after a deliberate restore from an older copy. The
 // SMK must open and smk.toml verify under it: only the keystore's own
-// state is accepted, never an edit. It returns the commit accepted and the
-// one remembered before.
-func (ks *Keystore) AcceptRollback() (accepted, before int, err error) {
+// state is accepted, never an edit. smk.toml accepts each database as its
+// database.toml is now. It returns the commit accepted, the one remembered
+// before, and the databases whose rollback it accepted.
+func (ks *Keystore) AcceptRollback() (accepted, before int, databases []string, err error) {
 	err = ks.write("accept-rollback", func(s *session) error {
 		s.acceptRollback = true
 		st, err := s.openSMK()
@@ -458,9 +459,34 @@ func (ks *Keystore) AcceptRollback() (accepted, before int, err error) {
 		if !authenticated(st.meta) {
 			ks.unmarkFormat2Key(st.meta.Thumbprint)
 		}
-		return ks.forget(accepted)
+		if err := ks.forget(accepted); err != nil {
+			return err
+		}
+		// The databases are accepted as they are too: smk.toml's entries
+		// are set to what their database.toml files say. Each is still
+		// checked under its own key when it is opened.
+		if !authenticated(st.meta) {
+			return nil
+		}
+		floors, err := ks.currentFloors()
+		if err != nil {
+			return err
+		}
+		if slices.Equal(floors, st.meta.Databases) {
+			return nil
+		}
+		for _, f := range floors {
+			if was, ok := st.meta.Floor(f.Name); !ok || f.Commit < was.Commit {
+				databases = append(databases, f.Name)
+			}
+		}
+		if err := s.recountSMK(st, func(m *formats.SMK) { m.Databases = floors }); err != nil {
+			return err
+		}
+		accepted = st.meta.Commit
+		return nil
 	})
-	return accepted, before, err
+	return accepted, before, databases, err
 }
 
 // keystoreAuthenticated reports whether the keystore is of format 2, as far
@@ -557,7 +583,7 @@ func (s *session) bindImport(stage string, meta *formats.Database, name string, 
 		}
 	}
 	meta.Name = name
-	return signDatabase(meta, key)
+	return s.signDatabase(meta, key)
 }
 
 func errBadImportValue(name string, err error) error {
@@ -597,4 +623,155 @@ func (s *session) checkIdentity(st *smkState, m *formats.Credential, g keyGens) 
 		return valueError("credential", m.Name, path, err)
 	}
 	return nil
+}
+
+// A database's rollback. smk.toml, signed and counted, holds for every
+// database of a keystore of format 2 the lowest commit its database.toml
+// may be at (formats.SMK.Databases); database.toml, signed by its DMK,
+// says the commit it was written at. A database.toml put back from an
+// older copy (an older DMK generation, a password dropped since) is below
+// its entry, and one dropped and put back has none. The entry is raised
+// just after each commit of database.toml (setFloor): a crash in between
+// leaves it one step behind, which a rollback to just before that commit
+// would pass (docs/security.md, section 5.2).
+
+// commitToBe is the commit count of this session's next commit in a
+// keystore of format 2, and 0 in one of format 1 (advanceCommit).
+func (s *session) commitToBe() (int, error) {
+	if s.committed != 0 {
+		return s.committed, nil
+	}
+	st := s.smk
+	if st == nil {
+		if m, err := s.ks.loadSMKMeta(); err != nil || !authenticated(m) {
+			return 0, nil
+		}
+		var err error
+		if st, err = s.openSMK(); err != nil {
+			return 0, err
+		}
+	}
+	if !authenticated(st.meta) {
+		return 0, nil
+	}
+	return s.nextCommit(st.meta), nil
+}
+
+// signDatabase signs an authenticated database.toml about to be committed,
+// with the commit it is written at: this session's, and in any case past
+// the one it had (a database imported from another keystore brings that
+// keystore's count).
+func (s *session) signDatabase(m *formats.Database, key *protect.Key) error {
+	if dbAuthenticated(m) {
+		c, err := s.commitToBe()
+		if err != nil {
+			return err
+		}
+		m.Commit = max(c, m.Commit+1)
+	}
+	return signDatabase(m, key)
+}
+
+// formatTwoSMK returns the open SMK of a keystore of format 2 (opening it),
+// or nil in a keystore of format 1.
+func (s *session) formatTwoSMK() (*smkState, error) {
+	if s.smk == nil {
+		if m, err := s.ks.loadSMKMeta(); err != nil || !authenticated(m) {
+			return nil, nil
+		}
+	}
+	st, err := s.openSMK()
+	if err != nil || !authenticated(st.meta) {
+		return nil, err
+	}
+	return st, nil
+}
+
+// setFloor records in smk.toml, after a commit, that database db's
+// database.toml is at commit (gone: that db is dropped), one commit
+// further on. It is a step after the commit: its failure leaves the entry
+// behind, as a crash would, and is not the operation's.
+func (s *session) setFloor(db string, commit int, gone bool) {
+	st, err := s.formatTwoSMK()
+	if err != nil || st == nil {
+		return
+	}
+	f, ok := st.meta.Floor(db)
+	if gone && !ok || !gone && ok && f.Commit == commit {
+		return
+	}
+	_ = s.recountSMK(st, func(m *formats.SMK) {
+		if gone {
+			m.DropFloor(db)
+		} else {
+			m.SetFloor(db, commit)
+		}
+	})
+}
+
+// addFloor gives database db, about to be created or imported, an entry in
+// smk.toml before it exists, so that no crash leaves a database without
+// one; setFloor raises it once the database is in place. It counts the
+// commit (advanceCommit).
+func (s *session) addFloor(db string) error {
+	st, err := s.formatTwoSMK()
+	if err != nil || st == nil {
+		return err
+	}
+	return s.recountSMK(st, func(m *formats.SMK) { m.SetFloor(db, 0) })
+}
+
+// checkDatabaseFloor refuses, in a keystore of format 2 whose SMK this
+// session has open, a database.toml older than smk.toml's entry for it, or
+// one that has none.
+func (s *session) checkDatabaseFloor(m *formats.Database) error {
+	st := s.smk
+	if st == nil || st.key == nil || !authenticated(st.meta) || !dbAuthenticated(m) {
+		return nil
+	}
+	f, ok := st.meta.Floor(m.Name)
+	if ok && m.Commit >= f.Commit {
+		return nil
+	}
+	what := "smk.toml has no entry for it: it was dropped, and put back from a copy"
+	if ok {
+		what = fmt.Sprintf("its database.toml is at commit %d, but smk.toml says it was written at commit %d since", m.Commit, f.Commit)
+	}
+	return &Error{
+		Text: fmt.Sprintf("database '%s' has been rolled back: %s", m.Name, what),
+		Detail: []string{"someone replaced the database, or its database.toml, with an older copy; it may hand out old values, or be opened by a password dropped since",
+			"if you restored it from a backup on purpose, accept it as it is now"},
+		Remedy: Remedy{Kind: RemedyAcceptRollback},
+		Kind:   ErrCorrupt,
+	}
+}
+
+// checkDatabaseFloorOnDisk checks, before a commit of database db's
+// database.toml, the one it replaces: a write must not make a rolled-back
+// database current.
+func (s *session) checkDatabaseFloorOnDisk(db string) error {
+	if _, err := s.formatTwoSMK(); err != nil {
+		return err
+	}
+	m, err := s.ks.loadDatabaseMeta(db)
+	if err != nil {
+		return nil // a new database, or one whose damage the operation reported
+	}
+	return s.checkDatabaseFloor(m)
+}
+
+// currentFloors lists an entry for every database in databases/ whose
+// database.toml reads, at the commit it says (Upgrade, AcceptRollback).
+func (ks *Keystore) currentFloors() ([]formats.DatabaseFloor, error) {
+	names, err := ks.DatabaseNames()
+	if err != nil {
+		return nil, err
+	}
+	var out []formats.DatabaseFloor
+	for _, db := range names {
+		if m, err := ks.loadDatabaseMeta(db); err == nil && m.Name == db {
+			out = append(out, formats.DatabaseFloor{Name: db, Commit: m.Commit})
+		}
+	}
+	return out, nil
 }

@@ -5,9 +5,12 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -154,6 +157,7 @@ func TestTamperSMKMetadata(t *testing.T) {
 		{"machine protection turned on", "machine_protection = false", "machine_protection = true"},
 		{"machine protection turned off", "machine_protection = true", "machine_protection = false"},
 		{"commit count raised", "commit = ", "commit = 9"},
+		{"a database's entry renamed", `name = "app"`, `name = "zzz"`},
 	} {
 		t.Run(edit.name, func(t *testing.T) {
 			d, ks := authKeystore(t)
@@ -227,7 +231,7 @@ func TestTamperGraftedDMK(t *testing.T) {
 
 	// database.toml put back to format 1, without its MAC.
 	v1 := *hrMeta
-	v1.Version, v1.MAC = formats.Version, ""
+	v1.Version, v1.Commit, v1.MAC = formats.Version, 0, ""
 	writeTestFile(t, filepath.Join(hrDir, databaseFile), mustEncode(t, &v1))
 	v, err := ks.GetSecret("hr", "z", []byte(authPW))
 	wantCorrupt(t, "a database put back to format 1", v, err, "is of format 1, in a keystore of format 2")
@@ -266,14 +270,14 @@ func TestTamperRollback(t *testing.T) {
 		t.Fatal(err)
 	}
 	m1 := *m
-	m1.Version, m1.Commit, m1.MAC = formats.Version, 0, ""
+	m1.Version, m1.Commit, m1.Databases, m1.MAC = formats.Version, 0, nil, ""
 	writeTestFile(t, p, mustEncode(t, &m1))
 	_, v, err = ks.GetCredential("a")
 	wantCorrupt(t, "smk.toml of format 1", v, err, "format 1, which has no commit count")
 	writeTestFile(t, p, mustEncode(t, m))
 
 	// Accepted on purpose: the older values read again.
-	accepted, before, err := ks.AcceptRollback()
+	accepted, before, _, err := ks.AcceptRollback()
 	if err != nil || accepted >= before {
 		t.Fatalf("accept: %d, %d, %v", accepted, before, err)
 	}
@@ -286,6 +290,113 @@ func TestTamperRollback(t *testing.T) {
 	if m, err := ks.loadSMKMeta(); err != nil || m.Commit != n+1 {
 		t.Fatalf("commit after a credential set: %+v, %v (was %d)", m, err, n)
 	}
+}
+
+// TestTamperDatabaseRollback: one database put back from an older copy of
+// its directory, with the rest of the keystore current, is refused by
+// every route that opens its key (a password dropped since, which opens it,
+// included) and by every write, until it is accepted; so is a database
+// dropped and put back.
+func TestTamperDatabaseRollback(t *testing.T) {
+	d, ks := authKeystore(t)
+	const leaked = "Leaked-Passw0rd-2"
+	if err := ks.AddDMKEncryption("app", ByPassword, []byte(leaked), DMKOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	app := filepath.Join(d.Keystore, databasesDir, "app")
+	saved := filepath.Join(newTestDir(t), "app")
+	if err := copyTree(app, saved); err != nil {
+		t.Fatal(err)
+	}
+	// The leaked password is dropped, and the key regenerated.
+	if err := ks.DropDMKEncryption("app", ByPassword, []byte(leaked)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.RegenerateDMK("app", []byte(authPW), DMKOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.SetSecret("app", "x", []byte("newer value x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	// putBack makes directory to what from holds: its files removed one
+	// by one (os.RemoveAll fails under Wine), from's copied in.
+	putBack := func(from, to string) {
+		t.Helper()
+		err := filepath.WalkDir(to, func(p string, e fs.DirEntry, err error) error {
+			if err != nil || e.IsDir() {
+				return err
+			}
+			return os.Remove(p)
+		})
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
+		if err := copyTree(from, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	putBack(saved, app)
+	before := treeSnapshot(t, d.Keystore)
+
+	v, err := ks.GetSecret("app", "x", nil)
+	wantCorrupt(t, "secret get of a rolled-back database", v, err, "database 'app' has been rolled back")
+	var ke *Error
+	if !errors.As(err, &ke) || ke.Remedy.Kind != RemedyAcceptRollback {
+		t.Fatalf("no remedy to accept: %+v", err)
+	}
+	v, err = ks.GetSecret("app", "x", []byte(leaked))
+	wantCorrupt(t, "secret get by the dropped password", v, err, "has been rolled back")
+	_, err = ks.SetSecret("app", "w", []byte("into the old key"), nil)
+	wantCorrupt(t, "secret set", nil, err, "has been rolled back")
+	// A write that opens the key by password alone, and commits
+	// database.toml, is refused before its commit.
+	err = ks.DropDMKEncryption("app", ByPassword, []byte(authPW))
+	wantCorrupt(t, "dmk drop-encryption", nil, err, "has been rolled back")
+	if after := treeSnapshot(t, d.Keystore); !maps.EqualFunc(before, after, func(a, b string) bool { return a == b }) {
+		t.Fatalf("the refused commands changed the keystore")
+	}
+	// The other database is not affected.
+	if v, err := ks.GetSecret("hr", "z", []byte(authPW)); err != nil || string(v) != "value z" {
+		t.Fatalf("the other database: %q, %v", v, err)
+	}
+
+	// Accepted on purpose: the older database reads again, and its next
+	// change raises the floor past it.
+	if _, _, dbs, err := ks.AcceptRollback(); err != nil || !slices.Equal(dbs, []string{"app"}) {
+		t.Fatalf("accept: %v, %v", dbs, err)
+	}
+	if v, err := ks.GetSecret("app", "x", nil); err != nil || string(v) != "value x" {
+		t.Fatalf("after accepting: %q, %v", v, err)
+	}
+	accepted := filepath.Join(newTestDir(t), "accepted")
+	if err := copyTree(app, accepted); err != nil {
+		t.Fatal(err)
+	}
+	if err := ks.DropDMKEncryption("app", ByPassword, []byte(leaked)); err != nil {
+		t.Fatal(err)
+	}
+	putBack(accepted, app)
+	v, err = ks.GetSecret("app", "x", []byte(leaked))
+	wantCorrupt(t, "the accepted copy put back again", v, err, "has been rolled back")
+	if _, _, _, err := ks.AcceptRollback(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A database dropped, then put back.
+	if _, err := ks.CreateDMK("gone", []byte(authPW), DMKOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	gone := filepath.Join(d.Keystore, databasesDir, "gone")
+	savedGone := filepath.Join(newTestDir(t), "gone")
+	if err := copyTree(gone, savedGone); err != nil {
+		t.Fatal(err)
+	}
+	if err := ks.DropDMK("gone"); err != nil {
+		t.Fatal(err)
+	}
+	putBack(savedGone, gone)
+	_, err = ks.SetSecret("gone", "s", []byte("v"), nil)
+	wantCorrupt(t, "secret set in a dropped database put back", nil, err, "smk.toml has no entry for it")
 }
 
 func TestUpgrade(t *testing.T) {
@@ -333,6 +444,11 @@ func TestUpgrade(t *testing.T) {
 	for _, db := range []string{"app", "hr"} {
 		if m, _ := ks.loadDatabaseMeta(db); !dbAuthenticated(m) {
 			t.Fatalf("database %s after the upgrade: %+v", db, m)
+		}
+		// Every database has its entry: a database put back from before
+		// the upgrade is below it, or of format 1.
+		if _, ok := smk.Floor(db); !ok {
+			t.Fatalf("smk.toml after the upgrade has no entry for database %s: %+v", db, smk.Databases)
 		}
 	}
 	if _, v, err := ks.GetCredential("a"); err != nil || string(v) != "value a" {
@@ -584,7 +700,7 @@ func TestTamperExport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Version, m.MAC = formats.Version, ""
+	m.Version, m.Commit, m.MAC = formats.Version, 0, ""
 	writeTestFile(t, p, mustEncode(t, m))
 	_, err = ks.ExportDatabase("app", filepath.Join(newTestDir(t), "v1.tar"))
 	wantCorrupt(t, "export of a database put back to format 1", nil, err, "is of format 1, in a keystore of format 2")
@@ -600,7 +716,7 @@ func TestTamperExport(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m.Version, m.MAC = formats.Version, ""
+			m.Version, m.Commit, m.MAC = formats.Version, 0, ""
 			return mustEncode(t, m)
 		case strings.HasPrefix(name, secretsDir+"/x.") && strings.HasSuffix(name, ".age"):
 			x = name
@@ -616,7 +732,7 @@ func TestTamperExport(t *testing.T) {
 		switch name {
 		case databaseFile:
 			m, _ := formats.DecodeDatabase(data)
-			m.Version, m.MAC = formats.Version, ""
+			m.Version, m.Commit, m.MAC = formats.Version, 0, ""
 			return mustEncode(t, m)
 		case x:
 			return readTarEntry(t, export, y)

@@ -165,12 +165,23 @@ func missingDatabase(db string) error {
 }
 
 // commitDatabase commits t with a database's new metadata.
+//
+// In a keystore of format 2 the database.toml it replaces must not have
+// been rolled back, and smk.toml's entry for the database is raised to
+// the new one after the commit (checkDatabaseFloor).
 func (t *txn) commitDatabase(meta *formats.Database) error {
+	if err := t.s.checkDatabaseFloorOnDisk(meta.Name); err != nil {
+		return err
+	}
 	data, err := meta.Encode()
 	if err != nil {
 		return err
 	}
-	return t.commit(t.s.ks.pathOf(databaseMeta(meta.Name)), data)
+	if err := t.commit(t.s.ks.pathOf(databaseMeta(meta.Name)), data); err != nil {
+		return err
+	}
+	t.s.setFloor(meta.Name, meta.Commit, false)
+	return nil
 }
 
 func dmkGens(m *formats.Database) keyGens { return keyGens{current: m.Generation, retired: m.Retired} }
@@ -205,6 +216,9 @@ func (s *session) openDMK(meta *formats.Database, password []byte) (*dmkState, e
 			if _, err := s.openSMK(); err != nil && !errors.Is(err, ErrDecryption) {
 				return nil, err
 			}
+		}
+		if err := s.checkDatabaseFloor(meta); err != nil {
+			return nil, err
 		}
 		return &dmkState{meta: meta, key: key, passwordID: id}, nil
 	}
@@ -255,6 +269,9 @@ func (s *session) openDMK(meta *formats.Database, password []byte) (*dmkState, e
 		return nil, corruptf(s.ks.pathOf(databaseMeta(meta.Name)), "names algorithm %s, but the key is %s", meta.Algorithm, key.Algorithm())
 	}
 	if err := s.ks.checkDatabaseMAC(meta, key); err != nil {
+		return nil, err
+	}
+	if err := s.checkDatabaseFloor(meta); err != nil {
 		return nil, err
 	}
 	return &dmkState{meta: meta, key: key}, nil

@@ -75,7 +75,7 @@ func (ks *Keystore) CreateDMK(db string, password []byte, opts DMKOptions) (*Dat
 				return err
 			}
 		}
-		if err := signDatabase(meta, key); err != nil {
+		if err := s.signDatabase(meta, key); err != nil {
 			return err
 		}
 		metaData, err := meta.Encode()
@@ -139,7 +139,7 @@ func (ks *Keystore) changeEncryptions(op, db string, by EncryptionKind, scrypt b
 		// A change of the passwords is signed by the key that opened;
 		// one of the SMK encryption changes nothing the MAC covers.
 		if key != nil {
-			if err := signDatabase(&next, key); err != nil {
+			if err := s.signDatabase(&next, key); err != nil {
 				return err
 			}
 		}

@@ -106,7 +106,8 @@ func (sc *dmkScope) commit(t *txn, key *protect.Key, gen int, created time.Time,
 	if len(retired) > 0 {
 		next.FormerNames = sc.meta.FormerNames // orphans may still be bound to them
 	}
-	if err := signDatabase(next, key); err != nil {
+	next.Commit = sc.meta.Commit
+	if err := sc.s.signDatabase(next, key); err != nil {
 		return err
 	}
 	return t.commitDatabase(next)

@@ -174,12 +174,12 @@ func TestStatusGoesThroughDamage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	appendTo := func(p string) {
+	prependTo := func(p string) {
 		t.Helper()
-		writeTestFile(t, p, append(readTestFile(t, p), "bogus = 1\n"...))
+		writeTestFile(t, p, append([]byte("bogus = 1\n"), readTestFile(t, p)...))
 	}
-	appendTo(ks.path(smkFile))
-	appendTo(ks.credentialMetaPath("b"))
+	prependTo(ks.path(smkFile))
+	prependTo(ks.credentialMetaPath("b"))
 	if err := os.Remove(ks.dbPath("db", secretsDir, "s2.1.1.age")); err != nil {
 		t.Fatal(err)
 	}

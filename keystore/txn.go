@@ -200,7 +200,14 @@ func (t *txn) buildDatabase(op, db string, fill func(dir string) error) error {
 
 // commitStage renames the stage, whose files are durable, into databases/
 // as database db: the one step that commits it.
+//
+// In a keystore of format 2 the database has an entry in smk.toml before
+// it is in place, and the entry is raised to its database.toml's commit
+// after (checkDatabaseFloor).
 func (t *txn) commitStage(st *stage, db string) error {
+	if err := t.s.addFloor(db); err != nil {
+		return err
+	}
 	if err := t.count(); err != nil {
 		return err
 	}
@@ -208,7 +215,13 @@ func (t *txn) commitStage(st *stage, db string) error {
 		return err
 	}
 	st.committed = true
-	return st.ks.files.SyncDir(st.ks.path(databasesDir))
+	if err := st.ks.files.SyncDir(st.ks.path(databasesDir)); err != nil {
+		return err
+	}
+	if m, err := st.ks.loadDatabaseMeta(db); err == nil {
+		t.s.setFloor(db, m.Commit, false)
+	}
+	return nil
 }
 
 // discard removes the stage unless it was committed.
@@ -235,6 +248,7 @@ func (t *txn) commitDrop(db string) error {
 	if err := ks.files.SyncDir(ks.path(databasesDir)); err != nil {
 		return err
 	}
+	t.s.setFloor(db, 0, true)
 	_ = ks.files.RemoveTree(gone)
 	return nil
 }
