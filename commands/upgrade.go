@@ -94,8 +94,8 @@ A keystore older than that, because someone replaced it, or part of it, with
 an older copy, is refused. If you restored it from an older copy yourself (a
 file-level backup, a snapshot), this command makes the account and machine
 directories accept it as it is now. One database put back from an older
-copy (smk.toml remembers, for each database, the last change of its
-master key) is accepted the same way. The service master key must open,
+copy (they remember, for each database, the last change of its master
+key) is accepted the same way. The service master key must open,
 and smk.toml must verify under it: an edited keystore is never accepted.
 
 keytree keystore restore accepts what it restores by itself.

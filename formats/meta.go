@@ -72,56 +72,9 @@ type SMK struct {
 	// advances it, and the account and machine directories remember the
 	// highest they saw, so a keystore rolled back to an older copy shows.
 	Commit int `toml:"commit,omitempty"`
-	// Databases (format 2) holds, for every database of the keystore, the
-	// lowest commit its database.toml may be at: a database put back from
-	// an older copy, or one dropped and put back, shows.
-	Databases []DatabaseFloor `toml:"database,omitempty"`
 	// MAC (format 2) authenticates every other field, under a key derived
 	// from the SMK and bound to the keystore's id (keystore/auth.go).
 	MAC string `toml:"mac,omitempty"`
-}
-
-// DatabaseFloor is one database's entry in smk.toml: its database.toml
-// must be at commit Commit or later.
-type DatabaseFloor struct {
-	Name   string `toml:"name"`
-	Commit int    `toml:"commit"`
-}
-
-// MaxDatabases bounds the databases of a keystore of format 2 (each has an
-// entry in smk.toml, within MaxTOMLKeys).
-const MaxDatabases = 4096
-
-// Floor returns database db's entry, if it has one.
-func (s *SMK) Floor(db string) (DatabaseFloor, bool) {
-	for _, f := range s.Databases {
-		if f.Name == db {
-			return f, true
-		}
-	}
-	return DatabaseFloor{}, false
-}
-
-// SetFloor sets database db's entry to commit, adding it if need be.
-func (s *SMK) SetFloor(db string, commit int) {
-	for i := range s.Databases {
-		if s.Databases[i].Name == db {
-			s.Databases[i].Commit = commit
-			return
-		}
-	}
-	s.Databases = append(s.Databases, DatabaseFloor{Name: db, Commit: commit})
-}
-
-// DropFloor removes database db's entry.
-func (s *SMK) DropFloor(db string) {
-	out := s.Databases[:0]
-	for _, f := range s.Databases {
-		if f.Name != db {
-			out = append(out, f)
-		}
-	}
-	s.Databases = out
 }
 
 // AuthData is what smk.toml's MAC covers: every field but the MAC, one per
@@ -129,9 +82,6 @@ func (s *SMK) DropFloor(db string) {
 func (s *SMK) AuthData() ([]byte, error) {
 	b := authData(nil, "smk.toml", "version", s.Version, "generation", s.Generation, "thumbprint", s.Thumbprint,
 		"algorithm", s.Algorithm, "created", s.Created, "machine_protection", s.MachineProtection, "commit", s.Commit)
-	for _, f := range s.Databases {
-		b = authData(b, "database", "name", f.Name, "commit", f.Commit)
-	}
 	return authRetired(b, s.Retired), nil
 }
 
@@ -144,25 +94,6 @@ func (s *SMK) Validate() error {
 	}
 	if err := checkKeyFields(s.Generation, s.Thumbprint, s.Algorithm); err != nil {
 		return err
-	}
-	if len(s.Databases) > 0 && s.Version != Authenticated {
-		return corrupt("database entries in a file of format version %d", s.Version)
-	}
-	if len(s.Databases) > MaxDatabases {
-		return corrupt("more than %d database entries", MaxDatabases)
-	}
-	seen := map[string]bool{}
-	for _, f := range s.Databases {
-		if err := ValidateName("database", f.Name); err != nil {
-			return corrupt("database entry: %s", err.Error())
-		}
-		if seen[f.Name] {
-			return corrupt("database %q has two entries", f.Name)
-		}
-		seen[f.Name] = true
-		if f.Commit < 0 || f.Commit > s.Commit {
-			return corrupt("database %q: commit %d is out of range (the keystore is at commit %d)", f.Name, f.Commit, s.Commit)
-		}
 	}
 	return checkRetired(s.Retired, s.Generation, func(k string) bool { return k == "account" || k == "machine" })
 }

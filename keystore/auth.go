@@ -2,6 +2,7 @@ package keystore
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -222,26 +223,33 @@ func (ks *Keystore) checkDatabaseMAC(m *formats.Database, key *protect.Key) erro
 // under that account or on that machine, in decimal.
 const maxCommitFile = 32
 
-func (ks *Keystore) commitFiles() []string {
+func (ks *Keystore) commitFiles() []string { return ks.recordFiles(ks.id + ".commit") }
+
+// recordFiles lists record name in the account and the machine directory.
+func (ks *Keystore) recordFiles(name string) []string {
 	var files []string
 	for _, dir := range []string{ks.accountDir, ks.machineDir} {
 		if dir != "" {
-			files = append(files, filepath.Join(dir, ks.id+".commit"))
+			files = append(files, filepath.Join(dir, name))
 		}
 	}
 	return files
 }
 
 // remembered returns the highest commit the protector directories remember
-// for this keystore, and the file that remembers it. A file that cannot be
-// read, or does not hold a count, remembers nothing: a new account, another
-// machine, or a write cut short by a power loss (remember does not wait
-// for the disk). Only the account running keytree can write there, so
-// nothing is lost to an attacker by it; a file keytree may not use (open
-// to others) is an error, as for a protector secret.
-func (ks *Keystore) remembered() (int, string, error) {
+// for this keystore, and the file that remembers it (rememberedIn).
+func (ks *Keystore) remembered() (int, string, error) { return ks.rememberedIn(ks.commitFiles()) }
+
+// rememberedIn returns the highest commit the records in files hold, and
+// the file that holds it. A file that cannot be read, or does not hold a
+// count, remembers nothing: a new account, another machine, or a write cut
+// short by a power loss (records are not synced). Only the account
+// running keytree can write there, so nothing is lost to an attacker by
+// it; a file keytree may not use (open to others) is an error, as for a
+// protector secret.
+func (ks *Keystore) rememberedIn(files []string) (int, string, error) {
 	best, from := 0, ""
-	for _, path := range ks.commitFiles() {
+	for _, path := range files {
 		data, err := ks.outside.ReadFile(path, maxCommitFile)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -271,13 +279,16 @@ func parseCount(data []byte) (int, bool) {
 	return n, ok && err == nil && n >= 1 && n <= formats.MaxRevision
 }
 
-// remember records commit n in every protector directory that exists and
-// remembers less. It is best effort: a directory keytree cannot write
-// (another account's, read-only) keeps what it had. The record is replaced
-// whole (a new file renamed over it) but not synced: every commit writes
-// it, and a record lost to a power loss only remembers less.
-func (ks *Keystore) remember(n int) {
-	for _, path := range ks.commitFiles() {
+// remember records the keystore's commit n (rememberIn).
+func (ks *Keystore) remember(n int) { ks.rememberIn(ks.commitFiles(), n) }
+
+// rememberIn records commit n in those of files whose protector directory
+// exists and remembers less. It is best effort: a directory keytree cannot
+// write (another account's, read-only) keeps what it had. The record is
+// replaced whole (a new file renamed over it) but not synced: every commit
+// writes it, and a record lost to a power loss only remembers less.
+func (ks *Keystore) rememberIn(files []string, n int) {
+	for _, path := range files {
 		dir := filepath.Dir(path)
 		if !ks.ownProtectorDir(dir) {
 			continue
@@ -306,19 +317,30 @@ func (ks *Keystore) replaceRecord(dir, path string, data []byte) error {
 	return nil
 }
 
-// forget records commit n in every protector directory, lower or not: the
-// user accepted the keystore as it is (AcceptRollback). n = 0, for a
-// keystore of format 1, removes the record.
-func (ks *Keystore) forget(n int) error {
-	for _, path := range ks.commitFiles() {
+// forget records the keystore's commit n, lower or not: the user accepted
+// the keystore as it is (AcceptRollback). n = 0, for a keystore of format
+// 1, removes the record.
+func (ks *Keystore) forget(n int) error { return ks.forgetIn(ks.commitFiles(), n, false) }
+
+// forgetIn records commit n in every protector directory of files, lower
+// or not (n = 0 removes the record): synced, or, if quick, replaced whole
+// but not synced, as rememberIn does.
+func (ks *Keystore) forgetIn(files []string, n int, quick bool) error {
+	for _, path := range files {
 		dir := filepath.Dir(path)
 		if !ks.ownProtectorDir(dir) {
 			continue
 		}
 		var err error
-		if n == 0 {
+		switch {
+		case n == 0:
 			err = ks.outside.RemoveFile(path)
-		} else {
+			if errors.Is(err, fs.ErrNotExist) {
+				err = nil
+			}
+		case quick:
+			err = ks.replaceRecord(dir, path, []byte(strconv.Itoa(n)+"\n"))
+		default:
 			err = ks.outside.ReplaceFile(dir, path, []byte(strconv.Itoa(n)+"\n"))
 		}
 		if err != nil {
@@ -440,8 +462,8 @@ func (s *session) checkRollback(m *formats.SMK) error {
 // AcceptRollback makes the protector directories remember the keystore's
 // commit as it is now, after a deliberate restore from an older copy. The
 // SMK must open and smk.toml verify under it: only the keystore's own
-// state is accepted, never an edit. smk.toml accepts each database as its
-// database.toml is now. It returns the commit accepted, the one remembered
+// state is accepted, never an edit. Each database is accepted as its
+// database.toml is now (acceptDatabases). It returns the commit accepted, the one remembered
 // before, and the databases whose rollback it accepted.
 func (ks *Keystore) AcceptRollback() (accepted, before int, databases []string, err error) {
 	err = ks.write("accept-rollback", func(s *session) error {
@@ -462,29 +484,9 @@ func (ks *Keystore) AcceptRollback() (accepted, before int, databases []string, 
 		if err := ks.forget(accepted); err != nil {
 			return err
 		}
-		// The databases are accepted as they are too: smk.toml's entries
-		// are set to what their database.toml files say. Each is still
-		// checked under its own key when it is opened.
-		if !authenticated(st.meta) {
-			return nil
-		}
-		floors, err := ks.currentFloors()
-		if err != nil {
-			return err
-		}
-		if slices.Equal(floors, st.meta.Databases) {
-			return nil
-		}
-		for _, f := range floors {
-			if was, ok := st.meta.Floor(f.Name); !ok || f.Commit < was.Commit {
-				databases = append(databases, f.Name)
-			}
-		}
-		if err := s.recountSMK(st, func(m *formats.SMK) { m.Databases = floors }); err != nil {
-			return err
-		}
-		accepted = st.meta.Commit
-		return nil
+		// The databases are accepted as they are too.
+		databases, err = ks.acceptDatabases()
+		return err
 	})
 	return accepted, before, databases, err
 }
@@ -625,6 +627,16 @@ func (s *session) checkIdentity(st *smkState, m *formats.Credential, g keyGens) 
 	return nil
 }
 
+// A database's rollback. database.toml of format 2 says the commit it was
+// written at (signed by its DMK), and the account and machine directories
+// remember, for each database of the keystore, the highest such commit
+// they saw (ID.HASH.database, beside ID.commit), and the commit that
+// dropped it. A database.toml put back from an older copy (an older DMK
+// generation, a password dropped since) is below it, and so is a database
+// dropped and put back. The record is written just after each commit of
+// database.toml: a crash in between leaves it one step behind, which a
+// rollback to just before that commit would pass (docs/security.md,
+// section 5.2).
 // A database's rollback. smk.toml, signed and counted, holds for every
 // database of a keystore of format 2 the lowest commit its database.toml
 // may be at (formats.SMK.Databases); database.toml, signed by its DMK,
@@ -672,106 +684,70 @@ func (s *session) signDatabase(m *formats.Database, key *protect.Key) error {
 	return signDatabase(m, key)
 }
 
-// formatTwoSMK returns the open SMK of a keystore of format 2 (opening it),
-// or nil in a keystore of format 1.
-func (s *session) formatTwoSMK() (*smkState, error) {
-	if s.smk == nil {
-		if m, err := s.ks.loadSMKMeta(); err != nil || !authenticated(m) {
-			return nil, nil
-		}
-	}
-	st, err := s.openSMK()
-	if err != nil || !authenticated(st.meta) {
-		return nil, err
-	}
-	return st, nil
+// databaseFiles lists the files in the protector directories that
+// remember database db's commit: named by a hash of its name, so that no
+// database name, on no file system, makes two records one.
+func (ks *Keystore) databaseFiles(db string) []string {
+	h := sha256.Sum256([]byte("keytree database record\x00" + db))
+	return ks.recordFiles(ks.id + "." + hex.EncodeToString(h[:10]) + ".database")
 }
 
-// setFloor records in smk.toml, after a commit, that database db's
-// database.toml is at commit (gone: that db is dropped), one commit
-// further on. It is a step after the commit: its failure leaves the entry
-// behind, as a crash would, and is not the operation's.
-func (s *session) setFloor(db string, commit int, gone bool) {
-	st, err := s.formatTwoSMK()
-	if err != nil || st == nil {
-		return
-	}
-	f, ok := st.meta.Floor(db)
-	if gone && !ok || !gone && ok && f.Commit == commit {
-		return
-	}
-	_ = s.recountSMK(st, func(m *formats.SMK) {
-		if gone {
-			m.DropFloor(db)
-		} else {
-			m.SetFloor(db, commit)
-		}
-	})
+// rememberDatabase has the protector directories remember that database
+// db's database.toml is at commit n, lower or not: a write just made it so
+// (or dropped the database at n). Best effort, as remember.
+func (ks *Keystore) rememberDatabase(db string, n int) {
+	_ = ks.forgetIn(ks.databaseFiles(db), n, true)
 }
 
-// addFloor gives database db, about to be created or imported, an entry in
-// smk.toml before it exists, so that no crash leaves a database without
-// one; setFloor raises it once the database is in place. It counts the
-// commit (advanceCommit).
-func (s *session) addFloor(db string) error {
-	st, err := s.formatTwoSMK()
-	if err != nil || st == nil {
+// checkDatabaseRollback refuses, in a keystore of format 2, a
+// database.toml older than the protector directories remember for its
+// database; one newer is remembered.
+func (ks *Keystore) checkDatabaseRollback(m *formats.Database) error {
+	if !dbAuthenticated(m) {
+		return nil
+	}
+	files := ks.databaseFiles(m.Name)
+	n, from, err := ks.rememberedIn(files)
+	if err != nil {
 		return err
 	}
-	return s.recountSMK(st, func(m *formats.SMK) { m.SetFloor(db, 0) })
-}
-
-// checkDatabaseFloor refuses, in a keystore of format 2 whose SMK this
-// session has open, a database.toml older than smk.toml's entry for it, or
-// one that has none.
-func (s *session) checkDatabaseFloor(m *formats.Database) error {
-	st := s.smk
-	if st == nil || st.key == nil || !authenticated(st.meta) || !dbAuthenticated(m) {
+	if m.Commit >= n {
+		if m.Commit > n {
+			ks.rememberIn(files, m.Commit)
+		}
 		return nil
-	}
-	f, ok := st.meta.Floor(m.Name)
-	if ok && m.Commit >= f.Commit {
-		return nil
-	}
-	what := "smk.toml has no entry for it: it was dropped, and put back from a copy"
-	if ok {
-		what = fmt.Sprintf("its database.toml is at commit %d, but smk.toml says it was written at commit %d since", m.Commit, f.Commit)
 	}
 	return &Error{
-		Text: fmt.Sprintf("database '%s' has been rolled back: %s", m.Name, what),
-		Detail: []string{"someone replaced the database, or its database.toml, with an older copy; it may hand out old values, or be opened by a password dropped since",
+		Text: fmt.Sprintf("database '%s' has been rolled back: its database.toml is at commit %d, but %s remembers commit %d", m.Name, m.Commit, from, n),
+		Detail: []string{"someone replaced the database, or its database.toml, with an older copy, or put back a database that was dropped; it may hand out old values, or open with a password dropped since",
 			"if you restored it from a backup on purpose, accept it as it is now"},
 		Remedy: Remedy{Kind: RemedyAcceptRollback},
 		Kind:   ErrCorrupt,
 	}
 }
 
-// checkDatabaseFloorOnDisk checks, before a commit of database db's
-// database.toml, the one it replaces: a write must not make a rolled-back
-// database current.
-func (s *session) checkDatabaseFloorOnDisk(db string) error {
-	if _, err := s.formatTwoSMK(); err != nil {
-		return err
-	}
-	m, err := s.ks.loadDatabaseMeta(db)
-	if err != nil {
-		return nil // a new database, or one whose damage the operation reported
-	}
-	return s.checkDatabaseFloor(m)
-}
-
-// currentFloors lists an entry for every database in databases/ whose
-// database.toml reads, at the commit it says (Upgrade, AcceptRollback).
-func (ks *Keystore) currentFloors() ([]formats.DatabaseFloor, error) {
+// acceptDatabases has the protector directories remember every database
+// in databases/ at the commit its database.toml says, lower or not, and
+// returns those whose record it lowered (AcceptRollback, keystore
+// restore). A database.toml is still checked under its key when it opens.
+func (ks *Keystore) acceptDatabases() ([]string, error) {
 	names, err := ks.DatabaseNames()
 	if err != nil {
 		return nil, err
 	}
-	var out []formats.DatabaseFloor
+	var lowered []string
 	for _, db := range names {
-		if m, err := ks.loadDatabaseMeta(db); err == nil && m.Name == db {
-			out = append(out, formats.DatabaseFloor{Name: db, Commit: m.Commit})
+		m, err := ks.loadDatabaseMeta(db)
+		if err != nil || m.Name != db || !dbAuthenticated(m) {
+			continue
+		}
+		files := ks.databaseFiles(db)
+		if n, _, err := ks.rememberedIn(files); err == nil && n > m.Commit {
+			lowered = append(lowered, db)
+		}
+		if err := ks.forgetIn(files, m.Commit, false); err != nil {
+			return nil, err
 		}
 	}
-	return out, nil
+	return lowered, nil
 }

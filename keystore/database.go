@@ -167,11 +167,13 @@ func missingDatabase(db string) error {
 // commitDatabase commits t with a database's new metadata.
 //
 // In a keystore of format 2 the database.toml it replaces must not have
-// been rolled back, and smk.toml's entry for the database is raised to
-// the new one after the commit (checkDatabaseFloor).
+// been rolled back, and the account and machine directories remember the
+// new one's commit after the commit (checkDatabaseRollback).
 func (t *txn) commitDatabase(meta *formats.Database) error {
-	if err := t.s.checkDatabaseFloorOnDisk(meta.Name); err != nil {
-		return err
+	if old, err := t.s.ks.loadDatabaseMeta(meta.Name); err == nil {
+		if err := t.s.ks.checkDatabaseRollback(old); err != nil {
+			return err
+		}
 	}
 	data, err := meta.Encode()
 	if err != nil {
@@ -180,7 +182,9 @@ func (t *txn) commitDatabase(meta *formats.Database) error {
 	if err := t.commit(t.s.ks.pathOf(databaseMeta(meta.Name)), data); err != nil {
 		return err
 	}
-	t.s.setFloor(meta.Name, meta.Commit, false)
+	if dbAuthenticated(meta) && meta.Commit != 0 {
+		t.s.ks.rememberDatabase(meta.Name, meta.Commit)
+	}
 	return nil
 }
 
@@ -217,7 +221,7 @@ func (s *session) openDMK(meta *formats.Database, password []byte) (*dmkState, e
 				return nil, err
 			}
 		}
-		if err := s.checkDatabaseFloor(meta); err != nil {
+		if err := s.ks.checkDatabaseRollback(meta); err != nil {
 			return nil, err
 		}
 		return &dmkState{meta: meta, key: key, passwordID: id}, nil
@@ -271,7 +275,7 @@ func (s *session) openDMK(meta *formats.Database, password []byte) (*dmkState, e
 	if err := s.ks.checkDatabaseMAC(meta, key); err != nil {
 		return nil, err
 	}
-	if err := s.checkDatabaseFloor(meta); err != nil {
+	if err := s.ks.checkDatabaseRollback(meta); err != nil {
 		return nil, err
 	}
 	return &dmkState{meta: meta, key: key}, nil

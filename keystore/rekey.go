@@ -618,23 +618,12 @@ func (sc *smkScope) writeOwn(b *fsio.Batch, key *protect.Key, gen int, created t
 func (sc *smkScope) commit(t *txn, key *protect.Key, gen int, created time.Time, retired []formats.Retired) error {
 	s := sc.s
 	version := formats.Version
-	was, will := sc.authenticated()
-	if will {
+	if _, will := sc.authenticated(); will {
 		version = formats.Authenticated
-	}
-	// The databases' entries go on; a keystore moving to format 2 gets one
-	// for each database, at the commit its database.toml says.
-	floors := sc.old.Databases
-	if will && !was {
-		var err error
-		if floors, err = s.ks.currentFloors(); err != nil {
-			return err
-		}
 	}
 	next := &formats.SMK{
 		Version:           version,
 		Commit:            sc.old.Commit,
-		Databases:         floors,
 		Generation:        gen,
 		Thumbprint:        key.Thumbprint(),
 		Algorithm:         string(key.Algorithm()),

@@ -206,18 +206,7 @@ func (s *session) advanceCommit() error {
 	if !authenticated(st.meta) {
 		return nil
 	}
-	return s.recountSMK(st, nil)
-}
-
-// recountSMK writes st's authenticated smk.toml again, one commit further
-// on and changed by change (if not nil), and has the protector directories
-// remember the new count.
-func (s *session) recountSMK(st *smkState, change func(*formats.SMK)) error {
 	next := *st.meta
-	next.Databases = slices.Clone(st.meta.Databases)
-	if change != nil {
-		change(&next)
-	}
 	next.Commit = s.nextCommit(&next)
 	if err := s.ks.signSMK(&next, st.key); err != nil {
 		return err

@@ -201,13 +201,9 @@ func (t *txn) buildDatabase(op, db string, fill func(dir string) error) error {
 // commitStage renames the stage, whose files are durable, into databases/
 // as database db: the one step that commits it.
 //
-// In a keystore of format 2 the database has an entry in smk.toml before
-// it is in place, and the entry is raised to its database.toml's commit
-// after (checkDatabaseFloor).
+// The account and machine directories then remember the commit its
+// database.toml is at (rememberDatabase).
 func (t *txn) commitStage(st *stage, db string) error {
-	if err := t.s.addFloor(db); err != nil {
-		return err
-	}
 	if err := t.count(); err != nil {
 		return err
 	}
@@ -218,8 +214,8 @@ func (t *txn) commitStage(st *stage, db string) error {
 	if err := st.ks.files.SyncDir(st.ks.path(databasesDir)); err != nil {
 		return err
 	}
-	if m, err := st.ks.loadDatabaseMeta(db); err == nil {
-		t.s.setFloor(db, m.Commit, false)
+	if m, err := st.ks.loadDatabaseMeta(db); err == nil && dbAuthenticated(m) {
+		st.ks.rememberDatabase(db, m.Commit)
 	}
 	return nil
 }
@@ -248,7 +244,9 @@ func (t *txn) commitDrop(db string) error {
 	if err := ks.files.SyncDir(ks.path(databasesDir)); err != nil {
 		return err
 	}
-	t.s.setFloor(db, 0, true)
+	if t.s.committed != 0 {
+		ks.rememberDatabase(db, t.s.committed)
+	}
 	_ = ks.files.RemoveTree(gone)
 	return nil
 }
