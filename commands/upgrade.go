@@ -107,13 +107,17 @@ Example:
 }
 
 func (e *env) acceptRollbackRun(in *invocation, _ *noOptions) error {
-	accepted, before, databases, err := in.ks.AcceptRollback()
+	res, err := in.ks.AcceptRollback()
 	if err != nil {
 		return err
 	}
-	for _, db := range databases {
+	for _, db := range res.Databases {
 		e.say("Accepted database '%s' as it is now.", escape(db))
 	}
+	for _, db := range res.Pending {
+		e.say("Database '%s' is accepted as it is when its password next opens it.", escape(db))
+	}
+	accepted, before := res.Commit, res.Before
 	if accepted >= before {
 		e.say("The keystore is not older than the account and machine directories remember (commit %d); they remember it.", accepted)
 		return nil

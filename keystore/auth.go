@@ -459,14 +459,26 @@ func (s *session) checkRollback(m *formats.SMK) error {
 	}
 }
 
+// AcceptResult is what AcceptRollback accepted.
+type AcceptResult struct {
+	// Commit is the keystore's commit accepted, Before the one the
+	// protector directories remembered.
+	Commit, Before int
+	// Databases were rolled back and are accepted as they are, their
+	// database.toml verified under their key (opened by the SMK).
+	// Pending ones only a password opens: each is accepted as it is when
+	// its key next opens.
+	Databases, Pending []string
+}
+
 // AcceptRollback makes the protector directories remember the keystore's
 // commit as it is now, after a deliberate restore from an older copy. The
 // SMK must open and smk.toml verify under it: only the keystore's own
-// state is accepted, never an edit. Each database is accepted as its
-// database.toml is now (acceptDatabases). It returns the commit accepted, the one remembered
-// before, and the databases whose rollback it accepted.
-func (ks *Keystore) AcceptRollback() (accepted, before int, databases []string, err error) {
-	err = ks.write("accept-rollback", func(s *session) error {
+// state is accepted, never an edit. So is every database rolled back
+// (acceptDatabases).
+func (ks *Keystore) AcceptRollback() (*AcceptResult, error) {
+	res := &AcceptResult{}
+	err := ks.write("accept-rollback", func(s *session) error {
 		s.acceptRollback = true
 		st, err := s.openSMK()
 		if err != nil {
@@ -476,19 +488,56 @@ func (ks *Keystore) AcceptRollback() (accepted, before int, databases []string, 
 		// keystore of format 1 (a copy from before an upgrade) has no
 		// count: the directories forget theirs, and that its key was of
 		// format 2.
-		before, _, _ = ks.remembered()
-		accepted = st.meta.Commit
+		res.Before, _, _ = ks.remembered()
+		res.Commit = st.meta.Commit
 		if !authenticated(st.meta) {
 			ks.unmarkFormat2Key(st.meta.Thumbprint)
 		}
-		if err := ks.forget(accepted); err != nil {
+		if err := ks.forget(res.Commit); err != nil {
 			return err
 		}
-		// The databases are accepted as they are too.
-		databases, err = ks.acceptDatabases()
-		return err
+		return s.acceptDatabases(res)
 	})
-	return accepted, before, databases, err
+	return res, err
+}
+
+// acceptDatabases accepts every database whose database.toml is older than
+// the protector directories remember. Its commit is taken only from a
+// database.toml that verifies: one whose key the SMK opens is opened, and
+// remembered at its commit; for one that only a password opens, the
+// record is removed, and the next time its key opens (its database.toml
+// verified) its commit is remembered. A database that does not open is
+// left as it is.
+func (s *session) acceptDatabases(res *AcceptResult) error {
+	names, err := s.ks.DatabaseNames()
+	if err != nil {
+		return err
+	}
+	for _, db := range names {
+		m, err := s.ks.loadDatabaseMeta(db)
+		if err != nil || m.Name != db || !dbAuthenticated(m) {
+			continue
+		}
+		files := s.ks.databaseFiles(db)
+		if n, _, err := s.ks.rememberedIn(files); err != nil || n <= m.Commit {
+			continue
+		}
+		if !m.SMKEncryption {
+			if err := s.ks.forgetIn(files, 0, false); err != nil {
+				return err
+			}
+			res.Pending = append(res.Pending, db)
+			continue
+		}
+		if _, err := s.openDMK(m, nil); err != nil {
+			continue
+		}
+		if err := s.ks.forgetIn(files, m.Commit, false); err != nil {
+			return err
+		}
+		res.Databases = append(res.Databases, db)
+	}
+	return nil
 }
 
 // keystoreAuthenticated reports whether the keystore is of format 2, as far
@@ -703,7 +752,13 @@ func (ks *Keystore) rememberDatabase(db string, n int) {
 // database.toml older than the protector directories remember for its
 // database; one newer is remembered.
 func (ks *Keystore) checkDatabaseRollback(m *formats.Database) error {
-	if !dbAuthenticated(m) {
+	return ks.checkDatabaseRollbackOf(m, false)
+}
+
+// checkDatabaseRollbackOf is checkDatabaseRollback; accepting (while
+// AcceptRollback runs) skips the check.
+func (ks *Keystore) checkDatabaseRollbackOf(m *formats.Database, accepting bool) error {
+	if !dbAuthenticated(m) || accepting {
 		return nil
 	}
 	files := ks.databaseFiles(m.Name)
@@ -726,28 +781,19 @@ func (ks *Keystore) checkDatabaseRollback(m *formats.Database) error {
 	}
 }
 
-// acceptDatabases has the protector directories remember every database
-// in databases/ at the commit its database.toml says, lower or not, and
-// returns those whose record it lowered (AcceptRollback, keystore
-// restore). A database.toml is still checked under its key when it opens.
-func (ks *Keystore) acceptDatabases() ([]string, error) {
+// acceptRestoredDatabases has the protector directories remember every
+// database in databases/ at the commit its database.toml says, lower or
+// not (keystore restore: as the count, taken as the archive has it, the
+// archive being the user's choice). Each is still checked under its key
+// when it opens.
+func (ks *Keystore) acceptRestoredDatabases() {
 	names, err := ks.DatabaseNames()
 	if err != nil {
-		return nil, err
+		return
 	}
-	var lowered []string
 	for _, db := range names {
-		m, err := ks.loadDatabaseMeta(db)
-		if err != nil || m.Name != db || !dbAuthenticated(m) {
-			continue
-		}
-		files := ks.databaseFiles(db)
-		if n, _, err := ks.rememberedIn(files); err == nil && n > m.Commit {
-			lowered = append(lowered, db)
-		}
-		if err := ks.forgetIn(files, m.Commit, false); err != nil {
-			return nil, err
+		if m, err := ks.loadDatabaseMeta(db); err == nil && m.Name == db && dbAuthenticated(m) {
+			_ = ks.forgetIn(ks.databaseFiles(db), m.Commit, false)
 		}
 	}
-	return lowered, nil
 }

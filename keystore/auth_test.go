@@ -276,9 +276,9 @@ func TestTamperRollback(t *testing.T) {
 	writeTestFile(t, p, mustEncode(t, m))
 
 	// Accepted on purpose: the older values read again.
-	accepted, before, _, err := ks.AcceptRollback()
-	if err != nil || accepted >= before {
-		t.Fatalf("accept: %d, %d, %v", accepted, before, err)
+	res, err := ks.AcceptRollback()
+	if err != nil || res.Commit >= res.Before {
+		t.Fatalf("accept: %+v, %v", res, err)
 	}
 	if _, v, err := ks.GetCredential("a"); err != nil || string(v) != "value a" {
 		t.Fatalf("after accepting: %q, %v", v, err)
@@ -358,11 +358,31 @@ func TestTamperDatabaseRollback(t *testing.T) {
 	if v, err := ks.GetSecret("hr", "z", []byte(authPW)); err != nil || string(v) != "value z" {
 		t.Fatalf("the other database: %q, %v", v, err)
 	}
+	// Nor does it leave through an export, to be imported elsewhere.
+	_, err = ks.ExportDatabase("app", filepath.Join(newTestDir(t), "app.tar"))
+	wantCorrupt(t, "db export", nil, err, "has been rolled back")
+
+	// Accepting takes a database's commit only from a database.toml that
+	// verifies: one edited to an older commit is not accepted, and the
+	// genuine old copy put back after it is still refused.
+	meta := filepath.Join(app, databaseFile)
+	m, err := formats.DecodeDatabase(readTestFile(t, meta))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Commit = 0
+	writeTestFile(t, meta, mustEncode(t, m))
+	if res, err := ks.AcceptRollback(); err != nil || res.Databases != nil || res.Pending != nil {
+		t.Fatalf("accept of an edited database.toml: %+v, %v", res, err)
+	}
+	putBack(saved, app)
+	v, err = ks.GetSecret("app", "x", []byte(leaked))
+	wantCorrupt(t, "the old copy, after an edited one was offered", v, err, "has been rolled back")
 
 	// Accepted on purpose: the older database reads again, and its next
 	// change raises the floor past it.
-	if _, _, dbs, err := ks.AcceptRollback(); err != nil || !slices.Equal(dbs, []string{"app"}) {
-		t.Fatalf("accept: %v, %v", dbs, err)
+	if res, err := ks.AcceptRollback(); err != nil || !slices.Equal(res.Databases, []string{"app"}) || res.Pending != nil {
+		t.Fatalf("accept: %+v, %v", res, err)
 	}
 	if v, err := ks.GetSecret("app", "x", nil); err != nil || string(v) != "value x" {
 		t.Fatalf("after accepting: %q, %v", v, err)
@@ -377,8 +397,28 @@ func TestTamperDatabaseRollback(t *testing.T) {
 	putBack(accepted, app)
 	v, err = ks.GetSecret("app", "x", []byte(leaked))
 	wantCorrupt(t, "the accepted copy put back again", v, err, "has been rolled back")
-	if _, _, _, err := ks.AcceptRollback(); err != nil {
+	if _, err := ks.AcceptRollback(); err != nil {
 		t.Fatal(err)
+	}
+
+	// A database only a password opens: accepted at its next open, with
+	// its database.toml verified then.
+	hr := filepath.Join(d.Keystore, databasesDir, "hr")
+	savedHR := filepath.Join(newTestDir(t), "hr")
+	if err := copyTree(hr, savedHR); err != nil {
+		t.Fatal(err)
+	}
+	if err := ks.AddDMKEncryption("hr", ByPassword, []byte(leaked), DMKOptions{OpenPassword: []byte(authPW)}); err != nil {
+		t.Fatal(err)
+	}
+	putBack(savedHR, hr)
+	v, err = ks.GetSecret("hr", "z", []byte(authPW))
+	wantCorrupt(t, "a password-only database rolled back", v, err, "database 'hr' has been rolled back")
+	if res, err := ks.AcceptRollback(); err != nil || !slices.Equal(res.Pending, []string{"hr"}) {
+		t.Fatalf("accept of a password-only database: %+v, %v", res, err)
+	}
+	if v, err := ks.GetSecret("hr", "z", []byte(authPW)); err != nil || string(v) != "value z" {
+		t.Fatalf("the accepted password-only database: %q, %v", v, err)
 	}
 
 	// A database dropped, then put back.

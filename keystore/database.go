@@ -221,7 +221,7 @@ func (s *session) openDMK(meta *formats.Database, password []byte) (*dmkState, e
 				return nil, err
 			}
 		}
-		if err := s.ks.checkDatabaseRollback(meta); err != nil {
+		if err := s.ks.checkDatabaseRollbackOf(meta, s.acceptRollback); err != nil {
 			return nil, err
 		}
 		return &dmkState{meta: meta, key: key, passwordID: id}, nil
@@ -275,7 +275,7 @@ func (s *session) openDMK(meta *formats.Database, password []byte) (*dmkState, e
 	if err := s.ks.checkDatabaseMAC(meta, key); err != nil {
 		return nil, err
 	}
-	if err := s.ks.checkDatabaseRollback(meta); err != nil {
+	if err := s.ks.checkDatabaseRollbackOf(meta, s.acceptRollback); err != nil {
 		return nil, err
 	}
 	return &dmkState{meta: meta, key: key}, nil

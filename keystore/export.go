@@ -38,8 +38,13 @@ func (ks *Keystore) ExportDatabase(db, path string) (*formats.ExportManifest, er
 		}
 		// An export opens no key, so it cannot check what it copies; but
 		// a database of format 1 in a keystore of format 2 is one put
-		// there, and an import would take its values as format 1's.
+		// there, and an import would take its values as format 1's. One
+		// rolled back is refused too (its commit is not verified here: an
+		// edited one fails its MAC wherever the export is opened).
 		if err := s.refuseFormat1Database(meta); err != nil {
+			return err
+		}
+		if err := s.ks.checkDatabaseRollback(meta); err != nil {
 			return err
 		}
 		n := 0

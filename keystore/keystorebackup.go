@@ -502,5 +502,5 @@ func (ks *Keystore) acceptRestored() {
 			ks.unmarkFormat2Key(smk.Thumbprint)
 		}
 	}
-	_, _ = ks.acceptDatabases()
+	ks.acceptRestoredDatabases()
 }
