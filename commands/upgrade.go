@@ -118,6 +118,9 @@ func (e *env) acceptRollbackRun(in *invocation, _ *noOptions) error {
 		e.say("Database '%s' is accepted as it is when its password next opens it.", escape(db))
 	}
 	accepted, before := res.Commit, res.Before
+	if accepted >= before && len(res.Databases)+len(res.Pending) > 0 {
+		return nil
+	}
 	if accepted >= before {
 		e.say("The keystore is not older than the account and machine directories remember (commit %d); they remember it.", accepted)
 		return nil
