@@ -504,10 +504,11 @@ func (ks *Keystore) AcceptRollback() (*AcceptResult, error) {
 // acceptDatabases accepts every database whose database.toml is older than
 // the protector directories remember. Its commit is taken only from a
 // database.toml that verifies: one whose key the SMK opens is opened, and
-// remembered at its commit; for one that only a password opens, the
-// record is removed, and the next time its key opens (its database.toml
-// verified) its commit is remembered. A database that does not open is
-// left as it is.
+// remembered at its commit; for one that only a password opens (it has no
+// SMK encryption file), the record is removed, and the next time its key
+// opens (its database.toml verified) its commit is remembered. A database
+// whose SMK encryption does not open, or that does not verify, is left as
+// it is.
 func (s *session) acceptDatabases(res *AcceptResult) error {
 	names, err := s.ks.DatabaseNames()
 	if err != nil {
@@ -522,15 +523,19 @@ func (s *session) acceptDatabases(res *AcceptResult) error {
 		if n, _, err := s.ks.rememberedIn(files); err != nil || n <= m.Commit {
 			continue
 		}
-		if !m.SMKEncryption {
+		// smk_encryption is not signed: whether the SMK encryption is
+		// tried depends on its file alone.
+		if !s.ks.files.Exists(s.ks.pathOf(smkEncryptionBlob(db, m.Generation, s.smk.meta.Generation))) {
 			if err := s.ks.forgetIn(files, 0, false); err != nil {
 				return err
 			}
 			res.Pending = append(res.Pending, db)
 			continue
 		}
-		if _, err := s.openDMK(m, nil); err != nil {
-			continue
+		bySMK := *m
+		bySMK.SMKEncryption = true
+		if _, err := s.openDMK(&bySMK, nil); err != nil {
+			continue // it does not open, or does not verify: not accepted
 		}
 		if err := s.ks.forgetIn(files, m.Commit, false); err != nil {
 			return err
@@ -548,11 +553,37 @@ func (s *session) keystoreAuthenticated() bool {
 	if s.smk != nil && authenticated(s.smk.meta) {
 		return true
 	}
-	if m, err := s.ks.loadSMKMeta(); err == nil && authenticated(m) {
+	m, err := s.ks.loadSMKMeta()
+	if err == nil && authenticated(m) {
 		return true
 	}
 	n, _, err := s.ks.remembered()
-	return err != nil || n > 0
+	if err != nil || n > 0 {
+		return true
+	}
+	// A copy from before the upgrade given a new id (not signed) has no
+	// count remembered, but its key was a key of format 2.
+	if m != nil {
+		if _, ok := s.ks.keyWasFormat2(m.Thumbprint); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// checkKeystoreIfItOpens opens the SMK, in a keystore of format 2, for a
+// command that does not need it (a read by password, db export), if it
+// can: so that a rollback of the keystore shows there too, and smk.toml's
+// MAC vouches for the keystore's id, under which the database records are
+// looked up. While no encryption of the SMK opens, the command goes on.
+func (s *session) checkKeystoreIfItOpens() error {
+	if !s.keystoreAuthenticated() {
+		return nil
+	}
+	if _, err := s.openSMK(); err != nil && !errors.Is(err, ErrDecryption) {
+		return err
+	}
+	return nil
 }
 
 // refuseFormat1Database refuses a database of format 1 in a keystore of

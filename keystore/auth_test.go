@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"maps"
@@ -378,6 +379,20 @@ func TestTamperDatabaseRollback(t *testing.T) {
 	putBack(saved, app)
 	v, err = ks.GetSecret("app", "x", []byte(leaked))
 	wantCorrupt(t, "the old copy, after an edited one was offered", v, err, "has been rolled back")
+	// smk_encryption is not signed: edited to false, it does not make the
+	// accept take the database unverified (its SMK encryption is there).
+	m, err = formats.DecodeDatabase(readTestFile(t, meta))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SMKEncryption = false
+	writeTestFile(t, meta, mustEncode(t, m))
+	m.Commit = 0
+	writeTestFile(t, meta, mustEncode(t, m))
+	if res, err := ks.AcceptRollback(); err != nil || res.Databases != nil || res.Pending != nil {
+		t.Fatalf("accept of an edited database.toml without smk_encryption: %+v, %v", res, err)
+	}
+	putBack(saved, app)
 
 	// Accepted on purpose: the older database reads again, and its next
 	// change raises the floor past it.
@@ -648,11 +663,17 @@ func TestTamperEverySwap(t *testing.T) {
 func TestTamperOlderCopyWithNewID(t *testing.T) {
 	d, ks := newFormat1Keystore(t)
 	setTestCredential(t, ks, "a", "user-a", []byte("value a"))
+	if _, err := ks.CreateDMK("hr", []byte(authPW), DMKOptions{NoSMKEncryption: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.SetSecret("hr", "z", []byte("value z"), []byte(authPW)); err != nil {
+		t.Fatal(err)
+	}
 	old := filepath.Join(newTestDir(t), "old")
 	if err := copyTree(d.Keystore, old); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ks.Upgrade(nil); err != nil {
+	if _, err := ks.Upgrade(map[string][]byte{"hr": []byte(authPW)}); err != nil {
 		t.Fatal(err)
 	}
 	setTestCredential(t, ks, "a", "user-a", []byte("newer value a"))
@@ -668,6 +689,48 @@ func TestTamperOlderCopyWithNewID(t *testing.T) {
 	c.Keystore = old
 	_, v, err := openTestKeystore(t, Options{Dirs: c}).GetCredential("a")
 	wantCorrupt(t, "an older copy under a new id", v, err, "format 1, which has no commit count")
+	// By password too: the SMK is opened to look, though smk.toml is of
+	// format 1 and nothing is remembered for the new id.
+	v, err = openTestKeystore(t, Options{Dirs: c}).GetSecret("hr", "z", []byte(authPW))
+	wantCorrupt(t, "an older copy under a new id, by password", v, err, "format 1")
+}
+
+// TestTamperDroppedImport: a database imported from another keystore may
+// be at a commit above this keystore's count; dropped and put back, it is
+// refused all the same.
+func TestTamperDroppedImport(t *testing.T) {
+	_, busy := newTestKeystore(t)
+	for i := 0; i < 6; i++ {
+		setTestCredential(t, busy, "c", "svc", []byte(fmt.Sprint(i)))
+	}
+	if _, err := busy.CreateDMK("imp", []byte(authPW), DMKOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	export := filepath.Join(newTestDir(t), "imp.tar")
+	if _, err := busy.ExportDatabase("imp", export); err != nil {
+		t.Fatal(err)
+	}
+	d, ks := newTestKeystore(t)
+	if _, err := ks.ImportDatabase(export, "imp", nil); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := ks.loadDatabaseMeta("imp")
+	if smk, _ := ks.loadSMKMeta(); m == nil || smk == nil || m.Commit <= smk.Commit {
+		t.Fatalf("the import is not above the count: database %+v, smk.toml %+v", m, smk)
+	}
+	dir := filepath.Join(d.Keystore, databasesDir, "imp")
+	saved := filepath.Join(newTestDir(t), "imp")
+	if err := copyTree(dir, saved); err != nil {
+		t.Fatal(err)
+	}
+	if err := ks.DropDMK("imp"); err != nil {
+		t.Fatal(err)
+	}
+	if err := copyTree(saved, dir); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ks.SetSecret("imp", "s", []byte("into a dropped database"), []byte(authPW))
+	wantCorrupt(t, "a dropped import put back", nil, err, "database 'imp' has been rolled back")
 }
 
 // TestTamperOrphans: a generation retired in format 2 holds bound values:

@@ -214,12 +214,8 @@ func (s *session) openDMK(meta *formats.Database, password []byte) (*dmkState, e
 		if err := s.ks.checkDatabaseMAC(meta, key); err != nil {
 			return nil, err
 		}
-		// By password the SMK is not needed; in a keystore of format 2 it
-		// is opened if it can be, so that a rollback shows here too.
-		if s.keystoreAuthenticated() {
-			if _, err := s.openSMK(); err != nil && !errors.Is(err, ErrDecryption) {
-				return nil, err
-			}
+		if err := s.checkKeystoreIfItOpens(); err != nil {
+			return nil, err
 		}
 		if err := s.ks.checkDatabaseRollbackOf(meta, s.acceptRollback); err != nil {
 			return nil, err

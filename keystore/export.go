@@ -44,6 +44,9 @@ func (ks *Keystore) ExportDatabase(db, path string) (*formats.ExportManifest, er
 		if err := s.refuseFormat1Database(meta); err != nil {
 			return err
 		}
+		if err := s.checkKeystoreIfItOpens(); err != nil {
+			return err
+		}
 		if err := s.ks.checkDatabaseRollback(meta); err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package keystore
 import (
 	"path/filepath"
 
+	"github.com/keytree-dev/keytree/formats"
 	"github.com/keytree-dev/keytree/keystore/internal/fsio"
 )
 
@@ -201,23 +202,25 @@ func (t *txn) buildDatabase(op, db string, fill func(dir string) error) error {
 // commitStage renames the stage, whose files are durable, into databases/
 // as database db: the one step that commits it.
 //
-// The account and machine directories then remember the commit its
-// database.toml is at (rememberDatabase).
+// The account and machine directories remember, just before, the commit
+// its database.toml is at (rememberDatabase).
 func (t *txn) commitStage(st *stage, db string) error {
 	if err := t.count(); err != nil {
 		return err
+	}
+	// Remembered before the rename: an import may bring a commit below
+	// what a database of that name, dropped, left recorded, and a crash
+	// must leave the record behind the database, never ahead of it.
+	if data, err := st.ks.files.ReadFile(filepath.Join(st.dir, databaseFile), formats.MaxMetadataSize); err == nil {
+		if m, err := formats.DecodeDatabase(data); err == nil && dbAuthenticated(m) && t.s.keystoreAuthenticated() {
+			st.ks.rememberDatabase(db, m.Commit)
+		}
 	}
 	if err := st.ks.files.RenameDir(st.dir, st.ks.pathOf(databaseDir(db))); err != nil {
 		return err
 	}
 	st.committed = true
-	if err := st.ks.files.SyncDir(st.ks.path(databasesDir)); err != nil {
-		return err
-	}
-	if m, err := st.ks.loadDatabaseMeta(db); err == nil && dbAuthenticated(m) {
-		st.ks.rememberDatabase(db, m.Commit)
-	}
-	return nil
+	return st.ks.files.SyncDir(st.ks.path(databasesDir))
 }
 
 // discard removes the stage unless it was committed.
@@ -237,6 +240,12 @@ func (t *txn) commitDrop(db string) error {
 		return err
 	}
 	ks := t.s.ks
+	// The drop is remembered past the dropped database's own commit too,
+	// which an import from another keystore may have put above the count.
+	dropped := t.s.committed
+	if m, err := ks.loadDatabaseMeta(db); err == nil && dbAuthenticated(m) {
+		dropped = max(dropped, m.Commit+1)
+	}
 	gone := ks.pathOf(handle{kind: kindStaged, name: "drop-" + fsio.RandomName()})
 	if err := ks.files.RenameDir(ks.pathOf(databaseDir(db)), gone); err != nil {
 		return err
@@ -245,7 +254,7 @@ func (t *txn) commitDrop(db string) error {
 		return err
 	}
 	if t.s.committed != 0 {
-		ks.rememberDatabase(db, t.s.committed)
+		ks.rememberDatabase(db, dropped)
 	}
 	_ = ks.files.RemoveTree(gone)
 	return nil
