@@ -11,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestWriteOutputFileWhole: a reader of the output file sees the old file
@@ -37,6 +38,14 @@ func TestWriteOutputFileWhole(t *testing.T) {
 			case <-stop:
 				return
 			default:
+			}
+			if runtime.GOOS == "windows" {
+				// A reader that holds the file open without pause keeps
+				// Windows from renaming over it (the writer retries for a
+				// second, MoveFileEx); under a loaded Wine that second can
+				// pass. A reader that reads, then lets go a moment, still
+				// catches any torn file.
+				time.Sleep(2 * time.Millisecond)
 			}
 			data, err := os.ReadFile(path)
 			if runtime.GOOS == "windows" && errors.Is(err, syscall.Errno(32)) {
