@@ -733,18 +733,9 @@ func (s *session) commitToBe() (int, error) {
 	if s.committed != 0 {
 		return s.committed, nil
 	}
-	st := s.smk
+	st, err := s.countingSMK()
 	if st == nil {
-		if m, err := s.ks.loadSMKMeta(); err != nil || !authenticated(m) {
-			return 0, nil
-		}
-		var err error
-		if st, err = s.openSMK(); err != nil {
-			return 0, err
-		}
-	}
-	if !authenticated(st.meta) {
-		return 0, nil
+		return 0, err
 	}
 	return s.nextCommit(st.meta), nil
 }

@@ -180,6 +180,26 @@ func (s *session) nextCommit(m *formats.SMK) int {
 	return c + 1
 }
 
+// countingSMK returns the open SMK of a keystore of format 2, which counts
+// its commits, opening it if need be; nil in a keystore of format 1, whose
+// key is not opened for that.
+func (s *session) countingSMK() (*smkState, error) {
+	st := s.smk
+	if st == nil {
+		if m, err := s.ks.loadSMKMeta(); err != nil || !authenticated(m) {
+			return nil, nil
+		}
+		var err error
+		if st, err = s.openSMK(); err != nil {
+			return nil, err
+		}
+	}
+	if !authenticated(st.meta) {
+		return nil, nil
+	}
+	return st, nil
+}
+
 // advanceCommit counts, in an authenticated smk.toml, a writer's commit
 // that does not write smk.toml (a credential or secret set, a DMK
 // operation...), just before that commit (txn.count), once per session,
@@ -192,19 +212,9 @@ func (s *session) advanceCommit() error {
 	if s.committed != 0 {
 		return nil
 	}
-	st := s.smk
+	st, err := s.countingSMK()
 	if st == nil {
-		// A keystore of format 1 counts nothing: no need to open its key.
-		if m, err := s.ks.loadSMKMeta(); err != nil || !authenticated(m) {
-			return nil
-		}
-		var err error
-		if st, err = s.openSMK(); err != nil {
-			return err
-		}
-	}
-	if !authenticated(st.meta) {
-		return nil
+		return err
 	}
 	next := *st.meta
 	next.Commit = s.nextCommit(&next)
