@@ -292,6 +292,18 @@ func TestTamperRollback(t *testing.T) {
 	}
 }
 
+// saveDatabase copies database db's directory aside, and returns the
+// directory and the copy.
+func saveDatabase(t *testing.T, d Dirs, db string) (dir, saved string) {
+	t.Helper()
+	dir = filepath.Join(d.Keystore, databasesDir, db)
+	saved = filepath.Join(newTestDir(t), db)
+	if err := copyTree(dir, saved); err != nil {
+		t.Fatal(err)
+	}
+	return dir, saved
+}
+
 // TestTamperDatabaseRollback: one database put back from an older copy of
 // its directory, with the rest of the keystore current, is refused by
 // every route that opens its key (a password dropped since, which opens it,
@@ -303,11 +315,7 @@ func TestTamperDatabaseRollback(t *testing.T) {
 	if err := ks.AddDMKEncryption("app", ByPassword, []byte(leaked), DMKOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	app := filepath.Join(d.Keystore, databasesDir, "app")
-	saved := filepath.Join(newTestDir(t), "app")
-	if err := copyTree(app, saved); err != nil {
-		t.Fatal(err)
-	}
+	app, saved := saveDatabase(t, d, "app")
 	// The leaked password is dropped, and the key regenerated.
 	if err := ks.DropDMKEncryption("app", ByPassword, []byte(leaked)); err != nil {
 		t.Fatal(err)
@@ -402,10 +410,7 @@ func TestTamperDatabaseRollback(t *testing.T) {
 	if v, err := ks.GetSecret("app", "x", nil); err != nil || string(v) != "value x" {
 		t.Fatalf("after accepting: %q, %v", v, err)
 	}
-	accepted := filepath.Join(newTestDir(t), "accepted")
-	if err := copyTree(app, accepted); err != nil {
-		t.Fatal(err)
-	}
+	_, accepted := saveDatabase(t, d, "app")
 	if err := ks.DropDMKEncryption("app", ByPassword, []byte(leaked)); err != nil {
 		t.Fatal(err)
 	}
@@ -418,11 +423,7 @@ func TestTamperDatabaseRollback(t *testing.T) {
 
 	// A database only a password opens: accepted at its next open, with
 	// its database.toml verified then.
-	hr := filepath.Join(d.Keystore, databasesDir, "hr")
-	savedHR := filepath.Join(newTestDir(t), "hr")
-	if err := copyTree(hr, savedHR); err != nil {
-		t.Fatal(err)
-	}
+	hr, savedHR := saveDatabase(t, d, "hr")
 	if err := ks.AddDMKEncryption("hr", ByPassword, []byte(leaked), DMKOptions{OpenPassword: []byte(authPW)}); err != nil {
 		t.Fatal(err)
 	}
@@ -440,11 +441,7 @@ func TestTamperDatabaseRollback(t *testing.T) {
 	if _, err := ks.CreateDMK("gone", []byte(authPW), DMKOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	gone := filepath.Join(d.Keystore, databasesDir, "gone")
-	savedGone := filepath.Join(newTestDir(t), "gone")
-	if err := copyTree(gone, savedGone); err != nil {
-		t.Fatal(err)
-	}
+	gone, savedGone := saveDatabase(t, d, "gone")
 	if err := ks.DropDMK("gone"); err != nil {
 		t.Fatal(err)
 	}
@@ -718,11 +715,7 @@ func TestTamperDroppedImport(t *testing.T) {
 	if smk, _ := ks.loadSMKMeta(); m == nil || smk == nil || m.Commit <= smk.Commit {
 		t.Fatalf("the import is not above the count: database %+v, smk.toml %+v", m, smk)
 	}
-	dir := filepath.Join(d.Keystore, databasesDir, "imp")
-	saved := filepath.Join(newTestDir(t), "imp")
-	if err := copyTree(dir, saved); err != nil {
-		t.Fatal(err)
-	}
+	dir, saved := saveDatabase(t, d, "imp")
 	if err := ks.DropDMK("imp"); err != nil {
 		t.Fatal(err)
 	}
@@ -731,6 +724,28 @@ func TestTamperDroppedImport(t *testing.T) {
 	}
 	_, err := ks.SetSecret("imp", "s", []byte("into a dropped database"), []byte(authPW))
 	wantCorrupt(t, "a dropped import put back", nil, err, "database 'imp' has been rolled back")
+
+	// Imported again, over the record of the drop, and stopped just after
+	// its rename: the record was written before it, so the database is
+	// not taken for a rollback.
+	if err := ks.DropDMK("imp"); err != nil {
+		t.Fatal(err)
+	}
+	renamed := false
+	ks.setFault(func(kind, path string) error {
+		if renamed {
+			return errors.New("stopped after the rename")
+		}
+		renamed = kind == "rename" && path == dir
+		return nil
+	})
+	if _, err := ks.ImportDatabase(export, "imp", nil); err == nil || !renamed {
+		t.Fatalf("import stopped after its rename: %v (renamed %v)", err, renamed)
+	}
+	ks.setFault(nil)
+	if _, err := ks.SetSecret("imp", "s", []byte("v"), []byte(authPW)); err != nil {
+		t.Fatalf("the import, stopped after its rename: %v", err)
+	}
 }
 
 // TestTamperOrphans: a generation retired in format 2 holds bound values:
