@@ -95,8 +95,10 @@ an older copy, is refused. If you restored it from an older copy yourself (a
 file-level backup, a snapshot), this command makes the account and machine
 directories accept it as it is now. One database put back from an older
 copy (they remember, for each database, the last change of its master
-key) is accepted the same way. The service master key must open,
-and smk.toml must verify under it: an edited keystore is never accepted.
+key) is accepted the same way, and so is one credential or secret (they
+remember, for each, the last time it was set or removed). The service
+master key must open, and smk.toml must verify under it: an edited
+keystore is never accepted.
 
 keytree keystore restore accepts what it restores by itself.
 
@@ -117,8 +119,17 @@ func (e *env) acceptRollbackRun(in *invocation, _ *noOptions) error {
 	for _, db := range res.Pending {
 		e.say("Database '%s' is accepted as it is when its password next opens it.", escape(db))
 	}
+	for _, c := range res.Credentials {
+		e.say("Accepted credential '%s' as it is now.", escape(c))
+	}
+	for _, s := range res.Secrets {
+		e.say("Accepted secret '%s' as it is now.", escape(s))
+	}
+	for _, s := range res.PendingSecrets {
+		e.say("Secret '%s' is accepted as it is when its password next opens it.", escape(s))
+	}
 	accepted, before := res.Commit, res.Before
-	if accepted >= before && len(res.Databases)+len(res.Pending) > 0 {
+	if accepted >= before && len(res.Databases)+len(res.Pending)+len(res.Credentials)+len(res.Secrets)+len(res.PendingSecrets) > 0 {
 		return nil
 	}
 	if accepted >= before {

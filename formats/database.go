@@ -173,6 +173,9 @@ type Secret struct {
 	Revision int       `toml:"revision"`
 	Created  time.Time `toml:"created"`
 	Updated  time.Time `toml:"updated"`
+	// Commit (format 2) is as a credential's: the keystore's commit count
+	// when this value was written, bound to the value.
+	Commit int `toml:"commit,omitempty"`
 }
 
 func (s *Secret) Validate() error {
@@ -182,10 +185,7 @@ func (s *Secret) Validate() error {
 	if err := ValidateName("secret", s.Name); err != nil {
 		return corrupt("%s", err.Error())
 	}
-	if s.Revision < 1 || s.Revision > MaxRevision {
-		return corrupt("revision %d is out of range", s.Revision)
-	}
-	return nil
+	return checkRevision(s.Revision, s.Commit)
 }
 
 func DecodeSecret(data []byte) (*Secret, error) {

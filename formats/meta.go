@@ -178,6 +178,12 @@ type Credential struct {
 	Revision int       `toml:"revision"`
 	Created  time.Time `toml:"created"`
 	Updated  time.Time `toml:"updated"`
+	// Commit (format 2) is the keystore's commit count when this value
+	// was written; the value's file is bound to it, and the account and
+	// machine directories remember it, so that an older copy of the
+	// credential put back shows. 0 for a value written before its
+	// keystore moved to format 2.
+	Commit int `toml:"commit,omitempty"`
 }
 
 // MaxIdentityLength bounds a credential's identity (a user name, say).
@@ -193,8 +199,16 @@ func (c *Credential) Validate() error {
 	if err := checkStoredIdentity(c.Identity); err != nil {
 		return corrupt("%s", err.Error())
 	}
-	if c.Revision < 1 || c.Revision > MaxRevision {
-		return corrupt("revision %d is out of range", c.Revision)
+	return checkRevision(c.Revision, c.Commit)
+}
+
+// checkRevision checks an item's revision and commit.
+func checkRevision(revision, commit int) error {
+	if revision < 1 || revision > MaxRevision {
+		return corrupt("revision %d is out of range", revision)
+	}
+	if commit < 0 || commit > MaxRevision {
+		return corrupt("commit %d is out of range", commit)
 	}
 	return nil
 }

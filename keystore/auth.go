@@ -51,16 +51,18 @@ func authenticated(m *formats.SMK) bool { return m.Version == formats.Authentica
 // dbAuthenticated reports whether database.toml is of format 2.
 func dbAuthenticated(m *formats.Database) bool { return m.Version == formats.Authenticated }
 
-// credentialBinding is what a credential's value file is bound to.
+// credentialBinding is what a credential's value file is bound to: the
+// keystore's id, the credential's name, identity, revision and commit.
 func credentialBinding(ksID string, m *formats.Credential) []byte {
-	return bindingOf("credential", ksID, m.Name, m.Identity, strconv.Itoa(m.Revision))
+	return bindingOf("credential", ksID, m.Name, m.Identity, strconv.Itoa(m.Revision), strconv.Itoa(m.Commit))
 }
 
 // secretBinding is what a secret's value file is bound to: its database's
-// name, its name and revision, under its database's key. (Two databases
-// imported from one export share a key; the name tells them apart.)
-func secretBinding(db, name string, revision int) []byte {
-	return bindingOf("secret", db, name, strconv.Itoa(revision))
+// name, its name, revision and commit, under its database's key. (Two
+// databases imported from one export share a key; the name tells them
+// apart.)
+func secretBinding(db string, m *formats.Secret) []byte {
+	return bindingOf("secret", db, m.Name, strconv.Itoa(m.Revision), strconv.Itoa(m.Commit))
 }
 
 // bindingOf joins a binding's fields with NUL, which no name, identity or
@@ -73,10 +75,10 @@ func bindingOf(fields ...string) []byte {
 func describeBinding(b []byte) string {
 	f := strings.Split(string(b), "\x00")
 	switch {
-	case len(f) == 6 && f[0] == "keytree/2" && f[1] == "credential":
-		return fmt.Sprintf("the value of credential %q, revision %s, of keystore %s", f[3], f[5], f[2])
-	case len(f) == 5 && f[0] == "keytree/2" && f[1] == "secret":
-		return fmt.Sprintf("the value of secret %q, revision %s", f[2]+"/"+f[3], f[4])
+	case len(f) == 7 && f[0] == "keytree/2" && f[1] == "credential":
+		return fmt.Sprintf("the value of credential %q, revision %s at commit %s, of keystore %s", f[3], f[5], f[6], f[2])
+	case len(f) == 6 && f[0] == "keytree/2" && f[1] == "secret":
+		return fmt.Sprintf("the value of secret %q, revision %s at commit %s", f[2]+"/"+f[3], f[4], f[5])
 	}
 	return "another item's value"
 }
@@ -85,10 +87,10 @@ func describeBinding(b []byte) string {
 // identity alone.
 func sameButIdentity(a, b []byte) bool {
 	fa, fb := strings.Split(string(a), "\x00"), strings.Split(string(b), "\x00")
-	if len(fa) != 6 || len(fb) != 6 || fa[1] != "credential" || fb[1] != "credential" {
+	if len(fa) != 7 || len(fb) != 7 || fa[1] != "credential" || fb[1] != "credential" {
 		return false
 	}
-	return fa[0] == fb[0] && fa[2] == fb[2] && fa[3] == fb[3] && fa[5] == fb[5] && fa[4] != fb[4]
+	return fa[0] == fb[0] && fa[2] == fb[2] && fa[3] == fb[3] && fa[5] == fb[5] && fa[6] == fb[6] && fa[4] != fb[4]
 }
 
 // openBound decrypts a value file and checks it is bound to want (required
@@ -117,8 +119,8 @@ func openBound(key *protect.Key, blob, want []byte, required bool) ([]byte, erro
 func formerBinding(want []byte, former []string) func([]byte) bool {
 	return func(found []byte) bool {
 		fw, ff := strings.Split(string(want), "\x00"), strings.Split(string(found), "\x00")
-		if len(fw) != 5 || len(ff) != 5 || fw[1] != "secret" || ff[1] != "secret" ||
-			fw[0] != ff[0] || fw[3] != ff[3] || fw[4] != ff[4] {
+		if len(fw) != 6 || len(ff) != 6 || fw[1] != "secret" || ff[1] != "secret" ||
+			fw[0] != ff[0] || fw[3] != ff[3] || fw[4] != ff[4] || fw[5] != ff[5] {
 			return false
 		}
 		return slices.Contains(former, ff[2])
@@ -469,6 +471,11 @@ type AcceptResult struct {
 	// Pending ones only a password opens: each is accepted as it is when
 	// its key next opens.
 	Databases, Pending []string
+	// Credentials and Secrets (DB/NAME) were rolled back and are
+	// accepted as they are, their value verified under its key.
+	// PendingSecrets are of databases only a password opens: each is
+	// accepted as it is when it is next read.
+	Credentials, Secrets, PendingSecrets []string
 }
 
 // AcceptRollback makes the protector directories remember the keystore's
@@ -496,7 +503,10 @@ func (ks *Keystore) AcceptRollback() (*AcceptResult, error) {
 		if err := ks.forget(res.Commit); err != nil {
 			return err
 		}
-		return s.acceptDatabases(res)
+		if err := s.acceptDatabases(res); err != nil {
+			return err
+		}
+		return s.acceptItems(res)
 	})
 	return res, err
 }
@@ -643,11 +653,11 @@ func (s *session) bindImport(stage string, meta *formats.Database, name string, 
 		if gen != meta.Generation {
 			continue // an orphan: its key is not this one (docs/security.md, section 5.2)
 		}
-		value, err := openBound(key, blob, secretBinding(meta.Name, sname, st.meta.Revision), !upgrade)
+		value, err := openBound(key, blob, secretBinding(meta.Name, st.meta), !upgrade)
 		if err != nil {
 			return errBadImportValue(sname, err)
 		}
-		ct, err := protect.SealBound(key, secretBinding(name, sname, st.meta.Revision), value)
+		ct, err := protect.SealBound(key, secretBinding(name, st.meta), value)
 		clear(value)
 		if err != nil {
 			return err
@@ -804,11 +814,18 @@ func (ks *Keystore) checkDatabaseRollbackOf(m *formats.Database, accepting bool)
 }
 
 // acceptRestoredDatabases has the protector directories remember every
-// database in databases/ at the commit its database.toml says, lower or
-// not (keystore restore: as the count, taken as the archive has it, the
-// archive being the user's choice). Each is still checked under its key
-// when it opens.
-func (ks *Keystore) acceptRestoredDatabases() {
+// database in databases/ at the commit its database.toml says, and every
+// item at its commit, lower or not (keystore restore: as the count, taken
+// as the archive has it, the archive being the user's choice). Each is
+// still checked under its key when it is read. authenticated says the
+// restored smk.toml is of format 2, whose credentials are bound.
+func (ks *Keystore) acceptRestoredDatabases(authenticated bool) {
+	if authenticated {
+		_ = ks.eachCredential(func(m *formats.Credential) error {
+			_ = ks.forgetIn(ks.itemFiles("", m.Name), m.Commit, true)
+			return nil
+		})
+	}
 	names, err := ks.DatabaseNames()
 	if err != nil {
 		return
@@ -816,6 +833,185 @@ func (ks *Keystore) acceptRestoredDatabases() {
 	for _, db := range names {
 		if m, err := ks.loadDatabaseMeta(db); err == nil && m.Name == db && dbAuthenticated(m) {
 			_ = ks.forgetIn(ks.databaseFiles(db), m.Commit, false)
+			_ = ks.eachSecretMeta(db, func(sm *formats.Secret) error {
+				_ = ks.forgetIn(ks.itemFiles(db, sm.Name), sm.Commit, true)
+				return nil
+			})
 		}
 	}
+}
+
+// Each item of format 2 (a credential, a secret of a database of format 2)
+// holds the commit it was written at, which its value file is bound to,
+// and the account and machine directories remember it in ID.HASH.item,
+// named by a hash of the item's kind, database and name, as a database's
+// commit. A credential or secret put back to an older copy of its
+// metadata and value file holds an older commit than they remember; one
+// removed and put back, one below the commit of its removal.
+
+// itemFiles lists the files in the protector directories that remember
+// the commit of credential name (db empty) or of secret db/name.
+func (ks *Keystore) itemFiles(db, name string) []string {
+	kind := "credential"
+	if db != "" {
+		kind = "secret"
+	}
+	h := sha256.Sum256([]byte("keytree item record\x00" + kind + "\x00" + db + "\x00" + name))
+	return ks.recordFiles(ks.id + "." + hex.EncodeToString(h[:10]) + ".item")
+}
+
+// rememberItem has the protector directories remember that an item is at
+// commit n, lower or not: a write just made it so (or removed it at n).
+// Best effort, as remember.
+func (ks *Keystore) rememberItem(db, name string, n int) {
+	_ = ks.forgetIn(ks.itemFiles(db, name), n, true)
+}
+
+// itemCommit is the commit a bound item is written at (0 for one that is
+// not bound): this session's, past the one it had, and never below what
+// the protector directories remember for it (a removal's commit, an
+// accepted rollback's). old is the commit of the value it replaces, 0 for
+// none.
+func (s *session) itemCommit(bound bool, db, name string, old int) (int, error) {
+	if !bound {
+		return 0, nil
+	}
+	c, err := s.commitToBe()
+	if err != nil {
+		return 0, err
+	}
+	n, _, err := s.ks.rememberedIn(s.ks.itemFiles(db, name))
+	if err != nil {
+		return 0, err
+	}
+	return max(c, old+1, n), nil
+}
+
+// forgetRemovedItem has the protector directories remember that an item
+// was removed by this session's commit, and past the item's own commit.
+func (s *session) forgetRemovedItem(bound bool, db, name string, commit int) {
+	if bound && s.committed != 0 {
+		s.ks.rememberItem(db, name, max(s.committed, commit+1))
+	}
+}
+
+// checkItemRollback refuses a bound item whose commit is older than the
+// protector directories remember for it. It returns the files to raise to
+// commit once the item's value verifies (a newer commit, written by
+// another account or machine), or nil.
+func (ks *Keystore) checkItemRollback(bound bool, db, name string, commit int) ([]string, error) {
+	if !bound {
+		return nil, nil
+	}
+	files := ks.itemFiles(db, name)
+	n, from, err := ks.rememberedIn(files)
+	if err != nil {
+		return nil, err
+	}
+	if commit > n {
+		return files, nil
+	}
+	if commit == n {
+		return nil, nil
+	}
+	what, item := "credential", name
+	if db != "" {
+		what, item = "secret", db+"/"+name
+	}
+	return nil, &Error{
+		Text: fmt.Sprintf("%s '%s' has been rolled back: its metadata is at commit %d, but %s remembers commit %d", what, item, commit, from, n),
+		Detail: []string{"someone replaced the " + what + " with an older copy, or put it back after it was removed; it would hand out an old value",
+			"if you restored it from a backup on purpose, accept it as it is now"},
+		Remedy: Remedy{Kind: RemedyAcceptRollback},
+		Kind:   ErrCorrupt,
+	}
+}
+
+// raiser returns what raises files to commit n, or nil for no files.
+func (ks *Keystore) raiser(files []string, n int) func() {
+	if files == nil {
+		return nil
+	}
+	return func() { ks.rememberIn(files, n) }
+}
+
+// acceptItems accepts every credential and secret older than the protector
+// directories remember, as acceptDatabases does databases: an item's commit
+// is taken only from a value that verifies under its key (bound to that
+// commit). The records of a database's secrets that only a password opens
+// are removed: the next read that verifies one remembers its commit. An
+// item whose value does not verify, or is an orphan, is left as it is.
+func (s *session) acceptItems(res *AcceptResult) error {
+	st := s.smk
+	if !authenticated(st.meta) {
+		return nil
+	}
+	err := s.ks.eachCredential(func(m *formats.Credential) error {
+		files := s.ks.itemFiles("", m.Name)
+		if n, _, err := s.ks.rememberedIn(files); err != nil || n <= m.Commit {
+			return nil
+		}
+		if !s.ks.verifies(st.key, credentialBlob(m.Name, m.Revision, 0), smkGens(st.meta), credentialBinding(s.ks.id, m)) {
+			return nil
+		}
+		res.Credentials = append(res.Credentials, m.Name)
+		return s.ks.forgetIn(files, m.Commit, false)
+	})
+	if err != nil {
+		return err
+	}
+	names, err := s.ks.DatabaseNames()
+	if err != nil {
+		return err
+	}
+	for _, db := range names {
+		m, err := s.ks.loadDatabaseMeta(db)
+		if err != nil || m.Name != db || !dbAuthenticated(m) {
+			continue
+		}
+		var key *protect.Key
+		opened := false
+		err = s.ks.eachSecretMeta(db, func(sm *formats.Secret) error {
+			files := s.ks.itemFiles(db, sm.Name)
+			if n, _, err := s.ks.rememberedIn(files); err != nil || n <= sm.Commit {
+				return nil
+			}
+			if !opened {
+				opened = true
+				if s.ks.files.Exists(s.ks.pathOf(smkEncryptionBlob(db, m.Generation, st.meta.Generation))) {
+					bySMK := *m
+					bySMK.SMKEncryption = true
+					if dmk, err := s.openDMK(&bySMK, nil); err == nil {
+						key = dmk.key
+					}
+				}
+			}
+			item := db + "/" + sm.Name
+			if key == nil {
+				res.PendingSecrets = append(res.PendingSecrets, item)
+				return s.ks.forgetIn(files, 0, false)
+			}
+			if !s.ks.verifies(key, secretBlob(db, sm.Name, sm.Revision, 0), dmkGens(m), secretBinding(db, sm)) {
+				return nil
+			}
+			res.Secrets = append(res.Secrets, item)
+			return s.ks.forgetIn(files, sm.Commit, false)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// verifies reports whether an item's value file, of the key's current
+// generation, opens under key and is bound to binding.
+func (ks *Keystore) verifies(key *protect.Key, h handle, g keyGens, binding []byte) bool {
+	blob, _, orphan, err := ks.readItemBlob(h, g)
+	if err != nil || orphan != nil {
+		return false
+	}
+	value, err := openBound(key, blob, binding, true)
+	clear(value)
+	return err == nil
 }

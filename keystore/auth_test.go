@@ -692,9 +692,10 @@ func TestTamperOlderCopyWithNewID(t *testing.T) {
 	wantCorrupt(t, "an older copy under a new id, by password", v, err, "format 1")
 }
 
-// TestTamperDroppedImport: a database imported from another keystore may
-// be at a commit above this keystore's count; dropped and put back, it is
-// refused all the same.
+// TestTamperDroppedImport: a database imported from another keystore
+// brings that keystore's commits, which may be above this keystore's
+// count: the import raises the count past them, and the database, dropped
+// and put back, is refused all the same.
 func TestTamperDroppedImport(t *testing.T) {
 	_, busy := newTestKeystore(t)
 	for i := 0; i < 6; i++ {
@@ -712,8 +713,8 @@ func TestTamperDroppedImport(t *testing.T) {
 		t.Fatal(err)
 	}
 	m, _ := ks.loadDatabaseMeta("imp")
-	if smk, _ := ks.loadSMKMeta(); m == nil || smk == nil || m.Commit <= smk.Commit {
-		t.Fatalf("the import is not above the count: database %+v, smk.toml %+v", m, smk)
+	if smk, _ := ks.loadSMKMeta(); m == nil || smk == nil || m.Commit < 8 || m.Commit >= smk.Commit {
+		t.Fatalf("the import's commit is not the other keystore's, or the count did not pass it: database %+v, smk.toml %+v", m, smk)
 	}
 	dir, saved := saveDatabase(t, d, "imp")
 	if err := ks.DropDMK("imp"); err != nil {

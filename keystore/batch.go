@@ -36,6 +36,9 @@ import (
 type batchMeta struct {
 	item formats.BatchItem
 	data []byte
+	// commit is the item's commit, which the protector directories
+	// remember once the batch is committed (format 2).
+	commit int
 }
 
 // handle of an item's metadata file.

@@ -754,7 +754,7 @@ func crashCases() []crashCase {
 				sm, _ := ks.loadSecretMeta("payroll", "sec-2")
 				// (The file it was, bound to the secret, as keytree
 				// wrote it under that key.)
-				ct, _ := protect.SealBound(oldKey, secretBinding("payroll", "sec-2", sm.Revision), e.secrets["payroll/sec-2"])
+				ct, _ := protect.SealBound(oldKey, secretBinding("payroll", sm), e.secrets["payroll/sec-2"])
 				if err := os.WriteFile(ks.dbPath("payroll", secretsDir, formats.BlobName("sec-2", sm.Revision, e.dbGen)), ct, 0o600); err != nil {
 					t.Fatal(err)
 				}

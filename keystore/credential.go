@@ -89,7 +89,7 @@ func (ks *Keystore) SetCredential(name, identity string, value []byte) (created 
 		case err == nil && old.Name != name:
 			return errCaseTwin("credential", name, old.Name)
 		case err == nil:
-			meta.Revision, meta.Created = old.Revision+1, old.Created
+			meta.Revision, meta.Created, meta.Commit = old.Revision+1, old.Created, old.Commit
 		case notExist(err):
 			created, old = true, nil
 			twin, err := s.ks.caseTwin(credentialsDir, name, false)
@@ -105,11 +105,15 @@ func (ks *Keystore) SetCredential(name, identity string, value []byte) (created 
 		if meta.Revision > formats.MaxRevision {
 			return fmt.Errorf("credential %s has been rewritten too many times", name)
 		}
+		bound := authenticated(st.meta)
+		if meta.Commit, err = s.itemCommit(bound, "", name, meta.Commit); err != nil {
+			return err
+		}
 		t := s.begin()
 		if old != nil {
 			t.obsolete(s.ks.itemBlobPaths(credentialBlob(name, old.Revision, 0), g)...)
 		}
-		ct, err := sealValue(st.key, credentialBinding(s.ks.id, meta), authenticated(st.meta), value)
+		ct, err := sealValue(st.key, credentialBinding(s.ks.id, meta), bound, value)
 		if err != nil {
 			return err
 		}
@@ -120,7 +124,13 @@ func (ks *Keystore) SetCredential(name, identity string, value []byte) (created 
 		if err != nil {
 			return err
 		}
-		return t.commit(s.ks.credentialMetaPath(name), data)
+		if err := t.commit(s.ks.credentialMetaPath(name), data); err != nil {
+			return err
+		}
+		if bound {
+			s.ks.rememberItem("", name, meta.Commit)
+		}
+		return nil
 	})
 	return created, err
 }
@@ -231,6 +241,10 @@ func (ks *Keystore) RemoveCredential(name string) error {
 		}
 		t := s.begin()
 		t.obsolete(s.ks.itemBlobPaths(credentialBlob(name, meta.Revision, 0), smkGens(smk))...)
-		return t.commitRemove(s.ks.credentialMetaPath(name))
+		if err := t.commitRemove(s.ks.credentialMetaPath(name)); err != nil {
+			return err
+		}
+		s.forgetRemovedItem(authenticated(smk), "", name, meta.Commit)
+		return nil
 	})
 }

@@ -71,6 +71,9 @@ func (ks *Keystore) ExportDatabase(db, path string) (*formats.ExportManifest, er
 				}
 			}
 			return s.ks.eachSecretMeta(db, func(sm *formats.Secret) error {
+				if _, err := s.ks.checkItemRollback(dbAuthenticated(meta), db, sm.Name, sm.Commit); err != nil {
+					return err
+				}
 				p, _, err := s.ks.itemBlob(secretBlob(db, sm.Name, sm.Revision, 0), dmkGens(meta))
 				if err != nil {
 					return err
@@ -191,6 +194,12 @@ func (ks *Keystore) ImportDatabase(path, name string, openPassword []byte) (*for
 			if err != nil {
 				return err
 			}
+			// The keystore's count passes every commit the database
+			// brings from the keystore it was exported from.
+			s.commitFloor = meta.Commit
+			for _, st := range staged {
+				s.commitFloor = max(s.commitFloor, st.meta.Commit)
+			}
 			if err := s.bindImport(stage, meta, name, staged, openPassword); err != nil {
 				return err
 			}
@@ -205,6 +214,14 @@ func (ks *Keystore) ImportDatabase(path, name string, openPassword []byte) (*for
 			for _, d := range []string{filepath.Join(stage, secretsDir), stage} {
 				if err := ks.files.SyncDir(d); err != nil {
 					return err
+				}
+			}
+			// Remembered before the database is in place, as its
+			// commit is (commitStage): a crash leaves the records
+			// behind its secrets, never ahead of them.
+			if dbAuthenticated(meta) && s.keystoreAuthenticated() {
+				for sname, st := range staged {
+					ks.rememberItem(name, sname, st.meta.Commit)
 				}
 			}
 			return nil

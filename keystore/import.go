@@ -101,7 +101,7 @@ func (ks *Keystore) ImportCredentials(items []ImportItem) (ImportResult, error) 
 			case err == nil && old.Name != it.Name:
 				return errCaseTwin("credential", it.Name, old.Name)
 			case err == nil:
-				meta.Revision, meta.Created = old.Revision+1, old.Created
+				meta.Revision, meta.Created, meta.Commit = old.Revision+1, old.Created, old.Commit
 				if meta.Identity == "" {
 					// The identity kept is one the old value was
 					// stored with, not an edit of the metadata.
@@ -129,11 +129,14 @@ func (ks *Keystore) ImportCredentials(items []ImportItem) (ImportResult, error) 
 			if meta.Revision > formats.MaxRevision {
 				return fmt.Errorf("credential %s has been rewritten too many times", it.Name)
 			}
+			if meta.Commit, err = s.itemCommit(authenticated(st.meta), "", it.Name, meta.Commit); err != nil {
+				return err
+			}
 			data, err := meta.Encode()
 			if err != nil {
 				return err
 			}
-			metas[i] = batchMeta{item: formats.BatchItem{Name: it.Name}, data: data}
+			metas[i] = batchMeta{item: formats.BatchItem{Name: it.Name}, data: data, commit: meta.Commit}
 			blobs[i] = credentialBlob(it.Name, meta.Revision, g.current)
 			bindings[i] = credentialBinding(ks.id, meta)
 		}
@@ -184,7 +187,7 @@ func (ks *Keystore) ImportSecrets(db string, items []ImportItem, openPassword []
 			case err == nil && old.Name != it.Name:
 				return errCaseTwin("secret", db+"/"+it.Name, db+"/"+old.Name)
 			case err == nil:
-				next.Revision, next.Created = old.Revision+1, old.Created
+				next.Revision, next.Created, next.Commit = old.Revision+1, old.Created, old.Commit
 				res.Replaced++
 			case notExist(err):
 				if twin := existing[strings.ToLower(it.Name)]; twin != "" && twin != it.Name {
@@ -197,13 +200,16 @@ func (ks *Keystore) ImportSecrets(db string, items []ImportItem, openPassword []
 			if next.Revision > formats.MaxRevision {
 				return fmt.Errorf("secret %s/%s has been rewritten too many times", db, it.Name)
 			}
+			if next.Commit, err = s.itemCommit(dbAuthenticated(meta), db, it.Name, next.Commit); err != nil {
+				return err
+			}
 			data, err := next.Encode()
 			if err != nil {
 				return err
 			}
-			metas[i] = batchMeta{item: formats.BatchItem{DB: db, Name: it.Name}, data: data}
+			metas[i] = batchMeta{item: formats.BatchItem{DB: db, Name: it.Name}, data: data, commit: next.Commit}
 			blobs[i] = secretBlob(db, it.Name, next.Revision, g.current)
-			bindings[i] = secretBinding(db, it.Name, next.Revision)
+			bindings[i] = secretBinding(db, next)
 		}
 		return s.commitImport(dir, dmk.key, dbAuthenticated(meta), items, blobs, bindings, metas)
 	})
@@ -231,5 +237,13 @@ func (s *session) commitImport(dir string, key *protect.Key, bind bool, items []
 			return err
 		}
 	}
-	return t.commitBatch(metas)
+	if err := t.commitBatch(metas); err != nil {
+		return err
+	}
+	if bind {
+		for _, m := range metas {
+			s.ks.rememberItem(m.item.DB, m.item.Name, m.commit)
+		}
+	}
+	return nil
 }

@@ -496,11 +496,12 @@ func (ks *Keystore) acceptRestored() {
 	if data, err = ks.outside.ReadFile(ks.path(smkFile), formats.MaxMetadataSize); err != nil {
 		return
 	}
-	if smk, err := formats.DecodeSMK(data); err == nil {
+	smk, err := formats.DecodeSMK(data)
+	if err == nil {
 		_ = ks.forget(smk.Commit)
 		if !authenticated(smk) {
 			ks.unmarkFormat2Key(smk.Thumbprint)
 		}
 	}
-	ks.acceptRestoredDatabases()
+	ks.acceptRestoredDatabases(err == nil && authenticated(smk))
 }

@@ -128,7 +128,7 @@ func (ks *Keystore) resolve(ref itemRef) (it encItem, ok bool, err error) {
 		if err != nil {
 			return it, false, err
 		}
-		return encItem{kind: itemSecret, name: ref.db + "/" + m.Name, blob: secretBlob(ref.db, m.Name, m.Revision, 0), binding: secretBinding(ref.db, m.Name, m.Revision)}, true, nil
+		return encItem{kind: itemSecret, name: ref.db + "/" + m.Name, blob: secretBlob(ref.db, m.Name, m.Revision, 0), binding: secretBinding(ref.db, m)}, true, nil
 	}
 	return it, false, fmt.Errorf("unknown item kind %d", ref.kind)
 }

@@ -210,6 +210,9 @@ type sealedValue struct {
 	identityOnly bool
 	// what, name and path describe the value for an error.
 	what, name, path string
+	// verified, if set, runs once the value's file verifies: it raises
+	// the record of a newer commit (checkItemRollback).
+	verified func()
 }
 
 func (v sealedValue) open() ([]byte, error) {
@@ -219,6 +222,9 @@ func (v sealedValue) open() ([]byte, error) {
 	value, err := openBound(v.key, v.blob, v.binding, v.bound)
 	if err != nil {
 		return nil, valueError(v.what, v.name, v.path, err)
+	}
+	if v.verified != nil {
+		v.verified()
 	}
 	if v.identityOnly {
 		clear(value)
@@ -397,8 +403,13 @@ func (rs *resolver) findCredentialOnce(name string) (*formats.Credential, sealed
 	if orphan != nil {
 		return nil, sealedValue{}, orphanError("credential", name, orphan, "service master key", Remedy{Kind: RemedyRecoverCredential})
 	}
+	bound := authenticated(st.meta)
+	newer, err := s.ks.checkItemRollback(bound, "", name, meta.Commit)
+	if err != nil {
+		return nil, sealedValue{}, err
+	}
 	return meta, sealedValue{key: st.key, blob: blob, what: "credential", name: name, path: path,
-		binding: credentialBinding(s.ks.id, meta), bound: authenticated(st.meta)}, nil
+		binding: credentialBinding(s.ks.id, meta), bound: bound, verified: s.ks.raiser(newer, meta.Commit)}, nil
 }
 
 // secret reads a secret's value.
@@ -432,8 +443,13 @@ func (rs *resolver) findSecret(db, name string) (sealedValue, error) {
 	if err != nil {
 		return sealedValue{}, err
 	}
+	bound := dbAuthenticated(meta)
+	newer, err := s.ks.checkItemRollback(bound, db, name, sm.Commit)
+	if err != nil {
+		return sealedValue{}, err
+	}
 	return sealedValue{key: dmk.key, blob: blob, what: "secret", name: db + "/" + name, path: path,
-		binding: secretBinding(db, name, sm.Revision), bound: dbAuthenticated(meta)}, nil
+		binding: secretBinding(db, sm), bound: bound, verified: s.ks.raiser(newer, sm.Commit)}, nil
 }
 
 // credentialMeta reads a credential's metadata once per walk: a walk that

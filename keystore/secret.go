@@ -138,7 +138,7 @@ func (ks *Keystore) SetSecret(db, name string, value []byte, openPassword []byte
 		case err == nil && old.Name != name:
 			return errCaseTwin("secret", db+"/"+name, db+"/"+old.Name)
 		case err == nil:
-			next.Revision, next.Created = old.Revision+1, old.Created
+			next.Revision, next.Created, next.Commit = old.Revision+1, old.Created, old.Commit
 		case notExist(err):
 			created, old = true, nil
 			twin, err := s.ks.caseTwin(secretsDirOf(db).rel(), name, false)
@@ -151,11 +151,15 @@ func (ks *Keystore) SetSecret(db, name string, value []byte, openPassword []byte
 		default:
 			return err
 		}
+		bound := dbAuthenticated(dmk.meta)
+		if next.Commit, err = s.itemCommit(bound, db, name, next.Commit); err != nil {
+			return err
+		}
 		t := s.begin()
 		if old != nil {
 			t.obsolete(s.ks.itemBlobPaths(secretBlob(db, name, old.Revision, 0), g)...)
 		}
-		ct, err := sealValue(dmk.key, secretBinding(db, name, next.Revision), dbAuthenticated(dmk.meta), value)
+		ct, err := sealValue(dmk.key, secretBinding(db, next), bound, value)
 		if err != nil {
 			return err
 		}
@@ -166,7 +170,13 @@ func (ks *Keystore) SetSecret(db, name string, value []byte, openPassword []byte
 		if err != nil {
 			return err
 		}
-		return t.commit(s.ks.secretMetaPath(db, name), data)
+		if err := t.commit(s.ks.secretMetaPath(db, name), data); err != nil {
+			return err
+		}
+		if bound {
+			s.ks.rememberItem(db, name, next.Commit)
+		}
+		return nil
 	})
 	return created, err
 }
@@ -247,7 +257,11 @@ func (ks *Keystore) RemoveSecret(db, name string) error {
 		}
 		t := s.begin()
 		t.obsolete(s.ks.itemBlobPaths(secretBlob(db, name, sm.Revision, 0), dmkGens(meta))...)
-		return t.commitRemove(s.ks.secretMetaPath(db, name))
+		if err := t.commitRemove(s.ks.secretMetaPath(db, name)); err != nil {
+			return err
+		}
+		s.forgetRemovedItem(dbAuthenticated(meta), db, name, sm.Commit)
+		return nil
 	})
 }
 

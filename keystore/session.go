@@ -33,6 +33,10 @@ type session struct {
 	// committed is the commit count this session wrote to smk.toml, 0
 	// if none.
 	committed int
+	// commitFloor is a count the session's commit must pass: the highest
+	// commit a database imported from another keystore brings (db
+	// import), so that no commit in the keystore is ever above its count.
+	commitFloor int
 }
 
 // creation is what the session may create for a protector secret it
@@ -173,7 +177,7 @@ func rel(elem ...string) string { return filepath.ToSlash(filepath.Join(elem...)
 // nextCommit is the commit count of the next smk.toml this session writes:
 // one past the highest it has seen.
 func (s *session) nextCommit(m *formats.SMK) int {
-	c := max(m.Commit, s.committed)
+	c := max(m.Commit, s.committed, s.commitFloor)
 	if s.smk != nil {
 		c = max(c, s.smk.meta.Commit)
 	}
