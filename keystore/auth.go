@@ -790,21 +790,35 @@ func (ks *Keystore) checkDatabaseRollback(m *formats.Database) error {
 // checkDatabaseRollbackOf is checkDatabaseRollback; accepting (while
 // AcceptRollback runs) skips the check.
 func (ks *Keystore) checkDatabaseRollbackOf(m *formats.Database, accepting bool) error {
-	if !dbAuthenticated(m) || accepting {
+	if accepting {
 		return nil
+	}
+	newer, err := ks.databaseRollback(m)
+	if newer != nil {
+		ks.rememberIn(newer, m.Commit)
+	}
+	return err
+}
+
+// databaseRollback is checkDatabaseRollback without a write: it returns
+// the files to raise to the database's commit if it is newer than they
+// remember.
+func (ks *Keystore) databaseRollback(m *formats.Database) ([]string, error) {
+	if !dbAuthenticated(m) {
+		return nil, nil
 	}
 	files := ks.databaseFiles(m.Name)
 	n, from, err := ks.rememberedIn(files)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if m.Commit >= n {
-		if m.Commit > n {
-			ks.rememberIn(files, m.Commit)
-		}
-		return nil
+	if m.Commit > n {
+		return files, nil
 	}
-	return &Error{
+	if m.Commit == n {
+		return nil, nil
+	}
+	return nil, &Error{
 		Text: fmt.Sprintf("database '%s' has been rolled back: its database.toml is at commit %d, but %s remembers commit %d", m.Name, m.Commit, from, n),
 		Detail: []string{"someone replaced the database, or its database.toml, with an older copy, or put back a database that was dropped; it may hand out old values, or open with a password dropped since",
 			"if you restored it from a backup on purpose, accept it as it is now"},

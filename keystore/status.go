@@ -230,6 +230,9 @@ func (s *session) statusCredentials(out *Status, smk *formats.SMK) {
 		if orphan != nil {
 			out.Orphans = append(out.Orphans, OrphanItem{Item: "credential/" + m.Name, Generation: orphan.Generation, Thumbprint: orphan.Thumbprint})
 		}
+		if _, err := s.ks.checkItemRollback(authenticated(smk), "", m.Name, m.Commit); err != nil {
+			out.damaged("credential/"+m.Name, p, err)
+		}
 		return nil
 	})
 	if err != nil {
@@ -283,6 +286,9 @@ func (s *session) statusDatabases(out *Status, smk *formats.SMK) {
 				out.Orphans = append(out.Orphans, OrphanItem{Item: "dmk/" + db, Generation: orphan.Generation, Thumbprint: orphan.Thumbprint})
 			}
 		}
+		if _, err := s.ks.databaseRollback(m); err != nil {
+			out.damaged("dmk/"+db, metaPath, err)
+		}
 		out.databases = append(out.databases, m)
 		out.Backups = append(out.Backups, s.ks.lastBackup("dmk/"+db, db, m.Thumbprint))
 		s.statusSecrets(out, db, m)
@@ -324,6 +330,9 @@ func (s *session) statusSecrets(out *Status, db string, m *formats.Database) {
 			out.damaged(item, blob, err)
 		} else if orphan != nil {
 			out.Orphans = append(out.Orphans, OrphanItem{Item: item, Generation: orphan.Generation, Thumbprint: orphan.Thumbprint})
+		}
+		if _, err := s.ks.checkItemRollback(dbAuthenticated(m), db, sm.Name, sm.Commit); err != nil {
+			out.damaged(item, p, err)
 		}
 		return nil
 	})

@@ -30,6 +30,18 @@ func BenchmarkAuthentication(b *testing.B) {
 		!bytes.Contains(readBench(b, v1.path("smk.toml")), []byte("version = 1")) {
 		b.Fatal("the copies are not of formats 1 and 2")
 	}
+	// Both items written again after the upgrade, with the values they
+	// had, so that the account and machine directories hold a record of
+	// each (docs/format.md, section 18.3), which every read compares.
+	cred := v2.run(b, nil, "credential", "get", "backup-db")
+	v2.run(b, cred, "credential", "set", "backup-db", "--identity", "svc_backup-db")
+	v2.run(b, []byte("t0ken"), "secret", "set", "payroll/token")
+	if records, _ := filepath.Glob(filepath.Join(v2.root, "account", "*.item")); len(records) != 2 {
+		b.Fatalf("item records after the sets: %v", records)
+	}
+	if got := v2.run(b, nil, "credential", "get", "backup-db"); !bytes.Equal(got, cred) {
+		b.Fatalf("credential get after the set: %q, want %q", got, cred)
+	}
 	for _, k := range []*benchKeystore{v1, v2} {
 		if got := k.run(b, nil, "secret", "get", "payroll/token"); string(got) != "t0ken" {
 			b.Fatalf("secret get: %q", got)
