@@ -222,8 +222,8 @@ func (ks *Keystore) checkDatabaseMAC(m *formats.Database, key *protect.Key) erro
 
 // The commit counter each protector directory remembers for a keystore:
 // DIR/ID.commit holds the highest commit of keystore ID seen by keytree
-// under that account or on that machine, in decimal.
-const maxCommitFile = 32
+// under that account or on that machine (a record).
+const maxCommitFile = 48
 
 func (ks *Keystore) commitFiles() []string { return ks.recordFiles(ks.id + ".commit") }
 
@@ -238,19 +238,62 @@ func (ks *Keystore) recordFiles(name string) []string {
 	return files
 }
 
-// remembered returns the highest commit the protector directories remember
-// for this keystore, and the file that remembers it (rememberedIn).
-func (ks *Keystore) remembered() (int, string, error) { return ks.rememberedIn(ks.commitFiles()) }
+// A record is what a protector directory remembers of the commit of a
+// keystore, a database or an item: "C\n", the commit it saw last; or,
+// once the user accepted an older commit than it had seen (a restore,
+// accept-rollback, an import of an older export), "A H\n": A the commit
+// accepted, H the highest it had seen. A commit below A is a rollback, and
+// so is one above A up to H: it belongs to the state the user discarded,
+// put back. A commit above H is newer. Both are decimal, 0 <= A <= H; A is
+// 0 for a keystore or item accepted as it is in format 1, which has no
+// commit.
+type record struct {
+	accepted, seen int
+	path           string
+}
 
-// rememberedIn returns the highest commit the records in files hold, and
-// the file that holds it. A file that cannot be read, or does not hold a
-// count, remembers nothing: a new account, another machine, or a write cut
-// short by a power loss (records are not synced). Only the account
-// running keytree can write there, so nothing is lost to an attacker by
-// it; a file keytree may not use (open to others) is an error, as for a
-// protector secret.
-func (ks *Keystore) rememberedIn(files []string) (int, string, error) {
-	best, from := 0, ""
+// parseRecord reads a record.
+func parseRecord(data []byte) (record, bool) {
+	s, ok := strings.CutSuffix(string(data), "\n")
+	if !ok {
+		return record{}, false
+	}
+	a, h, two := strings.Cut(s, " ")
+	if !two {
+		h = a
+	}
+	na, err1 := strconv.Atoi(a)
+	nh, err2 := strconv.Atoi(h)
+	if err1 != nil || err2 != nil || na < 0 || nh < 1 || na > nh || nh > formats.MaxRevision || !two && na < 1 {
+		return record{}, false
+	}
+	return record{accepted: na, seen: nh}, true
+}
+
+// encodeRecord writes a record accepting commit a after seeing h.
+func encodeRecord(a, h int) []byte {
+	if a >= h {
+		return []byte(strconv.Itoa(a) + "\n")
+	}
+	return []byte(strconv.Itoa(a) + " " + strconv.Itoa(h) + "\n")
+}
+
+// top is the highest commit a record has seen.
+func (r record) top() int { return max(r.accepted, r.seen) }
+
+// rolledBack reports whether commit c is older than the record allows.
+func (r record) rolledBack(c int) bool {
+	return c < r.accepted || c > r.accepted && c <= r.seen
+}
+
+// recordsIn reads the records in files. A file that cannot be read, or
+// does not hold a record, remembers nothing: a new account, another
+// machine, or a write cut short by a power loss (records are not synced).
+// Only the account running keytree can write there, so nothing is lost to
+// an attacker by it; a file keytree may not use (open to others) is an
+// error, as for a protector secret.
+func (ks *Keystore) recordsIn(files []string) ([]record, error) {
+	var recs []record
 	for _, path := range files {
 		data, err := ks.outside.ReadFile(path, maxCommitFile)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -259,33 +302,68 @@ func (ks *Keystore) rememberedIn(files []string) (int, string, error) {
 		if err != nil {
 			var ke *Error
 			if errors.As(err, &ke) {
-				return 0, "", err
+				return nil, err
 			}
 			continue
 		}
-		n, ok := parseCount(data)
-		if !ok {
-			continue
-		}
-		if n > best {
-			best, from = n, path
+		if r, ok := parseRecord(data); ok {
+			r.path = path
+			recs = append(recs, r)
 		}
 	}
-	return best, from, nil
+	return recs, nil
 }
 
-// parseCount reads a commit record: a count in decimal and a newline.
-func parseCount(data []byte) (int, bool) {
-	s, ok := strings.CutSuffix(string(data), "\n")
-	n, err := strconv.Atoi(s)
-	return n, ok && err == nil && n >= 1 && n <= formats.MaxRevision
+// judge compares commit c with the records in files: it returns the
+// record c is a rollback against, if any, and whether c is newer than
+// some record (which is then raised to it, once c is trusted).
+func (ks *Keystore) judge(files []string, c int) (against *record, newer bool, err error) {
+	recs, err := ks.recordsIn(files)
+	if err != nil {
+		return nil, false, err
+	}
+	newer = len(recs) < len(files)
+	for i := range recs {
+		if recs[i].rolledBack(c) {
+			return &recs[i], false, nil
+		}
+		newer = newer || c > recs[i].top()
+	}
+	return nil, newer && c > 0, nil
+}
+
+// remembered returns the highest commit the protector directories accept
+// for this keystore, and the file that remembers it (rememberedIn).
+func (ks *Keystore) remembered() (int, string, error) { return ks.rememberedIn(ks.commitFiles()) }
+
+// rememberedIn returns the highest commit the records in files accept,
+// and the file that holds it.
+func (ks *Keystore) rememberedIn(files []string) (int, string, error) {
+	recs, err := ks.recordsIn(files)
+	best, from := 0, ""
+	for _, r := range recs {
+		if r.accepted > best {
+			best, from = r.accepted, r.path
+		}
+	}
+	return best, from, err
+}
+
+// highestSeen returns the highest commit the records in files have seen.
+func (ks *Keystore) highestSeen(files []string) int {
+	recs, _ := ks.recordsIn(files)
+	h := 0
+	for _, r := range recs {
+		h = max(h, r.top())
+	}
+	return h
 }
 
 // remember records the keystore's commit n (rememberIn).
 func (ks *Keystore) remember(n int) { ks.rememberIn(ks.commitFiles(), n) }
 
 // rememberIn records commit n in those of files whose protector directory
-// exists and remembers less. It is best effort: a directory keytree cannot
+// exists and has seen less. It is best effort: a directory keytree cannot
 // write (another account's, read-only) keeps what it had. The record is
 // replaced whole (a new file renamed over it) but not synced: every commit
 // writes it, and a record lost to a power loss only remembers less.
@@ -296,11 +374,11 @@ func (ks *Keystore) rememberIn(files []string, n int) {
 			continue
 		}
 		if data, err := ks.outside.ReadFile(path, maxCommitFile); err == nil {
-			if old, ok := parseCount(data); ok && old >= n {
+			if old, ok := parseRecord(data); ok && old.top() >= n {
 				continue
 			}
 		}
-		_ = ks.replaceRecord(dir, path, []byte(strconv.Itoa(n)+"\n"))
+		_ = ks.replaceRecord(dir, path, encodeRecord(n, n))
 	}
 }
 
@@ -319,33 +397,56 @@ func (ks *Keystore) replaceRecord(dir, path string, data []byte) error {
 	return nil
 }
 
-// forget records the keystore's commit n, lower or not: the user accepted
-// the keystore as it is (AcceptRollback). n = 0, for a keystore of format
-// 1, removes the record.
+// forget records the keystore's commit n as accepted, lower or not: the
+// user accepted the keystore as it is (AcceptRollback). n = 0 is a
+// keystore of format 1.
 func (ks *Keystore) forget(n int) error { return ks.forgetIn(ks.commitFiles(), n, false) }
 
-// forgetIn records commit n in every protector directory of files, lower
-// or not (n = 0 removes the record): synced, or, if quick, replaced whole
-// but not synced, as rememberIn does.
+// forgetIn records commit n as accepted in every protector directory of
+// files, lower or not, keeping the highest commit each has seen, so that
+// a commit between the two stays a rollback: synced, or, if quick,
+// replaced whole but not synced, as rememberIn does. n = 0 where nothing
+// was seen removes the record.
 func (ks *Keystore) forgetIn(files []string, n int, quick bool) error {
 	for _, path := range files {
 		dir := filepath.Dir(path)
 		if !ks.ownProtectorDir(dir) {
 			continue
 		}
+		h := n
+		if data, err := ks.outside.ReadFile(path, maxCommitFile); err == nil {
+			if old, ok := parseRecord(data); ok {
+				h = max(h, old.top())
+			}
+		}
 		var err error
 		switch {
-		case n == 0:
+		case h == 0:
 			err = ks.outside.RemoveFile(path)
 			if errors.Is(err, fs.ErrNotExist) {
 				err = nil
 			}
 		case quick:
-			err = ks.replaceRecord(dir, path, []byte(strconv.Itoa(n)+"\n"))
+			err = ks.replaceRecord(dir, path, encodeRecord(n, h))
 		default:
-			err = ks.outside.ReplaceFile(dir, path, []byte(strconv.Itoa(n)+"\n"))
+			err = ks.outside.ReplaceFile(dir, path, encodeRecord(n, h))
 		}
 		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dropRecordIn removes the records in files: what they remembered is
+// taken, instead, from the next commit that verifies (a database or secret
+// accepted by AcceptRollback that only a password opens).
+func (ks *Keystore) dropRecordIn(files []string) error {
+	for _, path := range files {
+		if !ks.ownProtectorDir(filepath.Dir(path)) {
+			continue
+		}
+		if err := ks.outside.RemoveFile(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}
@@ -426,23 +527,26 @@ func (s *session) checkRollback(m *formats.SMK) error {
 	if s.acceptRollback {
 		return nil
 	}
-	n, from, err := s.ks.remembered()
+	files := s.ks.commitFiles()
+	against, newer, err := s.ks.judge(files, m.Commit)
 	if err != nil {
 		return err
 	}
-	if !authenticated(m) {
+	if !authenticated(m) && against == nil {
 		// A keystore id is not signed: an older copy of the keystore from
 		// before its upgrade, given a new id, has no count remembered.
 		// But its key has been the key of a keystore of format 2.
-		if marker, ok := s.ks.keyWasFormat2(m.Thumbprint); ok && n == 0 {
-			n, from = 1, marker
+		if marker, ok := s.ks.keyWasFormat2(m.Thumbprint); ok {
+			if recs, _ := s.ks.recordsIn(files); len(recs) == 0 {
+				against = &record{accepted: 1, seen: 1, path: marker}
+			}
 		}
 	}
-	if m.Commit >= n {
+	if against == nil {
 		// Only when there is something new to remember: the records are
 		// written at each commit (commitSMK, advanceCommit), and a read
 		// that finds them current touches nothing more.
-		if n < m.Commit {
+		if newer {
 			s.ks.remember(m.Commit)
 			s.ks.markFormat2Key(m.Thumbprint)
 		}
@@ -453,12 +557,20 @@ func (s *session) checkRollback(m *formats.SMK) error {
 		what = "format 1, which has no commit count"
 	}
 	return &Error{
-		Text: fmt.Sprintf("the keystore has been rolled back: smk.toml is at %s, but %s remembers commit %d", what, from, n),
+		Text: fmt.Sprintf("the keystore has been rolled back: smk.toml is at %s, but %s", what, against.says(m.Commit)),
 		Detail: []string{"someone replaced the keystore, or part of it, with an older copy; it may hand out old values or old keys",
 			"if you restored it from a backup on purpose, accept it as it is now"},
 		Remedy: Remedy{Kind: RemedyAcceptRollback},
 		Kind:   ErrCorrupt,
 	}
+}
+
+// says tells, for an error, what the record remembers against commit c.
+func (r record) says(c int) string {
+	if c < r.accepted {
+		return fmt.Sprintf("%s remembers commit %d", r.path, r.accepted)
+	}
+	return fmt.Sprintf("%s remembers commit %d, accepted after commit %d had been seen: commit %d is of the state given up then", r.path, r.accepted, r.seen, c)
 }
 
 // AcceptResult is what AcceptRollback accepted.
@@ -493,9 +605,10 @@ func (ks *Keystore) AcceptRollback() (*AcceptResult, error) {
 		}
 		// A damaged count is replaced: accepting is what repairs it. A
 		// keystore of format 1 (a copy from before an upgrade) has no
-		// count: the directories forget theirs, and that its key was of
-		// format 2.
+		// count: it is accepted at commit 0, and the directories forget
+		// that its key was of format 2.
 		res.Before, _, _ = ks.remembered()
+		seen := ks.highestSeen(ks.commitFiles())
 		res.Commit = st.meta.Commit
 		if !authenticated(st.meta) {
 			ks.unmarkFormat2Key(st.meta.Thumbprint)
@@ -506,7 +619,10 @@ func (ks *Keystore) AcceptRollback() (*AcceptResult, error) {
 		if err := s.acceptDatabases(res); err != nil {
 			return err
 		}
-		return s.acceptItems(res)
+		if err := s.acceptItems(res); err != nil {
+			return err
+		}
+		return ks.forgetAbsent(seen)
 	})
 	return res, err
 }
@@ -526,17 +642,24 @@ func (s *session) acceptDatabases(res *AcceptResult) error {
 	}
 	for _, db := range names {
 		m, err := s.ks.loadDatabaseMeta(db)
-		if err != nil || m.Name != db || !dbAuthenticated(m) {
+		if err != nil || m.Name != db {
 			continue
 		}
 		files := s.ks.databaseFiles(db)
-		if n, _, err := s.ks.rememberedIn(files); err != nil || n <= m.Commit {
+		if !dbAuthenticated(m) {
+			// Of format 1, it has no commit: accepted at commit 0.
+			if err := s.ks.forgetIn(files, 0, false); err != nil {
+				return err
+			}
+			continue
+		}
+		if against, _, err := s.ks.judge(files, m.Commit); err != nil || against == nil {
 			continue
 		}
 		// smk_encryption is not signed: whether the SMK encryption is
 		// tried depends on its file alone.
 		if !s.ks.files.Exists(s.ks.pathOf(smkEncryptionBlob(db, m.Generation, s.smk.meta.Generation))) {
-			if err := s.ks.forgetIn(files, 0, false); err != nil {
+			if err := s.ks.dropRecordIn(files); err != nil {
 				return err
 			}
 			res.Pending = append(res.Pending, db)
@@ -780,15 +903,10 @@ func (ks *Keystore) rememberDatabase(db string, n int) {
 	_ = ks.forgetIn(ks.databaseFiles(db), n, true)
 }
 
-// checkDatabaseRollback refuses, in a keystore of format 2, a
+// checkDatabaseRollbackOf refuses, in a keystore of format 2, a
 // database.toml older than the protector directories remember for its
-// database; one newer is remembered.
-func (ks *Keystore) checkDatabaseRollback(m *formats.Database) error {
-	return ks.checkDatabaseRollbackOf(m, false)
-}
-
-// checkDatabaseRollbackOf is checkDatabaseRollback; accepting (while
-// AcceptRollback runs) skips the check.
+// database, unless accepting (while AcceptRollback runs); one newer is
+// remembered. m must have verified under the database's key.
 func (ks *Keystore) checkDatabaseRollbackOf(m *formats.Database, accepting bool) error {
 	if accepting {
 		return nil
@@ -800,7 +918,7 @@ func (ks *Keystore) checkDatabaseRollbackOf(m *formats.Database, accepting bool)
 	return err
 }
 
-// databaseRollback is checkDatabaseRollback without a write: it returns
+// databaseRollback is checkDatabaseRollbackOf without a write: it returns
 // the files to raise to the database's commit if it is newer than they
 // remember.
 func (ks *Keystore) databaseRollback(m *formats.Database) ([]string, error) {
@@ -808,18 +926,15 @@ func (ks *Keystore) databaseRollback(m *formats.Database) ([]string, error) {
 		return nil, nil
 	}
 	files := ks.databaseFiles(m.Name)
-	n, from, err := ks.rememberedIn(files)
-	if err != nil {
+	against, newer, err := ks.judge(files, m.Commit)
+	if err != nil || against == nil {
+		if newer {
+			return files, err
+		}
 		return nil, err
 	}
-	if m.Commit > n {
-		return files, nil
-	}
-	if m.Commit == n {
-		return nil, nil
-	}
 	return nil, &Error{
-		Text: fmt.Sprintf("database '%s' has been rolled back: its database.toml is at commit %d, but %s remembers commit %d", m.Name, m.Commit, from, n),
+		Text: fmt.Sprintf("database '%s' has been rolled back: its database.toml is at commit %d, but %s", m.Name, m.Commit, against.says(m.Commit)),
 		Detail: []string{"someone replaced the database, or its database.toml, with an older copy, or put back a database that was dropped; it may hand out old values, or open with a password dropped since",
 			"if you restored it from a backup on purpose, accept it as it is now"},
 		Remedy: Remedy{Kind: RemedyAcceptRollback},
@@ -830,22 +945,21 @@ func (ks *Keystore) databaseRollback(m *formats.Database) ([]string, error) {
 // acceptRestoredDatabases has the protector directories remember every
 // database in databases/ at the commit its database.toml says, and every
 // item at its commit, lower or not (keystore restore: as the count, taken
-// as the archive has it, the archive being the user's choice). Each is
-// still checked under its key when it is read. authenticated says the
-// restored smk.toml is of format 2, whose credentials are bound.
-func (ks *Keystore) acceptRestoredDatabases(authenticated bool) {
-	if authenticated {
-		_ = ks.eachCredential(func(m *formats.Credential) error {
-			_ = ks.forgetIn(ks.itemFiles("", m.Name), m.Commit, true)
-			return nil
-		})
-	}
+// as the archive has it, the archive being the user's choice); those of
+// format 1 at commit 0. Each is still checked under its key when it is
+// read. Those the archive does not hold are remembered as removed past
+// seen, the highest commit the directories had seen (forgetAbsent).
+func (ks *Keystore) acceptRestoredDatabases(seen int) {
+	_ = ks.eachCredential(func(m *formats.Credential) error {
+		_ = ks.forgetIn(ks.itemFiles("", m.Name), m.Commit, true)
+		return nil
+	})
 	names, err := ks.DatabaseNames()
 	if err != nil {
 		return
 	}
 	for _, db := range names {
-		if m, err := ks.loadDatabaseMeta(db); err == nil && m.Name == db && dbAuthenticated(m) {
+		if m, err := ks.loadDatabaseMeta(db); err == nil && m.Name == db {
 			_ = ks.forgetIn(ks.databaseFiles(db), m.Commit, false)
 			_ = ks.eachSecretMeta(db, func(sm *formats.Secret) error {
 				_ = ks.forgetIn(ks.itemFiles(db, sm.Name), sm.Commit, true)
@@ -853,6 +967,7 @@ func (ks *Keystore) acceptRestoredDatabases(authenticated bool) {
 			})
 		}
 	}
+	_ = ks.forgetAbsent(seen)
 }
 
 // Each item of format 2 (a credential, a secret of a database of format 2)
@@ -882,11 +997,11 @@ func (ks *Keystore) rememberItem(db, name string, n int) {
 }
 
 // itemCommit is the commit a bound item is written at (0 for one that is
-// not bound): this session's, past the one it had, and never below what
-// the protector directories remember for it (a removal's commit, an
-// accepted rollback's). old is the commit of the value it replaces, 0 for
-// none.
-func (s *session) itemCommit(bound bool, db, name string, old int) (int, error) {
+// not bound): this session's, which is past every commit the keystore
+// holds (db import raises the count past those it brings), and past what
+// the protector directories have seen for it. Nothing the keystore's
+// files say of the item goes into it: they are not verified here.
+func (s *session) itemCommit(bound bool, db, name string) (int, error) {
 	if !bound {
 		return 0, nil
 	}
@@ -894,18 +1009,15 @@ func (s *session) itemCommit(bound bool, db, name string, old int) (int, error) 
 	if err != nil {
 		return 0, err
 	}
-	n, _, err := s.ks.rememberedIn(s.ks.itemFiles(db, name))
-	if err != nil {
-		return 0, err
-	}
-	return max(c, old+1, n), nil
+	return max(c, s.ks.highestSeen(s.ks.itemFiles(db, name))+1), nil
 }
 
 // forgetRemovedItem has the protector directories remember that an item
-// was removed by this session's commit, and past the item's own commit.
-func (s *session) forgetRemovedItem(bound bool, db, name string, commit int) {
+// was removed by this session's commit: an older copy put back is below
+// it.
+func (s *session) forgetRemovedItem(bound bool, db, name string) {
 	if bound && s.committed != 0 {
-		s.ks.rememberItem(db, name, max(s.committed, commit+1))
+		s.ks.rememberItem(db, name, s.committed)
 	}
 }
 
@@ -918,22 +1030,19 @@ func (ks *Keystore) checkItemRollback(bound bool, db, name string, commit int) (
 		return nil, nil
 	}
 	files := ks.itemFiles(db, name)
-	n, from, err := ks.rememberedIn(files)
-	if err != nil {
+	against, newer, err := ks.judge(files, commit)
+	if err != nil || against == nil {
+		if newer {
+			return files, err
+		}
 		return nil, err
-	}
-	if commit > n {
-		return files, nil
-	}
-	if commit == n {
-		return nil, nil
 	}
 	what, item := "credential", name
 	if db != "" {
 		what, item = "secret", db+"/"+name
 	}
 	return nil, &Error{
-		Text: fmt.Sprintf("%s '%s' has been rolled back: its metadata is at commit %d, but %s remembers commit %d", what, item, commit, from, n),
+		Text: fmt.Sprintf("%s '%s' has been rolled back: its metadata is at commit %d, but %s", what, item, commit, against.says(commit)),
 		Detail: []string{"someone replaced the " + what + " with an older copy, or put it back after it was removed; it would hand out an old value",
 			"if you restored it from a backup on purpose, accept it as it is now"},
 		Remedy: Remedy{Kind: RemedyAcceptRollback},
@@ -957,12 +1066,13 @@ func (ks *Keystore) raiser(files []string, n int) func() {
 // item whose value does not verify, or is an orphan, is left as it is.
 func (s *session) acceptItems(res *AcceptResult) error {
 	st := s.smk
-	if !authenticated(st.meta) {
-		return nil
-	}
 	err := s.ks.eachCredential(func(m *formats.Credential) error {
 		files := s.ks.itemFiles("", m.Name)
-		if n, _, err := s.ks.rememberedIn(files); err != nil || n <= m.Commit {
+		if !authenticated(st.meta) {
+			// Of format 1, it has no commit: accepted at commit 0.
+			return s.ks.forgetIn(files, 0, true)
+		}
+		if against, _, err := s.ks.judge(files, m.Commit); err != nil || against == nil {
 			return nil
 		}
 		if !s.ks.verifies(st.key, credentialBlob(m.Name, m.Revision, 0), smkGens(st.meta), credentialBinding(s.ks.id, m)) {
@@ -980,14 +1090,17 @@ func (s *session) acceptItems(res *AcceptResult) error {
 	}
 	for _, db := range names {
 		m, err := s.ks.loadDatabaseMeta(db)
-		if err != nil || m.Name != db || !dbAuthenticated(m) {
+		if err != nil || m.Name != db {
 			continue
 		}
 		var key *protect.Key
 		opened := false
 		err = s.ks.eachSecretMeta(db, func(sm *formats.Secret) error {
 			files := s.ks.itemFiles(db, sm.Name)
-			if n, _, err := s.ks.rememberedIn(files); err != nil || n <= sm.Commit {
+			if !dbAuthenticated(m) {
+				return s.ks.forgetIn(files, 0, true)
+			}
+			if against, _, err := s.ks.judge(files, sm.Commit); err != nil || against == nil {
 				return nil
 			}
 			if !opened {
@@ -1003,7 +1116,7 @@ func (s *session) acceptItems(res *AcceptResult) error {
 			item := db + "/" + sm.Name
 			if key == nil {
 				res.PendingSecrets = append(res.PendingSecrets, item)
-				return s.ks.forgetIn(files, 0, false)
+				return s.ks.dropRecordIn(files)
 			}
 			if !s.ks.verifies(key, secretBlob(db, sm.Name, sm.Revision, 0), dmkGens(m), secretBinding(db, sm)) {
 				return nil
@@ -1013,6 +1126,52 @@ func (s *session) acceptItems(res *AcceptResult) error {
 		})
 		if err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// forgetAbsent has the protector directories remember every database and
+// item of this keystore they hold a record of, but the keystore no longer
+// holds (a restore or an accepted rollback went back to before it was
+// made), as removed past seen, the highest commit they had seen: a copy
+// of it put back is a rollback.
+func (ks *Keystore) forgetAbsent(seen int) error {
+	present := map[string]bool{}
+	note := func(files []string) {
+		if len(files) > 0 {
+			present[filepath.Base(files[0])] = true
+		}
+	}
+	_ = ks.eachCredential(func(m *formats.Credential) error {
+		note(ks.itemFiles("", m.Name))
+		return nil
+	})
+	names, _ := ks.DatabaseNames()
+	for _, db := range names {
+		note(ks.databaseFiles(db))
+		_ = ks.eachSecretMeta(db, func(sm *formats.Secret) error {
+			note(ks.itemFiles(db, sm.Name))
+			return nil
+		})
+	}
+	for _, dir := range []string{ks.accountDir, ks.machineDir} {
+		if dir == "" || !ks.ownProtectorDir(dir) {
+			continue
+		}
+		entries, err := ks.outside.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			n := e.Name()
+			if !strings.HasPrefix(n, ks.id+".") || present[n] ||
+				!strings.HasSuffix(n, ".database") && !strings.HasSuffix(n, ".item") {
+				continue
+			}
+			if err := ks.forgetIn([]string{filepath.Join(dir, n)}, seen+1, true); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -2,8 +2,11 @@ package keystore
 
 import (
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -214,11 +217,18 @@ func TestItemRollbackOfImports(t *testing.T) {
 	if _, err := ks.ExportDatabase("hr", export); err != nil {
 		t.Fatal(err)
 	}
+	hrSecrets := filepath.Join(d.Keystore, databasesDir, "hr", secretsDir)
 	if _, err := ks.SetSecret("hr", "z", []byte("after the export"), []byte(authPW)); err != nil {
 		t.Fatal(err)
 	}
-	if err := ks.RemoveSecret("hr", "z"); err != nil {
+	if _, err := ks.SetSecret("hr", "q", []byte("only after the export"), []byte(authPW)); err != nil {
 		t.Fatal(err)
+	}
+	z, q := saveItem(t, hrSecrets, "z"), saveItem(t, hrSecrets, "q")
+	for _, name := range []string{"z", "q"} {
+		if err := ks.RemoveSecret("hr", name); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := ks.DropDMK("hr"); err != nil {
 		t.Fatal(err)
@@ -229,4 +239,238 @@ func TestItemRollbackOfImports(t *testing.T) {
 	if v, err := ks.GetSecret("hr", "z", []byte(authPW)); err != nil || string(v) != "value z" {
 		t.Fatalf("hr/z imported again from its older export: %q, %v", v, err)
 	}
+	// The values it had after the export, put back under the same key, are
+	// of the state the import gave up.
+	z.putBack(t)
+	v, err = ks.GetSecret("hr", "z", []byte(authPW))
+	wantCorrupt(t, "hr/z of before the drop, over its import", v, err, "secret 'hr/z' has been rolled back")
+	q.putBack(t)
+	v, err = ks.GetSecret("hr", "q", []byte(authPW))
+	wantCorrupt(t, "hr/q, removed before the drop", v, err, "secret 'hr/q' has been rolled back")
+}
+
+// TestImportCommitsAhead: an export whose commits are far ahead of this
+// keystore's count (edited: they are not verified without the database's
+// key) is refused, and the count is not used up; one ahead within reason
+// raises the count past it.
+func TestImportCommitsAhead(t *testing.T) {
+	_, ks := authKeystore(t)
+	export := filepath.Join(newTestDir(t), "app.tar")
+	if _, err := ks.ExportDatabase("hr", export); err != nil {
+		t.Fatal(err)
+	}
+	edited := filepath.Join(newTestDir(t), "edited.tar")
+	rewriteTar(t, export, edited, func(name string, data []byte) []byte {
+		if name == secretsDir+"/z.toml" {
+			return regexp.MustCompile(`(?m)^commit = \d+$`).ReplaceAll(data, []byte(fmt.Sprintf("commit = %d", formats.MaxRevision)))
+		}
+		return data
+	})
+	_, other := newTestKeystore(t)
+	if _, err := other.ImportDatabase(edited, "hr", nil); err == nil || !strings.Contains(err.Error(), "past this keystore's count") {
+		t.Fatalf("import of commits far ahead: %v", err)
+	}
+	setTestCredential(t, other, "c", "u", []byte("v"))
+	if _, err := other.ImportDatabase(export, "hr", nil); err != nil {
+		t.Fatal(err)
+	}
+	smk, err := other.loadSMKMeta()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sm, err := ks.loadSecretMeta("hr", "z")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if smk.Commit <= sm.Commit {
+		t.Fatalf("the count %d is not past the imported commit %d", smk.Commit, sm.Commit)
+	}
+}
+
+// TestEditedCommitsNotTrusted: a commit edited into an item's metadata is
+// used for nothing before it verifies: not for the next set's commit, not
+// for a removal's record, and db export raises no record from an edited
+// database.toml.
+func TestEditedCommitsNotTrusted(t *testing.T) {
+	d, ks := authKeystore(t)
+	meta := filepath.Join(d.Keystore, credentialsDir, "a.toml")
+	m, err := formats.DecodeCredential(readTestFile(t, meta))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Commit = formats.MaxRevision
+	writeTestFile(t, meta, mustEncode(t, m))
+	setTestCredential(t, ks, "a", "user-a", []byte("set over an edit"))
+	if _, v, err := ks.GetCredential("a"); err != nil || string(v) != "set over an edit" {
+		t.Fatalf("a set over an edited commit: %q, %v", v, err)
+	}
+	a := saveItem(t, filepath.Join(d.Keystore, credentialsDir), "a")
+	writeTestFile(t, meta, mustEncode(t, m))
+	if err := ks.RemoveCredential("a"); err != nil {
+		t.Fatal(err)
+	}
+	a.putBack(t)
+	_, v, err := ks.GetCredential("a")
+	wantCorrupt(t, "a removed over an edited commit, put back", v, err, "credential 'a' has been rolled back")
+
+	// database.toml edited far ahead, then exported: nothing remembered.
+	dbMeta := filepath.Join(d.Keystore, databasesDir, "app", databaseFile)
+	genuine := readTestFile(t, dbMeta)
+	dm, err := formats.DecodeDatabase(genuine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dm.Commit += 1000
+	writeTestFile(t, dbMeta, mustEncode(t, dm))
+	_, _ = ks.ExportDatabase("app", filepath.Join(newTestDir(t), "app.tar"))
+	writeTestFile(t, dbMeta, genuine)
+	if v, err := ks.GetSecret("app", "x", nil); err != nil || string(v) != "value x" {
+		t.Fatalf("app/x after an export of an edited database.toml: %q, %v", v, err)
+	}
+}
+
+// copyItemFiles copies the files of item name (its metadata and value
+// files) from one directory to another, where its files are removed first.
+func copyItemFiles(t *testing.T, from, to, name string) {
+	t.Helper()
+	it := saveItem(t, from, name)
+	it.dir = to
+	if _, err := os.Stat(to); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(to, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	it.putBack(t)
+}
+
+// TestTamperGivenUpState: after an older copy of the keystore is accepted
+// on purpose, nothing of the state it replaced is taken for newer: not a
+// credential or secret of it put back, not one it had created, not a
+// database it had created; and the commits that follow are past all of
+// it.
+func TestTamperGivenUpState(t *testing.T) {
+	d, ks := authKeystore(t)
+	older := filepath.Join(newTestDir(t), "older")
+	if err := copyTree(d.Keystore, older); err != nil {
+		t.Fatal(err)
+	}
+	setTestCredential(t, ks, "a", "user-a", []byte("given-up a"))
+	setTestCredential(t, ks, "n", "user-n", []byte("given-up n"))
+	if _, err := ks.SetSecret("app", "x", []byte("given-up x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.CreateDMK("gone", []byte(authPW), DMKOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.SetSecret("gone", "q", []byte("given-up q"), nil); err != nil {
+		t.Fatal(err)
+	}
+	givenUp := d.Keystore
+
+	// The older copy, restored on purpose and accepted.
+	d.Keystore = older
+	ks = openTestKeystore(t, Options{Dirs: d})
+	if _, err := ks.AcceptRollback(); err != nil {
+		t.Fatal(err)
+	}
+	if _, v, err := ks.GetCredential("a"); err != nil || string(v) != "value a" {
+		t.Fatalf("a after the accept: %q, %v", v, err)
+	}
+
+	// The state given up, put back piece by piece.
+	creds := filepath.Join(credentialsDir)
+	copyItemFiles(t, filepath.Join(givenUp, creds), filepath.Join(older, creds), "a")
+	_, v, err := ks.GetCredential("a")
+	wantCorrupt(t, "a of the state given up", v, err, "of the state given up")
+	copyItemFiles(t, filepath.Join(givenUp, creds), filepath.Join(older, creds), "n")
+	_, v, err = ks.GetCredential("n")
+	wantCorrupt(t, "n, which only the state given up had", v, err, "credential 'n' has been rolled back")
+	secrets := filepath.Join(databasesDir, "app", secretsDir)
+	copyItemFiles(t, filepath.Join(givenUp, secrets), filepath.Join(older, secrets), "x")
+	v, err = ks.GetSecret("app", "x", nil)
+	wantCorrupt(t, "app/x of the state given up", v, err, "secret 'app/x' has been rolled back")
+	if err := copyTree(filepath.Join(givenUp, databasesDir, "gone"), filepath.Join(older, databasesDir, "gone")); err != nil {
+		t.Fatal(err)
+	}
+	v, err = ks.GetSecret("gone", "q", nil)
+	wantCorrupt(t, "database gone, which only the state given up had", v, err, "database 'gone' has been rolled back")
+
+	// What is written from here on is past all of it.
+	setTestCredential(t, ks, "a", "user-a", []byte("newest a"))
+	if _, v, err := ks.GetCredential("a"); err != nil || string(v) != "newest a" {
+		t.Fatalf("a set after the accept: %q, %v", v, err)
+	}
+}
+
+// TestTamperGivenUpByRestore: the same after keystore restore of an older
+// archive, which accepts what it restores by itself.
+func TestTamperGivenUpByRestore(t *testing.T) {
+	d, ks := authKeystore(t)
+	archive := filepath.Join(newTestDir(t), "ks.tar")
+	if _, err := ks.BackupKeystore(archive); err != nil {
+		t.Fatal(err)
+	}
+	setTestCredential(t, ks, "a", "user-a", []byte("given-up a"))
+	setTestCredential(t, ks, "n", "user-n", []byte("given-up n"))
+	givenUp := d.Keystore
+
+	d.Keystore = filepath.Join(newTestDir(t), "restored")
+	if _, err := RestoreKeystoreFile(Options{Dirs: d}, archive); err != nil {
+		t.Fatal(err)
+	}
+	ks = openTestKeystore(t, Options{Dirs: d})
+	if _, v, err := ks.GetCredential("a"); err != nil || string(v) != "value a" {
+		t.Fatalf("a after the restore: %q, %v", v, err)
+	}
+	for _, name := range []string{"a", "n"} {
+		copyItemFiles(t, filepath.Join(givenUp, credentialsDir), filepath.Join(d.Keystore, credentialsDir), name)
+		_, v, err := ks.GetCredential(name)
+		wantCorrupt(t, name+" of the state given up", v, err, "credential '"+name+"' has been rolled back")
+	}
+}
+
+// TestFormat1CopyAcceptedAndUpgraded: a copy of the keystore from before
+// its upgrade, put back on purpose and accepted (or restored), then
+// upgraded again, reads: its items, at commit 0, are not taken for
+// rollbacks of what the upgraded keystore wrote since; and what that
+// keystore wrote, put back, still is one.
+func TestFormat1CopyAcceptedAndUpgraded(t *testing.T) {
+	d, ks := newFormat1Keystore(t)
+	setTestCredential(t, ks, "a", "user-a", []byte("value a"))
+	if _, err := ks.CreateDMK("app", []byte(authPW), DMKOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.SetSecret("app", "x", []byte("value x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	older := filepath.Join(newTestDir(t), "older")
+	if err := copyTree(d.Keystore, older); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.Upgrade(nil); err != nil {
+		t.Fatal(err)
+	}
+	setTestCredential(t, ks, "a", "user-a", []byte("upgraded a"))
+	if _, err := ks.SetSecret("app", "x", []byte("upgraded x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	upgraded := d.Keystore
+
+	d.Keystore = older
+	ks = openTestKeystore(t, Options{Dirs: d})
+	if _, err := ks.AcceptRollback(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.Upgrade(nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, v, err := ks.GetCredential("a"); err != nil || string(v) != "value a" {
+		t.Fatalf("a, upgraded again: %q, %v", v, err)
+	}
+	if v, err := ks.GetSecret("app", "x", nil); err != nil || string(v) != "value x" {
+		t.Fatalf("app/x, upgraded again: %q, %v", v, err)
+	}
+	copyItemFiles(t, filepath.Join(upgraded, credentialsDir), filepath.Join(older, credentialsDir), "a")
+	_, v, err := ks.GetCredential("a")
+	wantCorrupt(t, "a of the upgraded keystore given up", v, err, "has been rolled back")
 }

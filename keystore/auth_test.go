@@ -284,11 +284,12 @@ func TestTamperRollback(t *testing.T) {
 	if _, v, err := ks.GetCredential("a"); err != nil || string(v) != "value a" {
 		t.Fatalf("after accepting: %q, %v", v, err)
 	}
-	// Every write counts: the next copy is caught too.
-	n := m.Commit
+	// Every write counts, past every commit seen before the accept, so
+	// that none of the state given up is taken for a newer one: the next
+	// copy is caught too.
 	setTestCredential(t, ks, "b", "user-b", []byte("v"))
-	if m, err := ks.loadSMKMeta(); err != nil || m.Commit != n+1 {
-		t.Fatalf("commit after a credential set: %+v, %v (was %d)", m, err, n)
+	if m, err := ks.loadSMKMeta(); err != nil || m.Commit != res.Before+1 {
+		t.Fatalf("commit after a credential set: %+v, %v (had seen %d)", m, err, res.Before)
 	}
 }
 

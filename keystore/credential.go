@@ -89,7 +89,7 @@ func (ks *Keystore) SetCredential(name, identity string, value []byte) (created 
 		case err == nil && old.Name != name:
 			return errCaseTwin("credential", name, old.Name)
 		case err == nil:
-			meta.Revision, meta.Created, meta.Commit = old.Revision+1, old.Created, old.Commit
+			meta.Revision, meta.Created = old.Revision+1, old.Created
 		case notExist(err):
 			created, old = true, nil
 			twin, err := s.ks.caseTwin(credentialsDir, name, false)
@@ -106,7 +106,7 @@ func (ks *Keystore) SetCredential(name, identity string, value []byte) (created 
 			return fmt.Errorf("credential %s has been rewritten too many times", name)
 		}
 		bound := authenticated(st.meta)
-		if meta.Commit, err = s.itemCommit(bound, "", name, meta.Commit); err != nil {
+		if meta.Commit, err = s.itemCommit(bound, "", name); err != nil {
 			return err
 		}
 		t := s.begin()
@@ -244,7 +244,7 @@ func (ks *Keystore) RemoveCredential(name string) error {
 		if err := t.commitRemove(s.ks.credentialMetaPath(name)); err != nil {
 			return err
 		}
-		s.forgetRemovedItem(authenticated(smk), "", name, meta.Commit)
+		s.forgetRemovedItem(authenticated(smk), "", name)
 		return nil
 	})
 }

@@ -168,10 +168,10 @@ func missingDatabase(db string) error {
 //
 // In a keystore of format 2 the database.toml it replaces must not have
 // been rolled back, and the account and machine directories remember the
-// new one's commit after the commit (checkDatabaseRollback).
+// new one's commit after the commit (checkDatabaseRollbackOf).
 func (t *txn) commitDatabase(meta *formats.Database) error {
 	if old, err := t.s.ks.loadDatabaseMeta(meta.Name); err == nil {
-		if err := t.s.ks.checkDatabaseRollback(old); err != nil {
+		if _, err := t.s.ks.databaseRollback(old); err != nil {
 			return err
 		}
 	}

@@ -47,7 +47,7 @@ func (ks *Keystore) ExportDatabase(db, path string) (*formats.ExportManifest, er
 		if err := s.checkKeystoreIfItOpens(); err != nil {
 			return err
 		}
-		if err := s.ks.checkDatabaseRollback(meta); err != nil {
+		if _, err := s.ks.databaseRollback(meta); err != nil {
 			return err
 		}
 		n := 0
@@ -194,11 +194,8 @@ func (ks *Keystore) ImportDatabase(path, name string, openPassword []byte) (*for
 			if err != nil {
 				return err
 			}
-			// The keystore's count passes every commit the database
-			// brings from the keystore it was exported from.
-			s.commitFloor = meta.Commit
-			for _, st := range staged {
-				s.commitFloor = max(s.commitFloor, st.meta.Commit)
+			if err := s.passImportedCommits(meta, staged, path); err != nil {
+				return err
 			}
 			if err := s.bindImport(stage, meta, name, staged, openPassword); err != nil {
 				return err
@@ -398,4 +395,35 @@ func passwordFiles(meta *formats.Database) []string {
 		}
 	}
 	return names
+}
+
+// maxImportAhead bounds how far past this keystore's count the commits of
+// an imported database may be: a database exported from a keystore that
+// counted that many more commits than this one is not to be expected, and
+// the count, signed, only goes up, so an export whose (unverified) commits
+// claim more could use up this keystore's commits for good.
+const maxImportAhead = 1 << 32
+
+// passImportedCommits makes the keystore's count, at this import's
+// commit, pass every commit the database brings from the keystore it was
+// exported from (its database.toml's and its secrets'): no commit in the
+// keystore is ever above its count. Commits further ahead than
+// maxImportAhead are refused.
+func (s *session) passImportedCommits(meta *formats.Database, staged map[string]stagedSecret, path string) error {
+	if !s.keystoreAuthenticated() {
+		return nil
+	}
+	highest := meta.Commit
+	for _, st := range staged {
+		highest = max(highest, st.meta.Commit)
+	}
+	next, err := s.commitToBe()
+	if err != nil {
+		return err
+	}
+	if highest > next+maxImportAhead {
+		return errBadExport(path, fmt.Sprintf("it holds commit %d, which is more than %d past this keystore's count (%d): it was edited", highest, maxImportAhead, next))
+	}
+	s.commitFloor = highest
+	return nil
 }

@@ -101,7 +101,7 @@ func (ks *Keystore) ImportCredentials(items []ImportItem) (ImportResult, error) 
 			case err == nil && old.Name != it.Name:
 				return errCaseTwin("credential", it.Name, old.Name)
 			case err == nil:
-				meta.Revision, meta.Created, meta.Commit = old.Revision+1, old.Created, old.Commit
+				meta.Revision, meta.Created = old.Revision+1, old.Created
 				if meta.Identity == "" {
 					// The identity kept is one the old value was
 					// stored with, not an edit of the metadata.
@@ -129,7 +129,7 @@ func (ks *Keystore) ImportCredentials(items []ImportItem) (ImportResult, error) 
 			if meta.Revision > formats.MaxRevision {
 				return fmt.Errorf("credential %s has been rewritten too many times", it.Name)
 			}
-			if meta.Commit, err = s.itemCommit(authenticated(st.meta), "", it.Name, meta.Commit); err != nil {
+			if meta.Commit, err = s.itemCommit(authenticated(st.meta), "", it.Name); err != nil {
 				return err
 			}
 			data, err := meta.Encode()
@@ -187,7 +187,7 @@ func (ks *Keystore) ImportSecrets(db string, items []ImportItem, openPassword []
 			case err == nil && old.Name != it.Name:
 				return errCaseTwin("secret", db+"/"+it.Name, db+"/"+old.Name)
 			case err == nil:
-				next.Revision, next.Created, next.Commit = old.Revision+1, old.Created, old.Commit
+				next.Revision, next.Created = old.Revision+1, old.Created
 				res.Replaced++
 			case notExist(err):
 				if twin := existing[strings.ToLower(it.Name)]; twin != "" && twin != it.Name {
@@ -200,7 +200,7 @@ func (ks *Keystore) ImportSecrets(db string, items []ImportItem, openPassword []
 			if next.Revision > formats.MaxRevision {
 				return fmt.Errorf("secret %s/%s has been rewritten too many times", db, it.Name)
 			}
-			if next.Commit, err = s.itemCommit(dbAuthenticated(meta), db, it.Name, next.Commit); err != nil {
+			if next.Commit, err = s.itemCommit(dbAuthenticated(meta), db, it.Name); err != nil {
 				return err
 			}
 			data, err := next.Encode()

@@ -496,12 +496,12 @@ func (ks *Keystore) acceptRestored() {
 	if data, err = ks.outside.ReadFile(ks.path(smkFile), formats.MaxMetadataSize); err != nil {
 		return
 	}
-	smk, err := formats.DecodeSMK(data)
-	if err == nil {
+	seen := ks.highestSeen(ks.commitFiles())
+	if smk, err := formats.DecodeSMK(data); err == nil {
 		_ = ks.forget(smk.Commit)
 		if !authenticated(smk) {
 			ks.unmarkFormat2Key(smk.Thumbprint)
 		}
 	}
-	ks.acceptRestoredDatabases(err == nil && authenticated(smk))
+	ks.acceptRestoredDatabases(seen)
 }

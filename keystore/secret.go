@@ -138,7 +138,7 @@ func (ks *Keystore) SetSecret(db, name string, value []byte, openPassword []byte
 		case err == nil && old.Name != name:
 			return errCaseTwin("secret", db+"/"+name, db+"/"+old.Name)
 		case err == nil:
-			next.Revision, next.Created, next.Commit = old.Revision+1, old.Created, old.Commit
+			next.Revision, next.Created = old.Revision+1, old.Created
 		case notExist(err):
 			created, old = true, nil
 			twin, err := s.ks.caseTwin(secretsDirOf(db).rel(), name, false)
@@ -152,7 +152,7 @@ func (ks *Keystore) SetSecret(db, name string, value []byte, openPassword []byte
 			return err
 		}
 		bound := dbAuthenticated(dmk.meta)
-		if next.Commit, err = s.itemCommit(bound, db, name, next.Commit); err != nil {
+		if next.Commit, err = s.itemCommit(bound, db, name); err != nil {
 			return err
 		}
 		t := s.begin()
@@ -260,7 +260,7 @@ func (ks *Keystore) RemoveSecret(db, name string) error {
 		if err := t.commitRemove(s.ks.secretMetaPath(db, name)); err != nil {
 			return err
 		}
-		s.forgetRemovedItem(dbAuthenticated(meta), db, name, sm.Commit)
+		s.forgetRemovedItem(dbAuthenticated(meta), db, name)
 		return nil
 	})
 }

@@ -37,6 +37,10 @@ type session struct {
 	// commit a database imported from another keystore brings (db
 	// import), so that no commit in the keystore is ever above its count.
 	commitFloor int
+	// seen is the highest commit the protector directories have seen for
+	// the keystore, read once (seenLoaded) by nextCommit.
+	seen       int
+	seenLoaded bool
 }
 
 // creation is what the session may create for a protector secret it
@@ -177,7 +181,13 @@ func rel(elem ...string) string { return filepath.ToSlash(filepath.Join(elem...)
 // nextCommit is the commit count of the next smk.toml this session writes:
 // one past the highest it has seen.
 func (s *session) nextCommit(m *formats.SMK) int {
-	c := max(m.Commit, s.committed, s.commitFloor)
+	if !s.seenLoaded {
+		// Past every commit the account and machine directories have
+		// seen: after an accepted rollback, the commits of the state
+		// given up stay rollbacks (forgetIn).
+		s.seen, s.seenLoaded = s.ks.highestSeen(s.ks.commitFiles()), true
+	}
+	c := max(m.Commit, s.committed, s.commitFloor, s.seen)
 	if s.smk != nil {
 		c = max(c, s.smk.meta.Commit)
 	}

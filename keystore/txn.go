@@ -240,12 +240,8 @@ func (t *txn) commitDrop(db string) error {
 		return err
 	}
 	ks := t.s.ks
-	// The drop is remembered past the dropped database's own commit too,
-	// which an import from another keystore may have put above the count.
-	dropped := t.s.committed
-	if m, err := ks.loadDatabaseMeta(db); err == nil && dbAuthenticated(m) {
-		dropped = max(dropped, m.Commit+1)
-	}
+	// (A database is dropped without secrets, each removed, and
+	// remembered so, by secret rm.)
 	gone := ks.pathOf(handle{kind: kindStaged, name: "drop-" + fsio.RandomName()})
 	if err := ks.files.RenameDir(ks.pathOf(databaseDir(db)), gone); err != nil {
 		return err
@@ -254,7 +250,7 @@ func (t *txn) commitDrop(db string) error {
 		return err
 	}
 	if t.s.committed != 0 {
-		ks.rememberDatabase(db, dropped)
+		ks.rememberDatabase(db, t.s.committed)
 	}
 	_ = ks.files.RemoveTree(gone)
 	return nil
