@@ -359,6 +359,9 @@ func TestTamperGivenUpState(t *testing.T) {
 	if _, err := ks.SetSecret("app", "x", []byte("given-up x"), nil); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := ks.SetSecret("hr", "z", []byte("given-up z"), []byte(authPW)); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := ks.CreateDMK("gone", []byte(authPW), DMKOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -367,9 +370,23 @@ func TestTamperGivenUpState(t *testing.T) {
 	}
 	givenUp := d.Keystore
 
-	// The older copy, restored on purpose and accepted.
+	// The older copy, restored on purpose and accepted. An accept cut
+	// short leaves the keystore refused, to be accepted again, not taken
+	// for accepted: the keystore's own record is written last.
 	d.Keystore = older
 	ks = openTestKeystore(t, Options{Dirs: d})
+	ks.setFault(func(kind, path string) error {
+		if kind != "read" && strings.HasSuffix(path, ".item") {
+			return errCrashed
+		}
+		return nil
+	})
+	if _, err := ks.AcceptRollback(); !errors.Is(err, errCrashed) {
+		t.Fatalf("accept stopped at its first item record: %v", err)
+	}
+	ks.setFault(nil)
+	_, v, err := ks.GetCredential("b")
+	wantCorrupt(t, "b after an accept cut short", v, err, "the keystore has been rolled back")
 	if _, err := ks.AcceptRollback(); err != nil {
 		t.Fatal(err)
 	}
@@ -380,7 +397,7 @@ func TestTamperGivenUpState(t *testing.T) {
 	// The state given up, put back piece by piece.
 	creds := filepath.Join(credentialsDir)
 	copyItemFiles(t, filepath.Join(givenUp, creds), filepath.Join(older, creds), "a")
-	_, v, err := ks.GetCredential("a")
+	_, v, err = ks.GetCredential("a")
 	wantCorrupt(t, "a of the state given up", v, err, "of the state given up")
 	copyItemFiles(t, filepath.Join(givenUp, creds), filepath.Join(older, creds), "n")
 	_, v, err = ks.GetCredential("n")
@@ -389,6 +406,16 @@ func TestTamperGivenUpState(t *testing.T) {
 	copyItemFiles(t, filepath.Join(givenUp, secrets), filepath.Join(older, secrets), "x")
 	v, err = ks.GetSecret("app", "x", nil)
 	wantCorrupt(t, "app/x of the state given up", v, err, "secret 'app/x' has been rolled back")
+	// hr/z, of a database only a password opens, was accepted pending:
+	// its next read takes it as it is, and from then on the state given
+	// up is a rollback of it too.
+	if v, err := ks.GetSecret("hr", "z", []byte(authPW)); err != nil || string(v) != "value z" {
+		t.Fatalf("hr/z after the accept: %q, %v", v, err)
+	}
+	hrSecrets := filepath.Join(databasesDir, "hr", secretsDir)
+	copyItemFiles(t, filepath.Join(givenUp, hrSecrets), filepath.Join(older, hrSecrets), "z")
+	v, err = ks.GetSecret("hr", "z", []byte(authPW))
+	wantCorrupt(t, "hr/z of the state given up, after its pending accept", v, err, "secret 'hr/z' has been rolled back")
 	if err := copyTree(filepath.Join(givenUp, databasesDir, "gone"), filepath.Join(older, databasesDir, "gone")); err != nil {
 		t.Fatal(err)
 	}
@@ -473,4 +500,100 @@ func TestFormat1CopyAcceptedAndUpgraded(t *testing.T) {
 	copyItemFiles(t, filepath.Join(upgraded, credentialsDir), filepath.Join(older, credentialsDir), "a")
 	_, v, err := ks.GetCredential("a")
 	wantCorrupt(t, "a of the upgraded keystore given up", v, err, "has been rolled back")
+}
+
+// TestRestoreOfEditedArchive: keystore restore remembers no count it has
+// not verified: an archive whose smk.toml was edited far ahead is not
+// accepted, nor is an item's commit above its smk.toml's, and after the
+// genuine archive is restored the keystore still writes.
+func TestRestoreOfEditedArchive(t *testing.T) {
+	d, ks := authKeystore(t)
+	archive := filepath.Join(newTestDir(t), "ks.tar")
+	if _, err := ks.BackupKeystore(archive); err != nil {
+		t.Fatal(err)
+	}
+	far := regexp.MustCompile(`(?m)^commit = \d+$`)
+	edit := func(file string) string {
+		out := filepath.Join(newTestDir(t), "edited.tar")
+		rewriteTar(t, archive, out, func(name string, data []byte) []byte {
+			if name == file {
+				return far.ReplaceAll(data, []byte(fmt.Sprintf("commit = %d", formats.MaxRevision)))
+			}
+			return data
+		})
+		return out
+	}
+	for _, file := range []string{smkFile, credentialsDir + "/a.toml"} {
+		d.Keystore = filepath.Join(newTestDir(t), "restored")
+		if _, err := RestoreKeystoreFile(Options{Dirs: d}, edit(file)); err != nil {
+			t.Fatalf("restore of an archive with %s edited: %v", file, err)
+		}
+	}
+	d.Keystore = filepath.Join(newTestDir(t), "restored")
+	if _, err := RestoreKeystoreFile(Options{Dirs: d}, archive); err != nil {
+		t.Fatal(err)
+	}
+	ks = openTestKeystore(t, Options{Dirs: d})
+	setTestCredential(t, ks, "a", "user-a", []byte("after the restores"))
+	setTestCredential(t, ks, "b", "user-b", []byte("after the restores"))
+	if _, v, err := ks.GetCredential("a"); err != nil || string(v) != "after the restores" {
+		t.Fatalf("a after the restores: %q, %v", v, err)
+	}
+}
+
+// TestTamperImportCollision: two keystores count their commits apart, and
+// may give one number to two databases of one name. A database imported
+// from the other keystore, over one of that name dropped here, is
+// remembered with its master key: the dropped one, put back, is not taken
+// for it, though its commit is the same.
+func TestTamperImportCollision(t *testing.T) {
+	dl, local := newTestKeystore(t)
+	_, other := newTestKeystore(t)
+	for _, ks := range []*Keystore{local, other} {
+		if _, err := ks.CreateDMK("d", []byte(authPW), DMKOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ks.SetSecret("d", "s", []byte("value of "+ks.ID()), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ml, _ := local.loadDatabaseMeta("d")
+	mo, _ := other.loadDatabaseMeta("d")
+	if ml == nil || mo == nil || ml.Commit != mo.Commit || ml.Thumbprint == mo.Thumbprint {
+		t.Fatalf("the two databases are not at one commit with two keys: %+v, %+v", ml, mo)
+	}
+	dir, saved := saveDatabase(t, dl, "d")
+	export := filepath.Join(newTestDir(t), "d.tar")
+	if _, err := other.ExportDatabase("d", export); err != nil {
+		t.Fatal(err)
+	}
+	if err := local.RemoveSecret("d", "s"); err != nil {
+		t.Fatal(err)
+	}
+	if err := local.DropDMK("d"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := local.ImportDatabase(export, "d", nil); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := local.GetSecret("d", "s", []byte(authPW)); err != nil || string(v) != "value of "+other.ID() {
+		t.Fatalf("the imported database: %q, %v", v, err)
+	}
+	for _, n := range dirEntries(t, dir) {
+		if n != secretsDir {
+			if err := os.Remove(filepath.Join(dir, n)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, n := range dirEntries(t, filepath.Join(dir, secretsDir)) {
+		if err := os.Remove(filepath.Join(dir, secretsDir, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := copyTree(saved, dir); err != nil {
+		t.Fatal(err)
+	}
+	v, err := local.GetSecret("d", "s", nil)
+	wantCorrupt(t, "the dropped database put back over the import", v, err, "of another master key")
 }

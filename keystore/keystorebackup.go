@@ -480,9 +480,14 @@ func RestoreKeystoreFile(opts Options, path string) (*CopyResult, error) {
 
 // acceptRestored makes the account and machine directories remember the
 // commit of the keystore just restored: a restore is a deliberate
-// rollback. The count is taken as the archive has it, before any key
-// opens (a restore opens none): the archive is the user's choice, and
-// what it holds is checked by every command that follows.
+// rollback. A restore takes no lock and writes nothing in the keystore, so
+// the keys are only tried (as doctor tries them, repairing none): the
+// count is taken from an smk.toml that verifies under the SMK, and no
+// database's or item's commit above it is remembered, so that an edited
+// archive cannot have the directories remember a count that leaves no
+// commit to make. What the archive holds is checked by every command that
+// follows; if the SMK does not open here, nothing is accepted, and those
+// commands say to accept the keystore once it does.
 func (ks *Keystore) acceptRestored() {
 	data, err := ks.outside.ReadFile(ks.path(keystoreFile), formats.MaxMetadataSize)
 	if err != nil {
@@ -493,15 +498,19 @@ func (ks *Keystore) acceptRestored() {
 		return
 	}
 	ks.id = meta.ID
-	if data, err = ks.outside.ReadFile(ks.path(smkFile), formats.MaxMetadataSize); err != nil {
+	smk, err := ks.loadSMKMeta()
+	if err != nil {
 		return
 	}
-	seen := ks.highestSeen(ks.commitFiles())
-	if smk, err := formats.DecodeSMK(data); err == nil {
-		_ = ks.forget(smk.Commit)
-		if !authenticated(smk) {
-			ks.unmarkFormat2Key(smk.Thumbprint)
+	if authenticated(smk) {
+		if _, key := ks.checkSMKEncryptions(smk); key == nil || ks.checkSMKMAC(smk, key) != nil {
+			return
 		}
 	}
-	ks.acceptRestoredDatabases(seen)
+	// The keystore's own record last, as AcceptRollback does.
+	ks.acceptRestoredItems(ks.highestSeen(ks.commitFiles()), smk.Commit)
+	if !authenticated(smk) {
+		ks.unmarkFormat2Key(smk.Thumbprint)
+	}
+	_ = ks.forget(smk.Commit)
 }

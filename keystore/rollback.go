@@ -47,8 +47,21 @@ func (ks *Keystore) recordFiles(name string) []string {
 // put back. A commit above H is newer. Both are decimal, 0 <= A <= H; A is
 // 0 for a keystore or item accepted as it is in format 1, which has no
 // commit.
+//
+// A record of a database or secret accepted while only a password opens
+// its key is "P H\n", pending: the next commit read from it that verifies
+// is accepted, and any commit above it up to H stays a rollback from then
+// on.
+//
+// A database's record written by db import, whose database.toml no key
+// has verified yet, also names the master key it accepted: "A H THUMBPRINT\n".
+// Another database at commit A (a dropped one of that name, put back: two
+// keystores count their commits apart, and may give the same number to
+// two databases) is a rollback.
 type record struct {
 	accepted, seen int
+	pending        bool
+	thumbprint     string
 	path           string
 }
 
@@ -62,16 +75,31 @@ func parseRecord(data []byte) (record, bool) {
 	if !two {
 		h = a
 	}
+	h, thumbprint, three := strings.Cut(h, " ")
+	if three && (!formats.ValidThumbprint(thumbprint) || a == "P") {
+		return record{}, false
+	}
+	if a == "P" && two {
+		nh, err := strconv.Atoi(h)
+		return record{seen: nh, pending: true}, err == nil && nh >= 1 && nh <= formats.MaxRevision
+	}
 	na, err1 := strconv.Atoi(a)
 	nh, err2 := strconv.Atoi(h)
 	if err1 != nil || err2 != nil || na < 0 || nh < 1 || na > nh || nh > formats.MaxRevision || !two && na < 1 {
 		return record{}, false
 	}
-	return record{accepted: na, seen: nh}, true
+	return record{accepted: na, seen: nh, thumbprint: thumbprint}, true
 }
 
 // encodeRecord writes a record accepting commit a after seeing h.
-func encodeRecord(a, h int) []byte {
+func encodeRecord(a, h int) []byte { return encodeAccepted(a, h, "") }
+
+// encodeAccepted writes a record accepting commit a, of the master key of
+// thumbprint if not empty, after seeing h.
+func encodeAccepted(a, h int, thumbprint string) []byte {
+	if thumbprint != "" {
+		return []byte(strconv.Itoa(a) + " " + strconv.Itoa(max(a, h)) + " " + thumbprint + "\n")
+	}
 	if a >= h {
 		return []byte(strconv.Itoa(a) + "\n")
 	}
@@ -81,9 +109,14 @@ func encodeRecord(a, h int) []byte {
 // top is the highest commit a record has seen.
 func (r record) top() int { return max(r.accepted, r.seen) }
 
-// rolledBack reports whether commit c is older than the record allows.
-func (r record) rolledBack(c int) bool {
-	return c < r.accepted || c > r.accepted && c <= r.seen
+// rolledBack reports whether commit c, of the master key of thumbprint
+// (a database's; empty for others), is older than the record allows.
+func (r record) rolledBack(c int, thumbprint string) bool {
+	if r.pending {
+		return false
+	}
+	return c < r.accepted || c > r.accepted && c <= r.seen ||
+		c == r.accepted && r.thumbprint != "" && thumbprint != r.thumbprint
 }
 
 // recordsIn reads the records in files. A file that cannot be read, or
@@ -118,16 +151,21 @@ func (ks *Keystore) recordsIn(files []string) ([]record, error) {
 // record c is a rollback against, if any, and whether c is newer than
 // some record (which is then raised to it, once c is trusted).
 func (ks *Keystore) judge(files []string, c int) (against *record, newer bool, err error) {
+	return ks.judgeOf(files, c, "")
+}
+
+// judgeOf is judge for a database, whose master key has thumbprint.
+func (ks *Keystore) judgeOf(files []string, c int, thumbprint string) (against *record, newer bool, err error) {
 	recs, err := ks.recordsIn(files)
 	if err != nil {
 		return nil, false, err
 	}
 	newer = len(recs) < len(files)
 	for i := range recs {
-		if recs[i].rolledBack(c) {
+		if recs[i].rolledBack(c, thumbprint) {
 			return &recs[i], false, nil
 		}
-		newer = newer || c > recs[i].top()
+		newer = newer || recs[i].pending || c > recs[i].top()
 	}
 	return nil, newer && c > 0, nil
 }
@@ -142,7 +180,7 @@ func (ks *Keystore) rememberedIn(files []string) (int, string, error) {
 	recs, err := ks.recordsIn(files)
 	best, from := 0, ""
 	for _, r := range recs {
-		if r.accepted > best {
+		if !r.pending && r.accepted > best {
 			best, from = r.accepted, r.path
 		}
 	}
@@ -173,12 +211,16 @@ func (ks *Keystore) rememberIn(files []string, n int) {
 		if !ks.ownProtectorDir(dir) {
 			continue
 		}
+		h := n
 		if data, err := ks.outside.ReadFile(path, maxCommitFile); err == nil {
-			if old, ok := parseRecord(data); ok && old.top() >= n {
-				continue
+			if old, ok := parseRecord(data); ok {
+				if !old.pending && old.top() >= n {
+					continue
+				}
+				h = max(h, old.top()) // a pending record, accepted at n
 			}
 		}
-		_ = ks.replaceRecord(dir, path, encodeRecord(n, n))
+		_ = ks.replaceRecord(dir, path, encodeRecord(n, h))
 	}
 }
 
@@ -208,6 +250,12 @@ func (ks *Keystore) forget(n int) error { return ks.forgetIn(ks.commitFiles(), n
 // replaced whole but not synced, as rememberIn does. n = 0 where nothing
 // was seen removes the record.
 func (ks *Keystore) forgetIn(files []string, n int, quick bool) error {
+	return ks.acceptIn(files, n, "", quick)
+}
+
+// acceptIn is forgetIn, naming in the record the master key of thumbprint
+// if not empty.
+func (ks *Keystore) acceptIn(files []string, n int, thumbprint string, quick bool) error {
 	for _, path := range files {
 		dir := filepath.Dir(path)
 		if !ks.ownProtectorDir(dir) {
@@ -227,9 +275,9 @@ func (ks *Keystore) forgetIn(files []string, n int, quick bool) error {
 				err = nil
 			}
 		case quick:
-			err = ks.replaceRecord(dir, path, encodeRecord(n, h))
+			err = ks.replaceRecord(dir, path, encodeAccepted(n, h, thumbprint))
 		default:
-			err = ks.outside.ReplaceFile(dir, path, encodeRecord(n, h))
+			err = ks.outside.ReplaceFile(dir, path, encodeAccepted(n, h, thumbprint))
 		}
 		if err != nil {
 			return err
@@ -238,15 +286,25 @@ func (ks *Keystore) forgetIn(files []string, n int, quick bool) error {
 	return nil
 }
 
-// dropRecordIn removes the records in files: what they remembered is
-// taken, instead, from the next commit that verifies (a database or secret
-// accepted by AcceptRollback that only a password opens).
-func (ks *Keystore) dropRecordIn(files []string) error {
+// pendIn makes the records in files pending: what they accept is taken
+// from the next commit that verifies (a database or secret accepted by
+// AcceptRollback that only a password opens), and the highest commit they
+// have seen is kept.
+func (ks *Keystore) pendIn(files []string) error {
 	for _, path := range files {
-		if !ks.ownProtectorDir(filepath.Dir(path)) {
+		dir := filepath.Dir(path)
+		if !ks.ownProtectorDir(dir) {
 			continue
 		}
-		if err := ks.outside.RemoveFile(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		data, err := ks.outside.ReadFile(path, maxCommitFile)
+		if err != nil {
+			continue
+		}
+		old, ok := parseRecord(data)
+		if !ok {
+			continue
+		}
+		if err := ks.outside.ReplaceFile(dir, path, []byte("P "+strconv.Itoa(old.top())+"\n")); err != nil {
 			return err
 		}
 	}
@@ -367,6 +425,9 @@ func (s *session) checkRollback(m *formats.SMK) error {
 
 // says tells, for an error, what the record remembers against commit c.
 func (r record) says(c int) string {
+	if c == r.accepted && r.thumbprint != "" {
+		return fmt.Sprintf("%s remembers commit %d of another master key, %s: it is another database of that name, put back", r.path, r.accepted, r.thumbprint)
+	}
 	if c < r.accepted {
 		return fmt.Sprintf("%s remembers commit %d", r.path, r.accepted)
 	}
@@ -410,19 +471,22 @@ func (ks *Keystore) AcceptRollback() (*AcceptResult, error) {
 		res.Before, _, _ = ks.remembered()
 		seen := ks.highestSeen(ks.commitFiles())
 		res.Commit = st.meta.Commit
-		if !authenticated(st.meta) {
-			ks.unmarkFormat2Key(st.meta.Thumbprint)
-		}
-		if err := ks.forget(res.Commit); err != nil {
-			return err
-		}
+		// The keystore's own record is written last: until it is, the
+		// keystore is still refused as rolled back, so that an accept
+		// cut short (kill -9) is run again, not taken for done.
 		if err := s.acceptDatabases(res); err != nil {
 			return err
 		}
 		if err := s.acceptItems(res); err != nil {
 			return err
 		}
-		return ks.forgetAbsent(seen)
+		if err := ks.forgetAbsent(seen); err != nil {
+			return err
+		}
+		if !authenticated(st.meta) {
+			ks.unmarkFormat2Key(st.meta.Thumbprint)
+		}
+		return ks.forget(res.Commit)
 	})
 	return res, err
 }
@@ -442,14 +506,14 @@ func (s *session) acceptDatabases(res *AcceptResult) error {
 			// Of format 1, it has no commit: accepted at commit 0.
 			return s.ks.forgetIn(files, 0, false)
 		}
-		if against, _, err := s.ks.judge(files, m.Commit); err != nil || against == nil {
+		if against, _, err := s.ks.judgeOf(files, m.Commit, m.Thumbprint); err != nil || against == nil {
 			return nil
 		}
 		key, found := s.openBySMKFile(m)
 		switch {
 		case !found:
 			res.Pending = append(res.Pending, db)
-			return s.ks.dropRecordIn(files)
+			return s.ks.pendIn(files)
 		case key == nil:
 			return nil // it does not open, or does not verify: not accepted
 		}
@@ -549,6 +613,14 @@ func (ks *Keystore) rememberDatabase(db string, n int) {
 	_ = ks.forgetIn(ks.databaseFiles(db), n, true)
 }
 
+// rememberImport has the protector directories accept database db,
+// imported at commit n with the master key of thumbprint, which no key has
+// verified yet: the record names the key, so that another database of
+// that name at the same commit is not taken for it.
+func (ks *Keystore) rememberImport(db string, n int, thumbprint string) {
+	_ = ks.acceptIn(ks.databaseFiles(db), n, thumbprint, true)
+}
+
 // checkDatabaseRollbackOf refuses, in a keystore of format 2, a
 // database.toml older than the protector directories remember for its
 // database, unless accepting (while AcceptRollback runs); one newer is
@@ -572,7 +644,7 @@ func (ks *Keystore) databaseRollback(m *formats.Database) ([]string, error) {
 		return nil, nil
 	}
 	files := ks.databaseFiles(m.Name)
-	against, newer, err := ks.judge(files, m.Commit)
+	against, newer, err := ks.judgeOf(files, m.Commit, m.Thumbprint)
 	if err != nil || against == nil {
 		if newer {
 			return files, err
@@ -588,31 +660,32 @@ func (ks *Keystore) databaseRollback(m *formats.Database) ([]string, error) {
 	}
 }
 
-// acceptRestoredDatabases has the protector directories remember every
+// acceptRestoredItems has the protector directories remember every
 // database in databases/ at the commit its database.toml says, and every
-// item at its commit, lower or not (keystore restore: as the count, taken
-// as the archive has it, the archive being the user's choice); those of
-// format 1 at commit 0. Each is still checked under its key when it is
-// read. Those the archive does not hold are remembered as removed past
-// seen, the highest commit the directories had seen (forgetAbsent).
-func (ks *Keystore) acceptRestoredDatabases(seen int) {
-	_ = ks.eachCredential(func(m *formats.Credential) error {
-		_ = ks.forgetIn(ks.itemFiles("", m.Name), m.Commit, true)
-		return nil
-	})
-	names, err := ks.DatabaseNames()
-	if err != nil {
-		return
-	}
-	for _, db := range names {
-		if m, err := ks.loadDatabaseMeta(db); err == nil && m.Name == db {
-			_ = ks.forgetIn(ks.databaseFiles(db), m.Commit, false)
-			_ = ks.eachSecretMeta(db, func(sm *formats.Secret) error {
-				_ = ks.forgetIn(ks.itemFiles(db, sm.Name), sm.Commit, true)
-				return nil
-			})
+// item at its commit, lower or not (keystore restore: taken as the archive
+// has it, the archive being the user's choice); those of format 1 at
+// commit 0. A commit above count, the restored smk.toml's, is an edit and
+// is not remembered. Each is still checked under its key when it is read.
+// Those the archive does not hold are remembered as removed past seen, the
+// highest commit the directories had seen (forgetAbsent).
+func (ks *Keystore) acceptRestoredItems(seen, count int) {
+	accept := func(files []string, commit int, quick bool) {
+		if commit <= count {
+			_ = ks.forgetIn(files, commit, quick)
 		}
 	}
+	_ = ks.eachCredential(func(m *formats.Credential) error {
+		accept(ks.itemFiles("", m.Name), m.Commit, true)
+		return nil
+	})
+	_ = ks.eachReadableDatabase(func(db string, m *formats.Database) error {
+		accept(ks.databaseFiles(db), m.Commit, false)
+		_ = ks.eachSecretMeta(db, func(sm *formats.Secret) error {
+			accept(ks.itemFiles(db, sm.Name), sm.Commit, true)
+			return nil
+		})
+		return nil
+	})
 	_ = ks.forgetAbsent(seen)
 }
 
@@ -749,7 +822,7 @@ func (s *session) acceptItems(res *AcceptResult) error {
 			switch {
 			case !found:
 				res.PendingSecrets = append(res.PendingSecrets, item)
-				return s.ks.dropRecordIn(files)
+				return s.ks.pendIn(files)
 			case key == nil:
 				return nil // its key does not open, or does not verify: not accepted
 			}

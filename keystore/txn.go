@@ -169,6 +169,9 @@ type stage struct {
 	ks        *Keystore
 	dir       string
 	committed bool
+	// imported: the database comes from an export (db import), and no
+	// key of this keystore has verified its database.toml.
+	imported bool
 }
 
 // stage makes a stage, with its secrets/ directory, named for op.
@@ -192,6 +195,7 @@ func (t *txn) buildDatabase(op, db string, fill func(dir string) error) error {
 	if err != nil {
 		return err
 	}
+	st.imported = op == "import"
 	defer st.discard()
 	if err := fill(st.dir); err != nil {
 		return err
@@ -213,7 +217,11 @@ func (t *txn) commitStage(st *stage, db string) error {
 	// must leave the record behind the database, never ahead of it.
 	if data, err := st.ks.files.ReadFile(filepath.Join(st.dir, databaseFile), formats.MaxMetadataSize); err == nil {
 		if m, err := formats.DecodeDatabase(data); err == nil && dbAuthenticated(m) && t.s.keystoreAuthenticated() {
-			st.ks.rememberDatabase(db, m.Commit)
+			if st.imported {
+				st.ks.rememberImport(db, m.Commit, m.Thumbprint)
+			} else {
+				st.ks.rememberDatabase(db, m.Commit)
+			}
 		}
 	}
 	if err := st.ks.files.RenameDir(st.dir, st.ks.pathOf(databaseDir(db))); err != nil {
