@@ -100,7 +100,8 @@ remember, for each, the last time it was set or removed). The service
 master key must open, and smk.toml must verify under it: an edited
 keystore is never accepted.
 
-keytree keystore restore accepts what it restores by itself.
+keytree keystore restore accepts what it restores by itself, once the
+restored smk.toml verifies under the service master key.
 
 Example:
    keytree keystore accept-rollback`,
