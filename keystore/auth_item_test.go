@@ -597,3 +597,46 @@ func TestTamperImportCollision(t *testing.T) {
 	v, err := local.GetSecret("d", "s", nil)
 	wantCorrupt(t, "the dropped database put back over the import", v, err, "of another master key")
 }
+
+// TestParseRecord: what a record in a protector directory may hold, and
+// what remembers nothing (a record keytree cannot read is as none).
+func TestParseRecord(t *testing.T) {
+	th := strings.Repeat("ab", 20)
+	for _, c := range []struct {
+		in   string
+		want record
+		ok   bool
+	}{
+		{"7\n", record{accepted: 7, seen: 7}, true},
+		{"3 9\n", record{accepted: 3, seen: 9}, true},
+		{"0 9\n", record{accepted: 0, seen: 9}, true},
+		{"P 9\n", record{seen: 9, pending: true}, true},
+		{"3 9 " + th + "\n", record{accepted: 3, seen: 9, thumbprint: th}, true},
+		{"7", record{}, false},
+		{"0\n", record{}, false},
+		{"0 0\n", record{}, false},
+		{"9 3\n", record{}, false},
+		{"-1\n", record{}, false},
+		{"3 9 5\n", record{}, false},
+		{"P 9 " + th + "\n", record{}, false},
+		{"P\n", record{}, false},
+		{fmt.Sprintf("%d\n", formats.MaxRevision+1), record{}, false},
+		{"\n", record{}, false},
+		{"garbage\n", record{}, false},
+	} {
+		got, ok := parseRecord([]byte(c.in))
+		if ok != c.ok || ok && got != c.want {
+			t.Errorf("parseRecord(%q) = %+v, %v; want %+v, %v", c.in, got, ok, c.want, c.ok)
+		}
+	}
+	// What a commit is against a record.
+	r := record{accepted: 3, seen: 9}
+	for c, rolled := range map[int]bool{2: true, 3: false, 4: true, 9: true, 10: false} {
+		if r.rolledBack(c, "") != rolled {
+			t.Errorf("commit %d against %+v: rolled back %v", c, r, !rolled)
+		}
+	}
+	if pinned := (record{accepted: 3, seen: 9, thumbprint: th}); !pinned.rolledBack(3, strings.Repeat("cd", 20)) || pinned.rolledBack(3, th) {
+		t.Errorf("a record naming a key does not tell that key's commit from another's")
+	}
+}

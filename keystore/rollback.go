@@ -206,22 +206,39 @@ func (ks *Keystore) remember(n int) { ks.rememberIn(ks.commitFiles(), n) }
 // replaced whole (a new file renamed over it) but not synced: every commit
 // writes it, and a record lost to a power loss only remembers less.
 func (ks *Keystore) rememberIn(files []string, n int) {
+	_ = ks.eachOwnRecord(files, func(dir, path string, old *record) error {
+		h := n
+		if old != nil {
+			if !old.pending && old.top() >= n {
+				return nil
+			}
+			h = max(h, old.top()) // a pending record, accepted at n
+		}
+		_ = ks.replaceRecord(dir, path, encodeRecord(n, h))
+		return nil
+	})
+}
+
+// eachOwnRecord calls fn with each of files whose protector directory is
+// keytree's own to write (ownProtectorDir), and the record it holds, or
+// nil if it holds none that parses.
+func (ks *Keystore) eachOwnRecord(files []string, fn func(dir, path string, old *record) error) error {
 	for _, path := range files {
 		dir := filepath.Dir(path)
 		if !ks.ownProtectorDir(dir) {
 			continue
 		}
-		h := n
+		var old *record
 		if data, err := ks.outside.ReadFile(path, maxCommitFile); err == nil {
-			if old, ok := parseRecord(data); ok {
-				if !old.pending && old.top() >= n {
-					continue
-				}
-				h = max(h, old.top()) // a pending record, accepted at n
+			if r, ok := parseRecord(data); ok {
+				old = &r
 			}
 		}
-		_ = ks.replaceRecord(dir, path, encodeRecord(n, h))
+		if err := fn(dir, path, old); err != nil {
+			return err
+		}
 	}
+	return nil
 }
 
 // replaceRecord replaces a small record in a protector directory: written
@@ -256,34 +273,23 @@ func (ks *Keystore) forgetIn(files []string, n int, quick bool) error {
 // acceptIn is forgetIn, naming in the record the master key of thumbprint
 // if not empty.
 func (ks *Keystore) acceptIn(files []string, n int, thumbprint string, quick bool) error {
-	for _, path := range files {
-		dir := filepath.Dir(path)
-		if !ks.ownProtectorDir(dir) {
-			continue
-		}
+	return ks.eachOwnRecord(files, func(dir, path string, old *record) error {
 		h := n
-		if data, err := ks.outside.ReadFile(path, maxCommitFile); err == nil {
-			if old, ok := parseRecord(data); ok {
-				h = max(h, old.top())
-			}
+		if old != nil {
+			h = max(h, old.top())
 		}
-		var err error
 		switch {
 		case h == 0:
-			err = ks.outside.RemoveFile(path)
-			if errors.Is(err, fs.ErrNotExist) {
-				err = nil
+			if err := ks.outside.RemoveFile(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
 			}
+			return nil
 		case quick:
-			err = ks.replaceRecord(dir, path, encodeAccepted(n, h, thumbprint))
+			return ks.replaceRecord(dir, path, encodeAccepted(n, h, thumbprint))
 		default:
-			err = ks.outside.ReplaceFile(dir, path, encodeAccepted(n, h, thumbprint))
+			return ks.outside.ReplaceFile(dir, path, encodeAccepted(n, h, thumbprint))
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	})
 }
 
 // pendIn makes the records in files pending: what they accept is taken
@@ -291,24 +297,12 @@ func (ks *Keystore) acceptIn(files []string, n int, thumbprint string, quick boo
 // AcceptRollback that only a password opens), and the highest commit they
 // have seen is kept.
 func (ks *Keystore) pendIn(files []string) error {
-	for _, path := range files {
-		dir := filepath.Dir(path)
-		if !ks.ownProtectorDir(dir) {
-			continue
+	return ks.eachOwnRecord(files, func(dir, path string, old *record) error {
+		if old == nil {
+			return nil
 		}
-		data, err := ks.outside.ReadFile(path, maxCommitFile)
-		if err != nil {
-			continue
-		}
-		old, ok := parseRecord(data)
-		if !ok {
-			continue
-		}
-		if err := ks.outside.ReplaceFile(dir, path, []byte("P "+strconv.Itoa(old.top())+"\n")); err != nil {
-			return err
-		}
-	}
-	return nil
+		return ks.outside.ReplaceFile(dir, path, []byte("P "+strconv.Itoa(old.top())+"\n"))
+	})
 }
 
 // Each protector directory also remembers every service master key it has
