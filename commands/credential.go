@@ -168,6 +168,9 @@ type credentialJSON struct {
 	Identity string `json:"identity"`
 	Created  string `json:"created"`
 	Updated  string `json:"updated"`
+	// IdentityUnchecked: the identity could not be checked against the
+	// value it was stored with (keystore.Credential.Unchecked).
+	IdentityUnchecked bool `json:"identityUnchecked,omitempty"`
 	orphanJSONFields
 }
 
@@ -176,6 +179,14 @@ func (e *env) credentialListCommand(runF func(*reportOptions) error) *cli.Comman
 		Name:  "list",
 		Usage: "list credentials (names and identities, never values)",
 		UsageText: `keytree credential list [--json]
+
+Lists every credential's name, identity and last update. It opens the
+service master key and checks each identity against the value it was stored
+with, as credential get does: an edited identity is reported as damage
+(exit status 6), never listed. While no encryption of the service master key
+opens, it lists the identities unchecked, and says so in the last column
+("identity unchecked"; "identityUnchecked": true in --json); an orphaned
+credential's identity is unchecked too.
 
 Examples:
    keytree credential list
@@ -193,10 +204,14 @@ func (e *env) credentialListRun(in *invocation, opts *reportOptions) error {
 	return printList(e.stdout, opts.JSON, creds, []string{"NAME", "IDENTITY", "UPDATED", ""},
 		func(cr *keystore.Credential) credentialJSON {
 			return credentialJSON{Name: cr.Name, Identity: cr.Identity, Created: timeString(cr.Created), Updated: timeString(cr.Updated),
-				orphanJSONFields: orphanFields(cr.Orphan)}
+				IdentityUnchecked: cr.Unchecked, orphanJSONFields: orphanFields(cr.Orphan)}
 		},
 		func(cr *keystore.Credential) []string {
-			return []string{cr.Name, cr.Identity, timeString(cr.Updated), orphanState(cr.Orphan)}
+			state := orphanState(cr.Orphan)
+			if state == "" && cr.Unchecked {
+				state = "identity unchecked: the service master key does not open"
+			}
+			return []string{cr.Name, cr.Identity, timeString(cr.Updated), state}
 		})
 }
 

@@ -3,7 +3,9 @@ package commands
 import (
 	"bytes"
 	"encoding/json"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -56,38 +58,120 @@ func TestIdentityRefused(t *testing.T) {
 }
 
 // TestStoredIdentityEscaped: an identity with a bidirectional override or a
-// C1 control, as an older keytree stored it or as a hostile keystore holds
-// it, is listed escaped, in the table and in --json (which still decodes to
-// the identity on disk).
+// C1 control, as an older keytree stored it (a keystore of format 1, which
+// binds no identity), is listed escaped, in the table and in --json (which
+// still decodes to the identity on disk). In a keystore of format 2 the
+// same identity planted by hand does not match its value's binding, and is
+// not listed at all.
 func TestStoredIdentityEscaped(t *testing.T) {
+	// One character as a TOML escape, one raw.
+	const planted = "svc\u202egnp.exe\u0085\u2066"
+	plant := func(t *testing.T, meta, identity string) {
+		t.Helper()
+		data, err := os.ReadFile(meta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		from := `identity = "` + identity + `"`
+		if !bytes.Contains(data, []byte(from)) {
+			t.Fatalf("%s has no %s", meta, from)
+		}
+		data = bytes.Replace(data, []byte(from), []byte(`identity = "svc\u202Egnp.exe\u0085`+"\u2066"+`"`), 1)
+		if err := os.WriteFile(meta, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("format 1", func(t *testing.T) {
+		c := fixtureV1CLI(t)
+		plant(t, c.path("keystore", "credentials", "backup-db.toml"), "svc_backup-db")
+		code, stdout, stderr := c.run("", "credential", "list")
+		if code != 0 || !strings.Contains(stdout, `svc\u202egnp.exe\u0085\u2066`) || rawUnsafe(stdout) {
+			t.Fatalf("list: exit %d\n%q\n%s", code, stdout, stderr)
+		}
+		code, stdout, stderr = c.run("", "credential", "list", "--json")
+		if code != 0 || !strings.Contains(stdout, `svc\u202egnp.exe\u0085\u2066`) || rawUnsafe(stdout) {
+			t.Fatalf("list --json: exit %d\n%q\n%s", code, stdout, stderr)
+		}
+		var creds []credentialJSON
+		if err := json.Unmarshal([]byte(stdout), &creds); err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, cr := range creds {
+			found = found || cr.Name == "backup-db" && cr.Identity == planted
+		}
+		if !found {
+			t.Fatalf("list --json decodes to %+v", creds)
+		}
+	})
+
+	t.Run("format 2", func(t *testing.T) {
+		c := newTestCLI(t)
+		if code, _, stderr := c.run("value", "credential", "set", "x", "--identity", "u"); code != 0 {
+			t.Fatalf("exit %d\n%s", code, stderr)
+		}
+		plant(t, c.path("keystore", "credentials", "x.toml"), "u")
+		for _, args := range [][]string{{"credential", "list"}, {"credential", "list", "--json"}} {
+			code, stdout, stderr := c.run("", args...)
+			if code != exitCorrupt || stdout != "" || !strings.Contains(stderr, "identity in its metadata is not the one its value was stored with") || rawUnsafe(stderr) {
+				t.Fatalf("%v: exit %d\n%q\n%s", args, code, stdout, stderr)
+			}
+		}
+	})
+}
+
+// TestListUnchecked: while no encryption of the SMK opens (other account
+// and machine directories), credential list still lists, and says that the
+// identities are unchecked.
+func TestListUnchecked(t *testing.T) {
 	c := newTestCLI(t)
 	if code, _, stderr := c.run("value", "credential", "set", "x", "--identity", "u"); code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
-	meta := c.path("keystore", "credentials", "x.toml")
-	data, err := os.ReadFile(meta)
+	if code, stdout, stderr := c.run("", "credential", "list"); code != 0 || strings.Contains(stdout, "unchecked") {
+		t.Fatalf("list: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	c.account, c.machine = c.path("other-account"), c.path("other-machine")
+	code, stdout, stderr := c.run("", "credential", "list")
+	if code != 0 || !strings.Contains(stdout, "identity unchecked: the service master key does not open") {
+		t.Fatalf("list, the SMK shut: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = c.run("", "credential", "list", "--json")
+	var creds []credentialJSON
+	if code != 0 || json.Unmarshal([]byte(stdout), &creds) != nil || len(creds) != 1 || !creds[0].IdentityUnchecked || creds[0].Identity != "u" {
+		t.Fatalf("list --json, the SMK shut: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+}
+
+// fixtureV1CLI runs keytree on a copy of testdata/fixtures/keystore-v1, a
+// keystore of format 1.
+func fixtureV1CLI(t *testing.T) *testCLI {
+	t.Helper()
+	root := tempDir(t)
+	src := filepath.Join("..", "testdata", "fixtures", "keystore-v1")
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		r, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(root, r), 0o700)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(root, r), data, 0o600)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// One character as a TOML escape, one raw.
-	const planted = "svc\u202egnp.exe\u0085\u2066"
-	data = bytes.Replace(data, []byte(`identity = "u"`), []byte(`identity = "svc\u202Egnp.exe\u0085`+"\u2066"+`"`), 1)
-	if err := os.WriteFile(meta, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	code, stdout, stderr := c.run("", "credential", "list")
-	if code != 0 || !strings.Contains(stdout, `svc\u202egnp.exe\u0085\u2066`) || rawUnsafe(stdout) {
-		t.Fatalf("list: exit %d\n%q\n%s", code, stdout, stderr)
-	}
-	code, stdout, stderr = c.run("", "credential", "list", "--json")
-	if code != 0 || !strings.Contains(stdout, `svc\u202egnp.exe\u0085\u2066`) || rawUnsafe(stdout) {
-		t.Fatalf("list --json: exit %d\n%q\n%s", code, stdout, stderr)
-	}
-	var creds []credentialJSON
-	if err := json.Unmarshal([]byte(stdout), &creds); err != nil || len(creds) != 1 || creds[0].Identity != planted {
-		t.Fatalf("list --json decodes to %+v, %v", creds, err)
-	}
+	return &testCLI{t: t, root: root, keystore: filepath.Join(root, "keystore"),
+		account: filepath.Join(root, "account"), machine: filepath.Join(root, "machine")}
 }
 
 // TestErrorLogEscaped: `keytree errorlog` prints the log from disk with its

@@ -31,11 +31,18 @@ type Database struct {
 	// database.toml was written and signed; smk.toml holds the lowest it
 	// may be (SMK.Databases).
 	Commit int `toml:"commit,omitempty"`
+	// PasswordOnly (format 2, signed) says that the key is opened by a
+	// password only: database.toml was last signed without an SMK
+	// encryption (dropped, never made, or not carried by db import). An
+	// SMK encryption put back is then never used, whatever SMKEncryption
+	// says; only adding one again, which signs, clears it.
+	PasswordOnly bool `toml:"password_only,omitempty"`
 	// MAC (format 2) authenticates every other field but SMKEncryption,
 	// under a key derived from the DMK (keystore/auth.go). SMKEncryption
 	// is left out because db import turns it off without the DMK; an edit
 	// of it can only make keytree ask for a password, or look for an SMK
-	// encryption that must then open, to this database's key.
+	// encryption that must then open, to this database's key, and that
+	// PasswordOnly does not forbid.
 	MAC string `toml:"mac,omitempty"`
 }
 
@@ -49,6 +56,11 @@ func (d *Database) AuthData() ([]byte, error) {
 	}
 	for _, n := range d.FormerNames {
 		b = authData(b, "former", "name", n)
+	}
+	// Covered only when set, so that the MACs made before the field
+	// existed still verify.
+	if d.PasswordOnly {
+		b = authData(b, "password_only", "set", true)
 	}
 	return authRetired(b, d.Retired), nil
 }
@@ -93,6 +105,9 @@ func (d *Database) Validate() error {
 	}
 	if d.Commit < 0 || d.Commit > MaxRevision || d.Version != Authenticated && d.Commit != 0 {
 		return corrupt("commit %d is out of range for format version %d", d.Commit, d.Version)
+	}
+	if d.PasswordOnly && (d.Version != Authenticated || d.SMKEncryption) {
+		return corrupt("password_only is set, yet smk_encryption is true or the format is not 2")
 	}
 	if err := checkKeyFields(d.Generation, d.Thumbprint, d.Algorithm); err != nil {
 		return err

@@ -177,11 +177,15 @@ func (ks *Keystore) signSMK(m *formats.SMK, key *protect.Key) error {
 	return err
 }
 
-// signDatabase sets an authenticated database.toml's MAC.
+// signDatabase sets an authenticated database.toml's MAC. It signs
+// password_only as the opposite of smk_encryption: what is signed without
+// an SMK encryption stays so until a command that holds the key signs one
+// again (db import turns smk_encryption off unsigned, never on).
 func signDatabase(m *formats.Database, key *protect.Key) error {
 	if !dbAuthenticated(m) {
 		return nil
 	}
+	m.PasswordOnly = !m.SMKEncryption
 	m.MAC = ""
 	mac, err := databaseMAC(m, key)
 	m.MAC = mac

@@ -151,6 +151,20 @@ func TestTamperOldRevisionAndIdentity(t *testing.T) {
 	if vals, err := ks.Resolve([]Ref{{Kind: RefCredentialIdentity, Name: "a"}}, nil, nil); !errors.Is(err, ErrCorrupt) || vals != nil {
 		t.Fatalf("resolve of an edited identity alone: %q, %v", vals, err)
 	}
+	// credential list does not show it either.
+	list, err := ks.ListCredentials()
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "identity in its metadata is not the one") {
+		t.Fatalf("credential list with an edited identity: %+v, %v; want corruption", list, err)
+	}
+	for _, c := range list {
+		if c.Identity == "attacker" {
+			t.Fatalf("credential list returned the edited identity: %+v", c)
+		}
+	}
+	writeTestFile(t, p, bytes.Replace(readTestFile(t, p), []byte(`"attacker"`), []byte(`"user-a"`), 1))
+	if list, err := ks.ListCredentials(); err != nil || len(list) != 2 || list[0].Identity != "user-a" || list[1].Identity != "user-b" || list[0].Unchecked || list[1].Unchecked {
+		t.Fatalf("credential list after the edit was undone: %+v, %v", list, err)
+	}
 }
 
 func TestTamperSMKMetadata(t *testing.T) {
@@ -231,10 +245,82 @@ func TestTamperGraftedDMK(t *testing.T) {
 
 	// database.toml put back to format 1, without its MAC.
 	v1 := *hrMeta
-	v1.Version, v1.Commit, v1.MAC = formats.Version, 0, ""
+	v1.Version, v1.Commit, v1.MAC, v1.PasswordOnly = formats.Version, 0, "", false
 	writeTestFile(t, filepath.Join(hrDir, databaseFile), mustEncode(t, &v1))
 	v, err := ks.GetSecret("hr", "z", []byte(authPW))
 	wantCorrupt(t, "a database put back to format 1", v, err, "is of format 1, in a keystore of format 2")
+}
+
+// TestTamperSMKEncryptionPutBack: a database's SMK encryption dropped, and
+// a copy of it put back with smk_encryption = true, so that the database
+// would open without its password again. The drop signs password_only,
+// and an SMK encryption is never used while it is set.
+func TestTamperSMKEncryptionPutBack(t *testing.T) {
+	d, ks := authKeystore(t)
+	appDir := filepath.Join(d.Keystore, databasesDir, "app")
+	kept := only(t, appDir, "smk.")
+	keptBlob := readTestFile(t, kept)
+	if m, err := ks.loadDatabaseMeta("hr"); err != nil || !m.PasswordOnly {
+		t.Fatalf("hr, created without an SMK encryption: %+v, %v; want password_only", m, err)
+	}
+	if m, err := ks.loadDatabaseMeta("app"); err != nil || m.PasswordOnly {
+		t.Fatalf("app, created with an SMK encryption: %+v, %v; want no password_only", m, err)
+	}
+
+	if err := ks.DropDMKEncryption("app", BySMK, nil); err != nil {
+		t.Fatal(err)
+	}
+	dropped, err := ks.loadDatabaseMeta("app")
+	if err != nil || !dropped.PasswordOnly || dropped.SMKEncryption {
+		t.Fatalf("after the drop: %+v, %v; want password_only and no smk_encryption", dropped, err)
+	}
+	if v, err := ks.GetSecret("app", "x", nil); v != nil || !isMsg(err, MsgDMKNotOpen) {
+		t.Fatalf("get without a password after the drop: %q, %v; want 15581", v, err)
+	}
+	genuine := readTestFile(t, filepath.Join(appDir, databaseFile))
+
+	// The copy put back, smk_encryption edited to true.
+	writeTestFile(t, kept, keptBlob)
+	edit := func(from, to string) []byte {
+		t.Helper()
+		if !strings.Contains(string(genuine), from) {
+			t.Fatalf("database.toml has no %q:\n%s", from, genuine)
+		}
+		return []byte(strings.Replace(string(genuine), from, to, 1))
+	}
+	writeTestFile(t, filepath.Join(appDir, databaseFile), edit("smk_encryption = false", "smk_encryption = true"))
+	v, err := ks.GetSecret("app", "x", nil)
+	wantCorrupt(t, "an SMK encryption put back", v, err, "password_only is set, yet smk_encryption is true")
+
+	// password_only removed as well: the MAC covers it.
+	edited := *dropped
+	edited.SMKEncryption, edited.PasswordOnly = true, false
+	writeTestFile(t, filepath.Join(appDir, databaseFile), mustEncode(t, &edited))
+	v, err = ks.GetSecret("app", "x", nil)
+	wantCorrupt(t, "an SMK encryption put back, password_only removed", v, err, "does not verify under the database master key")
+	_, err = ks.SetSecret("app", "w", []byte("to a tampered database"), nil)
+	wantCorrupt(t, "secret set with password_only removed", nil, err, "does not verify under the database master key")
+
+	// The genuine database.toml back, the copy left in place: the copy is
+	// not used, and the password still opens the key.
+	writeTestFile(t, filepath.Join(appDir, databaseFile), genuine)
+	if v, err := ks.GetSecret("app", "x", nil); v != nil || !isMsg(err, MsgDMKNotOpen) {
+		t.Fatalf("get without a password, the copy in place: %q, %v; want 15581", v, err)
+	}
+	if v, err := ks.GetSecret("app", "x", []byte(authPW)); err != nil || string(v) != "value x" {
+		t.Fatalf("get by password: %q, %v", v, err)
+	}
+
+	// Adding the SMK encryption again, with the key open, clears it.
+	if err := ks.AddDMKEncryption("app", BySMK, nil, DMKOptions{OpenPassword: []byte(authPW)}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := ks.loadDatabaseMeta("app"); err != nil || m.PasswordOnly || !m.SMKEncryption {
+		t.Fatalf("after adding the SMK encryption again: %+v, %v", m, err)
+	}
+	if v, err := ks.GetSecret("app", "x", nil); err != nil || string(v) != "value x" {
+		t.Fatalf("get through the SMK again: %q, %v", v, err)
+	}
 }
 
 func TestTamperRollback(t *testing.T) {

@@ -19,6 +19,10 @@ type Credential struct {
 	Created  time.Time
 	Updated  time.Time
 	Orphan   *Orphan // set if --force left it under an older SMK
+	// Unchecked (credential list, keystore of format 2) says that Identity
+	// is as the metadata holds it, not checked against its value's
+	// binding: the SMK did not open, or the credential is an orphan.
+	Unchecked bool
 }
 
 func (ks *Keystore) credentialMetaPath(name string) string {
@@ -169,8 +173,14 @@ func credentialOf(m *formats.Credential, o *Orphan) *Credential {
 	return &Credential{Name: m.Name, Identity: m.Identity, Created: m.Created, Updated: m.Updated, Orphan: o}
 }
 
-// ListCredentials returns every credential's metadata, sorted by name. It
-// opens no key.
+// ListCredentials returns every credential's metadata, sorted by name. In
+// a keystore of format 2 it opens the SMK and checks each credential as
+// credential get does (its value's binding, which names its identity, and
+// its records), so that no edited identity is listed. Where that cannot be
+// done it lists the metadata as it is, marked Unchecked: an orphan, whose
+// key is retired, and every credential while no encryption of the SMK
+// opens (a listing needs no key). In a keystore of format 1, which binds no
+// identity, it opens no key.
 func (ks *Keystore) ListCredentials() ([]*Credential, error) {
 	var out []*Credential
 	err := ks.read("credential list", func(s *session) error {
@@ -179,6 +189,17 @@ func (ks *Keystore) ListCredentials() ([]*Credential, error) {
 			g = smkGens(meta)
 		} else if !notExist(err) {
 			return err
+		}
+		var r *resolver
+		bound, unchecked := s.keystoreAuthenticated(), false
+		if bound {
+			if _, err := s.openSMK(); isMsg(err, MsgDecryption) {
+				unchecked = true
+			} else if err != nil {
+				return err
+			} else {
+				r = newResolver(s, nil, nil)
+			}
 		}
 		return s.ks.eachCredential(func(m *formats.Credential) error {
 			var orphan *Orphan
@@ -189,7 +210,17 @@ func (ks *Keystore) ListCredentials() ([]*Credential, error) {
 				}
 				orphan = o
 			}
-			out = append(out, credentialOf(m, orphan))
+			if r != nil && orphan == nil {
+				checked, value, err := r.credential(m.Name)
+				clear(value)
+				if err != nil {
+					return err
+				}
+				m = checked
+			}
+			c := credentialOf(m, orphan)
+			c.Unchecked = bound && (unchecked || orphan != nil)
+			out = append(out, c)
 			return nil
 		})
 	})

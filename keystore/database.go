@@ -222,7 +222,7 @@ func (s *session) openDMK(meta *formats.Database, password []byte) (*dmkState, e
 		}
 		return &dmkState{meta: meta, key: key, passwordID: id}, nil
 	}
-	if !meta.SMKEncryption {
+	if !meta.SMKEncryption || meta.PasswordOnly {
 		return nil, &Error{
 			Number: MsgDMKNotOpen,
 			Plain:  "database needs its password",
@@ -232,6 +232,23 @@ func (s *session) openDMK(meta *formats.Database, password []byte) (*dmkState, e
 			Kind:   ErrDecryption,
 		}
 	}
+	key, err := s.dmkKeyBySMK(meta)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.ks.checkDatabaseMAC(meta, key); err != nil {
+		return nil, err
+	}
+	if err := s.ks.checkDatabaseRollbackOf(meta, s.acceptRollback); err != nil {
+		return nil, err
+	}
+	return &dmkState{meta: meta, key: key}, nil
+}
+
+// dmkKeyBySMK opens a database's master key through its SMK encryption,
+// and checks that it is the key, of the algorithm, that database.toml
+// names; not database.toml's MAC.
+func (s *session) dmkKeyBySMK(meta *formats.Database) (*protect.Key, error) {
 	st, err := s.openSMK()
 	if err != nil {
 		var ke *Error
@@ -268,13 +285,7 @@ func (s *session) openDMK(meta *formats.Database, password []byte) (*dmkState, e
 	if string(key.Algorithm()) != meta.Algorithm {
 		return nil, corruptf(s.ks.pathOf(databaseMeta(meta.Name)), "names algorithm %s, but the key is %s", meta.Algorithm, key.Algorithm())
 	}
-	if err := s.ks.checkDatabaseMAC(meta, key); err != nil {
-		return nil, err
-	}
-	if err := s.ks.checkDatabaseRollbackOf(meta, s.acceptRollback); err != nil {
-		return nil, err
-	}
-	return &dmkState{meta: meta, key: key}, nil
+	return key, nil
 }
 
 func dmkOpenError(path string, err error) error {

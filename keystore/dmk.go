@@ -186,7 +186,8 @@ func (ks *Keystore) AddDMKEncryption(db string, by EncryptionKind, newPassword [
 				return nil, err
 			}
 			next.SMKEncryption = true
-			return nil, nil
+			// Signed again, so that password_only is cleared.
+			return dmk.key, nil
 		case ByPassword:
 			if len(meta.Passwords) >= formats.MaxPasswords {
 				return nil, &Error{Text: fmt.Sprintf("database '%s' already has %d password encryptions", db, len(meta.Passwords)), Kind: ErrRefused}
@@ -236,6 +237,7 @@ func (ks *Keystore) DropDMKEncryption(db string, by EncryptionKind, password []b
 			if smk, err := s.ks.loadSMKMeta(); err == nil {
 				t.obsolete(s.ks.itemBlobPaths(smkEncryptionBlob(db, meta.Generation, 0), smkGens(smk))...)
 			}
+			return s.keyToSignDrop(meta)
 		case ByPassword:
 			if len(meta.Passwords) == 1 {
 				return nil, &Error{Number: MsgLastPassword, Kind: ErrRefused,
@@ -261,6 +263,30 @@ func (ks *Keystore) DropDMKEncryption(db string, by EncryptionKind, password []b
 		}
 		return nil, nil
 	})
+}
+
+// keyToSignDrop opens, for the drop of a database's SMK encryption, its key
+// through that encryption, so that database.toml is signed password_only
+// (signDatabase) and the encryption, put back, is refused. A key that does
+// not open so (the SMK does not open, the encryption is orphaned or
+// damaged) cannot sign: the drop is then made unsigned, as in format 1,
+// and password_only is set by the next command that signs database.toml.
+// A database.toml that does not verify, or is rolled back, stops the drop.
+func (s *session) keyToSignDrop(meta *formats.Database) (*protect.Key, error) {
+	if !dbAuthenticated(meta) {
+		return nil, nil
+	}
+	key, err := s.dmkKeyBySMK(meta)
+	if err != nil {
+		return nil, nil
+	}
+	if err := s.ks.checkDatabaseMAC(meta, key); err != nil {
+		return nil, err
+	}
+	if err := s.ks.checkDatabaseRollbackOf(meta, s.acceptRollback); err != nil {
+		return nil, err
+	}
+	return key, nil
 }
 
 // DropDMK drops a database's master key, and with it the database, unless

@@ -238,9 +238,9 @@ func TestBothEncryptionsInvalid(t *testing.T) {
 			t.Fatalf("failed commands created protector secrets: %v", got)
 		}
 	}
-	// A listing needs no key and still works.
+	// A listing needs no key and still works, its identities unchecked.
 	creds, err := ks.ListCredentials()
-	if err != nil || len(creds) != 1 || creds[0].Name != "sa" {
+	if err != nil || len(creds) != 1 || creds[0].Name != "sa" || !creds[0].Unchecked {
 		t.Fatalf("list: %+v, %v", creds, err)
 	}
 	// Nothing changed: the right protectors still open everything.

@@ -537,10 +537,14 @@ func (ks *Keystore) eachReadableDatabase(fn func(db string, m *formats.Database)
 }
 
 // openBySMKFile opens a database's key through its SMK encryption file,
-// whatever smk_encryption (which is not signed) says, and verifies its
+// whatever smk_encryption (which is not signed) says, unless the signed
+// password_only forbids it, and verifies its
 // database.toml under it: found says the file is there, key is nil if it
 // does not open or verify.
 func (s *session) openBySMKFile(m *formats.Database) (key *protect.Key, found bool) {
+	if m.PasswordOnly {
+		return nil, false // signed: a file there is not to be used
+	}
 	if !s.ks.files.Exists(s.ks.pathOf(smkEncryptionBlob(m.Name, m.Generation, s.smk.meta.Generation))) {
 		return nil, false
 	}
