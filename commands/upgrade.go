@@ -118,7 +118,7 @@ func (e *env) acceptRollbackRun(in *invocation, _ *noOptions) error {
 		e.say("Accepted database '%s' as it is now.", escape(db))
 	}
 	for _, db := range res.Pending {
-		e.say("Database '%s' is accepted as it is when its password next opens it.", escape(db))
+		e.say("Database '%s' is accepted as it is now, once its password next opens it.", escape(db))
 	}
 	for _, c := range res.Credentials {
 		e.say("Accepted credential '%s' as it is now.", escape(c))
@@ -127,7 +127,7 @@ func (e *env) acceptRollbackRun(in *invocation, _ *noOptions) error {
 		e.say("Accepted secret '%s' as it is now.", escape(s))
 	}
 	for _, s := range res.PendingSecrets {
-		e.say("Secret '%s' is accepted as it is when its password next opens it.", escape(s))
+		e.say("Secret '%s' is accepted as it is now, once its password next opens it.", escape(s))
 	}
 	accepted, before := res.Commit, res.Before
 	if accepted >= before && len(res.Databases)+len(res.Pending)+len(res.Credentials)+len(res.Secrets)+len(res.PendingSecrets) > 0 {

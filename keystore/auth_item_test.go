@@ -52,6 +52,39 @@ func (it *savedItem) putBack(t *testing.T) {
 	}
 }
 
+// TestPendingSecretPinned: a secret of a database only a password opens,
+// accepted by accept-rollback, is accepted at its next read only at the
+// commit it had when it was accepted: an older copy put in its place in
+// between is a rollback, before that read and after it.
+func TestPendingSecretPinned(t *testing.T) {
+	d, ks := authKeystore(t)
+	hrSecrets := filepath.Join(d.Keystore, databasesDir, "hr", secretsDir)
+	oldest := saveItem(t, hrSecrets, "z")
+	if _, err := ks.SetSecret("hr", "z", []byte("value z1"), []byte(authPW)); err != nil {
+		t.Fatal(err)
+	}
+	accepted := saveItem(t, hrSecrets, "z")
+	if _, err := ks.SetSecret("hr", "z", []byte("value z2"), []byte(authPW)); err != nil {
+		t.Fatal(err)
+	}
+	accepted.putBack(t)
+	v, err := ks.GetSecret("hr", "z", []byte(authPW))
+	wantCorrupt(t, "hr/z rolled back", v, err, "secret 'hr/z' has been rolled back")
+	if res, err := ks.AcceptRollback(); err != nil || !slices.Equal(res.PendingSecrets, []string{"hr/z"}) {
+		t.Fatalf("accept: %+v, %v; want hr/z pending", res, err)
+	}
+	oldest.putBack(t)
+	v, err = ks.GetSecret("hr", "z", []byte(authPW))
+	wantCorrupt(t, "an older copy of a secret accepted pending its password", v, err, "to be opened by password")
+	accepted.putBack(t)
+	if v, err := ks.GetSecret("hr", "z", []byte(authPW)); err != nil || string(v) != "value z1" {
+		t.Fatalf("the accepted copy: %q, %v", v, err)
+	}
+	oldest.putBack(t)
+	v, err = ks.GetSecret("hr", "z", []byte(authPW))
+	wantCorrupt(t, "an older copy of a secret accepted and read", v, err, "secret 'hr/z' has been rolled back")
+}
+
 // TestTamperItemRollback: one credential or secret put back from an older
 // copy of its files (its metadata and value file together, each genuine),
 // with the rest of the keystore current, is refused by every read, and so
@@ -611,6 +644,11 @@ func TestParseRecord(t *testing.T) {
 		{"3 9\n", record{accepted: 3, seen: 9}, true},
 		{"0 9\n", record{accepted: 0, seen: 9}, true},
 		{"P 9\n", record{seen: 9, pending: true}, true},
+		{"P 9 4\n", record{seen: 9, pending: true, pinned: true, pin: 4}, true},
+		{"P 9 0\n", record{seen: 9, pending: true, pinned: true, pin: 0}, true},
+		{"P 9 10\n", record{}, false},
+		{"P 9 -1\n", record{}, false},
+		{"P 9 4 5\n", record{}, false},
 		{"3 9 " + th + "\n", record{accepted: 3, seen: 9, thumbprint: th}, true},
 		{"7", record{}, false},
 		{"0\n", record{}, false},
@@ -638,5 +676,16 @@ func TestParseRecord(t *testing.T) {
 	}
 	if pinned := (record{accepted: 3, seen: 9, thumbprint: th}); !pinned.rolledBack(3, strings.Repeat("cd", 20)) || pinned.rolledBack(3, th) {
 		t.Errorf("a record naming a key does not tell that key's commit from another's")
+	}
+	// A pending record accepts only the commit it was accepted at, or one
+	// above all it has seen; one without a commit, any.
+	p := record{seen: 9, pending: true, pinned: true, pin: 4}
+	for c, rolled := range map[int]bool{0: true, 3: true, 4: false, 5: true, 9: true, 10: false} {
+		if p.rolledBack(c, "") != rolled {
+			t.Errorf("commit %d against %+v: rolled back %v", c, p, !rolled)
+		}
+	}
+	if any := (record{seen: 9, pending: true}); any.rolledBack(2, "") || any.rolledBack(9, "") {
+		t.Errorf("a pending record without a commit refuses one")
 	}
 }

@@ -509,9 +509,15 @@ func TestTamperDatabaseRollback(t *testing.T) {
 	}
 
 	// A database only a password opens: accepted at its next open, with
-	// its database.toml verified then.
-	hr, savedHR := saveDatabase(t, d, "hr")
+	// its database.toml verified then, and only at the commit it had when
+	// it was accepted: an older copy put in its place before that open is
+	// still a rollback.
+	hr, oldestHR := saveDatabase(t, d, "hr")
 	if err := ks.AddDMKEncryption("hr", ByPassword, []byte(leaked), DMKOptions{OpenPassword: []byte(authPW)}); err != nil {
+		t.Fatal(err)
+	}
+	_, savedHR := saveDatabase(t, d, "hr")
+	if err := ks.DropDMKEncryption("hr", ByPassword, []byte(leaked)); err != nil {
 		t.Fatal(err)
 	}
 	putBack(savedHR, hr)
@@ -520,9 +526,17 @@ func TestTamperDatabaseRollback(t *testing.T) {
 	if res, err := ks.AcceptRollback(); err != nil || !slices.Equal(res.Pending, []string{"hr"}) {
 		t.Fatalf("accept of a password-only database: %+v, %v", res, err)
 	}
+	putBack(oldestHR, hr)
+	v, err = ks.GetSecret("hr", "z", []byte(authPW))
+	wantCorrupt(t, "an older copy of a database accepted pending its password", v, err, "to be opened by password")
+	putBack(savedHR, hr)
 	if v, err := ks.GetSecret("hr", "z", []byte(authPW)); err != nil || string(v) != "value z" {
 		t.Fatalf("the accepted password-only database: %q, %v", v, err)
 	}
+	putBack(oldestHR, hr)
+	v, err = ks.GetSecret("hr", "z", []byte(authPW))
+	wantCorrupt(t, "an older copy of a database accepted and opened", v, err, "database 'hr' has been rolled back")
+	putBack(savedHR, hr)
 
 	// A database dropped, then put back.
 	if _, err := ks.CreateDMK("gone", []byte(authPW), DMKOptions{}); err != nil {

@@ -49,9 +49,10 @@ func (ks *Keystore) recordFiles(name string) []string {
 // commit.
 //
 // A record of a database or secret accepted while only a password opens
-// its key is "P H\n", pending: the next commit read from it that verifies
-// is accepted, and any commit above it up to H stays a rollback from then
-// on.
+// its key is "P H C\n", pending: the next open verifies commit C, the one
+// its metadata said when it was accepted, and accepts it; any other commit
+// up to H is a rollback, and stays one from then on. ("P H\n", which
+// keytree wrote before it named C, accepts any commit that verifies.)
 //
 // A database's record written by db import, whose database.toml no key
 // has verified yet, also names the master key it accepted: "A H THUMBPRINT\n".
@@ -61,6 +62,8 @@ func (ks *Keystore) recordFiles(name string) []string {
 type record struct {
 	accepted, seen int
 	pending        bool
+	pinned         bool // pending, accepting only commit pin
+	pin            int
 	thumbprint     string
 	path           string
 }
@@ -75,13 +78,12 @@ func parseRecord(data []byte) (record, bool) {
 	if !two {
 		h = a
 	}
-	h, thumbprint, three := strings.Cut(h, " ")
-	if three && (!formats.ValidThumbprint(thumbprint) || a == "P") {
-		return record{}, false
+	if a == "P" {
+		return parsePending(h, two)
 	}
-	if a == "P" && two {
-		nh, err := strconv.Atoi(h)
-		return record{seen: nh, pending: true}, err == nil && nh >= 1 && nh <= formats.MaxRevision
+	h, thumbprint, three := strings.Cut(h, " ")
+	if three && !formats.ValidThumbprint(thumbprint) {
+		return record{}, false
 	}
 	na, err1 := strconv.Atoi(a)
 	nh, err2 := strconv.Atoi(h)
@@ -89,6 +91,20 @@ func parseRecord(data []byte) (record, bool) {
 		return record{}, false
 	}
 	return record{accepted: na, seen: nh, thumbprint: thumbprint}, true
+}
+
+// parsePending reads what follows "P " in a pending record: "H" or "H C".
+func parsePending(rest string, two bool) (record, bool) {
+	h, c, pinned := strings.Cut(rest, " ")
+	nh, err := strconv.Atoi(h)
+	r := record{seen: nh, pending: true, pinned: pinned}
+	ok := two && err == nil && nh >= 1 && nh <= formats.MaxRevision
+	if pinned {
+		nc, err := strconv.Atoi(c)
+		r.pin = nc
+		ok = ok && err == nil && nc >= 0 && nc <= nh
+	}
+	return r, ok
 }
 
 // encodeRecord writes a record accepting commit a after seeing h.
@@ -113,7 +129,7 @@ func (r record) top() int { return max(r.accepted, r.seen) }
 // (a database's; empty for others), is older than the record allows.
 func (r record) rolledBack(c int, thumbprint string) bool {
 	if r.pending {
-		return false
+		return r.pinned && c != r.pin && c <= r.seen
 	}
 	return c < r.accepted || c > r.accepted && c <= r.seen ||
 		c == r.accepted && r.thumbprint != "" && thumbprint != r.thumbprint
@@ -292,16 +308,17 @@ func (ks *Keystore) acceptIn(files []string, n int, thumbprint string, quick boo
 	})
 }
 
-// pendIn makes the records in files pending: what they accept is taken
-// from the next commit that verifies (a database or secret accepted by
-// AcceptRollback that only a password opens), and the highest commit they
-// have seen is kept.
-func (ks *Keystore) pendIn(files []string) error {
+// pendIn makes the records in files pending on commit c (a database or
+// secret accepted by AcceptRollback that only a password opens, at the
+// commit its metadata says): the next open verifies c before it accepts
+// it, and the highest commit they have seen is kept.
+func (ks *Keystore) pendIn(files []string, c int) error {
 	return ks.eachOwnRecord(files, func(dir, path string, old *record) error {
 		if old == nil {
 			return nil
 		}
-		return ks.outside.ReplaceFile(dir, path, []byte("P "+strconv.Itoa(old.top())+"\n"))
+		h := max(old.top(), c)
+		return ks.outside.ReplaceFile(dir, path, []byte("P "+strconv.Itoa(h)+" "+strconv.Itoa(c)+"\n"))
 	})
 }
 
@@ -419,6 +436,9 @@ func (s *session) checkRollback(m *formats.SMK) error {
 
 // says tells, for an error, what the record remembers against commit c.
 func (r record) says(c int) string {
+	if r.pending {
+		return fmt.Sprintf("%s remembers commit %d, accepted after commit %d had been seen, to be opened by password: commit %d is not it", r.path, r.pin, r.seen, c)
+	}
 	if c == r.accepted && r.thumbprint != "" {
 		return fmt.Sprintf("%s remembers commit %d of another master key, %s: it is another database of that name, put back", r.path, r.accepted, r.thumbprint)
 	}
@@ -435,13 +455,14 @@ type AcceptResult struct {
 	Commit, Before int
 	// Databases were rolled back and are accepted as they are, their
 	// database.toml verified under their key (opened by the SMK).
-	// Pending ones only a password opens: each is accepted as it is when
-	// its key next opens.
+	// Pending ones only a password opens: each is accepted as it is now
+	// (its commit), once its key next opens and it verifies.
 	Databases, Pending []string
 	// Credentials and Secrets (DB/NAME) were rolled back and are
 	// accepted as they are, their value verified under its key.
 	// PendingSecrets are of databases only a password opens: each is
-	// accepted as it is when it is next read.
+	// accepted as it is now (its commit), once it is next read and
+	// verifies.
 	Credentials, Secrets, PendingSecrets []string
 }
 
@@ -507,7 +528,7 @@ func (s *session) acceptDatabases(res *AcceptResult) error {
 		switch {
 		case !found:
 			res.Pending = append(res.Pending, db)
-			return s.ks.pendIn(files)
+			return s.ks.pendIn(files, m.Commit)
 		case key == nil:
 			return nil // it does not open, or does not verify: not accepted
 		}
@@ -820,7 +841,7 @@ func (s *session) acceptItems(res *AcceptResult) error {
 			switch {
 			case !found:
 				res.PendingSecrets = append(res.PendingSecrets, item)
-				return s.ks.pendIn(files)
+				return s.ks.pendIn(files, sm.Commit)
 			case key == nil:
 				return nil // its key does not open, or does not verify: not accepted
 			}
