@@ -168,10 +168,14 @@ func (e *env) dmkDropEncryptionCommand(runF func(*dmkDropEncryptionOptions) erro
 	return &cli.Command{
 		Name:  "drop-encryption",
 		Usage: "drop an encryption of a database master key",
-		UsageText: `keytree dmk drop-encryption --db DB --by smk|password [--password-file P] [--yes]
+		UsageText: `keytree dmk drop-encryption --db DB --by smk|password [--password-file P] [--open-password-file P] [--yes]
 
 --by smk: drop the service master key encryption; from then on every command
 that needs the key fails with error 15581 unless given --open-password-file.
+The drop is signed with the key, opened through the encryption it drops, so
+that a copy of that encryption put back is never used; where it does not
+open (damaged, missing or orphaned), the key's password is needed
+(--open-password-file, or the prompt on a terminal).
 --by password: drop the encryption by the password given (a password is
 identified by the password itself); the last password encryption can never
 be dropped. On a terminal, asks "Drop the smk encryption of the master key
@@ -181,22 +185,23 @@ the question. Off a terminal it does not ask.
 Examples:
    keytree dmk drop-encryption --db payroll --by smk
    keytree dmk drop-encryption --db payroll --by password --password-file old.txt --yes`,
-		Flags:  []cli.Flag{dbFlag(), &cli.StringFlag{Name: flagBy, Usage: "smk or password"}, passwordFileFlag("the password to drop (--by password)"), yesFlag()},
+		Flags:  []cli.Flag{dbFlag(), &cli.StringFlag{Name: flagBy, Usage: "smk or password"}, passwordFileFlag("the password to drop (--by password)"), openPasswordFlag(), yesFlag()},
 		Action: keystoreAction(e, parseDMKDropEncryption, runF, e.dmkDropEncryptionRun),
 	}
 }
 
 type dmkDropEncryptionOptions struct {
-	DB           string
-	By           keystore.EncryptionKind
-	PasswordFile string // the password to drop (--by password)
-	Yes          bool
+	DB               string
+	By               keystore.EncryptionKind
+	PasswordFile     string  // the password to drop (--by password)
+	OpenPasswordFile *string // opens the key where its SMK encryption does not (--by smk)
+	Yes              bool
 }
 
 func parseDMKDropEncryption(a *argv) *dmkDropEncryptionOptions {
 	by := a.by()
 	a.noArgs()
-	return &dmkDropEncryptionOptions{DB: a.db(), By: by, PasswordFile: a.string(flagPassword), Yes: a.bool(flagYes)}
+	return &dmkDropEncryptionOptions{DB: a.db(), By: by, PasswordFile: a.string(flagPassword), OpenPasswordFile: a.optional(flagOpenPass), Yes: a.bool(flagYes)}
 }
 
 func (e *env) dmkDropEncryptionRun(in *invocation, opts *dmkDropEncryptionOptions) error {
@@ -207,14 +212,22 @@ func (e *env) dmkDropEncryptionRun(in *invocation, opts *dmkDropEncryptionOption
 	if err := e.confirm(opts.Yes, fmt.Sprintf("Drop %s of the master key of database %s?", which, opts.DB)); err != nil {
 		return err
 	}
-	var pw []byte
+	var err error
 	if opts.By == keystore.ByPassword {
-		var err error
+		if opts.OpenPasswordFile != nil {
+			return usagef("--open-password-file goes with --by smk; the password to drop opens the key")
+		}
+		var pw []byte
 		if pw, err = in.password(flagPassword, opts.PasswordFile, "Password to drop", false); err != nil {
 			return err
 		}
+		err = in.ks.DropDMKEncryption(opts.DB, opts.By, pw)
+	} else {
+		err = in.withDMK(opts.OpenPasswordFile, func(open []byte) error {
+			return in.ks.DropDMKEncryption(opts.DB, opts.By, open)
+		})
 	}
-	if err := in.ks.DropDMKEncryption(opts.DB, opts.By, pw); err != nil {
+	if err != nil {
 		return err
 	}
 	e.say("Dropped the %s encryption of the master key of %s.", opts.By, opts.DB)

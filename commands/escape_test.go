@@ -142,6 +142,46 @@ func TestListUnchecked(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(stdout), &creds) != nil || len(creds) != 1 || !creds[0].IdentityUnchecked || creds[0].Identity != "u" {
 		t.Fatalf("list --json, the SMK shut: exit %d\n%s\n%s", code, stdout, stderr)
 	}
+
+	// An identity edited, and smk.toml removed or put back to format 1 so
+	// that the keystore would look like one that binds no identity: it is
+	// never listed as checked.
+	meta := c.path("keystore", "credentials", "x.toml")
+	plant := func() {
+		data, err := os.ReadFile(meta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(meta, bytes.Replace(data, []byte(`identity = "u"`), []byte(`identity = "mallory"`), 1), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plant()
+	smk := c.path("keystore", "smk.toml")
+	genuine, err := os.ReadFile(smk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v1 []string
+	for _, line := range strings.Split(string(genuine), "\n") {
+		if !strings.HasPrefix(line, "commit") && !strings.HasPrefix(line, "mac") {
+			v1 = append(v1, strings.Replace(line, "version = 2", "version = 1", 1))
+		}
+	}
+	for name, data := range map[string][]byte{"removed": nil, "format 1": []byte(strings.Join(v1, "\n"))} {
+		if data == nil {
+			if err := os.Remove(smk); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := os.WriteFile(smk, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, stdout, stderr := c.run("", "credential", "list", "--json")
+		var creds []credentialJSON
+		if code == 0 && (json.Unmarshal([]byte(stdout), &creds) != nil || len(creds) != 1 || !creds[0].IdentityUnchecked) {
+			t.Fatalf("smk.toml %s, an identity edited: exit %d\n%s\n%s", name, code, stdout, stderr)
+		}
+	}
 }
 
 // fixtureV1CLI runs keytree on a copy of testdata/fixtures/keystore-v1, a

@@ -264,7 +264,8 @@ var parseCases = []struct {
 		want: &dmkDropEncryptionOptions{DB: "payroll", By: keystore.ByPassword, PasswordFile: "old.txt", Yes: true}},
 	{args: "dmk drop-encryption --db payroll --by ''", err: ": dmk drop-encryption needs --by smk or --by password"},
 	{args: "dmk drop-encryption --by smk --db .hidden", err: `: invalid database name ".hidden"`},
-	{args: "dmk drop-encryption --db payroll --by smk --open-password-file p", err: ": flag provided but not defined: -open-password-file"},
+	{args: "dmk drop-encryption --db payroll --by smk --open-password-file p",
+		want: &dmkDropEncryptionOptions{DB: "payroll", By: keystore.BySMK, OpenPasswordFile: new("p")}},
 
 	// dmk regenerate
 	{args: "dmk regenerate --db payroll", want: &dmkRegenerateOptions{DB: "payroll"}},

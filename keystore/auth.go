@@ -178,14 +178,18 @@ func (ks *Keystore) signSMK(m *formats.SMK, key *protect.Key) error {
 }
 
 // signDatabase sets an authenticated database.toml's MAC. It signs
-// password_only as the opposite of smk_encryption: what is signed without
-// an SMK encryption stays so until a command that holds the key signs one
-// again (db import turns smk_encryption off unsigned, never on).
+// password_only when smk_encryption is off, and keeps it when it was
+// signed before (m carries the verified value), whatever the unsigned
+// smk_encryption says: only dmk add-encryption --by smk, which makes the
+// encryption, clears it. What is signed without an SMK encryption stays
+// so (db import turns smk_encryption off unsigned, never on).
 func signDatabase(m *formats.Database, key *protect.Key) error {
 	if !dbAuthenticated(m) {
 		return nil
 	}
-	m.PasswordOnly = !m.SMKEncryption
+	if m.PasswordOnly || !m.SMKEncryption {
+		m.PasswordOnly, m.SMKEncryption = true, false
+	}
 	m.MAC = ""
 	mac, err := databaseMAC(m, key)
 	m.MAC = mac

@@ -323,6 +323,105 @@ func TestTamperSMKEncryptionPutBack(t *testing.T) {
 	}
 }
 
+// TestTamperForcedUnsignedDrop: someone who can write the keystore makes
+// the SMK encryption fail to open before the user drops it, so that the
+// drop could not be signed. The drop then needs the password, and is
+// signed with it; a copy put back is never used.
+func TestTamperForcedUnsignedDrop(t *testing.T) {
+	for _, damage := range []string{"removed", "garbled"} {
+		t.Run(damage, func(t *testing.T) {
+			d, ks := authKeystore(t)
+			appDir := filepath.Join(d.Keystore, databasesDir, "app")
+			kept := only(t, appDir, "smk.")
+			keptBlob := readTestFile(t, kept)
+			if damage == "removed" {
+				if err := os.Remove(kept); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				writeTestFile(t, kept, []byte("age-encryption.org/v1\ngarbage\n"))
+			}
+			if err := ks.DropDMKEncryption("app", BySMK, nil); !isMsg(err, MsgDMKNotOpen) {
+				t.Fatalf("drop without a password, the encryption %s: %v; want 15581", damage, err)
+			}
+			if m, err := ks.loadDatabaseMeta("app"); err != nil || !m.SMKEncryption || m.PasswordOnly {
+				t.Fatalf("a refused drop changed database.toml: %+v, %v", m, err)
+			}
+			if err := ks.DropDMKEncryption("app", BySMK, []byte(authPW)); err != nil {
+				t.Fatal(err)
+			}
+			if m, err := ks.loadDatabaseMeta("app"); err != nil || m.SMKEncryption || !m.PasswordOnly {
+				t.Fatalf("after the drop by password: %+v, %v; want password_only", m, err)
+			}
+			writeTestFile(t, kept, keptBlob)
+			if v, err := ks.GetSecret("app", "x", nil); v != nil || !isMsg(err, MsgDMKNotOpen) {
+				t.Fatalf("get without a password, the copy put back: %q, %v; want 15581", v, err)
+			}
+		})
+	}
+}
+
+// TestTamperFlagSealsNoKey: smk_encryption edited on (it is not signed),
+// or password_only edited away, never has a command that holds the key by
+// password seal a new key to the SMK: not dmk regenerate after db import
+// into a keystore that never held the database, and not dmk regenerate
+// --force past a database.toml that does not verify.
+func TestTamperFlagSealsNoKey(t *testing.T) {
+	_, src := authKeystore(t)
+	export := filepath.Join(newTestDir(t), "app.tar")
+	if _, err := src.ExportDatabase("app", export); err != nil {
+		t.Fatal(err)
+	}
+	d, ks := newTestKeystore(t)
+	if _, err := ks.ImportDatabase(export, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	meta := filepath.Join(d.Keystore, databasesDir, "app", databaseFile)
+	flip := func() {
+		t.Helper()
+		data := readTestFile(t, meta)
+		if !bytes.Contains(data, []byte("smk_encryption = false")) {
+			t.Fatalf("database.toml: %s", data)
+		}
+		writeTestFile(t, meta, bytes.Replace(data, []byte("smk_encryption = false"), []byte("smk_encryption = true"), 1))
+	}
+	flip()
+	if _, err := ks.RegenerateDMK("app", []byte("Regenerated-Passw0rd-2"), DMKOptions{OpenPassword: []byte(authPW)}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := ks.loadDatabaseMeta("app")
+	if err != nil || m.SMKEncryption || !m.PasswordOnly {
+		t.Fatalf("regenerate after the flag was edited on: %+v, %v; want no SMK encryption", m, err)
+	}
+	if v, err := ks.GetSecret("app", "x", nil); v != nil || !isMsg(err, MsgDMKNotOpen) {
+		t.Fatalf("get without a password: %q, %v; want 15581", v, err)
+	}
+
+	// A database created without an SMK encryption, password_only edited
+	// away and the flag on: --force goes past the MAC, and still seals
+	// nothing to the SMK.
+	if _, err := ks.CreateDMK("pay", []byte(authPW), DMKOptions{NoSMKEncryption: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.SetSecret("pay", "s", []byte("value s"), []byte(authPW)); err != nil {
+		t.Fatal(err)
+	}
+	payMeta := filepath.Join(d.Keystore, databasesDir, "pay", databaseFile)
+	data := readTestFile(t, payMeta)
+	data = bytes.Replace(data, []byte("smk_encryption = false"), []byte("smk_encryption = true"), 1)
+	data = bytes.Replace(data, []byte("password_only = true\n"), nil, 1)
+	writeTestFile(t, payMeta, data)
+	_, _ = ks.RegenerateDMK("pay", []byte("Regenerated-Passw0rd-2"), DMKOptions{OpenPassword: []byte(authPW), Force: true})
+	for _, n := range dirEntries(t, filepath.Join(d.Keystore, databasesDir, "pay")) {
+		if strings.HasPrefix(n, "smk.") {
+			t.Fatalf("regenerate --force sealed the key to the SMK: %s", n)
+		}
+	}
+	if v, err := ks.GetSecret("pay", "s", nil); v != nil || err == nil {
+		t.Fatalf("pay opened without a password: %q, %v", v, err)
+	}
+}
+
 func TestTamperRollback(t *testing.T) {
 	d, ks := authKeystore(t)
 	saved := filepath.Join(newTestDir(t), "copy")

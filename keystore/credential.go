@@ -191,7 +191,9 @@ func (ks *Keystore) ListCredentials() ([]*Credential, error) {
 			return err
 		}
 		var r *resolver
-		bound, unchecked := s.keystoreAuthenticated(), false
+		// keystore.toml's version counts too: an smk.toml removed, or put
+		// back to format 1, must not make the identities pass unchecked.
+		bound, unchecked := s.ks.version == formats.Authenticated || s.keystoreAuthenticated(), false
 		if bound {
 			if _, err := s.openSMK(); isMsg(err, MsgDecryption) {
 				unchecked = true

@@ -185,7 +185,7 @@ func (ks *Keystore) AddDMKEncryption(db string, by EncryptionKind, newPassword [
 			if err := t.replace(s.ks.pathOf(smkEncryptionBlob(db, meta.Generation, smk.meta.Generation)), blob); err != nil {
 				return nil, err
 			}
-			next.SMKEncryption = true
+			next.SMKEncryption, next.PasswordOnly = true, false
 			// Signed again, so that password_only is cleared.
 			return dmk.key, nil
 		case ByPassword:
@@ -219,12 +219,14 @@ func (ks *Keystore) AddDMKEncryption(db string, by EncryptionKind, newPassword [
 
 // DropDMKEncryption drops an encryption of a database's master key: the SMK
 // encryption, or the password encryption that the given password opens. The
-// last password encryption can never be dropped (P9).
+// last password encryption can never be dropped (P9). For the SMK
+// encryption, password (optional) opens the key when that encryption does
+// not (keyToSignDrop).
 func (ks *Keystore) DropDMKEncryption(db string, by EncryptionKind, password []byte) error {
 	if err := validName("database", db); err != nil {
 		return err
 	}
-	return ks.changeEncryptions("dmk drop-encryption", db, by, by == ByPassword, func(s *session, t *txn, meta, next *formats.Database) (*protect.Key, error) {
+	return ks.changeEncryptions("dmk drop-encryption", db, by, by == ByPassword || password != nil, func(s *session, t *txn, meta, next *formats.Database) (*protect.Key, error) {
 		switch by {
 		case BySMK:
 			if !meta.SMKEncryption {
@@ -237,7 +239,7 @@ func (ks *Keystore) DropDMKEncryption(db string, by EncryptionKind, password []b
 			if smk, err := s.ks.loadSMKMeta(); err == nil {
 				t.obsolete(s.ks.itemBlobPaths(smkEncryptionBlob(db, meta.Generation, 0), smkGens(smk))...)
 			}
-			return s.keyToSignDrop(meta)
+			return s.keyToSignDrop(meta, password)
 		case ByPassword:
 			if len(meta.Passwords) == 1 {
 				return nil, &Error{Number: MsgLastPassword, Kind: ErrRefused,
@@ -267,18 +269,33 @@ func (ks *Keystore) DropDMKEncryption(db string, by EncryptionKind, password []b
 
 // keyToSignDrop opens, for the drop of a database's SMK encryption, its key
 // through that encryption, so that database.toml is signed password_only
-// (signDatabase) and the encryption, put back, is refused. A key that does
-// not open so (the SMK does not open, the encryption is orphaned or
-// damaged) cannot sign: the drop is then made unsigned, as in format 1,
-// and password_only is set by the next command that signs database.toml.
-// A database.toml that does not verify, or is rolled back, stops the drop.
-func (s *session) keyToSignDrop(meta *formats.Database) (*protect.Key, error) {
+// (signDatabase) and the encryption, put back, is refused. Where that does
+// not open (the SMK does not open, the encryption is missing, orphaned or
+// damaged: all of which someone who can write the keystore can bring
+// about), the key is opened by password, and without one the drop is
+// refused (15581): an unsigned drop would be undone by putting the
+// encryption back. A database.toml that does not verify, or is rolled
+// back, stops the drop.
+func (s *session) keyToSignDrop(meta *formats.Database, password []byte) (*protect.Key, error) {
 	if !dbAuthenticated(meta) {
 		return nil, nil
 	}
 	key, err := s.dmkKeyBySMK(meta)
 	if err != nil {
-		return nil, nil
+		if password == nil {
+			e := &Error{
+				Number: MsgDMKNotOpen,
+				Plain:  "database needs its password",
+				Text:   "Please create a master key in the database or open the master key in the session before performing this operation.",
+				Detail: []string{fmt.Sprintf("the service master key encryption of database '%s' does not open the key (%v); the drop is signed with the key, so open it with its password", meta.Name, err)},
+				Remedy: Remedy{Kind: RemedyOpenDMK, Database: meta.Name},
+				Kind:   ErrDecryption,
+			}
+			return nil, e
+		}
+		if key, _, err = s.openDMKByPassword(meta, password); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.ks.checkDatabaseMAC(meta, key); err != nil {
 		return nil, err

@@ -106,6 +106,7 @@ func (sc *dmkScope) commit(t *txn, key *protect.Key, gen int, created time.Time,
 	if len(retired) > 0 {
 		next.FormerNames = sc.meta.FormerNames // orphans may still be bound to them
 	}
+	next.PasswordOnly = sc.meta.PasswordOnly && version == formats.Authenticated
 	next.Commit = sc.meta.Commit
 	if err := sc.s.signDatabase(next, key); err != nil {
 		return err
@@ -153,12 +154,33 @@ func (s *session) dmkForForce(meta *formats.Database, opts DMKOptions, restore b
 }
 
 // smkForDMK opens the SMK when a database's master key is encrypted by it,
-// so that operations re-create that encryption for a new key.
+// so that operations re-create that encryption for a new key. In format 2
+// the unsigned smk_encryption is not enough: password_only must not be
+// set, and the encryption must be there, opening to the key database.toml
+// names, with database.toml verifying under that key (or be orphaned,
+// under a retired SMK). Otherwise the new key gets no SMK encryption: a
+// flag edited on, or password_only edited away, never has a key sealed to
+// the SMK.
 func (s *session) smkForDMK(meta *formats.Database) (*smkState, error) {
-	if !meta.SMKEncryption {
+	if !meta.SMKEncryption || meta.PasswordOnly {
 		return nil, nil
 	}
-	return s.openSMK()
+	st, err := s.openSMK()
+	if err != nil || !dbAuthenticated(meta) {
+		return st, err
+	}
+	_, orphan, err := s.ks.itemBlob(smkEncryptionBlob(meta.Name, meta.Generation, 0), smkGens(st.meta))
+	switch {
+	case err != nil:
+		return nil, nil
+	case orphan != nil:
+		return st, nil
+	}
+	key, err := s.dmkKeyBySMK(meta)
+	if err != nil || s.ks.checkDatabaseMAC(meta, key) != nil {
+		return nil, nil
+	}
+	return st, nil
 }
 
 // RegenerateDMK replaces a database's master key with a new random one,
